@@ -1,0 +1,91 @@
+/**
+ * The record of one training step, the in-memory {@link History}, and the sink interface that
+ * trainers hand every record to (as tfjs-layers callbacks receive logs).
+ */
+
+/** Per-term numbers, keyed by term name. */
+export type PerTerm = Record<string, number>;
+
+/** Everything logged for one step. Raw loss, weight, weighted loss and regulariser are separate. */
+export interface StepRecord {
+  /** Trainer step (0-based). */
+  step: number;
+  /** Epoch, when the trainer knows it. */
+  epoch?: number;
+  /** Raw, unweighted loss of each term. */
+  loss: PerTerm;
+  /** Weight (alpha) applied to each term this step. */
+  weight: PerTerm;
+  /** weight × loss. */
+  weighted: PerTerm;
+  /** Additive regulariser of the objective per term (uncertainty's ½·s), if the strategy has one. */
+  regularizer?: PerTerm;
+  /** ‖∂L_i/∂θ_shared‖, when gradients were read this step. */
+  gradNorm?: PerTerm;
+  /** Σ weighted + Σ regularizer: the objective the balancer minimises (may be negative). */
+  total: number;
+  /** Strategy-specific per-term values (e.g. GradNorm's target norms). */
+  info?: Record<string, PerTerm>;
+  /** Set when the step was skipped (no optimizer update, balancer state unchanged): why. */
+  skipped?: string;
+}
+
+/** Facts about a run, written once at its start. */
+export interface RunMeta {
+  strategy: string;
+  options: unknown;
+  terms: string[];
+  backend: string;
+  gradients: string;
+  startedAt: string;
+  [key: string]: unknown;
+}
+
+/** Receives every step record. */
+export interface Sink {
+  /** Called once, before the first record. */
+  open?(meta: RunMeta): void;
+  /** Called once per step. */
+  write(record: StepRecord): void;
+  /** Called by `trainer.close()`. */
+  close?(): void | Promise<void>;
+}
+
+/** The trajectory so far, in memory. Also a {@link Sink}. */
+export class History implements Sink {
+  readonly records: StepRecord[] = [];
+  meta: RunMeta | null = null;
+
+  open(meta: RunMeta): void {
+    this.meta = meta;
+  }
+
+  write(record: StepRecord): void {
+    this.records.push(record);
+  }
+
+  /** Term names, in order. */
+  get terms(): string[] {
+    return this.meta?.terms ?? (this.records[0] ? Object.keys(this.records[0].loss) : []);
+  }
+
+  /** Number of records. */
+  get length(): number {
+    return this.records.length;
+  }
+
+  /** The last record, if any. */
+  get last(): StepRecord | undefined {
+    return this.records[this.records.length - 1];
+  }
+
+  /** The weight trajectory of one term (skipped steps included, with the weights kept). */
+  weights(term: string): number[] {
+    return this.records.map((r) => r.weight[term]);
+  }
+
+  /** The raw loss trajectory of one term. */
+  losses(term: string): number[] {
+    return this.records.map((r) => r.loss[term]);
+  }
+}

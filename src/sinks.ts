@@ -1,0 +1,72 @@
+/**
+ * Sinks that write the trajectory out: JSONL (one JSON object a line, written with a synchronous
+ * write per line so a crash loses at most the line being written) and its tolerant reader.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { RunMeta, Sink, StepRecord } from './history.js';
+
+/**
+ * Writes `{"kind":"meta",...}` then one `{"kind":"step",...}` line per step. Each line goes to the
+ * file with its own `write(2)`, so a killed process leaves every complete line readable.
+ */
+export class JsonlSink implements Sink {
+  private fd: number | null = null;
+
+  /** @param path file to create (parent folders are made); an existing file is truncated. */
+  constructor(readonly path: string) {}
+
+  private ensureOpen(): number {
+    if (this.fd === null) {
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.fd = openSync(this.path, 'w');
+    }
+    return this.fd;
+  }
+
+  open(meta: RunMeta): void {
+    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'meta', ...meta })}\n`);
+  }
+
+  write(record: StepRecord): void {
+    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'step', ...record })}\n`);
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** What {@link readJsonl} returns. */
+export interface Trajectory {
+  meta: RunMeta | null;
+  records: StepRecord[];
+  /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
+  tornLastLine: boolean;
+}
+
+/** Read a JSONL trajectory. A torn last line is dropped; a bad line elsewhere is an error naming it. */
+export function readJsonl(path: string): Trajectory {
+  const lines = readFileSync(path, 'utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  let meta: RunMeta | null = null;
+  const records: StepRecord[] = [];
+  let tornLastLine = false;
+  lines.forEach((line, i) => {
+    let obj: { kind?: string } & Record<string, unknown>;
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      if (i === lines.length - 1) {
+        tornLastLine = true;
+        return;
+      }
+      throw new Error(`${path}:${i + 1}: not a JSON line`);
+    }
+    const { kind, ...rest } = obj;
+    if (kind === 'meta') meta = rest as unknown as RunMeta;
+    else records.push(rest as unknown as StepRecord);
+  });
+  return { meta, records, tornLastLine };
+}

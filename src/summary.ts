@@ -1,0 +1,68 @@
+/**
+ * A compact, human-readable summary of a trajectory: per term the start / end / mean alpha, and the
+ * learned ratio of each term's final alpha to the smallest one ("recon ended at 18.7× kl").
+ */
+import type { RunMeta, StepRecord } from './history.js';
+
+/** Per-term numbers of {@link summarize}. */
+export interface TermSummary {
+  term: string;
+  start: number;
+  end: number;
+  mean: number;
+  /** end alpha / end alpha of the term with the smallest end alpha. */
+  ratio: number;
+  lossStart: number;
+  lossEnd: number;
+}
+
+/** The summary as data. `records` must be non-empty. */
+export function summarizeData(records: readonly StepRecord[]): { terms: TermSummary[]; reference: string; skipped: number } {
+  const kept = records.filter((r) => !r.skipped);
+  const use = kept.length ? kept : records;
+  const names = Object.keys(use[0].weight);
+  const first = use[0];
+  const last = use[use.length - 1];
+  const ends = names.map((n) => last.weight[n]);
+  const positive = ends.filter((e) => e > 0);
+  const minEnd = positive.length ? Math.min(...positive) : 1;
+  const reference = names[ends.indexOf(minEnd)] ?? names[0];
+  const terms = names.map((n) => ({
+    term: n,
+    start: first.weight[n],
+    end: last.weight[n],
+    mean: use.reduce((a, r) => a + r.weight[n], 0) / use.length,
+    ratio: last.weight[n] / minEnd,
+    lossStart: first.loss[n],
+    lossEnd: last.loss[n],
+  }));
+  return { terms, reference, skipped: records.length - kept.length };
+}
+
+/** Format a number for tables: 4 significant digits, exponent for very small or large values. */
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(2);
+  return Number(x.toPrecision(4)).toString();
+}
+
+/** The console summary of a run. */
+export function summarize(records: readonly StepRecord[], meta?: RunMeta | null): string {
+  if (!records.length) return 'no steps recorded';
+  const { terms, reference, skipped } = summarizeData(records);
+  const head = meta ? `strategy ${meta.strategy} on backend ${meta.backend}, ` : '';
+  const lines = [`${head}${records.length} steps${skipped ? ` (${skipped} skipped)` : ''}`];
+  const w = Math.max(4, ...terms.map((t) => t.term.length));
+  lines.push(
+    `${'term'.padEnd(w)}  ${'alpha start'.padStart(11)}  ${'end'.padStart(9)}  ${'mean'.padStart(9)}  ${`× ${reference}`.padStart(10)}  ${'loss start'.padStart(10)}  ${'loss end'.padStart(9)}`,
+  );
+  for (const t of terms) {
+    lines.push(
+      `${t.term.padEnd(w)}  ${fmt(t.start).padStart(11)}  ${fmt(t.end).padStart(9)}  ${fmt(t.mean).padStart(9)}  ${`${fmt(t.ratio)}×`.padStart(10)}  ${fmt(t.lossStart).padStart(10)}  ${fmt(t.lossEnd).padStart(9)}`,
+    );
+  }
+  const top = [...terms].sort((a, b) => b.ratio - a.ratio)[0];
+  if (top && top.term !== reference) lines.push(`learned: ${top.term} ended at ${fmt(top.ratio)}× ${reference}`);
+  return lines.join('\n');
+}

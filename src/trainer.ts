@@ -1,0 +1,229 @@
+/**
+ * `BalancedTrainer`: wraps a custom tfjs training loop. Each `step()` evaluates the named loss terms,
+ * asks the balancer for weights (reading per-term gradients only when the strategy needs them),
+ * applies Σ w_i g_i to the trained variables with the user's optimizer, and logs the step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from './balancer.js';
+import { BalancerError } from './errors.js';
+import { combine, detectShared, gradientMatrix, perTermGradients, readGram, scalarOf, type GramReading } from './grads.js';
+import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from './history.js';
+import { create } from './registry.js';
+import type { BalancerSpec, NonFinitePolicy } from './types.js';
+
+/** Options of {@link BalancedTrainer}. */
+export interface BalancedTrainerOptions {
+  /**
+   * Computes the named scalar loss terms from the model. Called inside the trainer's gradient
+   * functions, possibly several times a step; it must return the same names every time.
+   */
+  terms: () => Record<string, tf.Scalar>;
+  /** The optimizer that applies the balanced gradient. */
+  optimizer: tf.Optimizer;
+  /** A strategy name, `{ name, ...options }`, or a {@link Balancer}. @default 'fixed' */
+  balancer?: BalancerSpec | Balancer;
+  /**
+   * The variables this trainer updates, as `optimizer.minimize(f, returnCost, varList)` takes them.
+   * A discriminator trained by its own optimizer must not be in this list.
+   * @default every trainable variable
+   */
+  variables?: tf.Variable[];
+  /**
+   * The variables the terms share (the Gram matrix is formed over these). Must be a subset of
+   * `variables`. @default the variables reached by two or more terms
+   */
+  shared?: tf.Variable[];
+  /** Extra sinks (e.g. a {@link JsonlSink}); the in-memory history is always kept. */
+  sinks?: Sink[];
+  /** A NaN/Inf loss or gradient: skip the step (warn) or throw. @default 'skip' */
+  onNonFinite?: NonFinitePolicy;
+  /** Keep records in {@link BalancedTrainer.history}. Turn off for very long runs. @default true */
+  keepHistory?: boolean;
+  /** Where warnings go. @default console.warn */
+  warn?: (message: string) => void;
+  /** Extra facts for the run's meta record (e.g. the model's name). */
+  meta?: Record<string, unknown>;
+}
+
+/** What {@link BalancedTrainer.step} returns. */
+export interface StepResult {
+  step: number;
+  losses: PerTerm;
+  weights: PerTerm;
+  gradNorms?: PerTerm;
+  total: number;
+  skipped?: string;
+}
+
+/** The serialised form of a trainer (see {@link BalancedTrainer.state}). */
+export interface TrainerState {
+  format: 'loss-balancer/trainer';
+  version: number;
+  step: number;
+  epoch: number;
+  balancer: BalancerState;
+}
+
+/** Balances a multi-term loss in a custom training loop. */
+export class BalancedTrainer {
+  readonly balancer: Balancer;
+  readonly history = new History();
+  private readonly opts: BalancedTrainerOptions;
+  private readonly sinks: Sink[];
+  private names: string[] | null = null;
+  private sharedVars: tf.Variable[] | null;
+  private _step = 0;
+  private _epoch = 0;
+  private opened = false;
+
+  constructor(options: BalancedTrainerOptions) {
+    if (typeof options?.terms !== 'function') throw new BalancerError('BalancedTrainer: option "terms" must be a function returning named scalar losses');
+    if (!options.optimizer || typeof (options.optimizer as tf.Optimizer).applyGradients !== 'function') {
+      throw new BalancerError('BalancedTrainer: option "optimizer" must be a tf.Optimizer (e.g. tf.train.adam(1e-3))');
+    }
+    this.opts = options;
+    this.balancer = create(options.balancer ?? 'fixed', { onNonFinite: options.onNonFinite, warn: options.warn });
+    this.sinks = [...(options.keepHistory === false ? [] : [this.history]), ...(options.sinks ?? [])];
+    this.sharedVars = options.shared ?? null;
+    if (options.shared && options.variables) {
+      const names = new Set(options.variables.map((v) => v.name));
+      const outside = options.shared.find((v) => !names.has(v.name));
+      if (outside) throw new BalancerError(`BalancedTrainer: shared variable "${outside.name}" is not in "variables"`);
+    }
+  }
+
+  /** Steps taken so far. */
+  get stepCount(): number {
+    return this._step;
+  }
+
+  /** The term names (known after the first step). */
+  get terms(): readonly string[] | null {
+    return this.names;
+  }
+
+  /** The variables updated: the `variables` option, else every trainable variable now registered. */
+  get variables(): tf.Variable[] {
+    if (this.opts.variables) return this.opts.variables;
+    return Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
+  }
+
+  /** Mark the end of an epoch (used by strategies and records that count epochs). */
+  endEpoch(): void {
+    this._epoch += 1;
+  }
+
+  /** One optimizer step on the balanced loss. */
+  step(): StepResult {
+    const vars = this.variables;
+    if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
+    if (!this.names) this.bindNames();
+    const names = this.names!;
+    const needs = this.balancer.needs;
+    const perTerm = needs.gradients === 'gram' || !!needs.stats;
+    const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
+
+    let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
+    tf.tidy(() => {
+      let losses: number[];
+      let result: UpdateResult;
+      let reading: GramReading | undefined;
+      let grads: tf.NamedTensorMap;
+      if (perTerm) {
+        const { values, grads: termGrads } = perTermGradients(this.opts.terms, names, vars, check);
+        losses = Array.from(tf.stack(values).dataSync());
+        this.sharedVars ??= detectShared(termGrads, vars);
+        reading = readGram(gradientMatrix(termGrads, this.sharedVars), !!needs.stats);
+        result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats });
+        grads = result.skipped ? {} : combine(termGrads, result.weights, vars);
+      } else {
+        let res: UpdateResult | undefined;
+        let vals: number[] = [];
+        const out = tf.variableGrads(() => {
+          const t = this.opts.terms();
+          check(t);
+          const scalars = names.map((n) => scalarOf(t, n));
+          vals = Array.from(tf.stack(scalars).dataSync());
+          res = this.balancer.update({ losses: vals });
+          const w = res.skipped ? names.map(() => 0) : res.weights;
+          return tf.addN(scalars.map((s, i) => s.mul(w[i]))) as tf.Scalar;
+        }, vars);
+        losses = vals;
+        result = res!;
+        grads = result.skipped ? {} : out.grads;
+      }
+      if (!result.skipped && Object.keys(grads).length) this.opts.optimizer.applyGradients(grads);
+      outcome = { losses, result, gram: reading?.gram };
+    });
+
+    return this.record(names, outcome.losses, outcome.result, outcome.gram);
+  }
+
+  /** Flush and close every sink. */
+  async close(): Promise<void> {
+    for (const s of this.sinks) await s.close?.();
+  }
+
+  /** The whole trainer state (balancer state, step and epoch counters) as one JSON object. */
+  state(): TrainerState {
+    return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
+  }
+
+  /** Restore a state saved by {@link state}. */
+  load(state: TrainerState): void {
+    if (!state || state.format !== 'loss-balancer/trainer') throw new BalancerError('not a loss-balancer trainer state');
+    if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
+    this.balancer.load(state.balancer);
+    this._step = state.step;
+    this._epoch = state.epoch;
+    this.names = state.balancer.terms ? [...state.balancer.terms] : null;
+  }
+
+  private bindNames(): void {
+    const names = tf.tidy(() => {
+      const t = this.opts.terms();
+      if (!t || typeof t !== 'object') throw new BalancerError('terms() must return an object of named scalar losses');
+      const keys = Object.keys(t);
+      keys.forEach((k) => scalarOf(t, k));
+      return keys;
+    });
+    if (this.balancer.terms) checkSameTerms(this.balancer.terms, names);
+    this.balancer.bind(this.balancer.terms ?? names);
+    this.names = [...this.balancer.terms!];
+  }
+
+  private record(names: string[], losses: number[], result: UpdateResult, gram?: number[][]): StepResult {
+    const per = (xs: readonly number[]): PerTerm => Object.fromEntries(names.map((n, i) => [n, xs[i]]));
+    const weighted = losses.map((l, i) => l * result.weights[i]);
+    const reg = result.regularizer;
+    const total = weighted.reduce((a, b) => a + b, 0) + (reg ? reg.reduce((a, b) => a + b, 0) : 0);
+    const rec: StepRecord = {
+      step: this._step,
+      epoch: this._epoch,
+      loss: per(losses),
+      weight: per(result.weights),
+      weighted: per(weighted),
+      total,
+    };
+    if (reg) rec.regularizer = per(reg);
+    if (gram) rec.gradNorm = per(gram.map((row, i) => Math.sqrt(Math.max(0, row[i]))));
+    if (result.info) rec.info = Object.fromEntries(Object.entries(result.info).map(([k, v]) => [k, per(v)]));
+    if (result.skipped) rec.skipped = result.skipped;
+    if (!this.opened) {
+      this.opened = true;
+      const meta: RunMeta = {
+        strategy: this.balancer.name,
+        options: this.balancer.options,
+        terms: names,
+        backend: tf.getBackend(),
+        gradients: this.balancer.needs.gradients === 'gram' || this.balancer.needs.stats ? 'shared' : 'none',
+        startedAt: new Date().toISOString(),
+        ...this.opts.meta,
+      };
+      for (const s of this.sinks) s.open?.(meta);
+    }
+    for (const s of this.sinks) s.write(rec);
+    this._step += 1;
+    return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The contract between the core and a balancing strategy.
+ *
+ * A strategy sees small things only: the step number, the per-term loss values and, when it asks for
+ * them, the T×T Gram matrix of per-term gradients `G[i][j] = <g_i, g_j>` and cheap per-term gradient
+ * statistics. From these it returns one non-negative weight per term. It never touches a tensor or a
+ * model: the core reads gradients on the tfjs backend and combines them with the weights.
+ *
+ * A strategy is a pair of pure functions over an explicit, JSON-serialisable state (in the manner of
+ * optax's `init`/`update`): `init(options, terms)` gives the state, `update(options, state, input)`
+ * returns the weights and the next state. The core never mutates a state it was given.
+ *
+ * @module
+ */
+import type { z } from 'zod';
+
+/** What a strategy reads from the gradients each step. */
+export interface StrategyNeeds {
+  /**
+   * `'none'`: loss values only; the core computes no per-term gradient (one backward pass of the
+   * weighted sum). `'gram'`: the T×T Gram matrix of per-term gradients w.r.t. the shared variables
+   * (or the shared representation) is computed and passed as {@link StepInput.gram}.
+   */
+  readonly gradients: 'none' | 'gram';
+  /** Per-term mean |g| and max |g| over the shared parameters ({@link StepInput.stats}). */
+  readonly stats?: boolean;
+}
+
+/** Cheap per-term gradient statistics some papers define (Wang et al. 2021 use max and mean |g|). */
+export interface GradientStats {
+  /** mean over the shared parameters of |∂L_i/∂θ|, one per term. */
+  readonly meanAbs: readonly number[];
+  /** max over the shared parameters of |∂L_i/∂θ|, one per term. */
+  readonly maxAbs: readonly number[];
+}
+
+/** What a strategy receives each time it is asked for weights. All numbers are finite. */
+export interface StepInput {
+  /** 0-based index of this update: how many updates were accepted before it. */
+  readonly step: number;
+  /** Raw (unweighted) per-term loss values, in the order of the term names. */
+  readonly losses: readonly number[];
+  /** `G[i][j] = <g_i, g_j>`; present when the strategy's needs include `'gram'`. */
+  readonly gram?: readonly (readonly number[])[];
+  /** Present when the strategy's needs include `stats`. */
+  readonly stats?: GradientStats;
+}
+
+/** What a strategy returns. */
+export interface StepOutput<S> {
+  /** One finite, non-negative weight per term: the multiplier on that term's loss and gradient. */
+  readonly weights: number[];
+  /** The next state (a new object; the given one is not mutated). */
+  readonly state: S;
+  /**
+   * Per-term additive terms of the objective that do not touch the model (uncertainty weighting's
+   * ½·s_i). Logged separately so that a negative total is explainable.
+   */
+  readonly regularizer?: number[];
+  /** Anything else worth logging, per term (e.g. GradNorm's target norms). */
+  readonly info?: Readonly<Record<string, number[]>>;
+}
+
+/**
+ * A loss-balancing method. One per file in `strategies/`.
+ *
+ * @typeParam O - the validated options, defaults filled.
+ * @typeParam S - the JSON-serialisable state.
+ */
+export interface Strategy<O = any, S = any> {
+  /** Registry name, e.g. `'gradnorm'`. */
+  readonly name: string;
+  /** One line for `list()`. */
+  readonly summary: string;
+  /** Citation (authors, title, venue, year, link). */
+  readonly paper?: string;
+  /** Zod schema of the options; fills defaults, rejects unknown keys. */
+  readonly options: z.ZodType<O, any>;
+  /** What the strategy reads; may depend on the options. */
+  needs(options: O): StrategyNeeds;
+  /**
+   * Whether the strategy requires non-negative loss values (it divides by them or takes their
+   * logarithm). A loss < 0 is then rejected with an error naming the term; a zero loss is guarded by
+   * the strategy's epsilon.
+   */
+  readonly nonNegativeLosses?: boolean | ((options: O) => boolean);
+  /** The initial state for these term names. */
+  init(options: O, terms: readonly string[]): S;
+  /** Weights before the first update (default: all ones). */
+  initialWeights?(options: O, state: S): number[];
+  /** One update. Pure: returns a new state. */
+  update(options: O, state: S, input: StepInput): StepOutput<S>;
+}
+
+/** A strategy by name, by name with options, or an already constructed balancer. */
+export type BalancerSpec = string | ({ name: string } & Record<string, unknown>);
+
+/** What to do with a non-finite loss or gradient statistic. */
+export type NonFinitePolicy = 'skip' | 'throw';

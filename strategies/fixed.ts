@@ -1,0 +1,62 @@
+/**
+ * fixed — constant user weights: the hand-tuned "multiply recon by 20", made explicit and logged.
+ *
+ * Formula: w_i = c_i for every step, with c_i given by the user (default 1 for every term).
+ *
+ * Options:
+ * - `weights` — an array in term order, or an object `{ term: weight }` (terms not named get 1).
+ *   @default all 1
+ */
+import { z } from 'zod';
+import { BalancerError } from '../src/errors.js';
+import type { Strategy } from '../src/types.js';
+
+const options = z.strictObject({
+  /** Weights by term name or in term order. @default all 1 */
+  weights: z
+    .union([z.array(z.number().finite().nonnegative()), z.record(z.string(), z.number().finite().nonnegative())])
+    .optional(),
+});
+
+/** Options of {@link fixed}. */
+export type FixedOptions = z.infer<typeof options>;
+
+/** State: the resolved weights in term order. */
+export interface FixedState {
+  weights: number[];
+}
+
+/** Resolve `weights` (array or record) against the term names; unknown names are an error. */
+export function resolveTermWeights(
+  strategy: string,
+  given: readonly number[] | Readonly<Record<string, number>> | undefined,
+  terms: readonly string[],
+  fill = 1,
+): number[] {
+  if (given === undefined) return terms.map(() => fill);
+  if (Array.isArray(given)) {
+    if (given.length !== terms.length) {
+      throw new BalancerError(
+        `${strategy}: option "weights" has ${given.length} entries for ${terms.length} terms (${terms.join(', ')})`,
+      );
+    }
+    return [...given];
+  }
+  const record = given as Readonly<Record<string, number>>;
+  for (const k of Object.keys(record)) {
+    if (!terms.includes(k)) {
+      throw new BalancerError(`${strategy}: option "weights" names unknown term "${k}"; terms are ${terms.join(', ')}`);
+    }
+  }
+  return terms.map((t) => record[t] ?? fill);
+}
+
+export const fixed: Strategy<FixedOptions, FixedState> = {
+  name: 'fixed',
+  summary: 'Constant user weights (default all 1): the hand-tuned baseline.',
+  options,
+  needs: () => ({ gradients: 'none' }),
+  init: (o, terms) => ({ weights: resolveTermWeights('fixed', o.weights, terms) }),
+  initialWeights: (_o, s) => [...s.weights],
+  update: (_o, state) => ({ weights: [...state.weights], state }),
+};

@@ -1,0 +1,51 @@
+/**
+ * loss-ratio — divide each term by a reference of its own magnitude, so all terms start comparable.
+ *
+ * In words: w_i = 1 / ref_i, where ref_i is the term's first loss L_i(0) (`reference: 'initial'`) or
+ * an exponential moving average of its loss, ref_i ← β·ref_i + (1 − β)·L_i(t), started at L_i(0)
+ * (`reference: 'ema'`). With `normalize: 'sum'` the weights are rescaled to Σ w_i = T so that the
+ * overall step size stays that of an unweighted sum of T terms. This is the loss normalisation used,
+ * e.g., as the "initial loss" baseline in the GradNorm and DWA literature (each L_i / L_i(0)).
+ * A zero reference is guarded by LOSS_EPS; losses must be non-negative.
+ *
+ * Options: `reference` ('initial' | 'ema') @default 'initial'; `decay` (β of the EMA) @default 0.99;
+ * `normalize` ('sum' | 'none') @default 'sum'.
+ */
+import { z } from 'zod';
+import { LOSS_EPS, renormalize } from '../src/gram.js';
+import type { Strategy } from '../src/types.js';
+
+const options = z.strictObject({
+  /** What each term is divided by. @default 'initial' */
+  reference: z.enum(['initial', 'ema']).default('initial'),
+  /** β of the EMA reference. @default 0.99 */
+  decay: z.number().min(0).max(1).default(0.99),
+  /** Rescale the weights to sum to T ('sum') or leave them as 1/ref ('none'). @default 'sum' */
+  normalize: z.enum(['sum', 'none']).default('sum'),
+});
+
+/** Options of {@link lossRatio}. */
+export type LossRatioOptions = z.infer<typeof options>;
+
+/** State of {@link lossRatio}: the per-term reference, null before the first step. */
+export interface LossRatioState {
+  reference: number[] | null;
+}
+
+export const lossRatio: Strategy<LossRatioOptions, LossRatioState> = {
+  name: 'loss-ratio',
+  summary: 'Loss-ratio normalisation: each term divided by its initial loss or by an EMA of its loss.',
+  options,
+  needs: () => ({ gradients: 'none' }),
+  nonNegativeLosses: true,
+  init: () => ({ reference: null }),
+  update(o, state, { losses }) {
+    let ref: number[];
+    if (!state.reference) ref = [...losses];
+    else if (o.reference === 'initial') ref = state.reference;
+    else ref = state.reference.map((r, i) => o.decay * r + (1 - o.decay) * losses[i]);
+    const raw = ref.map((r) => 1 / Math.max(r, LOSS_EPS));
+    const weights = o.normalize === 'sum' ? renormalize(raw) : raw;
+    return { weights, state: { reference: ref }, info: { reference: [...ref] } };
+  },
+};

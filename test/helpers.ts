@@ -1,0 +1,62 @@
+/**
+ * Shared test fixtures: a tiny multi-head regression model whose terms have gradient scales that
+ * differ by a chosen factor, with everything seeded.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+let ready: Promise<void> | null = null;
+
+/** Use the wasm backend (the library default) for tests; cpu if wasm cannot start. */
+export function useTestBackend(name: 'wasm' | 'cpu' = 'wasm'): Promise<void> {
+  ready ??= (async () => {
+    if (!(await tf.setBackend(name))) await tf.setBackend('cpu');
+    await tf.ready();
+  })();
+  return ready;
+}
+
+/** A toy multi-task problem: shared trunk W (d→h), one linear head per term. */
+export interface Toy {
+  trunk: tf.Variable;
+  heads: tf.Variable[];
+  x: tf.Tensor2D;
+  ys: tf.Tensor2D[];
+  terms: () => Record<string, tf.Scalar>;
+  variables: tf.Variable[];
+  dispose(): void;
+}
+
+/**
+ * `scales[i]` multiplies term i's loss, so its gradients are `scales[i]` times larger. Names are
+ * `t0, t1, ...` unless given.
+ */
+export function makeToy(scales: number[], opts: { seed?: number; d?: number; h?: number; n?: number; names?: string[] } = {}): Toy {
+  const { seed = 1, d = 4, h = 8, n = 16 } = opts;
+  const names = opts.names ?? scales.map((_, i) => `t${i}`);
+  const trunk = tf.variable(tf.randomNormal([d, h], 0, 0.5, 'float32', seed), true, `trunk_${seed}_${Math.random().toString(36).slice(2)}`);
+  const heads = scales.map((_, i) =>
+    tf.variable(tf.randomNormal([h, 1], 0, 0.5, 'float32', seed + 10 + i), true, `head${i}_${Math.random().toString(36).slice(2)}`),
+  );
+  const x = tf.randomNormal([n, d], 0, 1, 'float32', seed + 100) as tf.Tensor2D;
+  const ys = scales.map((_, i) => tf.randomNormal([n, 1], 0, 1, 'float32', seed + 200 + i) as tf.Tensor2D);
+  const terms = () => {
+    const z = tf.tanh(tf.matMul(x, trunk));
+    const out: Record<string, tf.Scalar> = {};
+    heads.forEach((hd, i) => {
+      out[names[i]] = tf.mean(tf.square(tf.sub(tf.matMul(z, hd), ys[i]))).mul(scales[i]) as tf.Scalar;
+    });
+    return out;
+  };
+  return {
+    trunk,
+    heads,
+    x,
+    ys,
+    terms,
+    variables: [trunk, ...heads],
+    dispose() {
+      [trunk, ...heads, x, ...ys].forEach((t) => t.dispose());
+    },
+  };
+}
