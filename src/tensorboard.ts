@@ -1,0 +1,363 @@
+/**
+ * TensorBoard event files without TensorFlow: a {@link Sink} that writes `events.out.tfevents.*`
+ * files TensorBoard reads (`tensorboard --logdir runs/`), and {@link readEvents}, a reader that checks
+ * every record's checksums.
+ *
+ * The format, written here by hand (it is small):
+ *
+ * - TFRecord framing (tensorflow/core/lib/io/record_writer.cc): each record is
+ *   `uint64 length | uint32 masked_crc32c(length bytes) | data | uint32 masked_crc32c(data)`, all
+ *   little-endian; `masked(c) = ((c >>> 15) | (c << 17)) + 0xa282ead8` (mod 2³²).
+ * - CRC32C is the Castagnoli CRC (reflected polynomial 0x82F63B78).
+ * - `data` is an `Event` protobuf (tensorflow/core/util/event.proto): `wall_time` (field 1, double),
+ *   `step` (2, int64), then either `file_version` (3, string, `"brain.Event:2"` in the first record)
+ *   or `summary` (5, a `Summary`, tensorflow/core/framework/summary.proto) whose repeated `value`
+ *   (field 1) each carry a `tag` (1, string) and a `simple_value` (2, float).
+ *
+ * One step is one `Event` holding every scalar of that step, written with its own `write(2)`, so a
+ * killed process leaves every complete step readable. tfjs-node's `tf.node.summaryFileWriter` writes
+ * the same format; this sink needs neither tfjs-node nor libtensorflow.
+ *
+ * @module
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { RunMeta, Sink, StepRecord } from './history.js';
+
+// ---------------------------------------------------------------------------------------------------
+// CRC32C
+
+const CRC32C_TABLE: Uint32Array = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32C (Castagnoli) of `bytes`, as an unsigned 32-bit integer. `crc32c("123456789") = 0xE3069283`. */
+export function crc32c(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC32C_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The masked CRC TFRecord stores: `((crc >>> 15) | (crc << 17)) + 0xa282ead8`, mod 2³². */
+export function maskedCrc32c(bytes: Uint8Array): number {
+  const c = crc32c(bytes);
+  return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;
+}
+
+/** Frame one record: length, masked CRC of the length, data, masked CRC of the data. */
+export function tfrecordFrame(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length + 4);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(data.length), true);
+  view.setUint32(8, maskedCrc32c(out.subarray(0, 8)), true);
+  out.set(data, 12);
+  view.setUint32(12 + data.length, maskedCrc32c(data), true);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Protobuf encoding of the few fields used
+
+class ProtoWriter {
+  private chunks: number[] = [];
+
+  private varint(v: bigint | number): void {
+    let x = BigInt.asUintN(64, BigInt(v));
+    while (x >= 0x80n) {
+      this.chunks.push(Number(x & 0x7fn) | 0x80);
+      x >>= 7n;
+    }
+    this.chunks.push(Number(x));
+  }
+
+  private key(field: number, wireType: number): void {
+    this.varint((field << 3) | wireType);
+  }
+
+  double(field: number, v: number): this {
+    this.key(field, 1);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    this.chunks.push(...b);
+    return this;
+  }
+
+  float(field: number, v: number): this {
+    this.key(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    this.chunks.push(...b);
+    return this;
+  }
+
+  int64(field: number, v: number): this {
+    this.key(field, 0);
+    this.varint(BigInt(Math.trunc(v)));
+    return this;
+  }
+
+  bytes(field: number, b: Uint8Array): this {
+    this.key(field, 2);
+    this.varint(b.length);
+    for (let i = 0; i < b.length; i++) this.chunks.push(b[i]);
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+/** Encode an `Event` with `file_version`. */
+function encodeFileVersion(wallTime: number, version: string): Uint8Array {
+  return new ProtoWriter().double(1, wallTime).int64(2, 0).string(3, version).finish();
+}
+
+/** Encode an `Event` with a `Summary` of simple scalar values. */
+export function encodeScalarEvent(wallTime: number, step: number, scalars: Readonly<Record<string, number>>): Uint8Array {
+  const summary = new ProtoWriter();
+  for (const [tag, value] of Object.entries(scalars)) {
+    summary.bytes(1, new ProtoWriter().string(1, tag).float(2, value).finish());
+  }
+  return new ProtoWriter().double(1, wallTime).int64(2, step).bytes(5, summary.finish()).finish();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The sink
+
+/** The event file version TensorBoard expects in the first record. */
+export const FILE_VERSION = 'brain.Event:2';
+
+/**
+ * The scalars logged for one step: `loss/<term>`, `alpha/<term>`, `weighted/<term>`,
+ * `gradnorm/<term>` (when gradients were read), `regularizer/<term>` (when the strategy has one) and
+ * `total`.
+ */
+export function scalarsOf(record: StepRecord): Record<string, number> {
+  const out: Record<string, number> = {};
+  const put = (prefix: string, per: Readonly<Record<string, number>> | undefined) => {
+    if (per) for (const [term, v] of Object.entries(per)) out[`${prefix}/${term}`] = v;
+  };
+  put('loss', record.loss);
+  put('alpha', record.weight);
+  put('weighted', record.weighted);
+  put('gradnorm', record.gradNorm);
+  put('regularizer', record.regularizer);
+  out.total = record.total;
+  return out;
+}
+
+/** Options of {@link TensorBoardSink}. */
+export interface TensorBoardSinkOptions {
+  /** Host name in the file name. @default os.hostname() */
+  host?: string;
+  /** The clock (seconds since the epoch) for `wall_time` and the file name. @default Date.now() / 1000 */
+  now?: () => number;
+}
+
+/**
+ * Writes a TensorBoard event file `events.out.tfevents.<seconds>.<host>` in `logdir` (created if
+ * needed): the `file_version` record first, then one `Event` per step with the scalars of
+ * {@link scalarsOf}. View with `tensorboard --logdir <parent of logdir>`.
+ */
+export class TensorBoardSink implements Sink {
+  private fd: number | null = null;
+  private readonly now: () => number;
+  private readonly host: string;
+  /** The event file's path (set when the first record is written). */
+  path: string | null = null;
+
+  /** @param logdir the run's folder; each sink creates a new event file in it. */
+  constructor(
+    readonly logdir: string,
+    options: TensorBoardSinkOptions = {},
+  ) {
+    this.now = options.now ?? (() => Date.now() / 1000);
+    this.host = (options.host ?? hostname()).replace(/[/\\]/g, '_');
+  }
+
+  private ensureOpen(): number {
+    if (this.fd === null) {
+      mkdirSync(this.logdir, { recursive: true });
+      const t = this.now();
+      this.path = join(this.logdir, `events.out.tfevents.${Math.floor(t)}.${this.host}`);
+      this.fd = openSync(this.path, 'w');
+      writeSync(this.fd, tfrecordFrame(encodeFileVersion(t, FILE_VERSION)));
+    }
+    return this.fd;
+  }
+
+  /** Creates the file and writes its `file_version` record. */
+  open(_meta?: RunMeta): void {
+    this.ensureOpen();
+  }
+
+  /** One `Event` with every scalar of the step, written with one synchronous write. */
+  write(record: StepRecord): void {
+    this.writeScalars(record.step, scalarsOf(record));
+  }
+
+  /** Write arbitrary scalars for a step (tags as TensorBoard shows them). */
+  writeScalars(step: number, scalars: Readonly<Record<string, number>>): void {
+    const fd = this.ensureOpen();
+    writeSync(fd, tfrecordFrame(encodeScalarEvent(this.now(), step, scalars)));
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The reader
+
+/** One decoded `Event`. */
+export interface TensorBoardEvent {
+  wallTime: number;
+  step: number;
+  /** Set on the file-version record. */
+  fileVersion?: string;
+  /** The `simple_value` scalars of the event's summary, by tag. */
+  scalars: Record<string, number>;
+}
+
+/** What {@link readEvents} returns. */
+export interface EventFile {
+  events: TensorBoardEvent[];
+  /** True when the file ended inside a record (a killed writer); that partial record was dropped. */
+  truncated: boolean;
+}
+
+class ProtoReader {
+  pos = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  varint(): bigint {
+    let x = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (this.pos >= this.buf.length) throw new Error('truncated varint');
+      const b = this.buf[this.pos++];
+      x |= BigInt(b & 0x7f) << shift;
+      if (!(b & 0x80)) return x;
+      shift += 7n;
+    }
+  }
+
+  double(): number {
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  float(): number {
+    const v = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  bytes(): Uint8Array {
+    const n = Number(this.varint());
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  skip(wireType: number): void {
+    if (wireType === 0) this.varint();
+    else if (wireType === 1) this.pos += 8;
+    else if (wireType === 2) this.bytes();
+    else if (wireType === 5) this.pos += 4;
+    else throw new Error(`unsupported protobuf wire type ${wireType}`);
+  }
+}
+
+const utf8 = new TextDecoder();
+
+function decodeEvent(data: Uint8Array): TensorBoardEvent {
+  const r = new ProtoReader(data);
+  const ev: TensorBoardEvent = { wallTime: 0, step: 0, scalars: {} };
+  while (!r.done) {
+    const key = Number(r.varint());
+    const field = key >>> 3;
+    const wt = key & 7;
+    if (field === 1 && wt === 1) ev.wallTime = r.double();
+    else if (field === 2 && wt === 0) ev.step = Number(BigInt.asIntN(64, r.varint()));
+    else if (field === 3 && wt === 2) ev.fileVersion = utf8.decode(r.bytes());
+    else if (field === 5 && wt === 2) {
+      const s = new ProtoReader(r.bytes());
+      while (!s.done) {
+        const k = Number(s.varint());
+        if (k >>> 3 === 1 && (k & 7) === 2) {
+          const v = new ProtoReader(s.bytes());
+          let tag = '';
+          let value: number | undefined;
+          while (!v.done) {
+            const kv = Number(v.varint());
+            if (kv >>> 3 === 1 && (kv & 7) === 2) tag = utf8.decode(v.bytes());
+            else if (kv >>> 3 === 2 && (kv & 7) === 5) value = v.float();
+            else v.skip(kv & 7);
+          }
+          if (value !== undefined) ev.scalars[tag] = value;
+        } else s.skip(k & 7);
+      }
+    } else r.skip(wt);
+  }
+  return ev;
+}
+
+/**
+ * Read a TensorBoard event file: every record's length and data CRCs are checked (a mismatch is an
+ * error naming the record's byte offset); a record cut off at the end of the file is dropped and
+ * reported as `truncated`. Scalars come back as float32 values, as TensorBoard stores them.
+ */
+export function readEvents(path: string): EventFile {
+  const buf = new Uint8Array(readFileSync(path));
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const events: TensorBoardEvent[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    if (pos + 12 > buf.length) return { events, truncated: true };
+    const len = Number(view.getBigUint64(pos, true));
+    if (view.getUint32(pos + 8, true) !== maskedCrc32c(buf.subarray(pos, pos + 8))) {
+      throw new Error(`${path}: record at byte ${pos}: length CRC mismatch`);
+    }
+    if (pos + 12 + len + 4 > buf.length) return { events, truncated: true };
+    const data = buf.subarray(pos + 12, pos + 12 + len);
+    if (view.getUint32(pos + 12 + len, true) !== maskedCrc32c(data)) {
+      throw new Error(`${path}: record at byte ${pos}: data CRC mismatch`);
+    }
+    events.push(decodeEvent(data));
+    pos += 12 + len + 4;
+  }
+  return { events, truncated: false };
+}
+
+/** The scalar series of an event file: tag → `[step, value]` pairs in file order. */
+export function scalarSeries(file: EventFile): Record<string, [number, number][]> {
+  const out: Record<string, [number, number][]> = {};
+  for (const ev of file.events) {
+    for (const [tag, v] of Object.entries(ev.scalars)) (out[tag] ??= []).push([ev.step, v]);
+  }
+  return out;
+}
