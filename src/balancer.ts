@@ -27,6 +27,8 @@ export interface BalancerInput {
   losses: readonly number[];
   gram?: readonly (readonly number[])[];
   stats?: GradientStats;
+  /** 0-based epoch index, for strategies that average losses per epoch; passed to the strategy as is. */
+  epoch?: number;
 }
 
 /** The outcome of one update. */
@@ -166,6 +168,7 @@ export class Balancer<O = unknown, S = unknown> {
       losses: input.losses,
       gram: needs.gradients === 'gram' ? input.gram : undefined,
       stats: needs.stats ? input.stats : undefined,
+      epoch: input.epoch,
     });
     try {
       this.checkWeights(out.weights, `weights returned at step ${step}`);

@@ -44,6 +44,12 @@ export interface StepInput {
   readonly gram?: readonly (readonly number[])[];
   /** Present when the strategy's needs include `stats`. */
   readonly stats?: GradientStats;
+  /**
+   * 0-based epoch index of this update, when the caller knows epoch boundaries (passed through from
+   * {@link BalancerInput}); strategies that average losses per epoch (e.g. `dwa` with
+   * `average: 'epoch'`) require it, the others ignore it. Non-decreasing over a run.
+   */
+  readonly epoch?: number;
 }
 
 /** What a strategy returns. */
