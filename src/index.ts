@@ -17,15 +17,6 @@
  * @module
  */
 import { builtinStrategies } from '../strategies/index.js';
-import { register, getStrategy } from './registry.js';
-
-for (const s of builtinStrategies) {
-  try {
-    getStrategy(s.name);
-  } catch {
-    register(s);
-  }
-}
 
 export * from './types.js';
 export * from './errors.js';
@@ -35,6 +26,8 @@ export { create, list, register, unregister, getStrategy, validateOptions, optio
 export type { StrategyInfo } from './registry.js';
 export { BalancedTrainer } from './trainer.js';
 export type { BalancedTrainerOptions, StepResult, TrainerState } from './trainer.js';
+export { fitBalanced } from './fit.js';
+export type { FitBalancedOptions, FitBalancedCallbacks, BalancedHistory, LossFn } from './fit.js';
 export { History } from './history.js';
 export type { PerTerm, RunMeta, Sink, StepRecord } from './history.js';
 export { JsonlSink, readJsonl } from './sinks.js';

@@ -7,8 +7,9 @@ import type { z } from 'zod';
 import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
 import type { BalancerSpec, Strategy } from './types.js';
+import { builtinStrategies } from '../strategies/index.js';
 
-const strategies = new Map<string, Strategy>();
+const strategies = new Map<string, Strategy>(builtinStrategies.map((s) => [s.name, s]));
 
 /** Add a strategy to the registry. A second strategy with the same name is an error. */
 export function register(strategy: Strategy): void {
