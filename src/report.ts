@@ -1,0 +1,200 @@
+/**
+ * `report(runDir)`: one self-contained HTML page about a run, to open in a browser or send to a
+ * colleague: the run's configuration and backend (from the JSONL meta line), alpha and loss charts
+ * (inline SVG), a table of start / end / mean alphas per term, and the diagnosis text. No scripts, no
+ * external assets.
+ *
+ * @example
+ * ```ts
+ * import { report } from 'loss-balancer/report';
+ * const { path } = await report('runs/gradnorm');   // writes runs/gradnorm/report.html
+ * ```
+ * @module
+ */
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { RunMeta, StepRecord } from './history.js';
+import { defaultQuantities, plotSvg, termsOf, type Quantity } from './plot.js';
+import { readJsonl, type Trajectory } from './sinks.js';
+import { fmt, summarizeData } from './summary.js';
+
+/** The file name `report()` writes in the run folder. */
+export const REPORT_FILE = 'report.html';
+/** The trajectory file name the CLI writes and `report()` looks for first. */
+export const TRAJECTORY_FILE = 'trajectory.jsonl';
+
+/** A diagnose function: records in, explanation text out. */
+export type DiagnoseFn = (records: readonly StepRecord[]) => string;
+
+/**
+ * The `diagnose` function of `src/diagnose.ts` when that module is present, else `null`. Loaded
+ * lazily (and only once) so the report works with or without it.
+ */
+export async function loadDiagnose(): Promise<DiagnoseFn | null> {
+  diagnoseModule ??= (async () => {
+    const spec = './diagnose.js';
+    try {
+      const mod = (await import(/* @vite-ignore */ spec)) as { diagnose?: unknown };
+      return typeof mod.diagnose === 'function' ? (mod.diagnose as DiagnoseFn) : null;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const msg = String((e as Error)?.message ?? e);
+      if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module|Failed to load url|does not exist/i.test(msg)) return null;
+      throw e;
+    }
+  })();
+  return diagnoseModule;
+}
+let diagnoseModule: Promise<DiagnoseFn | null> | null = null;
+
+/** The trajectory file of a run folder: `trajectory.jsonl`, else the only `*.jsonl` in it. A file path is returned as is. */
+export function findTrajectory(runDirOrFile: string): string {
+  if (!existsSync(runDirOrFile)) throw new Error(`report: "${runDirOrFile}" does not exist`);
+  if (statSync(runDirOrFile).isFile()) return runDirOrFile;
+  const preferred = join(runDirOrFile, TRAJECTORY_FILE);
+  if (existsSync(preferred)) return preferred;
+  const jsonl = readdirSync(runDirOrFile).filter((f) => f.endsWith('.jsonl'));
+  if (jsonl.length === 1) return join(runDirOrFile, jsonl[0]);
+  if (jsonl.length === 0) throw new Error(`report: no ${TRAJECTORY_FILE} (or other .jsonl trajectory) in "${runDirOrFile}"`);
+  throw new Error(`report: "${runDirOrFile}" holds several trajectories (${jsonl.join(', ')}); pass one file`);
+}
+
+/** Options of {@link renderReport} and {@link report}. */
+export interface ReportOptions {
+  /** Page title. @default "loss-balancer run: <strategy>" */
+  title?: string;
+  /** Log-scale y axes. @default true */
+  log?: boolean;
+  /** Charts to include. @default alpha, loss (+ gradnorm when logged) */
+  quantities?: Quantity[];
+  /** Diagnosis text; `undefined` asks `src/diagnose.ts` when present, `null` leaves the placeholder. */
+  diagnosis?: string | null;
+}
+
+const esc = (s: unknown): string =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** Make ids inside one inline SVG unique on the page. */
+function scopeSvg(svg: string, prefix: string): string {
+  return svg
+    .replace(/\bid="([^"]+)"/g, (_, id) => `id="${prefix}-${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_, id) => `url(#${prefix}-${id})`)
+    .replace(/href="#([^"]+)"/g, (_, id) => `href="#${prefix}-${id}"`)
+    .replace(/^<svg /, `<svg role="img" aria-label="${prefix} chart" `);
+}
+
+function configRows(meta: RunMeta | null, records: readonly StepRecord[]): [string, string][] {
+  const rows: [string, string][] = [];
+  if (!meta) {
+    rows.push(['meta', 'no meta line in the trajectory']);
+  } else {
+    rows.push(['strategy', String(meta.strategy)]);
+    rows.push(['options', JSON.stringify(meta.options ?? {})]);
+    rows.push(['terms', (meta.terms ?? []).join(', ')]);
+    rows.push(['backend', String(meta.backend)]);
+    rows.push(['gradients read', String(meta.gradients)]);
+    rows.push(['started', String(meta.startedAt)]);
+    const known = new Set(['strategy', 'options', 'terms', 'backend', 'gradients', 'startedAt']);
+    for (const [k, v] of Object.entries(meta)) if (!known.has(k)) rows.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
+  }
+  const skipped = records.filter((r) => r.skipped).length;
+  rows.push(['steps', `${records.length}${skipped ? ` (${skipped} skipped)` : ''}`]);
+  return rows;
+}
+
+const CSS = `
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+main{max-width:960px;margin:0 auto;padding:24px}
+h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.15em;margin:28px 0 8px;border-bottom:1px solid #dde1e6;padding-bottom:4px}
+.sub{color:#5b6472;margin:0 0 16px}
+table{border-collapse:collapse;background:#fff;min-width:50%}
+th,td{border:1px solid #dde1e6;padding:4px 10px;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
+figure{margin:12px 0;background:#fff;border:1px solid #dde1e6;padding:8px;overflow-x:auto}
+figure svg{max-width:100%;height:auto}
+pre{background:#fff;border:1px solid #dde1e6;padding:10px;white-space:pre-wrap}
+.placeholder{color:#5b6472;font-style:italic}
+footer{margin-top:32px;color:#5b6472;font-size:.85em}
+`;
+
+/** The report page for a trajectory, as an HTML string. */
+export async function renderReport(trajectory: Trajectory, options: ReportOptions = {}): Promise<string> {
+  const { meta, records } = trajectory;
+  const log = options.log ?? true;
+  const title = options.title ?? `loss-balancer run: ${meta?.strategy ?? 'unknown strategy'}`;
+  const terms = meta?.terms?.length ? meta.terms : termsOf(records);
+
+  let diagnosis = options.diagnosis;
+  if (diagnosis === undefined) {
+    const fn = records.length ? await loadDiagnose() : null;
+    diagnosis = fn ? fn(records) : null;
+  }
+
+  const charts: string[] = [];
+  if (records.length) {
+    for (const q of options.quantities ?? defaultQuantities(records)) {
+      const svg = await plotSvg(records, { quantity: q, log });
+      charts.push(`<figure id="chart-${q}">${scopeSvg(svg, `chart-${q}`)}</figure>`);
+    }
+  }
+
+  let table = '<p class="placeholder">No steps were recorded.</p>';
+  if (records.length) {
+    const { terms: rows, reference } = summarizeData(records);
+    table = `<table id="alphas"><thead><tr><th>term</th><th class="num">alpha start</th><th class="num">alpha end</th><th class="num">alpha mean</th><th class="num">end ÷ ${esc(reference)}</th><th class="num">loss start</th><th class="num">loss end</th></tr></thead><tbody>${rows
+      .map(
+        (t) =>
+          `<tr><td class="term">${esc(t.term)}</td><td class="num">${fmt(t.start)}</td><td class="num">${fmt(t.end)}</td><td class="num">${fmt(t.mean)}</td><td class="num">${fmt(t.ratio)}×</td><td class="num">${fmt(t.lossStart)}</td><td class="num">${fmt(t.lossEnd)}</td></tr>`,
+      )
+      .join('')}</tbody></table>`;
+  }
+
+  const diag =
+    diagnosis === null || diagnosis === undefined
+      ? '<p class="placeholder">No diagnosis available (the diagnose module is not installed in this build).</p>'
+      : `<pre>${esc(diagnosis)}</pre>`;
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<h1>${esc(title)}</h1>
+<p class="sub">Terms: ${terms.map((t) => `<span class="mono">${esc(t)}</span>`).join(', ')}${trajectory.tornLastLine ? ' · the last line of the trajectory was incomplete and was dropped' : ''}</p>
+<section id="config"><h2>Run</h2>
+<table>${configRows(meta, records)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td class="mono">${esc(v)}</td></tr>`)
+    .join('')}</table></section>
+<section id="plots"><h2>Trajectories</h2>
+${charts.join('\n') || '<p class="placeholder">Nothing to plot.</p>'}
+</section>
+<section id="summary"><h2>Alphas per term</h2>
+${table}
+</section>
+<section id="diagnosis"><h2>Diagnosis</h2>
+${diag}
+</section>
+<footer>Written by loss-balancer${meta?.startedAt ? ` for the run started ${esc(meta.startedAt)}` : ''}.</footer>
+</main>
+</body>
+</html>
+`;
+}
+
+/**
+ * Write `report.html` for a run folder (or a trajectory file: the page goes beside it). Returns the
+ * page's path and text.
+ */
+export async function report(runDirOrFile: string, options: ReportOptions & { out?: string } = {}): Promise<{ path: string; html: string }> {
+  const file = findTrajectory(runDirOrFile);
+  const html = await renderReport(readJsonl(file), options);
+  const path = options.out ?? join(dirname(file), basename(file) === TRAJECTORY_FILE ? REPORT_FILE : `${basename(file, '.jsonl')}.html`);
+  writeFileSync(path, html);
+  return { path, html };
+}
