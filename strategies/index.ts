@@ -7,8 +7,17 @@ import { gradMagnitude } from './grad-magnitude.js';
 import { gradnorm } from './gradnorm.js';
 import { lossRatio } from './loss-ratio.js';
 import { uncertainty } from './uncertainty.js';
+import { cov } from './cov.js';
+import { dbMtl } from './db-mtl.js';
+import { dwa } from './dwa.js';
+import { famo } from './famo.js';
+import { relobralo } from './relobralo.js';
+import { rlw } from './rlw.js';
+import { softadapt } from './softadapt.js';
+export { cov, dbMtl, dwa, famo, relobralo, rlw, softadapt };
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
 /** All built-in strategies. */
-export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude];
+export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
+  dwa, softadapt, relobralo, cov, rlw, famo, dbMtl];

@@ -1,0 +1,64 @@
+/**
+ * rlw — Random Loss Weighting: fresh random weights every update, the baseline every balancing
+ * method should beat.
+ *
+ * Paper: B. Lin, F. Ye, Y. Zhang, I. W. Tsang, "Reasonable Effectiveness of Random Weighting: A Litmus
+ * Test for Multi-Task Learning", TMLR 2022. https://openreview.net/forum?id=jjtFD8A1Wx
+ * (also LibMTL, LibMTL/weighting/RLW.py).
+ *
+ * In words: every update draws z_i ~ N(0, 1) independently per term and uses
+ *
+ *   w_i = T · exp(z_i) / Σ_j exp(z_j).
+ *
+ * The paper and LibMTL use softmax(z) (Σ = 1); the factor T here makes the expected weight 1, the
+ * scale of equal weighting and of this library's other strategies (a constant factor: equivalent to
+ * a learning-rate factor of T). The normal samples come from the seeded generator of src/rng.ts
+ * (Box–Muller on mulberry32) whose state is kept in the strategy state: the same seed gives the same
+ * weights, also across a checkpoint. Loss values are not read at all (any sign is fine); T = 1 gives
+ * weight 1.
+ *
+ * Options: `seed` @default 0.
+ */
+import { z } from 'zod';
+import { softmax } from '../src/gram.js';
+import { normal, seedRng, type RngState } from '../src/rng.js';
+import type { Strategy } from '../src/types.js';
+
+const options = z.strictObject({
+  /** Seed of the normal draws. @default 0 */
+  seed: z.number().int().default(0),
+});
+
+/** Options of {@link rlw}. */
+export type RlwOptions = z.infer<typeof options>;
+
+/** State of {@link rlw}: the generator's state. */
+export interface RlwState {
+  rng: RngState;
+}
+
+/** Draw `n` standard normal samples; returns them and the next generator state. */
+export function normals(state: RngState, n: number): [number[], RngState] {
+  const out: number[] = [];
+  let s = state;
+  for (let i = 0; i < n; i++) {
+    let z: number;
+    [z, s] = normal(s);
+    out.push(z);
+  }
+  return [out, s];
+}
+
+export const rlw: Strategy<RlwOptions, RlwState> = {
+  name: 'rlw',
+  summary: 'Random Loss Weighting (Lin et al. 2022): T·softmax of standard normal samples each step; seeded.',
+  paper: 'Lin, Ye, Zhang & Tsang, "Reasonable Effectiveness of Random Weighting", TMLR 2022, https://openreview.net/forum?id=jjtFD8A1Wx',
+  options,
+  needs: () => ({ gradients: 'none' }),
+  init: (o) => ({ rng: seedRng(o.seed) }),
+  update(_o, state, { losses }) {
+    const T = losses.length;
+    const [z, rng] = normals(state.rng, T);
+    return { weights: softmax(z).map((p) => T * p), state: { rng }, info: { sample: z } };
+  },
+};
