@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+/**
+ * The `loss-balancer` command line:
+ *
+ * - `loss-balancer list`: the strategies, one line each;
+ * - `loss-balancer demo`: the VAE demo (equal weights vs automatic balancing);
+ * - `loss-balancer run <config.json|yaml>`: train the shipped toy problem with a strategy from a
+ *   validated config file, writing JSONL, TensorBoard events, charts and an HTML report;
+ * - `loss-balancer report <run-dir>`: the HTML report of a run;
+ * - `loss-balancer diagnose <trajectory>`: explain a trajectory.
+ *
+ * Every subcommand has `--help`. Errors print one line naming what is wrong and exit with code 1.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { list } from './registry.js';
+
+function version(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'loss-balancer' && pkg.version) return pkg.version;
+    } catch {
+      // try the next place
+    }
+  }
+  return '0.0.0';
+}
+
+/** Print an error line and set a failing exit code. */
+function fail(message: string, code = 1): void {
+  process.stderr.write(`loss-balancer: ${message}\n`);
+  process.exitCode = code;
+}
+
+/** Build the command tree (exported for tests and embedding). */
+export function buildCli(): Command {
+  const program = new Command();
+  program
+    .name('loss-balancer')
+    .description('Automatic balancing of multi-term losses for TensorFlow.js: train, log and inspect alpha trajectories.')
+    .version(version())
+    .showHelpAfterError('(add --help for usage)');
+
+  program
+    .command('list')
+    .description('list the available strategies, one line each')
+    .option('--json', 'print JSON instead of a table')
+    .action((opts: { json?: boolean }) => {
+      const all = list();
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
+        return;
+      }
+      const w = Math.max(...all.map((s) => s.name.length));
+      const r = Math.max(...all.map((s) => s.reads.length));
+      for (const s of all) process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}\n`);
+    });
+
+  program
+    .command('demo')
+    .description('run the VAE demo: equal weights vs automatic balancing, printing what the balancer found')
+    .option('--quick', 'a short run (200 steps per strategy)')
+    .option('--steps <n>', 'training steps per strategy', (v) => parsePositiveInt(v, '--steps'))
+    .option('--out <dir>', 'where the trajectories go', 'runs/demo')
+    .action(async (opts: { quick?: boolean; steps?: number; out: string }) => {
+      const mod = await importOptional<{ runDemo?: (o: Record<string, unknown>) => Promise<unknown> }>(['./demo.js', '../examples/demo.js']);
+      if (!mod || typeof mod.runDemo !== 'function') {
+        fail('the demo is not available in this build (no runDemo export in src/demo.ts or examples/demo.ts); from a source checkout run `npm run demo`');
+        return;
+      }
+      await mod.runDemo({ steps: opts.steps ?? (opts.quick ? 200 : undefined), outDir: opts.out });
+    });
+
+  program
+    .command('run')
+    .description('train the shipped toy problem (multi-head regression) with the strategy and options of a config file')
+    .argument('<config>', 'a .json, .yaml or .yml config file')
+    .option('--steps <n>', 'override the config\'s steps', (v) => parsePositiveInt(v, '--steps'))
+    .option('--out <dir>', 'override the config\'s output folder')
+    .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'plain', 'none']).default('auto'))
+    .addHelpText(
+      'after',
+      `
+Config fields (JSON or YAML):
+  strategy   a name, or { name, ...options }    e.g. { "name": "gradnorm", "alpha": 1.5 }
+  name       run folder name                     default: the strategy name
+  steps      1..100000                           default 200
+  lr         Adam learning rate, (0, 10]         default 0.01
+  seed       0..2147483647                       default 1
+  output     parent folder of the run            default "runs"
+  backend    auto | tensorflow | wasm | cpu      default auto
+  example    { scales: [1, 10, 100], names?, hidden: 16, samples: 64 }
+  logScale   log-scale charts                    default true
+Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, plots/, report.html`,
+    )
+    .action(async (file: string, opts: { steps?: number; out?: string; progress: string }) => {
+      const { loadRunConfig, runExample } = await import('./run.js');
+      const cfg = loadRunConfig(file);
+      if (opts.steps) cfg.steps = opts.steps;
+      if (opts.out) cfg.output = opts.out;
+      const { createProgress } = await import('./progress.js');
+      const progress =
+        opts.progress === 'none'
+          ? null
+          : createProgress(cfg.steps, cfg.name, opts.progress === 'auto' ? {} : { plain: opts.progress === 'plain' });
+      let result;
+      try {
+        result = await runExample(cfg, (p) => progress?.update(p.step, p.record));
+      } finally {
+        progress?.stop();
+      }
+      const { summarize } = await import('./summary.js');
+      const { readJsonl } = await import('./sinks.js');
+      process.stdout.write(`${summarize(result.records, readJsonl(result.files.trajectory).meta)}\n`);
+      process.stdout.write(
+        [
+          `run folder: ${result.dir}`,
+          `  trajectory   ${result.files.trajectory}`,
+          `  tensorboard  ${result.files.events}   (tensorboard --logdir ${cfg.output})`,
+          `  report       ${result.files.report}`,
+          `  plots        ${result.files.plots.filter((p) => p.endsWith('.png')).join(', ')}`,
+        ].join('\n') + '\n',
+      );
+    });
+
+  program
+    .command('report')
+    .description('write a self-contained HTML report (config, charts, alpha table, diagnosis) for a run')
+    .argument('<run-dir>', 'a run folder (with trajectory.jsonl) or a .jsonl trajectory')
+    .option('--linear', 'linear instead of log-scale y axes')
+    .option('--out <file>', 'where to write the page (default: report.html in the run folder)')
+    .action(async (dir: string, opts: { linear?: boolean; out?: string }) => {
+      const { report } = await import('./report.js');
+      const { path } = await report(dir, { log: !opts.linear, out: opts.out });
+      process.stdout.write(`${path}\n`);
+    });
+
+  program
+    .command('diagnose')
+    .description('explain a trajectory: what each alpha did and whether something went wrong')
+    .argument('<trajectory>', 'a .jsonl trajectory or a run folder')
+    .action(async (path: string) => {
+      const { findTrajectory, loadDiagnose } = await import('./report.js');
+      const { readJsonl } = await import('./sinks.js');
+      const { summarize } = await import('./summary.js');
+      const { meta, records, tornLastLine } = readJsonl(findTrajectory(path));
+      if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
+      if (!records.length) {
+        fail(`${path}: the trajectory has no steps`);
+        return;
+      }
+      const diagnose = await loadDiagnose();
+      if (!diagnose) {
+        process.stdout.write(`${summarize(records, meta)}\n`);
+        fail('the diagnose module is not available in this build; printed the summary only', 2);
+        return;
+      }
+      process.stdout.write(`${diagnose(records)}\n`);
+    });
+
+  return program;
+}
+
+function parsePositiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} got "${v}"; allowed: a positive integer`);
+  return n;
+}
+
+/** Import the first of `specs` that exists; `null` when none does (other errors propagate). */
+async function importOptional<T>(specs: string[]): Promise<T | null> {
+  for (const spec of specs) {
+    try {
+      return (await import(/* @vite-ignore */ spec)) as T;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module/.test(String((e as Error)?.message))) continue;
+      throw e;
+    }
+  }
+  return null;
+}
+
+/** Run the CLI on `argv` (default: the process's). */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (e) {
+    fail((e as Error)?.message ?? String(e));
+  }
+}
+
+const invoked = process.argv[1] ?? '';
+if (/(^|[\\/])(cli\.(ts|js)|loss-balancer)$/.test(invoked) || import.meta.url === `file://${invoked}`) {
+  await main();
+}

@@ -1,0 +1,218 @@
+/**
+ * `loss-balancer run <config>`: train the shipped toy problem ({@link makeToyProblem}) with a strategy
+ * and options from a validated JSON or YAML config file, writing everything a user looks at into
+ * `<output>/<name>/`: `trajectory.jsonl`, a TensorBoard event file, `config.json`, the charts
+ * (`plots/*.svg|png`) and `report.html`.
+ *
+ * @example A config file (YAML)
+ * ```yaml
+ * name: gradnorm-toy
+ * strategy: { name: gradnorm, alpha: 1.5 }
+ * steps: 300
+ * lr: 0.01
+ * seed: 1
+ * output: runs
+ * example: { scales: [1, 10, 100] }
+ * ```
+ * @module
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { BalancerError, describeValue, OptionError } from './errors.js';
+import type { StepRecord } from './history.js';
+import { create } from './registry.js';
+
+/** What each config field accepts, for error messages (dotted path; `*` for array items). */
+export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
+  name: 'letters, digits, ".", "_" or "-" (the run folder name); default: the strategy name',
+  strategy: 'a strategy name (see `loss-balancer list`) or { name, ...options }',
+  'strategy.name': 'a strategy name (see `loss-balancer list`)',
+  steps: 'an integer from 1 to 100000',
+  lr: 'a number > 0 and ≤ 10 (Adam learning rate)',
+  seed: 'an integer from 0 to 2147483647',
+  output: 'a non-empty folder path',
+  backend: 'one of auto, tensorflow, wasm, cpu',
+  example: 'an object with scales, names, hidden, samples',
+  'example.scales': 'a list of 1 to 16 positive numbers (loss multiplier per term)',
+  'example.scales.*': 'a number > 0 and ≤ 1e6',
+  'example.names': 'a list of distinct term names, one per scale',
+  'example.names.*': 'a name of letters, digits, "_" or "-"',
+  'example.hidden': 'an integer from 1 to 1024',
+  'example.samples': 'an integer from 1 to 100000',
+  logScale: 'true or false',
+};
+
+const NAME = /^[A-Za-z0-9._-]+$/;
+
+/** The schema of a run config file. */
+export const RunConfigSchema = z.strictObject({
+  name: z.string().regex(NAME).optional(),
+  strategy: z.union([z.string().min(1), z.looseObject({ name: z.string().min(1) })]),
+  steps: z.number().int().min(1).max(100_000).default(200),
+  lr: z.number().gt(0).max(10).default(0.01),
+  seed: z.number().int().min(0).max(2_147_483_647).default(1),
+  output: z.string().min(1).default('runs'),
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  example: z
+    .strictObject({
+      scales: z.array(z.number().gt(0).max(1e6)).min(1).max(16).default([1, 10, 100]),
+      names: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).optional(),
+      hidden: z.number().int().min(1).max(1024).default(16),
+      samples: z.number().int().min(1).max(100_000).default(64),
+    })
+    .default({ scales: [1, 10, 100], hidden: 16, samples: 64 }),
+  logScale: z.boolean().default(true),
+});
+
+/** A validated run config, defaults filled. */
+export type RunConfig = z.infer<typeof RunConfigSchema> & { name: string };
+
+/** A config file failed validation. The message names the file, the field, the value and what is allowed. */
+export class ConfigError extends BalancerError {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`config ${file}: field "${field}" ${value === undefined ? 'is missing' : `got ${describeValue(value)}`}; allowed: ${allowed}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), raw);
+}
+
+/** Validate a parsed config object. `file` is only used in error messages. */
+export function validateRunConfig(raw: unknown, file = '(config)'): RunConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(file, '(root)', raw, 'an object with fields strategy, steps, lr, seed, output, example');
+  }
+  const res = RunConfigSchema.safeParse(raw);
+  if (!res.success) {
+    const issue = res.error.issues[0];
+    if (issue.code === 'unrecognized_keys') {
+      const field = [...issue.path, issue.keys[0]].join('.');
+      const parent = issue.path.length ? (RunConfigSchema.shape as any)[issue.path[0] as string] : null;
+      const known = issue.path.length ? Object.keys(parent?.unwrap?.().shape ?? parent?.shape ?? {}) : Object.keys(RunConfigSchema.shape);
+      throw new ConfigError(file, field, valueAt(raw, [...issue.path, issue.keys[0]]), `no such field; known fields: ${known.join(', ')}`);
+    }
+    const path = issue.path.map(String);
+    const key = path.join('.');
+    const generic = path.map((p) => (/^\d+$/.test(p) ? '*' : p)).join('.');
+    const allowed = CONFIG_FIELDS[key] ?? CONFIG_FIELDS[generic] ?? issue.message;
+    throw new ConfigError(file, key || '(root)', valueAt(raw, issue.path), allowed);
+  }
+  const cfg = res.data;
+  const { scales, names } = cfg.example;
+  if (names && (names.length !== scales.length || new Set(names).size !== names.length)) {
+    throw new ConfigError(file, 'example.names', names, `${scales.length} distinct names, one per scale`);
+  }
+  const strategyName = typeof cfg.strategy === 'string' ? cfg.strategy : cfg.strategy.name;
+  // The strategy and its options are checked by the registry (errors name the option).
+  try {
+    create(cfg.strategy as Parameters<typeof create>[0]);
+  } catch (e) {
+    if (e instanceof OptionError) throw new ConfigError(file, `strategy.${e.field}`, e.value, e.allowed);
+    const msg = (e as Error).message;
+    const unknown = /^unknown strategy "[^"]*"; (.*)$/.exec(msg);
+    throw new ConfigError(file, unknown || typeof cfg.strategy === 'string' ? 'strategy' : 'strategy.name', strategyName, unknown ? unknown[1] : msg);
+  }
+  return { ...cfg, name: cfg.name ?? strategyName.replace(/[^A-Za-z0-9._-]/g, '_') };
+}
+
+/** Read and validate a config file (`.json`, `.yaml` or `.yml`; other names are tried as JSON, then YAML). */
+export function loadRunConfig(file: string): RunConfig {
+  if (!existsSync(file)) throw new ConfigError(file, '(file)', file, 'an existing JSON or YAML file');
+  const text = readFileSync(file, 'utf8');
+  const ext = extname(file).toLowerCase();
+  let raw: unknown;
+  try {
+    raw = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : tryBoth(text);
+  } catch (e) {
+    throw new ConfigError(file, '(file)', `${text.slice(0, 40)}${text.length > 40 ? '…' : ''}`, `valid ${ext === '.json' ? 'JSON' : 'YAML or JSON'} (${(e as Error).message.split('\n')[0]})`);
+  }
+  return validateRunConfig(raw, file);
+}
+
+function tryBoth(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return parseYaml(text);
+  }
+}
+
+/** What {@link runExample} reports after each step. */
+export interface RunProgress {
+  step: number;
+  total: number;
+  record: StepRecord;
+}
+
+/** What {@link runExample} returns. */
+export interface RunResult {
+  /** The run folder. */
+  dir: string;
+  /** Every step record. */
+  records: StepRecord[];
+  /** The files written, by kind. */
+  files: { trajectory: string; events: string; config: string; report: string; plots: string[] };
+  /** The backend used. */
+  backend: string;
+}
+
+/**
+ * Train the toy problem as the config says and write the run folder. Event files of an earlier run of
+ * the same name are removed first, so TensorBoard shows this run only.
+ */
+export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => void): Promise<RunResult> {
+  const tf = await import('@tensorflow/tfjs');
+  const { initBackend } = await import('./backend.js');
+  const { makeToyProblem } = await import('./toy.js');
+  const { BalancedTrainer } = await import('./trainer.js');
+  const { JsonlSink } = await import('./sinks.js');
+  const { TensorBoardSink } = await import('./tensorboard.js');
+  const { writePlots } = await import('./plot.js');
+  const { report } = await import('./report.js');
+
+  const backend = await initBackend(cfg.backend);
+  const dir = join(cfg.output, cfg.name);
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) if (f.startsWith('events.out.tfevents.')) rmSync(join(dir, f));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, `${JSON.stringify(cfg, null, 2)}\n`);
+
+  const toy = makeToyProblem({ ...cfg.example, seed: cfg.seed });
+  const jsonl = new JsonlSink(join(dir, 'trajectory.jsonl'));
+  const tb = new TensorBoardSink(dir);
+  const optimizer = tf.train.adam(cfg.lr);
+  const trainer = new BalancedTrainer({
+    terms: toy.terms,
+    optimizer,
+    balancer: cfg.strategy as Parameters<typeof create>[0],
+    variables: toy.variables,
+    shared: toy.shared,
+    sinks: [jsonl, tb],
+    meta: { name: cfg.name, example: 'toy multi-head regression', scales: cfg.example.scales, steps: cfg.steps, lr: cfg.lr, seed: cfg.seed },
+  });
+  try {
+    for (let i = 0; i < cfg.steps; i++) {
+      trainer.step();
+      onStep?.({ step: i + 1, total: cfg.steps, record: trainer.history.last! });
+    }
+  } finally {
+    await trainer.close();
+    optimizer.dispose();
+    toy.dispose();
+  }
+  const records = trainer.history.records;
+  const plotDir = join(dir, 'plots');
+  const charts = await writePlots(records, plotDir, { log: cfg.logScale });
+  const plots = Object.keys(charts).flatMap((q) => [join(plotDir, `${q}.svg`), join(plotDir, `${q}.png`)]);
+  const { path: reportPath } = await report(dir, { log: cfg.logScale, title: `loss-balancer run: ${cfg.name}` });
+  return { dir, records, backend, files: { trajectory: jsonl.path, events: tb.path!, config: configPath, report: reportPath, plots } };
+}

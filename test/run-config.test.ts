@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadRunConfig, validateRunConfig } from '../src/run.js';
+import { formatSeconds, termsLine, wantsPlain } from '../src/progress.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lb-cfg-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('run config', () => {
+  it('fills defaults and names the run after the strategy', () => {
+    const c = validateRunConfig({ strategy: 'grad-magnitude' });
+    expect(c).toMatchObject({ name: 'grad-magnitude', steps: 200, lr: 0.01, seed: 1, output: 'runs', backend: 'auto', logScale: true });
+    expect(c.example.scales).toEqual([1, 10, 100]);
+  });
+
+  it.each([
+    [{ strategy: 'fixed', steps: 1.5 }, 'steps', 1.5, 'an integer from 1 to 100000'],
+    [{ strategy: 'fixed', lr: 11 }, 'lr', 11, 'a number > 0 and ≤ 10'],
+    [{ strategy: 'fixed', seed: -1 }, 'seed', -1, 'an integer from 0 to 2147483647'],
+    [{ strategy: 'fixed', backend: 'gpu' }, 'backend', 'gpu', 'one of auto, tensorflow, wasm, cpu'],
+    [{ strategy: 'fixed', name: 'a/b' }, 'name', 'a/b', 'letters, digits'],
+    [{ strategy: 'fixed', example: { scales: [] } }, 'example.scales', [], 'a list of 1 to 16 positive numbers'],
+    [{ strategy: 'fixed', example: { scales: [1, 0] } }, 'example.scales.1', 0, 'a number > 0'],
+    [{ strategy: 'fixed', example: { scales: [1, 2], names: ['a'] } }, 'example.names', ['a'], '2 distinct names'],
+    [{ strategy: 'fixed', extra: 1 }, 'extra', 1, 'no such field; known fields: name, strategy'],
+    [{ strategy: 'nope' }, 'strategy', 'nope', 'known strategies:'],
+    [{ strategy: { name: 'fixed', wieghts: [1] } }, 'strategy.wieghts', [1], 'unknown option'],
+  ])('%j → field %s', (raw, field, value, allowed) => {
+    let err: unknown;
+    try {
+      validateRunConfig(raw, 'c.json');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const e = err as ConfigError;
+    expect(e.field).toBe(field);
+    expect(e.value).toEqual(value);
+    expect(e.allowed).toContain(allowed);
+    expect(e.message).toMatch(new RegExp(`^config c\\.json: field "${field.replace(/\./g, '\\.')}" got `));
+  });
+
+  it('reads YAML and JSON files', () => {
+    writeFileSync(join(dir, 'a.yml'), 'strategy: uncertainty\nsteps: 5\n');
+    writeFileSync(join(dir, 'b.json'), '{"strategy": {"name": "fixed"}, "steps": 7}');
+    writeFileSync(join(dir, 'c.conf'), 'strategy: fixed\n');
+    expect(loadRunConfig(join(dir, 'a.yml')).steps).toBe(5);
+    expect(loadRunConfig(join(dir, 'b.json')).steps).toBe(7);
+    expect(loadRunConfig(join(dir, 'c.conf')).strategy).toBe('fixed');
+    expect(() => loadRunConfig(join(dir, 'missing.json'))).toThrow(/missing\.json: field "\(file\)"/);
+  });
+});
+
+describe('progress helpers', () => {
+  it('plain lines when not a TTY or in CI', () => {
+    const old = process.env.CI;
+    try {
+      delete process.env.CI;
+      expect(wantsPlain({ isTTY: false })).toBe(true);
+      expect(wantsPlain({ isTTY: true })).toBe(false);
+      process.env.CI = 'true';
+      expect(wantsPlain({ isTTY: true })).toBe(true);
+    } finally {
+      if (old === undefined) delete process.env.CI;
+      else process.env.CI = old;
+    }
+  });
+
+  it('formats terms and times', () => {
+    expect(termsLine({ step: 0, loss: { a: 1.23456, b: 1e-6 }, weight: { a: 2, b: 0.5 }, weighted: {}, total: 0 })).toBe('a L=1.235 α=2 | b L=1.00e-6 α=0.5');
+    expect(formatSeconds(65.4)).toBe('1m05s');
+    expect(formatSeconds(Number.NaN)).toBe('?');
+  });
+});
