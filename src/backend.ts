@@ -24,10 +24,32 @@ async function tryNode(): Promise<boolean> {
   }
 }
 
+type Listener = (...args: unknown[]) => void;
+
+/**
+ * The wasm backend's Emscripten glue installs `uncaughtException` / `unhandledRejection` handlers
+ * that rethrow, so that Node prints the glue's whole minified source line with any uncaught error.
+ * Remove the handlers it added during start-up; Node's own reporting is then used.
+ */
+async function withoutGlueHandlers<T>(f: () => Promise<T>): Promise<T> {
+  if (typeof process === 'undefined' || typeof process.listeners !== 'function') return f();
+  const events = ['uncaughtException', 'unhandledRejection'] as const;
+  const before = events.map((e) => new Set(process.listeners(e as 'uncaughtException') as Listener[]));
+  try {
+    return await f();
+  } finally {
+    events.forEach((e, i) => {
+      for (const l of process.listeners(e as 'uncaughtException') as Listener[]) {
+        if (!before[i].has(l)) process.removeListener(e as 'uncaughtException', l as never);
+      }
+    });
+  }
+}
+
 async function start(name: BackendName): Promise<boolean> {
   if (name === 'tensorflow' && !(await tryNode())) return false;
   try {
-    return (await tf.setBackend(name)) && (await tf.ready(), tf.getBackend() === name);
+    return await withoutGlueHandlers(async () => (await tf.setBackend(name)) && (await tf.ready(), tf.getBackend() === name));
   } catch {
     return false;
   }

@@ -98,6 +98,7 @@ export async function fitBalanced(
   ys: tf.Tensor[],
   options: FitBalancedOptions = {},
 ): Promise<BalancedHistory> {
+  await tf.ready();
   const xs = asList(x);
   const outputs = model.outputs.length;
   if (ys.length !== outputs) {

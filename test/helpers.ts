@@ -3,16 +3,13 @@
  * differ by a chosen factor, with everything seeded.
  */
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import { initBackend } from '../src/backend.js';
 
-let ready: Promise<void> | null = null;
+let ready: Promise<unknown> | null = null;
 
 /** Use the wasm backend (the library default) for tests; cpu if wasm cannot start. */
-export function useTestBackend(name: 'wasm' | 'cpu' = 'wasm'): Promise<void> {
-  ready ??= (async () => {
-    if (!(await tf.setBackend(name))) await tf.setBackend('cpu');
-    await tf.ready();
-  })();
+export function useTestBackend(name: 'wasm' | 'cpu' = 'wasm'): Promise<unknown> {
+  ready ??= initBackend(name);
   return ready;
 }
 
