@@ -26,16 +26,25 @@ export const TRAJECTORY_FILE = 'trajectory.jsonl';
 /** A diagnose function: records in, explanation text out. */
 export type DiagnoseFn = (records: readonly StepRecord[]) => string;
 
+/** `diagnose()` may return the text itself or an object carrying it as `text`. */
+function asText(out: unknown): string {
+  if (typeof out === 'string') return out;
+  if (out && typeof out === 'object' && typeof (out as { text?: unknown }).text === 'string') return (out as { text: string }).text;
+  return JSON.stringify(out, null, 2);
+}
+
 /**
- * The `diagnose` function of `src/diagnose.ts` when that module is present, else `null`. Loaded
- * lazily (and only once) so the report works with or without it.
+ * The `diagnose` function of `src/diagnose.ts` when that module is present (its text: a returned
+ * string, or the `text` of a returned object), else `null`. Loaded lazily (and only once) so the
+ * report works with or without it.
  */
 export async function loadDiagnose(): Promise<DiagnoseFn | null> {
   diagnoseModule ??= (async () => {
     const spec = './diagnose.js';
     try {
       const mod = (await import(/* @vite-ignore */ spec)) as { diagnose?: unknown };
-      return typeof mod.diagnose === 'function' ? (mod.diagnose as DiagnoseFn) : null;
+      const fn = mod.diagnose;
+      return typeof fn === 'function' ? (records: readonly StepRecord[]) => asText(fn(records)) : null;
     } catch (e) {
       const code = (e as { code?: string }).code;
       const msg = String((e as Error)?.message ?? e);
