@@ -32,6 +32,23 @@ export { History } from './history.js';
 export type { PerTerm, RunMeta, Sink, StepRecord } from './history.js';
 export { JsonlSink, readJsonl } from './sinks.js';
 export type { Trajectory } from './sinks.js';
+export {
+  saveState,
+  loadState,
+  readCheckpoint,
+  checkCheckpoint,
+  checkpointOf,
+  saveOptimizer,
+  loadOptimizer,
+  saveVariables,
+  loadVariables,
+  saveTensor,
+  loadTensor,
+  writeFileAtomic,
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+} from './checkpoint.js';
+export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './checkpoint.js';
 export { summarize, summarizeData, fmt } from './summary.js';
 export type { TermSummary } from './summary.js';
 export { initBackend, currentBackend } from './backend.js';

@@ -1,0 +1,163 @@
+/**
+ * Checkpoint and resume (issue 7, item 1): for every registered strategy, N steps, save (trainer state,
+ * Adam slots, model variables), restore into a FRESH PROCESS, M more steps: the trajectory equals the
+ * uninterrupted N+M run bit for bit. Plus the checkpoint file's versioning and error messages.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CHECKPOINT_VERSION,
+  loadOptimizer,
+  loadState,
+  readCheckpoint,
+  saveOptimizer,
+  saveState,
+} from '../src/checkpoint.js';
+import { create, list } from '../src/registry.js';
+import { useTestBackend } from './helpers.js';
+import { setupRun, trace, type StepTrace } from './fixtures/resume-common.js';
+
+const N = 5;
+const M = 5;
+let dir: string;
+
+beforeAll(async () => {
+  await useTestBackend();
+  dir = mkdtempSync(join(tmpdir(), 'lb-resume-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('resume in a fresh process', () => {
+  it('every registered strategy continues bit-exactly (losses, weights, every variable)', async () => {
+    const names = list().map((s) => s.name);
+    const expected: Record<string, StepTrace[]> = {};
+    for (const name of names) {
+      const run = setupRun(name);
+      try {
+        trace(run, N);
+        const before = tf.memory().numTensors;
+        const ckpt = await saveState(join(dir, `${name}.json`), run.trainer, { optimizer: run.optimizer, variables: run.toy.variables });
+        // The state file is plain JSON and holds the strategy's state.
+        expect(ckpt.kind).toBe('trainer');
+        expect(JSON.parse(JSON.stringify(ckpt.state))).toEqual(ckpt.state);
+        expected[name] = trace(run, M);
+        // saving and stepping on creates no lasting tensor
+        expect(tf.memory().numTensors, `strategy "${name}": tensors`).toBe(before);
+      } finally {
+        run.dispose();
+      }
+    }
+
+    const child = join('test', 'fixtures', 'resume-child.ts');
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', child, dir, String(M), ...names], {
+      cwd: join(import.meta.dirname, '..'),
+      timeout: 60_000,
+    });
+    const resumed = JSON.parse(readFileSync(join(dir, 'resumed.json'), 'utf8')) as Record<string, StepTrace[] | { error: string }>;
+    for (const name of names) {
+      const got = resumed[name];
+      if (!Array.isArray(got)) throw new Error(`strategy "${name}": the child failed: ${got?.error}`);
+      // Exact equality of every number (JSON round-trips doubles exactly; float32 values are doubles).
+      expect(got, `strategy "${name}"`).toEqual(expected[name]);
+    }
+  });
+});
+
+describe('checkpoint files', () => {
+  it('a bare balancer saves and loads; the loaded one continues identically', async () => {
+    const a = create('gradnorm');
+    a.bind(['x', 'y']);
+    const G = [[4, 1], [1, 1]];
+    a.update({ losses: [2, 1], gram: G });
+    const path = join(dir, 'balancer.json');
+    await saveState(path, a);
+    const b = create('gradnorm');
+    await loadState(path, b);
+    expect(b.state()).toEqual(a.state());
+    expect(b.update({ losses: [1, 1], gram: G })).toEqual(a.update({ losses: [1, 1], gram: G }));
+  });
+
+  it('a trainer checkpoint loads into a bare balancer (its balancer part)', async () => {
+    const run = setupRun('uncertainty');
+    try {
+      trace(run, 2);
+      const path = join(dir, 'trainer-uncertainty.json');
+      await saveState(path, run.trainer);
+      const b = create('uncertainty');
+      await loadState(path, b);
+      expect(b.state()).toEqual(run.trainer.balancer.state());
+      expect(b.step).toBe(2);
+    } finally {
+      run.dispose();
+    }
+  });
+
+  it('an incompatible version is a clear error naming both versions', async () => {
+    const path = join(dir, 'v.json');
+    await saveState(path, Object.assign(create('fixed'), {}));
+    const raw = JSON.parse(readFileSync(path, 'utf8'));
+    writeFileSync(path, JSON.stringify({ ...raw, version: 99 }));
+    expect(() => readCheckpoint(path)).toThrow(new RegExp(`version 99.*reads version ${CHECKPOINT_VERSION}`));
+    await expect(loadState(path, create('fixed'))).rejects.toThrow(/version 99/);
+    writeFileSync(path, JSON.stringify({ hello: 1 }));
+    expect(() => readCheckpoint(path)).toThrow(/not a loss-balancer checkpoint/);
+    writeFileSync(path, '{"format": "loss-balancer/checkpoint", "vers');
+    expect(() => readCheckpoint(path)).toThrow(/cannot read checkpoint/);
+  });
+
+  it('an incompatible balancer state version inside is refused too', async () => {
+    const b = create('fixed');
+    b.bind(['a']);
+    const path = join(dir, 'inner.json');
+    await saveState(path, b);
+    const raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw.state.version = 42;
+    writeFileSync(path, JSON.stringify(raw));
+    await expect(loadState(path, create('fixed'))).rejects.toThrow(/balancer state version 42/);
+  });
+
+  it('loading into another strategy, a missing optimizer or mismatched variables is an error naming it', async () => {
+    const run = setupRun('fixed');
+    try {
+      trace(run, 1);
+      const path = join(dir, 'mismatch.json');
+      await saveState(path, run.trainer, { variables: run.toy.variables });
+      await expect(loadState(path, create('gradnorm'))).rejects.toThrow(/strategy "fixed".*"gradnorm"/);
+      await expect(loadState(path, undefined, { optimizer: tf.train.adam(0.1) })).rejects.toThrow(/no optimizer state/);
+      const wrong = [tf.variable(tf.zeros([2, 2]))];
+      await expect(loadState(path, undefined, { variables: wrong })).rejects.toThrow(/4 variables, 1 were given/);
+      const shapes = run.toy.variables.map((v, i) => (i === 0 ? tf.variable(tf.zeros([1, 1])) : v));
+      await expect(loadState(path, undefined, { variables: shapes })).rejects.toThrow(/variable "0".*\[3, 6\].*\[1, 1\]/);
+      wrong[0].dispose();
+      shapes[0].dispose();
+    } finally {
+      run.dispose();
+    }
+  });
+
+  it('an optimizer state restores exactly, including Adam\'s running beta products, and refuses another class', async () => {
+    const v = tf.variable(tf.tensor1d([1, -2, 3]));
+    const opt = tf.train.adam(0.1);
+    for (let i = 0; i < 7; i++) opt.minimize(() => v.square().sum().mul(1.37) as tf.Scalar, false, [v]);
+    const saved = await saveOptimizer(opt);
+    expect(saved.extras.map((e) => e.name).sort()).toEqual(['accBeta1', 'accBeta2']);
+    const v2 = tf.variable(v.clone());
+    const opt2 = tf.train.adam(0.1);
+    // the moments are keyed by position; the new optimizer has not been used yet
+    await loadOptimizer(saved, opt2);
+    for (let i = 0; i < 5; i++) {
+      opt.minimize(() => v.square().sum().mul(1.37) as tf.Scalar, false, [v]);
+      opt2.minimize(() => v2.square().sum().mul(1.37) as tf.Scalar, false, [v2]);
+    }
+    expect(Array.from(v2.dataSync())).toEqual(Array.from(v.dataSync()));
+    await expect(loadOptimizer(saved, tf.train.sgd(0.1))).rejects.toThrow(/Adam optimizer state.*SGD/);
+    [v, v2].forEach((t) => t.dispose());
+    opt.dispose();
+    opt2.dispose();
+  });
+});
