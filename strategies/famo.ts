@@ -26,8 +26,8 @@
  * Pitfall: log(L − L_min + ε) is undefined when a loss falls below L_min − ε (e.g. a negative
  * log-likelihood with the default L_min = 0): such an input is rejected with an error naming the term
  * and step; set `minLoss` to a known lower bound of that term (shifting it) instead. ε = 1e-8
- * (FAMO_EPS, as in the official code). Loss ratios make ξ's update invariant to a common scale of the
- * losses (with L_min = 0); the weights then scale as 1/scale, so the combined gradient is invariant.
+ * (FAMO_EPS, as in the official code). With L_min = 0 (and up to ε), ξ's update (log-ratios) and the
+ * weights (normalised z_i/D_i) are invariant to a common scale of the losses.
  *
  * Options: `lr` (Adam learning rate of ξ) @default 0.025; `weightDecay` (γ) @default 1e-3 (LibMTL;
  * the official example uses 0.01); `minLoss` (L_min: one number, an array in term order, or
