@@ -23,8 +23,16 @@ import type { PerTerm, StepRecord } from './history.js';
 /** What a chart shows: the field of {@link StepRecord} per term. */
 export type Quantity = 'alpha' | 'loss' | 'weighted' | 'gradnorm';
 
+/** Where a {@link Quantity} comes from and how its axis is titled. */
+export interface QuantityInfo {
+  /** The per-term field of {@link StepRecord} plotted. */
+  field: keyof StepRecord;
+  /** Axis and chart title. */
+  title: string;
+}
+
 /** The quantities, with the record field each reads and its axis title. */
-export const QUANTITIES: Readonly<Record<Quantity, { field: keyof StepRecord; title: string }>> = {
+export const QUANTITIES: Readonly<Record<Quantity, QuantityInfo>> = {
   alpha: { field: 'weight', title: 'alpha (weight)' },
   loss: { field: 'loss', title: 'raw loss' },
   weighted: { field: 'weighted', title: 'alpha × loss' },
@@ -49,8 +57,11 @@ export interface PlotOptions {
 
 /** One plotted point. */
 export interface PlotPoint {
+  /** The record's step. */
   step: number;
+  /** The term's name. */
   term: string;
+  /** The quantity's value (finite; positive on a log scale). */
   value: number;
 }
 

@@ -196,11 +196,19 @@ ${diag}
 `;
 }
 
+/** What {@link report} returns. */
+export interface ReportResult {
+  /** Where the page was written. */
+  path: string;
+  /** The page's HTML. */
+  html: string;
+}
+
 /**
  * Write `report.html` for a run folder (or a trajectory file: the page goes beside it). Returns the
  * page's path and text.
  */
-export async function report(runDirOrFile: string, options: ReportOptions & { out?: string } = {}): Promise<{ path: string; html: string }> {
+export async function report(runDirOrFile: string, options: ReportOptions & { out?: string } = {}): Promise<ReportResult> {
   const file = findTrajectory(runDirOrFile);
   const html = await renderReport(readJsonl(file), options);
   const path = options.out ?? join(dirname(file), basename(file) === TRAJECTORY_FILE ? REPORT_FILE : `${basename(file, '.jsonl')}.html`);

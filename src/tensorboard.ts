@@ -225,7 +225,9 @@ export class TensorBoardSink implements Sink {
 
 /** One decoded `Event`. */
 export interface TensorBoardEvent {
+  /** Seconds since the Unix epoch when the event was written. */
   wallTime: number;
+  /** The training step (0 on the file-version record). */
   step: number;
   /** Set on the file-version record. */
   fileVersion?: string;
@@ -235,6 +237,7 @@ export interface TensorBoardEvent {
 
 /** What {@link readEvents} returns. */
 export interface EventFile {
+  /** Every complete record, in file order (the file-version record first). */
   events: TensorBoardEvent[];
   /** True when the file ended inside a record (a killed writer); that partial record was dropped. */
   truncated: boolean;
