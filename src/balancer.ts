@@ -248,8 +248,9 @@ export class Balancer<O = unknown, S = unknown> {
       throw new BalancerError(`${this.name}: ${what}: ${w.length} weights for ${terms.length} terms`);
     }
     w.forEach((v, i) => {
-      if (!Number.isFinite(v) || v < 0) {
-        throw new BalancerError(`${this.name}: ${what}: weight of term "${terms[i]}" is ${v} (must be finite and >= 0)`);
+      if (!Number.isFinite(v) || (v < 0 && !this.strategy.signedWeights)) {
+        const rule = this.strategy.signedWeights ? 'must be finite' : 'must be finite and >= 0';
+        throw new BalancerError(`${this.name}: ${what}: weight of term "${terms[i]}" is ${v} (${rule})`);
       }
     });
   }

@@ -54,7 +54,10 @@ export interface StepInput {
 
 /** What a strategy returns. */
 export interface StepOutput<S> {
-  /** One finite, non-negative weight per term: the multiplier on that term's loss and gradient. */
+  /**
+   * One finite weight per term, ≥ 0 unless the strategy sets {@link Strategy.signedWeights}: the
+   * multiplier on that term's loss and gradient.
+   */
   readonly weights: number[];
   /** The next state (a new object; the given one is not mutated). */
   readonly state: S;
@@ -90,6 +93,12 @@ export interface Strategy<O = any, S = any> {
    * the strategy's epsilon.
    */
   readonly nonNegativeLosses?: boolean | ((options: O) => boolean);
+  /**
+   * Set by gradient-combination strategies whose weights are coefficients of a direction
+   * `Σ w_i g_i` that may subtract a gradient (IMTL-G, Aligned-MTL): the balancer then accepts finite
+   * negative weights. All other strategies must return weights ≥ 0.
+   */
+  readonly signedWeights?: boolean;
   /** The initial state for these term names. */
   init(options: O, terms: readonly string[]): S;
   /** Weights before the first update (default: all ones). */

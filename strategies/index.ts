@@ -15,9 +15,18 @@ import { relobralo } from './relobralo.js';
 import { rlw } from './rlw.js';
 import { softadapt } from './softadapt.js';
 export { cov, dbMtl, dwa, famo, relobralo, rlw, softadapt };
+import { alignedMtl } from './aligned-mtl.js';
+import { cagrad } from './cagrad.js';
+import { imtl } from './imtl.js';
+import { mgda } from './mgda.js';
+import { nashMtl } from './nash-mtl.js';
+import { pcgrad } from './pcgrad.js';
+import { upgrad } from './upgrad.js';
+export { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad };
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
 /** All built-in strategies. */
 export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
-  dwa, softadapt, relobralo, cov, rlw, famo, dbMtl];
+  dwa, softadapt, relobralo, cov, rlw, famo, dbMtl,
+  pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad];

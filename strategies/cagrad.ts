@@ -1,0 +1,114 @@
+/**
+ * cagrad — conflict-averse gradient descent: the direction, within a ball around the average gradient,
+ * that maximises the worst improvement over the terms.
+ *
+ * Paper: B. Liu, X. Liu, X. Jin, P. Stone, Q. Liu, "Conflict-Averse Gradient Descent for Multi-task
+ * Learning", NeurIPS 2021. https://arxiv.org/abs/2110.14048 (Algorithm 1; official code
+ * github.com/Cranial-XIX/CAGrad).
+ *
+ * In words: with g0 = (1/T)Σ g_i and √φ = c‖g0‖, CAGrad solves
+ *   max_d min_i ⟨g_i, d⟩  s.t. ‖d − g0‖ ≤ √φ,
+ * through its dual over the simplex,
+ *   w* = argmin_{w ∈ Δ} ⟨g_w, g0⟩ + √φ‖g_w‖,   g_w = Σ w_i g_i,
+ * and steps along d = g0 + (√φ/‖g_w*‖)·g_w*. All of it is read from G: ⟨g_w, g0⟩ = wᵀG1/T,
+ * ‖g_w‖² = wᵀGw.
+ *
+ * Solver (exact, instead of the official few hundred SGD steps / scipy SLSQP): at the optimum, w* also
+ * minimises the QP ½‖g_w + μ g0‖² over the simplex for μ = ‖g_w*‖/√φ (the two problems have the same
+ * KKT conditions). So we find μ > 0 with ‖g_{w(μ)}‖ = √φ·μ by bisection on log μ, each w(μ) being an
+ * exact min-norm QP of the shifted gradients g_i + μ g0 (src/qp.ts), whose Gram matrix is
+ * G_ij + μ(Gb)_i + μ(Gb)_j + μ²‖g0‖², b = 1/T.
+ *
+ * Weights on the original gradients (the "sum" convention of the official code, which multiplies d by
+ * T to match the summed loss): w_i = (1 + T·λ·w*_i) / r with λ = √φ/‖g_w*‖, and r = 1 (rescale 0),
+ * 1 + c² (rescale 1), 1 + c (rescale 2). These are ≥ 0, and all 1/r when c = 0. They are invariant to a
+ * global scale of G: the dual is solved on G / mean(diag G), and because the weights multiply the
+ * original (not normalised) gradients there is nothing to "scale back" (Cranial-XIX/CAGrad#1: rescale
+ * back only when normalised gradients were combined).
+ *
+ * Degenerate cases: g0 = 0 (the gradients cancel) or c = 0: d = g0, weights 1/r. If the optimum is
+ * g_w* = 0 (possible only at a Pareto-stationary point with c ≥ 1), the direction is undefined and the
+ * weights are all 0 (no update), as in torchjd.
+ *
+ * Options: `c` (radius of the ball relative to ‖g0‖; the convergence guarantee needs c < 1) @default
+ * 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
+ */
+import { z } from 'zod';
+import { NORM_EPS, type Gram } from '../src/gram.js';
+import { meanDiag, minNormSimplex } from '../src/qp.js';
+import type { Strategy } from '../src/types.js';
+
+const options = z.strictObject({
+  /** Radius of the ball around g0, relative to ‖g0‖. @default 0.5 */
+  c: z.number().finite().nonnegative().default(0.5),
+  /** Final division: 0 none, 1 by 1 + c², 2 by 1 + c. @default 1 */
+  rescale: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+});
+
+/** Relative ridge of the inner min-norm QPs (small: it perturbs ‖g_w‖ near a Pareto-stationary point). */
+const CAGRAD_RIDGE = 1e-12;
+
+/** Options of {@link cagrad}. */
+export type CAGradOptions = z.infer<typeof options>;
+
+/**
+ * CAGrad's dual solution on a Gram matrix: `w` on the simplex and `lambda` = √φ/‖g_w‖ so that the
+ * direction is g0 + lambda·g_w (`lambda` is null when that direction is undefined, g_w = 0).
+ */
+export function cagradDual(G: Gram, c: number): { w: number[]; lambda: number | null } {
+  const T = G.length;
+  const s = meanDiag(G);
+  const uniform = new Array<number>(T).fill(1 / T);
+  if (!(s > 0)) return { w: uniform, lambda: 0 };
+  const Gs = G.map((row) => row.map((v) => v / s));
+  const Gb = Gs.map((row) => row.reduce((a, b) => a + b, 0) / T);
+  const g0sq = Math.max(0, Gb.reduce((a, b) => a + b, 0) / T);
+  const sqrtPhi = c * Math.sqrt(g0sq);
+  if (!(sqrtPhi > Math.sqrt(NORM_EPS))) return { w: uniform, lambda: 0 };
+  const normOf = (w: readonly number[]) =>
+    Math.sqrt(Math.max(0, Gs.reduce((acc, row, i) => acc + w[i] * row.reduce((a, v, j) => a + v * w[j], 0), 0)));
+  const solve = (mu: number) => {
+    const Gmu = Gs.map((row, i) => row.map((v, j) => v + mu * (Gb[i] + Gb[j]) + mu * mu * g0sq));
+    const w = minNormSimplex(Gmu, CAGRAD_RIDGE).x;
+    return { w, h: normOf(w) };
+  };
+  const maxNorm = Math.sqrt(Math.max(...Gs.map((r, i) => r[i])));
+  let hi = (2 * maxNorm) / sqrtPhi; // there ‖g_w‖ ≤ max‖g_i‖ < √φ·μ
+  // A lower end where ‖g_w‖ > √φ·μ: near 0 when the min-norm point is not 0 (or when c < 1).
+  let lo = hi * 1e-3;
+  let atLo = solve(lo);
+  while (!(atLo.h > sqrtPhi * lo) && lo > hi * 1e-12) {
+    hi = lo;
+    lo *= 0.1;
+    atLo = solve(lo);
+  }
+  if (!(atLo.h > sqrtPhi * lo)) return { w: atLo.w, lambda: null };
+  for (let k = 0; k < 100 && hi / lo > 1 + 1e-13; k++) {
+    const mid = Math.sqrt(lo * hi);
+    const at = solve(mid);
+    if (at.h > sqrtPhi * mid) {
+      lo = mid;
+      atLo = at;
+    } else hi = mid;
+  }
+  const w = atLo.w;
+  const h = normOf(w);
+  return { w, lambda: h > Math.sqrt(NORM_EPS) ? sqrtPhi / h : null };
+}
+
+export const cagrad: Strategy<CAGradOptions, Record<string, never>> = {
+  name: 'cagrad',
+  summary: 'CAGrad (Liu et al. 2021): maximise the worst-term improvement in a ball around the mean gradient; dual solved exactly on G.',
+  paper: 'Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021, https://arxiv.org/abs/2110.14048',
+  options,
+  needs: () => ({ gradients: 'gram' }),
+  init: () => ({}),
+  update(o, state, { gram }) {
+    const G = gram!;
+    const T = G.length;
+    const r = o.rescale === 0 ? 1 : o.rescale === 1 ? 1 + o.c * o.c : 1 + o.c;
+    const { w, lambda } = cagradDual(G, o.c);
+    const weights = lambda === null ? w.map(() => 0) : w.map((wi) => (1 + T * lambda * wi) / r);
+    return { weights, state, info: { dual: w } };
+  },
+};
