@@ -53,6 +53,8 @@ export {
 export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './checkpoint.js';
 export { summarize, summarizeData, fmt } from './summary.js';
 export type { TermSummary } from './summary.js';
+export { diagnose } from './diagnose.js';
+export type { Diagnosis, DiagnoseOptions, TermDiagnosis, WeightStatus } from './diagnose.js';
 export { initBackend, currentBackend } from './backend.js';
 export type { BackendChoice, BackendName } from './backend.js';
 export * as gram from './gram.js';
