@@ -6,7 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from './balancer.js';
 import { BalancerError } from './errors.js';
-import { combine, detectShared, gradientMatrix, perTermGradients, readGram, scalarOf, type GramReading } from './grads.js';
+import {
+  combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
+  type GramReading, type Representation,
+} from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from './history.js';
 import { create } from './registry.js';
 import type { BalancerSpec, NonFinitePolicy } from './types.js';
@@ -16,8 +19,28 @@ export interface BalancedTrainerOptions {
   /**
    * Computes the named scalar loss terms from the model. Called inside the trainer's gradient
    * functions, possibly several times a step; it must return the same names every time.
+   * Give either `terms` or {@link represent}, not both.
    */
-  terms: () => Record<string, tf.Scalar>;
+  terms?: () => Record<string, tf.Scalar>;
+  /**
+   * Representation mode (instead of `terms`): the model split at a shared representation z.
+   * `trunk()` computes z, `heads(z)` the named scalar losses from it. Gram strategies then read the
+   * per-term gradients ∂L_i/∂z (backward passes through the heads only) and one backward pass runs
+   * through the trunk with upstream Σ w_i ∂L_i/∂z. Cheap and approximate: the Gram matrix is over
+   * z, not over the trunk's parameters (MGDA-UB's bound, Sener & Koltun 2018).
+   */
+  represent?: Representation;
+  /**
+   * Read gradients and refresh the weights only every `every` steps (steps 0, k, 2k, ...); the other
+   * steps reuse the last weights with one plain backward pass of Σ w_i L_i. @default 1
+   */
+  every?: number;
+  /**
+   * Exact mode: run `terms()` once per step and backpropagate T times over that one recorded
+   * forward pass (`false`: one `tf.variableGrads` per term, T forward passes). Falls back to the
+   * per-term way by itself when the installed tfjs does not support it. @default true
+   */
+  singleForward?: boolean;
   /** The optimizer that applies the balanced gradient. */
   optimizer: tf.Optimizer;
   /** A strategy name, `{ name, ...options }`, or a {@link Balancer}. @default 'fixed' */
@@ -53,6 +76,8 @@ export interface StepResult {
   gradNorms?: PerTerm;
   total: number;
   skipped?: string;
+  /** Whether the weights were refreshed (gradients read, if the strategy reads any) this step. */
+  refreshed?: boolean;
 }
 
 /** The serialised form of a trainer (see {@link BalancedTrainer.state}). */
@@ -76,8 +101,29 @@ export class BalancedTrainer {
   private _epoch = 0;
   private opened = false;
 
+  private readonly termsFn: () => Record<string, tf.Scalar>;
+  private readonly every: number;
+
   constructor(options: BalancedTrainerOptions) {
-    if (typeof options?.terms !== 'function') throw new BalancerError('BalancedTrainer: option "terms" must be a function returning named scalar losses');
+    const rep = options?.represent;
+    if (rep !== undefined && options.terms !== undefined) {
+      throw new BalancerError('BalancedTrainer: give either option "terms" or option "represent", not both');
+    }
+    if (rep !== undefined) {
+      if (!rep || typeof rep.trunk !== 'function' || typeof rep.heads !== 'function') {
+        throw new BalancerError('BalancedTrainer: option "represent" must be { trunk: () => z, heads: (z) => named scalar losses }');
+      }
+      if (options.shared) throw new BalancerError('BalancedTrainer: option "shared" cannot be used with option "represent" (the Gram matrix is formed over z)');
+      this.termsFn = () => rep.heads(rep.trunk());
+    } else if (typeof options?.terms !== 'function') {
+      throw new BalancerError('BalancedTrainer: option "terms" (or "represent") must be a function returning named scalar losses');
+    } else {
+      this.termsFn = options.terms;
+    }
+    this.every = options.every ?? 1;
+    if (!Number.isInteger(this.every) || this.every < 1) {
+      throw new BalancerError(`BalancedTrainer: option "every" got ${JSON.stringify(options.every)}; must be an integer >= 1`);
+    }
     if (!options.optimizer || typeof (options.optimizer as tf.Optimizer).applyGradients !== 'function') {
       throw new BalancerError('BalancedTrainer: option "optimizer" must be a tf.Optimizer (e.g. tf.train.adam(1e-3))');
     }
@@ -120,7 +166,8 @@ export class BalancedTrainer {
     if (!this.names) this.bindNames();
     const names = this.names!;
     const needs = this.balancer.needs;
-    const perTerm = needs.gradients === 'gram' || !!needs.stats;
+    const refresh = this._step % this.every === 0;
+    const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
     const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
 
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
@@ -129,22 +176,37 @@ export class BalancedTrainer {
       let result: UpdateResult;
       let reading: GramReading | undefined;
       let grads: tf.NamedTensorMap;
-      if (perTerm) {
-        const { values, grads: termGrads } = perTermGradients(this.opts.terms, names, vars, check);
+      if (perTerm && this.opts.represent) {
+        let res: UpdateResult | undefined;
+        let read: number[] = [];
+        const out = representationGradients(this.opts.represent, names, vars, check, (vals, M) => {
+          read = vals;
+          reading = readGram(M, !!needs.stats);
+          res = this.balancer.update({ losses: vals, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
+          return res.skipped ? null : res.weights;
+        });
+        losses = read;
+        result = res!;
+        grads = out.grads;
+      } else if (perTerm) {
+        const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
+        const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
         losses = Array.from(tf.stack(values).dataSync());
         this.sharedVars ??= detectShared(termGrads, vars);
         reading = readGram(gradientMatrix(termGrads, this.sharedVars), !!needs.stats);
-        result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats });
+        result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
         grads = result.skipped ? {} : combine(termGrads, result.weights, vars);
       } else {
         let res: UpdateResult | undefined;
         let vals: number[] = [];
         const out = tf.variableGrads(() => {
-          const t = this.opts.terms();
+          const t = this.termsFn();
           check(t);
           const scalars = names.map((n) => scalarOf(t, n));
           vals = Array.from(tf.stack(scalars).dataSync());
-          res = this.balancer.update({ losses: vals });
+          res = refresh
+            ? this.balancer.update({ losses: vals, epoch: this._epoch })
+            : { weights: this.balancer.weights, step: this.balancer.step };
           const w = res.skipped ? names.map(() => 0) : res.weights;
           return tf.addN(scalars.map((s, i) => s.mul(w[i]))) as tf.Scalar;
         }, vars);
@@ -156,7 +218,7 @@ export class BalancedTrainer {
       outcome = { losses, result, gram: reading?.gram };
     });
 
-    return this.record(names, outcome.losses, outcome.result, outcome.gram);
+    return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
 
   /** Flush and close every sink. */
@@ -181,7 +243,7 @@ export class BalancedTrainer {
 
   private bindNames(): void {
     const names = tf.tidy(() => {
-      const t = this.opts.terms();
+      const t = this.termsFn();
       if (!t || typeof t !== 'object') throw new BalancerError('terms() must return an object of named scalar losses');
       const keys = Object.keys(t);
       keys.forEach((k) => scalarOf(t, k));
@@ -216,7 +278,8 @@ export class BalancedTrainer {
         options: this.balancer.options,
         terms: names,
         backend: tf.getBackend(),
-        gradients: this.balancer.needs.gradients === 'gram' || this.balancer.needs.stats ? 'shared' : 'none',
+        gradients: this.balancer.needs.gradients === 'gram' || this.balancer.needs.stats ? (this.opts.represent ? 'representation' : 'shared') : 'none',
+        ...(this.every > 1 ? { every: this.every } : {}),
         startedAt: new Date().toISOString(),
         ...this.opts.meta,
       };

@@ -10,9 +10,11 @@
  *    results. Seeded strategies reproduce exactly with a seed and differ with another.
  */
 import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { create, type BalancerInput, type Strategy } from '../src/index.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { BalancedTrainer, create, type BalancerInput, type Strategy } from '../src/index.js';
+import { makeToy, useTestBackend } from './helpers.js';
 import { validateOptions } from '../src/registry.js';
 import { cov, dbMtl, dwa, famo, relobralo, rlw, softadapt } from '../strategies/index.js';
 
@@ -383,13 +385,20 @@ describe('seeded strategies', () => {
 
 describe('epochs and cadence', () => {
   it('dwa/softadapt average: "epoch" require an epoch and reject a decreasing one', () => {
-    for (const name of ['dwa', 'softadapt']) {
+    for (const [name, strategy] of [['dwa', dwa], ['softadapt', softadapt]] as const) {
       const b = create({ name, average: 'epoch' });
       b.bind(['a', 'b']);
       expect(() => b.update({ losses: [1, 2] })).toThrow(/option "average" is 'epoch', but the input of step 0 has no epoch/);
       b.update({ losses: [1, 2], epoch: 3 });
-      expect(() => b.update({ losses: [1, 2], epoch: 2 })).toThrow(/epoch went back from 3 to 2/);
-      expect(() => b.update({ losses: [1, 2], epoch: 1.5 })).toThrow(/non-negative integer/);
+      // (the Balancer may check the epoch index itself before the strategy does)
+      expect(() => b.update({ losses: [1, 2], epoch: 2 })).toThrow(/epoch/);
+      expect(() => b.update({ losses: [1, 2], epoch: 1.5 })).toThrow(/epoch/);
+      // the strategy's own checks, called directly
+      const o = validateOptions(strategy as Strategy, { average: 'epoch' });
+      const s0 = (strategy as Strategy).init(o, ['a', 'b']);
+      const s1 = (strategy as Strategy).update(o, s0, { step: 0, losses: [1, 2], epoch: 3 }).state;
+      expect(() => (strategy as Strategy).update(o, s1, { step: 1, losses: [1, 2], epoch: 2 })).toThrow(/step 1: epoch went back from 3 to 2/);
+      expect(() => (strategy as Strategy).update(o, s1, { step: 1, losses: [1, 2], epoch: 3.5 })).toThrow(/step 1: epoch must be a non-negative integer/);
     }
   });
   it('softadapt epoch mode = step mode on the epoch means, held constant within an epoch', () => {
@@ -416,5 +425,44 @@ describe('epochs and cadence', () => {
     expect(() => create({ name: 'rlw', seed: 0.5 })).toThrow(/seed/);
     expect(() => create({ name: 'famo', lr: -1 })).toThrow(/lr/);
     expect(() => create({ name: 'cov', decay: 0.9 })).toThrow(/unknown option; known options: mean, meanDecay/);
+  });
+});
+
+describe('in BalancedTrainer (tfjs)', () => {
+  beforeAll(() => useTestBackend());
+
+  it.each(['dwa', 'softadapt', 'relobralo', 'cov', 'rlw', 'famo'])(
+    '%s evaluates the terms once per step (no per-term gradients), leaks no tensors, finite weights',
+    (name) => {
+      const toy = makeToy([1, 20, 0.05]);
+      const spy = vi.fn(toy.terms);
+      const trainer = new BalancedTrainer({ terms: spy, optimizer: tf.train.adam(1e-2), balancer: name, variables: toy.variables });
+      trainer.step();
+      const calls = spy.mock.calls.length;
+      const tensors = tf.memory().numTensors;
+      for (let i = 0; i < 5; i++) trainer.step();
+      expect(spy.mock.calls.length - calls).toBe(5);
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(trainer.history.last!.gradNorm).toBeUndefined();
+      for (const w of Object.values(trainer.history.last!.weight)) expect(Number.isFinite(w) && w >= 0).toBe(true);
+      toy.dispose();
+    },
+  );
+
+  it('db-mtl reads the Gram diagonal; dwa average: "epoch" gets the epoch from endEpoch()', () => {
+    const toy = makeToy([1, 20]);
+    const db = new BalancedTrainer({ terms: toy.terms, optimizer: tf.train.sgd(1e-3), balancer: 'db-mtl', variables: toy.variables });
+    db.step();
+    expect(db.history.last!.gradNorm!.t1).toBeGreaterThan(0);
+    const trainer = new BalancedTrainer({ terms: toy.terms, optimizer: tf.train.sgd(1e-3), balancer: { name: 'dwa', average: 'epoch' }, variables: toy.variables });
+    const weights: number[][] = [];
+    for (let e = 0; e < 4; e++) {
+      for (let i = 0; i < 3; i++) weights.push(Object.values(trainer.step().weights));
+      trainer.endEpoch();
+    }
+    expect(weights.slice(0, 6).flat().every((w) => w === 1)).toBe(true);
+    expect(weights[6]).toEqual(weights[8]); // constant within epoch 2
+    expect(weights[6]).not.toEqual([1, 1]);
+    toy.dispose();
   });
 });
