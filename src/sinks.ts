@@ -2,7 +2,7 @@
  * Sinks that write the trajectory out: JSONL (one JSON object a line, written with a synchronous
  * write per line so a crash loses at most the line being written) and its tolerant reader.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from './history.js';
 
@@ -12,14 +12,33 @@ import type { RunMeta, Sink, StepRecord } from './history.js';
  */
 export class JsonlSink implements Sink {
   private fd: number | null = null;
+  private readonly append: boolean;
 
-  /** @param path file to create (parent folders are made); an existing file is truncated. */
-  constructor(readonly path: string) {}
+  /**
+   * @param path file to create (parent folders are made); an existing file is truncated, unless
+   *   `append` is set.
+   * @param options `append: true` continues an existing file (a resumed run): a torn last line left
+   *   by a killed process is cut off first, so the file stays readable. @default { append: false }
+   */
+  constructor(
+    readonly path: string,
+    options: { append?: boolean } = {},
+  ) {
+    this.append = options.append ?? false;
+  }
 
   private ensureOpen(): number {
     if (this.fd === null) {
       mkdirSync(dirname(this.path), { recursive: true });
-      this.fd = openSync(this.path, 'w');
+      if (this.append && existsSync(this.path)) {
+        const text = readFileSync(this.path);
+        const end = text.lastIndexOf(0x0a) + 1; // keep everything up to the last complete line
+        this.fd = openSync(this.path, 'r+');
+        if (end < text.length) ftruncateSync(this.fd, end);
+        this.fd = (closeSync(this.fd), openSync(this.path, 'a'));
+      } else {
+        this.fd = openSync(this.path, this.append ? 'a' : 'w');
+      }
     }
     return this.fd;
   }
