@@ -186,6 +186,11 @@ async function importOptional<T>(specs: string[]): Promise<T | null> {
 
 /** Run the CLI on `argv` (default: the process's). */
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // `loss-balancer list | head`: a closed pipe ends the program quietly.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   try {
     await buildCli().parseAsync(argv);
   } catch (e) {
