@@ -121,7 +121,7 @@ describe('hand-worked values (paper formulas)', () => {
     expect(r[1].weights).toEqual([1, 1, 1]);
     [1.016526, 0.966949, 1.016526].forEach((w, i) => expect(r[2].weights[i]).toBeCloseTo(w, 6));
   });
-  it('softadapt normalized (paper: ns = s / Σ|s|), β = 0.1', () => {
+  it('softadapt normalized (ns = s / Σ|s|, see the file header), β = 0.1', () => {
     // step 1: s = (−0.1, −2, −0.05), Σ|s| = 2.15, ns = (−0.046512, −0.930233, −0.023256),
     //   exp(0.1·ns) = (0.995360, 0.911353, 0.997677), Σ = 2.904390 → ×3/Σ = (1.028190, 0.941226, 1.030584).
     // step 2: s = (−0.05, −1, 0.05), Σ|s| = 1.1, ns = (−0.045455, −0.909091, 0.045455),
