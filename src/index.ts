@@ -33,7 +33,7 @@ export type { PerTerm, RunMeta, Sink, StepRecord } from './history.js';
 export { JsonlSink, readJsonl } from './sinks.js';
 export type { Trajectory } from './sinks.js';
 export { TensorBoardSink, readEvents, scalarsOf } from './tensorboard.js';
-export type { TensorBoardSinkOptions, TensorBoardEvent, EventFile } from './tensorboard.js';
+export type { TensorBoardSinkOptions, TensorBoardEvent, EventFile, ScalarWriter } from './tensorboard.js';
 export {
   saveState,
   loadState,

@@ -158,8 +158,24 @@ export function scalarsOf(record: StepRecord): Record<string, number> {
   return out;
 }
 
+/**
+ * The part of tfjs-node's `SummaryFileWriter` (`tf.node.summaryFileWriter(logdir)`) the sink uses.
+ * Any object with these methods will do.
+ */
+export interface ScalarWriter {
+  /** Log one scalar. */
+  scalar(name: string, value: number, step: number): void;
+  /** Push buffered events to disk. */
+  flush?(): void;
+}
+
 /** Options of {@link TensorBoardSink}. */
 export interface TensorBoardSinkOptions {
+  /**
+   * Write through this writer (e.g. tfjs-node's `tf.node.summaryFileWriter(logdir)`) instead of the
+   * built-in event-file writer; `flush()` is called after every step. @default the built-in writer
+   */
+  writer?: ScalarWriter;
   /** Host name in the file name. @default os.hostname() */
   host?: string;
   /** The clock (seconds since the epoch) for `wall_time` and the file name. @default Date.now() / 1000 */
@@ -175,16 +191,18 @@ export class TensorBoardSink implements Sink {
   private fd: number | null = null;
   private readonly now: () => number;
   private readonly host: string;
+  private readonly writer: ScalarWriter | undefined;
   /** The event file's path (set when the first record is written). */
   path: string | null = null;
 
-  /** @param logdir the run's folder; each sink creates a new event file in it. */
+  /** @param logdir the run's folder; each sink creates a new event file in it (unless `writer` is given). */
   constructor(
     readonly logdir: string,
     options: TensorBoardSinkOptions = {},
   ) {
     this.now = options.now ?? (() => Date.now() / 1000);
     this.host = (options.host ?? hostname()).replace(/[/\\]/g, '_');
+    this.writer = options.writer;
   }
 
   private ensureOpen(): number {
@@ -200,7 +218,7 @@ export class TensorBoardSink implements Sink {
 
   /** Creates the file and writes its `file_version` record. */
   open(_meta?: RunMeta): void {
-    this.ensureOpen();
+    if (!this.writer) this.ensureOpen();
   }
 
   /** One `Event` with every scalar of the step, written with one synchronous write. */
@@ -210,11 +228,17 @@ export class TensorBoardSink implements Sink {
 
   /** Write arbitrary scalars for a step (tags as TensorBoard shows them). */
   writeScalars(step: number, scalars: Readonly<Record<string, number>>): void {
+    if (this.writer) {
+      for (const [tag, v] of Object.entries(scalars)) this.writer.scalar(tag, v, step);
+      this.writer.flush?.();
+      return;
+    }
     const fd = this.ensureOpen();
     writeSync(fd, tfrecordFrame(encodeScalarEvent(this.now(), step, scalars)));
   }
 
   close(): void {
+    this.writer?.flush?.();
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }

@@ -158,6 +158,18 @@ describe('TensorBoardSink', () => {
     );
   });
 
+  it('writes through a tfjs-node style summary writer when given one', () => {
+    const calls: [string, number, number][] = [];
+    let flushes = 0;
+    const sink = new TensorBoardSink('unused-dir', { writer: { scalar: (n, v, s) => calls.push([n, v, s]), flush: () => (flushes += 1) } });
+    sink.open();
+    sink.write(record(4, { a: 2 }, { a: 0.5 }));
+    sink.close();
+    expect(calls).toEqual([['loss/a', 2, 4], ['alpha/a', 0.5, 4], ['weighted/a', 1, 4], ['total', 1, 4]]);
+    expect(flushes).toBe(2);
+    expect(sink.path).toBeNull();
+  });
+
   it('frames a record like TFRecord (length, CRC of length, data, CRC of data)', () => {
     const f = tfrecordFrame(bytes('abc'));
     const b = Buffer.from(f);
