@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,14 @@ describe('loss-balancer CLI', () => {
       expect(diag.stdout).toContain('strategy gradnorm');
       expect(diag.stderr).toContain('diagnose module is not available');
     }
+  });
+
+  it('demo runs the VAE demo (a few steps) and writes its trajectories', async () => {
+    const out = await cli(['demo', '--steps', '5', '--out', join(dir, 'demo')]);
+    expect(out.stderr).not.toMatch(/loss-balancer:/);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/gradnorm/);
+    expect(readdirSync(join(dir, 'demo')).some((f) => f.endsWith('.jsonl'))).toBe(true);
   });
 
   it('config errors name the field, the value and what is allowed', async () => {
