@@ -118,3 +118,240 @@ export function combine(grads: readonly TermGrads[], weights: readonly number[],
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// One forward pass, several backward passes.
+//
+// `tf.variableGrads(f)` records a tape while running `f`, backpropagates once and throws the tape
+// away, so T per-term gradients cost T forward passes. The engine supports nested gradient calls
+// (that is how tf.grad(tf.grad(f)) works): while an outer `engine.gradients` call is recording, an
+// inner one does not start a new tape but filters the outer one from its `xs` to its `y`, and keeps
+// the saved forward tensors (they are released only when the outermost call ends). So: open an
+// outer call whose own gradient is never wanted, run the forward once inside it, and call the inner
+// `engine.gradients(() => y_i, xs)` once per output. Only the public `tf.engine().gradients` is used.
+// ---------------------------------------------------------------------------------------------
+
+/** Backpropagation over the tape recorded so far inside {@link withTape}. */
+export interface Tape {
+  /**
+   * ∂y/∂x for each x in `xs` (`null` where y does not depend on x), from the forward already
+   * recorded: nothing is recomputed. `dy` is the upstream gradient (same shape as y; default ones),
+   * which makes this a vector-Jacobian product for a non-scalar y.
+   */
+  grads(y: tf.Tensor, xs: readonly tf.Tensor[], dy?: tf.Tensor): (tf.Tensor | null)[];
+}
+
+/**
+ * Run `fn` with a gradient tape open: every op it runs is recorded once, and `tape.grads(y, xs)` can
+ * backpropagate from any tensor computed so far, as often as needed. The tensors of the map `fn`
+ * returns are handed back (tracked by the caller's scope, like any op result); everything else
+ * created inside is released. On an exception the tape's saved tensors are released too.
+ */
+export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorMap {
+  const engine = tf.engine();
+  const outermost = engine.state.gradientDepth === 0;
+  const kept: tf.NamedTensorMap = {};
+  const probe = tf.scalar(0);
+  const tape: Tape = {
+    grads: (y, xs, dy) => {
+      const { grads } = engine.gradients(() => y, xs as tf.Tensor[], dy, true);
+      return grads.map((g) => g ?? null);
+    },
+  };
+  try {
+    const out = engine.gradients(
+      () => {
+        const res = fn(tape);
+        for (const [k, t] of Object.entries(res)) kept[k] = tf.keep(t);
+        return tf.scalar(0);
+      },
+      [probe],
+      undefined,
+      true,
+    );
+    out.value.dispose();
+    for (const g of out.grads) g?.dispose();
+  } catch (e) {
+    if (outermost) releaseTape(engine);
+    tf.dispose(Object.values(kept));
+    throw e;
+  } finally {
+    probe.dispose();
+  }
+  // Hand the results over as ordinary (non-kept) tensors of the caller's scope.
+  const result: tf.NamedTensorMap = {};
+  for (const [k, t] of Object.entries(kept)) {
+    result[k] = t.clone();
+    t.dispose();
+  }
+  return result;
+}
+
+/** After a failed forward the engine keeps the tape's saved tensors; release them. */
+function releaseTape(engine: ReturnType<typeof tf.engine>): void {
+  const state = engine.state as unknown as { activeTape?: { saved?: tf.Tensor[] }[] | null; gradientDepth: number };
+  if (state.gradientDepth !== 0 || !Array.isArray(state.activeTape)) return;
+  for (const node of state.activeTape) for (const t of node.saved ?? []) t.dispose();
+  state.activeTape = null;
+}
+
+let tapeChecked: boolean | null = null;
+
+/**
+ * Whether {@link withTape} works with the installed tfjs: checked once per process on a two-output
+ * function with known gradients (y1 = Σ 2v, y2 = Σ v², v = [1, 2, 3]), after the backend is ready.
+ * When it does not, the trainers fall back to one forward pass per term.
+ */
+export function tapeWorks(): boolean {
+  if (tapeChecked !== null) return tapeChecked;
+  const before = tf.memory().numTensors;
+  try {
+    const init = tf.tensor1d([1, 2, 3]);
+    const v = tf.variable(init, true, `loss-balancer-tape-check-${Math.random().toString(36).slice(2)}`);
+    init.dispose();
+    try {
+      const got = tf.tidy(() => {
+        const r = withTape((tape) => {
+          const y1 = tf.sum(tf.mul(v, 2));
+          const y2 = tf.sum(tf.square(v));
+          const [g1] = tape.grads(y1, [v]);
+          const [g2] = tape.grads(y2, [v]);
+          return { g1: g1!, g2: g2! };
+        });
+        return Array.from(tf.concat([r.g1, r.g2]).dataSync());
+      });
+      const want = [2, 2, 2, 2, 4, 6];
+      tapeChecked = got.length === 6 && got.every((x, i) => Math.abs(x - want[i]) < 1e-6);
+    } finally {
+      v.dispose();
+    }
+    if (tf.memory().numTensors !== before) tapeChecked = false;
+  } catch {
+    tapeChecked = false;
+  }
+  return tapeChecked;
+}
+
+/** For tests: forget the result of {@link tapeWorks} (or force it). */
+export function setTapeWorks(value: boolean | null): void {
+  tapeChecked = value;
+}
+
+function noPathError(name: string, what: string): BalancerError {
+  return new BalancerError(
+    `term "${name}" has no gradient path to ${what}; check that it is computed from the model inside terms()`,
+  );
+}
+
+/**
+ * Per-term gradients from ONE forward pass of `terms` and T backward passes (see {@link withTape}):
+ * the same result as {@link perTermGradients}, which runs `terms` once per term. A term that reaches
+ * none of `vars` is an error naming it.
+ */
+export function termGradientsOnce(
+  terms: () => Record<string, tf.Scalar>,
+  names: readonly string[],
+  vars: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+): { values: tf.Scalar[]; grads: TermGrads[] } {
+  const trainable = vars.filter((v) => v.trainable);
+  const flat = withTape((tape) => {
+    const t = terms();
+    check(t);
+    const out: tf.NamedTensorMap = {};
+    names.forEach((name, i) => {
+      const y = scalarOf(t, name);
+      const gs = tape.grads(y, trainable);
+      if (gs.every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
+      out[`v${i}`] = y;
+      gs.forEach((g, k) => {
+        if (g) out[`g${i}:${k}`] = g;
+      });
+    });
+    return out;
+  });
+  const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
+  const grads = names.map((_, i) => {
+    const m: TermGrads = new Map();
+    trainable.forEach((v, k) => {
+      const g = flat[`g${i}:${k}`];
+      if (g) m.set(v.name, g);
+    });
+    return m;
+  });
+  return { values, grads };
+}
+
+/** A model split at a shared representation z: `trunk()` computes z, `heads(z)` the named terms. */
+export interface Representation {
+  trunk: () => tf.Tensor;
+  heads: (z: tf.Tensor) => Record<string, tf.Scalar>;
+}
+
+/** What the caller decides from the losses and the per-term gradients w.r.t. z (T × size(z)). */
+export type Decide = (losses: number[], M: tf.Tensor2D) => number[] | null;
+
+/**
+ * Representation mode: one forward of trunk and heads; per-term ∂L_i/∂z by T backward passes through
+ * the heads only; `decide(losses, M)` (M: T × size(z), rows = flattened ∂L_i/∂z) returns the weights
+ * (or null to apply nothing); then ONE backward pass of Σ w_i L_i through heads and trunk on the same
+ * recorded forward, which is the vector-Jacobian product of the trunk with upstream Σ w_i ∂L_i/∂z and
+ * gives each head variable Σ w_i g_i over the terms that reach it. Returns the loss values and the
+ * combined gradients (empty when `decide` returned null).
+ */
+export function representationGradients(
+  rep: Representation,
+  names: readonly string[],
+  vars: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+  decide: Decide,
+): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
+  const trainable = vars.filter((v) => v.trainable);
+  const body = (tape: Tape | null): tf.NamedTensorMap => {
+    const z = checkRepresentation(rep.trunk());
+    const t = rep.heads(z);
+    if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
+    check(t);
+    const ys = names.map((n) => scalarOf(t, n));
+    const dz = tape ? names.map((_, i) => tape.grads(ys[i], [z])[0]) : headGradsByRecomputation(rep, names, z);
+    const rows = dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]));
+    const losses = Array.from(tf.stack(ys).dataSync());
+    const w = decide(losses, tf.stack(rows) as tf.Tensor2D);
+    const out: tf.NamedTensorMap = {};
+    ys.forEach((y, i) => (out[`v${i}`] = y));
+    if (!w) return out;
+    const total = () => tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar;
+    const gs = tape
+      ? tape.grads(total(), trainable)
+      : (() => {
+          const r = tf.variableGrads(() => tf.addN(names.map((n, i) => tf.mul(scalarOf(rep.heads(rep.trunk()), n), w[i]))) as tf.Scalar, trainable);
+          return trainable.map((v) => r.grads[v.name] ?? null);
+        })();
+    gs.forEach((g, k) => {
+      if (g) out[`g:${k}`] = g;
+    });
+    return out;
+  };
+  const flat = tapeWorks() ? withTape((tape) => body(tape)) : body(null);
+  const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
+  const grads: tf.NamedTensorMap = {};
+  trainable.forEach((v, k) => {
+    const g = flat[`g:${k}`];
+    if (g) grads[v.name] = g;
+  });
+  return { values, grads };
+}
+
+/** Fallback without a shared tape: ∂L_i/∂z by one `tf.grad` of the heads per term (z held fixed). */
+function headGradsByRecomputation(rep: Representation, names: readonly string[], z: tf.Tensor): (tf.Tensor | null)[] {
+  return names.map((n) => tf.grad((zz: tf.Tensor) => scalarOf(rep.heads(zz), n))(z));
+}
+
+/** `z` checked to be one float32 tensor; errors name the option. */
+export function checkRepresentation(z: unknown): tf.Tensor {
+  if (!(z instanceof tf.Tensor)) {
+    throw new BalancerError(`option "represent": trunk() must return one tensor (the shared representation z); got ${Array.isArray(z) ? 'an array' : typeof z}`);
+  }
+  if (z.dtype !== 'float32') throw new BalancerError(`option "represent": trunk() returned a ${z.dtype} tensor; z must be float32`);
+  return z;
+}

@@ -4,10 +4,11 @@
  * applies Σ w_i g_i to the trained variables with the user's optimizer, and logs the step.
  */
 import * as tf from '@tensorflow/tfjs';
+import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from './balancer.js';
 import { BalancerError } from './errors.js';
 import {
-  combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
+  checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
   type GramReading, type Representation,
 } from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from './history.js';
@@ -114,9 +115,9 @@ export class BalancedTrainer {
         throw new BalancerError('BalancedTrainer: option "represent" must be { trunk: () => z, heads: (z) => named scalar losses }');
       }
       if (options.shared) throw new BalancerError('BalancedTrainer: option "shared" cannot be used with option "represent" (the Gram matrix is formed over z)');
-      this.termsFn = () => rep.heads(rep.trunk());
+      this.termsFn = () => rep.heads(checkRepresentation(rep.trunk()));
     } else if (typeof options?.terms !== 'function') {
-      throw new BalancerError('BalancedTrainer: option "terms" (or "represent") must be a function returning named scalar losses');
+      throw new BalancerError('BalancedTrainer: option "terms" must be a function returning named scalar losses (or give option "represent")');
     } else {
       this.termsFn = options.terms;
     }
@@ -128,7 +129,19 @@ export class BalancedTrainer {
       throw new BalancerError('BalancedTrainer: option "optimizer" must be a tf.Optimizer (e.g. tf.train.adam(1e-3))');
     }
     this.opts = options;
-    this.balancer = create(options.balancer ?? 'fixed', { onNonFinite: options.onNonFinite, warn: options.warn });
+    // One cadence mechanism: the trainer's `every: k` is the balancer's `updateEvery: k`; the balancer
+    // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
+    // reading any per-term gradient.
+    this.balancer = create(options.balancer ?? 'fixed', {
+      onNonFinite: options.onNonFinite,
+      warn: options.warn,
+      ...(this.every > 1 ? { updateEvery: this.every } : {}),
+    });
+    if (this.every > 1 && this.balancer.config.updateEvery !== this.every) {
+      throw new BalancerError(
+        `BalancedTrainer: option "every" is ${this.every} but the balancer has updateEvery ${JSON.stringify(this.balancer.config.updateEvery)}; set the cadence in one place (updateEvery in the balancer spec, or every here)`,
+      );
+    }
     this.sinks = [...(options.keepHistory === false ? [] : [this.history]), ...(options.sinks ?? [])];
     this.sharedVars = options.shared ?? null;
     if (options.shared && options.variables) {
@@ -159,16 +172,21 @@ export class BalancedTrainer {
     this._epoch += 1;
   }
 
-  /** One optimizer step on the balanced loss. */
-  step(): StepResult {
+  /**
+   * One optimizer step on the balanced loss. With `{ microBatches: k, setMicroBatch }` the step's
+   * batch is evaluated in k micro-batches whose per-term losses and gradients are accumulated before
+   * the balancer sees them: the step equals one step on the whole batch (see {@link MicroBatches}).
+   */
+  step(micro?: MicroBatches): StepResult {
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
     const names = this.names!;
     const needs = this.balancer.needs;
-    const refresh = this._step % this.every === 0;
+    const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
     const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
+    if (micro !== undefined) return this.stepMicro(micro, vars, names, perTerm, check, refresh);
 
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
     tf.tidy(() => {
@@ -204,9 +222,8 @@ export class BalancedTrainer {
           check(t);
           const scalars = names.map((n) => scalarOf(t, n));
           vals = Array.from(tf.stack(scalars).dataSync());
-          res = refresh
-            ? this.balancer.update({ losses: vals, epoch: this._epoch })
-            : { weights: this.balancer.weights, step: this.balancer.step };
+          // Between refreshes the balancer reuses its last weights without calling the strategy.
+          res = this.balancer.update({ losses: vals, epoch: this._epoch });
           const w = res.skipped ? names.map(() => 0) : res.weights;
           return tf.addN(scalars.map((s, i) => s.mul(w[i]))) as tf.Scalar;
         }, vars);
@@ -218,6 +235,41 @@ export class BalancedTrainer {
       outcome = { losses, result, gram: reading?.gram };
     });
 
+    return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /** {@link step} with gradient accumulation over micro-batches (src/accumulate.ts). */
+  private stepMicro(
+    micro: MicroBatches,
+    vars: tf.Variable[],
+    names: string[],
+    perTerm: boolean,
+    check: (t: Record<string, tf.Scalar>) => void,
+    refresh: boolean,
+  ): StepResult {
+    if (this.opts.represent) throw new BalancerError('BalancedTrainer: step({ microBatches }) cannot be used with option "represent"');
+    microFractions(micro);
+    let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
+    tf.tidy(() => {
+      const out = accumulatedStep(
+        {
+          terms: this.termsFn,
+          names,
+          vars,
+          check,
+          balancer: this.balancer,
+          epoch: this._epoch,
+          perTerm,
+          withStats: !!this.balancer.needs.stats,
+          shared: this.sharedVars,
+          read: this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients,
+        },
+        micro,
+      );
+      if (perTerm) this.sharedVars ??= out.shared;
+      if (!out.result.skipped && Object.keys(out.grads).length) this.opts.optimizer.applyGradients(out.grads);
+      outcome = { losses: out.losses, result: out.result, gram: out.gram };
+    });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
 
@@ -271,6 +323,7 @@ export class BalancedTrainer {
     if (gram) rec.gradNorm = per(gram.map((row, i) => Math.sqrt(Math.max(0, row[i]))));
     if (result.info) rec.info = Object.fromEntries(Object.entries(result.info).map(([k, v]) => [k, per(v)]));
     if (result.skipped) rec.skipped = result.skipped;
+    if (result.clamped?.length) rec.clamped = [...result.clamped];
     if (!this.opened) {
       this.opened = true;
       const meta: RunMeta = {
