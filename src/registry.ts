@@ -77,7 +77,64 @@ export function validateOptions<O>(strategy: Strategy<O>, raw: Record<string, un
     (v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined),
     raw,
   );
-  throw new OptionError(strategy.name, field, value, issue.message);
+  const shape = (strategy.options as unknown as { shape?: Record<string, unknown> }).shape;
+  const allowed = shape && typeof issue.path[0] === 'string' ? describeSchema(shape[issue.path[0]]) : '';
+  throw new OptionError(strategy.name, field, value, allowed ? `${issue.message}; allowed: ${allowed}` : issue.message);
+}
+
+type SchemaDef = { type: string; [k: string]: unknown };
+const defOf = (s: unknown): SchemaDef | undefined => (s as { def?: SchemaDef } | undefined)?.def;
+
+/**
+ * What a zod option schema accepts, in words, for error messages: `"a" | "b"`, `a number >= 0`,
+ * `an integer`, lists, records and unions of those. Unknown schema kinds give `''`.
+ */
+export function describeSchema(schema: unknown, depth = 0): string {
+  const def = defOf(schema);
+  if (!def || depth > 4) return '';
+  const inner = () => describeSchema(def.innerType, depth + 1);
+  switch (def.type) {
+    case 'default':
+    case 'prefault':
+    case 'catch':
+    case 'readonly':
+      return inner();
+    case 'optional':
+      return inner() && `${inner()} (optional)`;
+    case 'nullable':
+      return inner() && `${inner()} or null`;
+    case 'enum':
+      return Object.values(def.entries as Record<string, unknown>).map((v) => JSON.stringify(v)).join(' | ');
+    case 'literal':
+      return (def.values as unknown[]).map((v) => JSON.stringify(v)).join(' | ');
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'number': {
+      const checks = ((def.checks as { _zod?: { def?: { check?: string; value?: unknown; inclusive?: boolean; format?: string } } }[]) ?? [])
+        .map((c) => c._zod?.def ?? {});
+      const isInt = checks.some((c) => c.check === 'number_format' && /int/.test(String(c.format)));
+      const parts = checks.flatMap((c) =>
+        c.check === 'greater_than' ? [`${c.inclusive ? '>=' : '>'} ${c.value}`] : c.check === 'less_than' ? [`${c.inclusive ? '<=' : '<'} ${c.value}`] : [],
+      );
+      return `${isInt ? 'an integer' : 'a finite number'}${parts.length ? ` ${parts.join(' and ')}` : ''}`;
+    }
+    case 'array': {
+      const el = describeSchema(def.element, depth + 1);
+      return `a list${el ? ` of (${el})` : ''}`;
+    }
+    case 'record': {
+      const v = describeSchema(def.valueType, depth + 1);
+      return `an object { termName: ${v || 'value'} }`;
+    }
+    case 'union':
+      return (def.options as unknown[]).map((o) => describeSchema(o, depth + 1)).filter(Boolean).join(', or ');
+    case 'object':
+      return `an object with ${Object.keys(def.shape as Record<string, unknown>).join(', ')}`;
+    default:
+      return '';
+  }
 }
 
 /** The option names a strategy's schema accepts (for error messages and docs). */
