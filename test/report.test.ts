@@ -78,6 +78,7 @@ describe('report', () => {
 
   it('uses src/diagnose.ts when present, else the placeholder', async () => {
     const fn = await loadDiagnose();
+    expect(fn !== null).toBe(existsSync(join(import.meta.dirname, '..', 'src', 'diagnose.ts')));
     const html = await renderReport(readJsonl(join(writeRun(tmp(), 5), 'trajectory.jsonl')), { quantities: [] });
     if (fn) expect(html).not.toContain('No diagnosis available');
     else expect(html).toContain('No diagnosis available');
