@@ -15,7 +15,7 @@
  * with mathjs. When the gradients are linearly dependent (rank-deficient G) that system is singular; we
  * then use the generalisation of Quinton & Rey ("Jacobian Descent for Multi-Objective Optimization",
  * 2024, as in torchjd's IMTLG): v = G⁺n, α = v / Σv (α = 0 when Σv = 0), which equals the closed form
- * whenever G is invertible.
+ * whenever G is invertible (numerical rank: eigenvalues above 1e3·T·ε·λ_max).
  *
  * Weights: w = T·α (sum T, so identical unit gradients give all ones). They can be NEGATIVE: the
  * equal-projection direction may need to subtract a gradient (e.g. two nearly parallel gradients and a
@@ -34,13 +34,18 @@ const options = z.strictObject({});
 /** Options of {@link imtl} (none). */
 export type IMTLOptions = z.infer<typeof options>;
 
+/** Relative tolerance (in units of T·ε·λ_max) below which an eigenvalue of G counts as zero. */
+const RANK_REL_TOL = 1e3;
+
 /** IMTL-G's α (Σα = 1) on a Gram matrix of non-zero gradients, and which solve produced it. */
 export function imtlAlpha(G: Gram): { alpha: number[]; method: 'closed-form' | 'pinv' } {
   const T = G.length;
   if (T === 1) return { alpha: [1], method: 'closed-form' };
   const n = norms(G);
   const { values } = symmetricEigen(G);
-  const rank = values.filter((v) => v > Math.max(0, values[0]) * T * Number.EPSILON * 1e3).length;
+  // Numerical rank: eigenvalues below λ_max·T·ε·RANK_REL_TOL are round-off (the Jacobi eigenvalues of
+  // a singular G scatter around ε·λ_max); the same cut is used by the pseudo-inverse below.
+  const rank = values.filter((v) => v > Math.max(0, values[0]) * T * Number.EPSILON * RANK_REL_TOL).length;
   if (rank === T) {
     const rhs: number[] = [];
     const A: number[][] = [];
@@ -53,7 +58,7 @@ export function imtlAlpha(G: Gram): { alpha: number[]; method: 'closed-form' | '
     const ar = solveLinear(A, rhs);
     if (ar) return { alpha: [1 - ar.reduce((a, b) => a + b, 0), ...ar], method: 'closed-form' };
   }
-  const v = psdPinvSolve(G, n);
+  const v = psdPinvSolve(G, n, RANK_REL_TOL);
   const sum = v.reduce((a, b) => a + b, 0);
   const vmax = Math.max(0, ...v.map(Math.abs));
   return { alpha: Math.abs(sum) > 1e-12 * vmax && sum !== 0 ? v.map((x) => x / sum) : v.map(() => 0), method: 'pinv' };
