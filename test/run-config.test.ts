@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadRunConfig, validateRunConfig } from '../src/run.js';
-import { formatSeconds, termsLine, wantsPlain } from '../src/progress.js';
+import { createProgress, formatSeconds, termsLine, wantsPlain } from '../src/progress.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,6 +66,34 @@ describe('progress helpers', () => {
       if (old === undefined) delete process.env.CI;
       else process.env.CI = old;
     }
+  });
+
+  it('draws a bar on a TTY and plain lines otherwise', () => {
+    const rec = (s: number) => ({ step: s, loss: { a: 1 / (s + 1), b: 2 }, weight: { a: 1 + s, b: 0.5 }, weighted: {}, total: 0 });
+    const sink = (isTTY: boolean) => {
+      const chunks: string[] = [];
+      const stream = { isTTY, columns: 200, write: (c: string) => (chunks.push(c), true), cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => stream, removeListener: () => stream } as any;
+      return { stream, text: () => chunks.join('') };
+    };
+    const tty = sink(true);
+    let t = 0;
+    const bar = createProgress(10, 'run', { stream: tty.stream, plain: false, now: () => (t += 100) });
+    for (let s = 1; s <= 10; s++) bar.update(s, rec(s - 1));
+    bar.stop();
+    expect(tty.text()).toMatch(/run .*step 10\/10 \| ETA \S+ \| a L=0\.1 α=10 \| b L=2 α=0\.5/);
+
+    const plain = sink(false);
+    let clock = 0; // one second per step
+    const lines = createProgress(10, 'run', { stream: plain.stream, plain: true, every: 5, now: () => clock * 1000 });
+    for (let s = 1; s <= 10; s++) {
+      clock = s;
+      lines.update(s, rec(s - 1));
+    }
+    lines.stop();
+    expect(plain.text().trim().split('\n')).toEqual([
+      'run step 5/10 (50%) ETA 5s | a L=0.2 α=5 | b L=2 α=0.5',
+      'run step 10/10 (100%) ETA 0s | a L=0.1 α=10 | b L=2 α=0.5',
+    ]);
   });
 
   it('formats terms and times', () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,6 +126,35 @@ describe('TensorBoardSink', () => {
     expect(back.truncated).toBe(true);
     expect(back.events.map((e) => e.step)).toEqual([0, 0, 1, 2]);
     sink.close();
+  });
+
+  it('a writer killed with SIGKILL leaves every step it wrote readable', async () => {
+    const dir = tmp();
+    const script = join(dir, 'writer.mts');
+    const src = fileURLToPath(new URL('../src/tensorboard.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { TensorBoardSink } from ${JSON.stringify(src)};
+const sink = new TensorBoardSink(${JSON.stringify(join(dir, 'run'))}, { host: 'h' });
+for (let step = 0; ; step++) {
+  sink.write({ step, loss: { a: step }, weight: { a: 1 }, weighted: { a: step }, total: step });
+  if (step === 50) process.stdout.write('ready\\n');
+}
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
+      child.on('exit', (code) => rej(new Error(`writer exited early with ${code}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('exit', res));
+    const file = join(dir, 'run', readdirSync(join(dir, 'run'))[0]);
+    const back = readEvents(file);
+    const steps = back.events.slice(1).map((e) => e.step);
+    expect(steps.length).toBeGreaterThan(50);
+    expect(steps).toEqual(steps.map((_, i) => i));
+    expect(back.events.slice(1).every((e) => e.scalars['loss/a'] === e.step)).toBe(true);
   });
 
   it('rejects a corrupted record, naming its offset', () => {
