@@ -70,7 +70,7 @@ export function findTrajectory(runDirOrFile: string): string {
 
 /** Options of {@link renderReport} and {@link report}. */
 export interface ReportOptions {
-  /** Page title. @default "loss-balancer run: <strategy>" */
+  /** Page title. @default "loss-balancer run: <name> (<strategy>)", from the meta line */
   title?: string;
   /** Log-scale y axes. @default true */
   log?: boolean;
@@ -107,7 +107,7 @@ function configRows(meta: RunMeta | null, records: readonly StepRecord[]): [stri
     for (const [k, v] of Object.entries(meta)) if (!known.has(k)) rows.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
   }
   const skipped = records.filter((r) => r.skipped).length;
-  rows.push(['steps', `${records.length}${skipped ? ` (${skipped} skipped)` : ''}`]);
+  rows.push(['steps recorded', `${records.length}${skipped ? ` (${skipped} skipped)` : ''}`]);
   return rows;
 }
 
@@ -131,7 +131,8 @@ footer{margin-top:32px;color:#5b6472;font-size:.85em}
 export async function renderReport(trajectory: Trajectory, options: ReportOptions = {}): Promise<string> {
   const { meta, records } = trajectory;
   const log = options.log ?? true;
-  const title = options.title ?? `loss-balancer run: ${meta?.strategy ?? 'unknown strategy'}`;
+  const runName = typeof meta?.name === 'string' && meta.name !== meta.strategy ? `${meta.name} (${meta.strategy})` : meta?.strategy;
+  const title = options.title ?? `loss-balancer run: ${runName ?? 'unknown strategy'}`;
   const terms = meta?.terms?.length ? meta.terms : termsOf(records);
 
   let diagnosis = options.diagnosis;
@@ -143,7 +144,7 @@ export async function renderReport(trajectory: Trajectory, options: ReportOption
   const charts: string[] = [];
   if (records.length) {
     for (const q of options.quantities ?? defaultQuantities(records)) {
-      const svg = await plotSvg(records, { quantity: q, log });
+      const svg = await plotSvg(records, { quantity: q, log, width: 720, height: 260 });
       charts.push(`<figure id="chart-${q}">${scopeSvg(svg, `chart-${q}`)}</figure>`);
     }
   }

@@ -213,6 +213,6 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
   const plotDir = join(dir, 'plots');
   const charts = await writePlots(records, plotDir, { log: cfg.logScale });
   const plots = Object.keys(charts).flatMap((q) => [join(plotDir, `${q}.svg`), join(plotDir, `${q}.png`)]);
-  const { path: reportPath } = await report(dir, { log: cfg.logScale, title: `loss-balancer run: ${cfg.name}` });
+  const { path: reportPath } = await report(dir, { log: cfg.logScale });
   return { dir, records, backend, files: { trajectory: jsonl.path, events: tb.path!, config: configPath, report: reportPath, plots } };
 }

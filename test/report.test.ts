@@ -110,7 +110,7 @@ describe('report', () => {
     try {
       const url = pathToFileURL(path).href;
       await b.page.goto(url, { waitUntil: 'load' });
-      expect(await b.page.title()).toBe('loss-balancer run: gradnorm');
+      expect(await b.page.title()).toBe('loss-balancer run: report-test (gradnorm)');
       const tableTerms = await b.page.locator('#alphas td.term').allTextContents();
       expect(tableTerms).toEqual(TERMS);
       for (const q of ['alpha', 'loss', 'gradnorm']) {
