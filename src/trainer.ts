@@ -188,6 +188,7 @@ export class BalancedTrainer {
     const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
     if (micro !== undefined) return this.stepMicro(micro, vars, names, perTerm, check, refresh);
 
+    const snapshot = this.balancer.state();
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
     tf.tidy(() => {
       let losses: number[];
@@ -231,6 +232,7 @@ export class BalancedTrainer {
         result = res!;
         grads = result.skipped ? {} : out.grads;
       }
+      if (!result.skipped && Object.keys(grads).length) result = this.guardGradients(grads, result, snapshot);
       if (!result.skipped && Object.keys(grads).length) this.opts.optimizer.applyGradients(grads);
       outcome = { losses, result, gram: reading?.gram };
     });
@@ -249,6 +251,7 @@ export class BalancedTrainer {
   ): StepResult {
     if (this.opts.represent) throw new BalancerError('BalancedTrainer: step({ microBatches }) cannot be used with option "represent"');
     microFractions(micro);
+    const snapshot = this.balancer.state();
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
     tf.tidy(() => {
       const out = accumulatedStep(
@@ -267,10 +270,31 @@ export class BalancedTrainer {
         micro,
       );
       if (perTerm) this.sharedVars ??= out.shared;
-      if (!out.result.skipped && Object.keys(out.grads).length) this.opts.optimizer.applyGradients(out.grads);
-      outcome = { losses: out.losses, result: out.result, gram: out.gram };
+      let result = out.result;
+      if (!result.skipped && Object.keys(out.grads).length) result = this.guardGradients(out.grads, result, snapshot);
+      if (!result.skipped && Object.keys(out.grads).length) this.opts.optimizer.applyGradients(out.grads);
+      outcome = { losses: out.losses, result, gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /**
+   * A NaN/Inf in the combined gradient of any trained variable (possible with finite losses, e.g. the
+   * gradient of sqrt at 0, and not seen by the balancer when it reads no gradient, or for variables
+   * outside the shared ones): the optimizer step is skipped and the balancer state restored to
+   * `snapshot` (skip, with a warning naming the variable and step), or an error is thrown.
+   * One small download (one boolean per variable) per step.
+   */
+  private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+    const names = Object.keys(grads);
+    const finite = tf.tidy(() => tf.stack(names.map((n) => tf.all(tf.isFinite(grads[n])))).dataSync());
+    const i = finite.findIndex((v) => !v);
+    if (i < 0) return result;
+    const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
+    this.balancer.load(snapshot);
+    if ((this.opts.onNonFinite ?? 'skip') === 'throw') throw new BalancerError(reason);
+    (this.opts.warn ?? ((m: string) => console.warn(`loss-balancer: ${m}`)))(reason);
+    return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
   /** Flush and close every sink. */

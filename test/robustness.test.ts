@@ -179,6 +179,41 @@ describe('negative losses', () => {
 describe('through the trainer', () => {
   beforeAll(() => useTestBackend());
 
+  for (const name of ['fixed', 'uncertainty', 'gradnorm'].filter((n) => names.includes(n))) {
+    it(`${name}: a NaN gradient with finite losses (d sqrt(x)/dx at 0) skips the optimizer step, or throws`, () => {
+      const toy = makeToy([1, 3], { seed: 6 });
+      let poisoned = false;
+      const terms = () => {
+        const t = toy.terms();
+        if (poisoned) t.t1 = t.t1.add(tf.sqrt(toy.trunk.sub(toy.trunk).sum())) as tf.Scalar; // value +0, gradient NaN
+        return t;
+      };
+      const optimizer = tf.train.adam(0.05);
+      const warnings: string[] = [];
+      const trainer = new BalancedTrainer({ terms, optimizer, balancer: name, variables: toy.variables, warn: (m) => warnings.push(m) });
+      const strict = new BalancedTrainer({ terms, optimizer, balancer: name, variables: toy.variables, onNonFinite: 'throw' });
+      try {
+        trainer.step();
+        const vars = toy.variables.map((v) => Array.from(v.dataSync()));
+        const state = kept(trainer.balancer);
+        poisoned = true;
+        const r = trainer.step();
+        expect(Object.values(r.losses).every(Number.isFinite)).toBe(true);
+        expect(r.skipped).toMatch(/step 1: .*(not finite|is NaN)/);
+        expect(warnings).toHaveLength(1);
+        expect(toy.variables.map((v) => Array.from(v.dataSync()))).toEqual(vars);
+        expect(kept(trainer.balancer)).toEqual(state);
+        expect(() => strict.step()).toThrow(/not finite|is NaN/);
+        expect(toy.variables.map((v) => Array.from(v.dataSync()))).toEqual(vars);
+        poisoned = false;
+        expect(trainer.step().skipped).toBeUndefined();
+      } finally {
+        toy.dispose();
+        optimizer.dispose();
+      }
+    });
+  }
+
   for (const name of ['fixed', 'uncertainty', 'gradnorm', 'grad-magnitude'].filter((n) => names.includes(n))) {
     it(`${name}: a NaN loss skips the step and leaves the model variables and the balancer state unchanged`, () => {
       const toy = makeToy([1, 3], { seed: 5 });
