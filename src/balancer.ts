@@ -4,7 +4,22 @@
  * thrown per `onNonFinite`, never passed on), checks the strategy's output (finite, non-negative), and
  * makes the whole state one JSON-serialisable object for checkpoints.
  */
-import { BalancerError, NonFiniteError } from './errors.js';
+import {
+  applyBounds,
+  balancedIndices,
+  cadenceAdd,
+  cadenceInit,
+  cadenceToEpoch,
+  composeWeights,
+  expand,
+  parseCoreConfig,
+  pick,
+  subMatrix,
+  tickMode,
+  type CadenceState,
+  type CoreConfig,
+} from './balancer-config.js';
+import { BalancerError, NonFiniteError, OptionError } from './errors.js';
 import type { GradientStats, NonFinitePolicy, Strategy, StrategyNeeds } from './types.js';
 
 /** Settings of the core that stand beside a strategy's own options. */
@@ -17,10 +32,39 @@ export interface BalancerConfig {
   onNonFinite?: NonFinitePolicy;
   /** Where warnings go. @default console.warn */
   warn?: (message: string) => void;
+  /**
+   * Prior weights by term name, multiplied with the adaptive weights: `w_i = base_i · adaptive_i`
+   * (absent terms: 1). @default {}
+   */
+  baseWeights?: Record<string, number>;
+  /**
+   * Terms kept at a fixed weight, by name; the strategy balances only the other terms (it sees only
+   * their losses, Gram sub-matrix and statistics, and normalises their weights among themselves).
+   * @default {}
+   */
+  frozen?: Record<string, number>;
+  /**
+   * When the strategy is called: `'step'` (every update), `'epoch'` (once per epoch, at the first
+   * step of a new epoch, with the mean raw losses of the epoch that ended), or every `k` steps. In
+   * between, the last weights are reused and the trainer reads no per-term gradient.
+   * @default 'step'
+   */
+  updateEvery?: 'step' | 'epoch' | number;
+  /**
+   * Fixed weights for the first `steps` steps before the strategy takes over (by term name; absent
+   * terms get their base weight, frozen terms their frozen weight). @default none
+   */
+  warmup?: { steps: number; weights?: Record<string, number> };
+  /**
+   * Bounds on the weights of the balanced terms, applied after the strategy: `min`, `max` and
+   * `maxChange` (largest relative change per weight refresh, as a factor `1 + maxChange` either way).
+   * The terms they changed are reported in {@link UpdateResult.clamped}. @default none
+   */
+  bounds?: { min?: number; max?: number; maxChange?: number };
 }
 
 /** Keys of {@link BalancerConfig} accepted beside the strategy options in `{ name, ... }` specs. */
-export const BALANCER_KEYS = ['onNonFinite', 'warn'] as const;
+export const BALANCER_KEYS = ['onNonFinite', 'warn', 'baseWeights', 'frozen', 'updateEvery', 'warmup', 'bounds'] as const;
 
 /** What the balancer is given each update (arrays in the order of {@link Balancer.terms}). */
 export interface BalancerInput {
@@ -43,6 +87,13 @@ export interface UpdateResult {
   skipped?: string;
   /** The update index this result belongs to. */
   step: number;
+  /**
+   * Whether the strategy was called this step; false during warm-up and between updates
+   * (`updateEvery`), when the last weights are reused.
+   */
+  updated?: boolean;
+  /** Names of the terms whose weight a bound (`bounds.min`, `max`, `maxChange`) changed this step. */
+  clamped?: string[];
 }
 
 /** The serialised form of a balancer (see {@link Balancer.state}). */
@@ -55,6 +106,23 @@ export interface BalancerState {
   step: number;
   weights: number[] | null;
   state: unknown;
+  /**
+   * The post-processing layer (base weights, frozen terms, cadence, warm-up, bounds): its settings
+   * and bookkeeping. Absent in states saved before these settings existed (then: defaults).
+   */
+  core?: CoreState;
+}
+
+/** The serialised post-processing layer of a balancer (see {@link BalancerState.core}). */
+export interface CoreState {
+  config: CoreConfig;
+  /** Indices of the balanced (not frozen) terms: the strategy's terms, in order. */
+  active: number[] | null;
+  /** The strategy's last weights on the balanced subset (before base weights and bounds). */
+  adaptive: number[] | null;
+  /** The last regulariser, full length, reused between updates. */
+  regularizer: number[] | null;
+  cadence: CadenceState | null;
 }
 
 /** Version of {@link BalancerState}; bumped on any incompatible change. */
@@ -68,6 +136,14 @@ export class Balancer<O = unknown, S = unknown> {
   private _step = 0;
   private readonly onNonFinite: NonFinitePolicy;
   private readonly warn: (message: string) => void;
+  /** Base weights, frozen terms, cadence, warm-up, bounds (validated). */
+  private core: CoreConfig;
+  /** Indices of the balanced terms (the strategy's terms). */
+  private _active: number[] | null = null;
+  /** The strategy's last weights on the balanced subset. */
+  private _adaptive: number[] | null = null;
+  private _regularizer: number[] | null = null;
+  private _cadence: CadenceState | null = null;
 
   constructor(
     readonly strategy: Strategy<O, S>,
@@ -76,9 +152,54 @@ export class Balancer<O = unknown, S = unknown> {
   ) {
     this.onNonFinite = config.onNonFinite ?? 'skip';
     if (this.onNonFinite !== 'skip' && this.onNonFinite !== 'throw') {
-      throw new BalancerError(`onNonFinite must be 'skip' or 'throw'; got ${JSON.stringify(this.onNonFinite)}`);
+      throw new OptionError(strategy.name, 'onNonFinite', config.onNonFinite, "onNonFinite must be 'skip' or 'throw'");
+    }
+    if (config.warn !== undefined && typeof config.warn !== 'function') {
+      throw new OptionError(strategy.name, 'warn', config.warn, 'allowed: a function (message: string) => void');
     }
     this.warn = config.warn ?? ((m) => console.warn(`loss-balancer: ${m}`));
+    const { onNonFinite: _o, warn: _w, ...rest } = config;
+    this.core = parseCoreConfig(rest as Record<string, unknown>, strategy.name);
+  }
+
+  /** The validated post-processing settings (base weights, frozen terms, cadence, warm-up, bounds). */
+  get config(): Readonly<CoreConfig> {
+    return this.core;
+  }
+
+  /** The balanced (not frozen) term names: the terms the strategy sees. */
+  get balancedTerms(): readonly string[] | null {
+    return this._terms && this._active ? this._active.map((i) => this._terms![i]) : null;
+  }
+
+  /**
+   * Whether the next {@link update} (for a step of epoch `epoch`, when epochs are counted) will call
+   * the strategy. False during warm-up and between updates (`updateEvery`): the trainer then reads no
+   * per-term gradient and passes the losses only. Does not change any state.
+   */
+  wantsUpdate(epoch?: number): boolean {
+    let c = this._cadence ?? cadenceInit(this._terms?.length ?? 0);
+    if (epoch !== undefined && Number.isInteger(epoch) && epoch >= 0) c = cadenceToEpoch(c, epoch, this._step);
+    return tickMode(this.core, c) === 'update';
+  }
+
+  /**
+   * Whether the next update needs per-term gradients: the strategy reads the Gram matrix or
+   * statistics, and {@link wantsUpdate} is true.
+   */
+  wantsGradients(epoch?: number): boolean {
+    const needs = this.needs;
+    return (needs.gradients === 'gram' || !!needs.stats) && this.wantsUpdate(epoch);
+  }
+
+  /**
+   * Mark the end of an epoch when the caller does not pass `epoch` in each update (trainers pass it;
+   * `trainer.endEpoch()` and `fitBalanced` count epochs). With `updateEvery: 'epoch'` the strategy is
+   * then called at the next update with the mean losses of the epoch that ended.
+   */
+  endEpoch(): void {
+    if (!this._terms || !this._cadence) throw new BalancerError('the balancer has no terms yet; call bind(names) first');
+    this._cadence = cadenceToEpoch(this._cadence, this._cadence.epoch + 1, this._step);
   }
 
   /** The strategy's registry name. */
@@ -121,22 +242,34 @@ export class Balancer<O = unknown, S = unknown> {
       checkSameTerms(this._terms, terms);
       return;
     }
+    const active = balancedIndices(this.core, terms, this.name);
+    const names = active.map((i) => terms[i]);
     this._terms = [...terms];
-    this._state = this.strategy.init(this.options, this._terms);
-    const w0 = this.strategy.initialWeights?.(this.options, this._state) ?? this._terms.map(() => 1);
-    this.checkWeights(w0, 'initial weights');
-    this._weights = w0;
+    this._active = active;
+    this._state = this.strategy.init(this.options, names);
+    const a0 = this.strategy.initialWeights?.(this.options, this._state) ?? names.map(() => 1);
+    this.checkWeights(a0, 'initial weights', names);
+    this._adaptive = [...a0];
+    this._cadence = cadenceInit(terms.length);
+    const full = composeWeights(this.core, this._terms, active, a0);
+    this._weights = applyBounds(this.core.bounds ? { min: this.core.bounds.min, max: this.core.bounds.max } : undefined, full, null, this.activeMask()).weights;
   }
 
   /** One update from this step's losses (and Gram matrix / statistics when the strategy needs them). */
   update(input: BalancerInput): UpdateResult {
     const terms = this._terms;
-    if (!terms) throw new BalancerError('the balancer has no terms yet; call bind(names) first');
+    if (!terms || !this._active || !this._cadence) throw new BalancerError('the balancer has no terms yet; call bind(names) first');
+    const active = this._active;
     const T = terms.length;
     const step = this._step;
     if (input.losses.length !== T) {
       throw new BalancerError(`step ${step}: got ${input.losses.length} losses for ${T} terms (${terms.join(', ')})`);
     }
+    // Epoch bookkeeping first: a new epoch index closes the running epoch (its mean feeds
+    // `updateEvery: 'epoch'`), whatever happens to this step.
+    let cadence = input.epoch === undefined ? this._cadence : cadenceToEpoch(this._cadence, input.epoch, step);
+    const mode = tickMode(this.core, cadence);
+    const epoch = input.epoch ?? (cadence.epochKnown ? cadence.epoch : undefined);
     const needs = this.needs;
     const bad = this.findNonFinite(input, needs);
     if (bad) {
@@ -144,18 +277,36 @@ export class Balancer<O = unknown, S = unknown> {
       if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[i], step, what, value);
       const reason = `step ${step}: ${what} of term "${terms[i]}" is ${value}; balancer update skipped, weights kept`;
       this.warn(reason);
-      return { weights: this.weights, skipped: reason, step };
+      return { weights: this.weights, skipped: reason, step, updated: false };
     }
     const nonNegative = typeof this.strategy.nonNegativeLosses === 'function'
       ? this.strategy.nonNegativeLosses(this.options)
       : this.strategy.nonNegativeLosses;
     if (nonNegative) {
-      const i = input.losses.findIndex((l) => l < 0);
-      if (i >= 0) {
+      const i = active.find((j) => input.losses[j] < 0);
+      if (i !== undefined) {
         throw new BalancerError(
-          `step ${step}: loss of term "${terms[i]}" is ${input.losses[i]}, but strategy "${this.name}" needs non-negative losses (it divides by them or takes their logarithm); shift that term (e.g. add a constant) or use a strategy that reads gradients only`,
+          `step ${step}: loss of term "${terms[i]}" is ${input.losses[i]}, but strategy "${this.name}" needs non-negative losses (it divides by them or takes their logarithm); shift that term (e.g. add a constant), freeze it (frozen: { ${terms[i]}: weight }) or use a strategy that reads gradients only`,
         );
       }
+    }
+    const mask = this.activeMask();
+    if (mode !== 'update') {
+      // Warm-up or between updates: the strategy is not called and needs no gradient.
+      let weights = this.weights;
+      let clamped: number[] = [];
+      if (mode === 'warmup') {
+        const fixed = this.core.warmup?.weights ?? {};
+        const base = composeWeights(this.core, terms, active, this._adaptive!);
+        const w = terms.map((n, i) => fixed[n] ?? base[i]);
+        ({ weights, clamped } = applyBounds(this.core.bounds, w, this._weights, mask.map((m, i) => m && !(terms[i] in fixed))));
+      }
+      this._weights = weights;
+      this._cadence = cadenceAdd({ ...cadence, tick: cadence.tick + 1 }, input.losses);
+      const result: UpdateResult = { weights: [...weights], step, updated: false };
+      if (this._regularizer) result.regularizer = [...this._regularizer];
+      if (clamped.length) result.clamped = clamped.map((i) => terms[i]);
+      return result;
     }
     if (needs.gradients === 'gram' && !input.gram) {
       throw new BalancerError(`step ${step}: strategy "${this.name}" needs the Gram matrix, none was given`);
@@ -163,25 +314,44 @@ export class Balancer<O = unknown, S = unknown> {
     if (needs.stats && !input.stats) {
       throw new BalancerError(`step ${step}: strategy "${this.name}" needs gradient statistics, none were given`);
     }
+    const all = active.length === T;
+    const losses = this.core.updateEvery === 'epoch' && cadence.pending ? cadence.pending : input.losses;
     const out = this.strategy.update(this.options, this._state as S, {
       step,
-      losses: input.losses,
-      gram: needs.gradients === 'gram' ? input.gram : undefined,
-      stats: needs.stats ? input.stats : undefined,
-      epoch: input.epoch,
+      losses: all ? losses : pick(losses, active),
+      gram: needs.gradients === 'gram' ? (all ? input.gram : subMatrix(input.gram!, active)) : undefined,
+      stats: needs.stats
+        ? all
+          ? input.stats
+          : { meanAbs: pick(input.stats!.meanAbs, active), maxAbs: pick(input.stats!.maxAbs, active) }
+        : undefined,
+      epoch,
     });
     try {
-      this.checkWeights(out.weights, `weights returned at step ${step}`);
+      this.checkWeights(out.weights, `weights returned at step ${step}`, active.map((i) => terms[i]));
     } catch (e) {
       if (this.onNonFinite === 'throw') throw e;
       const reason = `${(e as Error).message}; update skipped, weights kept`;
       this.warn(reason);
-      return { weights: this.weights, skipped: reason, step };
+      return { weights: this.weights, skipped: reason, step, updated: false };
     }
+    const { weights, clamped } = applyBounds(this.core.bounds, composeWeights(this.core, terms, active, out.weights), this._weights, mask);
     this._state = out.state;
-    this._weights = [...out.weights];
+    this._adaptive = [...out.weights];
+    this._weights = weights;
+    this._regularizer = out.regularizer ? (all ? [...out.regularizer] : expand(out.regularizer, active, T, 0)) : null;
     this._step = step + 1;
-    return { weights: [...out.weights], regularizer: out.regularizer, info: out.info, step };
+    cadence = { ...cadence, tick: cadence.tick + 1, lastUpdateTick: cadence.tick, pending: null };
+    this._cadence = cadenceAdd(cadence, input.losses);
+    const result: UpdateResult = { weights: [...weights], step, updated: true };
+    if (this._regularizer) result.regularizer = [...this._regularizer];
+    if (out.info) {
+      result.info = all
+        ? out.info
+        : Object.fromEntries(Object.entries(out.info).map(([k, v]) => [k, expand(v, active, T, Number.NaN)]));
+    }
+    if (clamped.length) result.clamped = clamped.map((i) => terms[i]);
+    return result;
   }
 
   /** The whole state as one JSON-serialisable object (a deep copy). */
@@ -196,6 +366,13 @@ export class Balancer<O = unknown, S = unknown> {
         step: this._step,
         weights: this._weights,
         state: this._state,
+        core: {
+          config: this.core,
+          active: this._active,
+          adaptive: this._adaptive,
+          regularizer: this._regularizer,
+          cadence: this._cadence,
+        },
       } satisfies BalancerState),
     );
   }
@@ -218,10 +395,21 @@ export class Balancer<O = unknown, S = unknown> {
       (this as { options: O }).options = saved.options as O;
     }
     const copy = JSON.parse(JSON.stringify(saved)) as BalancerState;
+    const core = copy.core;
+    if (core && JSON.stringify(core.config) !== JSON.stringify(this.core)) {
+      this.warn(`loading a "${this.name}" state saved with other balancer settings (baseWeights, frozen, updateEvery, warmup, bounds); the saved settings are used`);
+      this.core = parseCoreConfig(core.config as Record<string, unknown>, this.name);
+    }
     this._terms = copy.terms;
     this._step = copy.step;
     this._weights = copy.weights;
     this._state = copy.state as S;
+    const T = copy.terms?.length ?? 0;
+    // States saved before the post-processing layer existed: every term balanced, one tick per update.
+    this._active = core?.active ?? (copy.terms ? copy.terms.map((_, i) => i) : null);
+    this._adaptive = core?.adaptive ?? (copy.weights && this._active ? this._active.map((i) => copy.weights![i]) : null);
+    this._regularizer = core?.regularizer ?? null;
+    this._cadence = core?.cadence ?? (copy.terms ? { ...cadenceInit(T), tick: copy.step, lastUpdateTick: copy.step > 0 ? copy.step - 1 : null } : null);
   }
 
   private findNonFinite(input: BalancerInput, needs: StrategyNeeds): [number, string, number] | null {
@@ -229,6 +417,10 @@ export class Balancer<O = unknown, S = unknown> {
       if (!Number.isFinite(input.losses[i])) return [i, 'loss', input.losses[i]];
     }
     if (needs.gradients === 'gram' && input.gram) {
+      // A non-finite gradient g_i spoils row i and column i: name the term by its diagonal first.
+      for (let i = 0; i < input.gram.length; i++) {
+        if (!Number.isFinite(input.gram[i][i])) return [i, 'gradient (Gram matrix row)', input.gram[i][i]];
+      }
       for (let i = 0; i < input.gram.length; i++) {
         for (const v of input.gram[i]) if (!Number.isFinite(v)) return [i, 'gradient (Gram matrix row)', v];
       }
@@ -242,8 +434,13 @@ export class Balancer<O = unknown, S = unknown> {
     return null;
   }
 
-  private checkWeights(w: readonly number[], what: string): void {
+  private activeMask(): boolean[] {
     const terms = this._terms ?? [];
+    return terms.map((_, i) => this._active?.includes(i) ?? true);
+  }
+
+  private checkWeights(w: readonly number[], what: string, names?: readonly string[]): void {
+    const terms = names ?? this._terms ?? [];
     if (w.length !== terms.length) {
       throw new BalancerError(`${this.name}: ${what}: ${w.length} weights for ${terms.length} terms`);
     }

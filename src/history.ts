@@ -28,6 +28,8 @@ export interface StepRecord {
   info?: Record<string, PerTerm>;
   /** Set when the step was skipped (no optimizer update, balancer state unchanged): why. */
   skipped?: string;
+  /** Terms whose weight a bound (`bounds.min`, `max`, `maxChange`) changed this step. */
+  clamped?: string[];
 }
 
 /** Facts about a run, written once at its start. */

@@ -12,13 +12,27 @@
  *
  * is computed from the unweighted gradients on the shared parameters, and smoothed:
  * λ_i ← (1 − α)·λ_i + α·λ̂_i (λ_i starts at 1). The statistic is one of
- * - `max-mean` (paper): max_θ|∇L_ref| / mean_θ|∇L_i|;
- * - `mean-mean`: mean_θ|∇L_ref| / mean_θ|∇L_i| (the variant in NVIDIA Modulus Sym);
- * - `norm`: ‖∇L_ref‖ / ‖∇L_i‖ (from the Gram diagonal).
- * A term (or reference) with a zero gradient has no defined ratio: its λ is kept unchanged that step.
+ * - `max-mean` (paper): max_θ|∇L_ref| / mean_θ|∇L_i|; α = 0.9 as in the paper's Algorithm 1 (the
+ *   authors' code, PredictiveIntelligenceLab/GradientPathologiesPINNs, instead keeps 0.9 of the old
+ *   value, i.e. α = 0.1, and refreshes every 10 steps: `{ alpha: 0.1, updateEvery: 10 }`);
+ * - `mean-mean`: mean_θ|∇L_ref| / mean_θ|∇L_i|, the variant of NVIDIA Modulus Sym (`LRAnnealing` in
+ *   modulus/sym/loss/aggregator.py: reference = the first term, EMA factor α = 0.01 on the new
+ *   estimate, `update_freq` 1; Modulus takes the mean over every parameter the term reaches, here over
+ *   the shared ones). Its α defaults to 0.01;
+ * - `norm`: ‖∇L_ref‖ / ‖∇L_i‖ (from the Gram diagonal); α defaults to 0.9 as for `max-mean`.
  *
- * Options: `statistic` @default 'max-mean'; `alpha` (weight of the new estimate) @default 0.9 (paper);
- * `reference` (term name or index) @default the first term.
+ * With `numerator: 'mean'` no term is the reference: the numerator is the mean of the statistic over
+ * all terms, λ̂_i = mean_j stat_j / stat_i, and every term gets a λ. With `statistic: 'norm'` this is
+ * the grad-norm weighting of jaxpi (S. Wang, S. Sankaran, H. Wang, P. Perdikaris, "An Expert's Guide
+ * to Training Physics-informed Neural Networks", 2023, https://arxiv.org/abs/2308.08468;
+ * PredictiveIntelligenceLab/jaxpi `compute_weights`): there the running average keeps 0.9 of the old
+ * weight (α = 0.1) and the weights are refreshed every 1000 steps, i.e.
+ * `{ statistic: 'norm', numerator: 'mean', alpha: 0.1, updateEvery: 1000 }`.
+ * A term (or numerator) with a zero gradient has no defined ratio: its λ is kept unchanged that step.
+ *
+ * Options: `statistic` @default 'max-mean'; `alpha` (weight of the new estimate) @default 0.9 for
+ * `max-mean` and `norm`, 0.01 for `mean-mean`; `reference` (term name or index) @default the first
+ * term; `numerator` ('reference' | 'mean') @default 'reference'.
  */
 import { z } from 'zod';
 import { BalancerError } from '../src/errors.js';
@@ -28,11 +42,22 @@ import type { Strategy } from '../src/types.js';
 const options = z.strictObject({
   /** Which gradient statistic is compared. @default 'max-mean' */
   statistic: z.enum(['max-mean', 'mean-mean', 'norm']).default('max-mean'),
-  /** Weight α of the new estimate in the moving average. @default 0.9 */
-  alpha: z.number().min(0).max(1).default(0.9),
+  /**
+   * Weight α of the new estimate in the moving average.
+   * @default 0.9 for 'max-mean' and 'norm' (Wang et al.), 0.01 for 'mean-mean' (Modulus Sym)
+   */
+  alpha: z.number().min(0).max(1).optional(),
   /** The reference term: name or 0-based index. @default 0 */
   reference: z.union([z.string(), z.number().int().nonnegative()]).default(0),
+  /**
+   * What each term's statistic is compared with: the reference term's, or the mean over all terms
+   * (jaxpi's grad-norm weighting; no term is fixed at 1 then). @default 'reference'
+   */
+  numerator: z.enum(['reference', 'mean']).default('reference'),
 });
+
+/** The default α of each statistic: the value of the source that defines the variant. */
+export const GRAD_MAGNITUDE_ALPHA = { 'max-mean': 0.9, 'mean-mean': 0.01, norm: 0.9 } as const;
 
 /** Options of {@link gradMagnitude}. */
 export type GradMagnitudeOptions = z.infer<typeof options>;
@@ -61,20 +86,22 @@ export const gradMagnitude: Strategy<GradMagnitudeOptions, GradMagnitudeState> =
     return { reference: ref, lambda: terms.map(() => 1) };
   },
   update(o, state, { gram, stats }) {
-    const ref = state.reference;
-    let num: number;
+    const byMean = o.numerator === 'mean';
+    const ref = byMean ? -1 : state.reference;
+    const alpha = o.alpha ?? GRAD_MAGNITUDE_ALPHA[o.statistic];
+    let top: number[];
     let den: number[];
     if (o.statistic === 'norm') {
-      const n = norms(gram!);
-      num = n[ref];
-      den = n;
+      top = norms(gram!);
+      den = top;
     } else {
-      num = o.statistic === 'max-mean' ? stats!.maxAbs[ref] : stats!.meanAbs[ref];
+      top = o.statistic === 'max-mean' ? [...stats!.maxAbs] : [...stats!.meanAbs];
       den = [...stats!.meanAbs];
     }
+    const num = byMean ? top.reduce((a, b) => a + b, 0) / top.length : top[ref];
     const estimate = den.map((d, i) => (i === ref ? 1 : num > NORM_EPS && d > NORM_EPS ? num / d : Number.NaN));
     const lambda = state.lambda.map((l, i) =>
-      i === ref ? 1 : Number.isNaN(estimate[i]) ? l : (1 - o.alpha) * l + o.alpha * estimate[i],
+      i === ref ? 1 : Number.isNaN(estimate[i]) ? l : (1 - alpha) * l + alpha * estimate[i],
     );
     return {
       weights: [...lambda],
