@@ -9,6 +9,7 @@ import type { Balancer } from './balancer.js';
 import { BalancerError } from './errors.js';
 import type { Sink } from './history.js';
 import { permutation, seedRng } from './rng.js';
+import { splitModel } from './split.js';
 import { BalancedTrainer } from './trainer.js';
 import type { BalancerSpec, NonFinitePolicy } from './types.js';
 
@@ -48,6 +49,14 @@ export interface FitBalancedOptions {
   optimizer?: tf.Optimizer;
   /** Shared variables for the Gram matrix; default: those reached by two or more outputs. */
   shared?: tf.Variable[];
+  /**
+   * Representation mode: the name of the shared layer whose output z the Gram matrix is formed over
+   * (per-term ∂L_i/∂z through the heads, then one backward pass through the trunk). Every path from
+   * the trunk to an output must pass through that layer (see `splitModel`). Not with `shared`.
+   */
+  representation?: string;
+  /** Read gradients and refresh the weights only every `every` steps. @default 1 */
+  every?: number;
   /** Extra sinks (JSONL, TensorBoard, ...). */
   sinks?: Sink[];
   /** @default 'skip' */
@@ -131,8 +140,13 @@ export async function fitBalanced(
   let batchX: tf.Tensor[] = [];
   let batchY: tf.Tensor[] = [];
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const split = options.representation !== undefined ? splitModel(model, options.representation) : null;
+  const lossesOf = (preds: tf.Tensor[]) => Object.fromEntries(names.map((name, k) => [name, tf.mean(losses[k](batchY[k], preds[k])) as tf.Scalar]));
   const trainer = new BalancedTrainer({
-    terms: () => termLosses(batchX, batchY, true),
+    ...(split
+      ? { represent: { trunk: () => split.trunk(batchX, true), heads: (z: tf.Tensor) => lossesOf(split.heads(z, batchX, true)) } }
+      : { terms: () => termLosses(batchX, batchY, true) }),
+    every: options.every,
     optimizer,
     balancer: options.balancer,
     variables,

@@ -84,7 +84,9 @@ export interface GramReading {
 /** `G = M Mᵀ` (and mean/max |g| per row when `withStats`), downloaded as plain numbers. */
 export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
   const T = M.shape[0];
-  const G = tf.matMul(M, M, false, true);
+  // wasm: a transposed operand is slow beyond a few rows (T=16, P=32768: 28 ms with transposeB,
+  // 11 ms with an explicit transpose, measured interleaved); for T ≤ 4 transposeB is the faster one.
+  const G = T > 4 ? tf.matMul(M, tf.transpose(M)) : tf.matMul(M, M, false, true);
   const parts: tf.Tensor[] = [G.reshape([-1])];
   if (withStats) {
     const abs = M.abs();

@@ -348,3 +348,62 @@ describe('option errors', () => {
     t.dispose();
   });
 });
+
+describe('fitBalanced: representation at a layer, every', () => {
+  function model(opts: { skip?: boolean } = {}) {
+    const x = tf.input({ shape: [6] });
+    const h1 = tf.layers.dense({ units: 12, activation: 'tanh', name: 'trunk1', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(x) as tf.SymbolicTensor;
+    const z = tf.layers.dense({ units: 10, activation: 'tanh', name: 'shared', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h1) as tf.SymbolicTensor;
+    const a1 = tf.layers.dense({ units: 5, activation: 'relu', name: 'a_hidden', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(z) as tf.SymbolicTensor;
+    const a = tf.layers.dense({ units: 1, name: 'out_a', kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }).apply(a1) as tf.SymbolicTensor;
+    const bIn = opts.skip ? (tf.layers.concatenate().apply([z, h1]) as tf.SymbolicTensor) : (tf.layers.concatenate({ name: 'with_x' }).apply([z, x]) as tf.SymbolicTensor);
+    const b = tf.layers.dense({ units: 1, name: 'out_b', kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) }).apply(bIn) as tf.SymbolicTensor;
+    const m = tf.model({ inputs: x, outputs: [a, b] });
+    m.compile({ optimizer: tf.train.sgd(0.05), loss: ['meanSquaredError', 'meanSquaredError'] });
+    return m;
+  }
+
+  it('the split reproduces the model: heads(trunk(x)) equals predict(x), with layers reading the inputs too', async () => {
+    const { splitModel } = await import('../src/split.js');
+    const m = model();
+    const s = splitModel(m, 'shared');
+    const x = tf.randomNormal([7, 6], 0, 1, 'float32', 3);
+    const diff = tf.tidy(() => {
+      const want = m.predict(x) as tf.Tensor[];
+      const got = s.heads(s.trunk([x], false), [x], false);
+      return Math.max(...want.map((w, i) => maxDiff(w, got[i])));
+    });
+    expect(diff).toBeLessThan(1e-6);
+    x.dispose();
+    m.dispose();
+  });
+
+  it('trains with representation: "<layer>" and every, and reads the Gram over that layer', async () => {
+    const { fitBalanced } = await import('../src/fit.js');
+    const m = model();
+    const x = tf.randomNormal([32, 6], 0, 1, 'float32', 4);
+    const ys = [tf.randomNormal([32, 1], 0, 1, 'float32', 5), tf.randomNormal([32, 1], 0, 3, 'float32', 6)];
+    const before = tf.memory().numTensors;
+    const h = await fitBalanced(m, x, ys, { balancer: 'gradnorm', representation: 'shared', every: 2, epochs: 2, batchSize: 8, warn: () => {} });
+    const recs = h.trainer.history.records;
+    expect(recs).toHaveLength(8);
+    expect(recs.filter((r) => r.gradNorm).map((r) => r.step)).toEqual([0, 2, 4, 6]);
+    expect(h.trainer.history.meta!.gradients).toBe('representation');
+    expect(recs.every((r) => Number.isFinite(r.total))).toBe(true);
+    expect(tf.memory().numTensors - before).toBeLessThan(20); // optimizer slots only
+    tf.dispose([x, ...ys]);
+    m.dispose();
+  });
+
+  it('errors name the layer and the problem', async () => {
+    const { splitModel } = await import('../src/split.js');
+    const m = model();
+    expect(() => splitModel(m, 'nope')).toThrow(/option "representation" \("nope"\): the model has no layer of that name; its layers: .*shared/);
+    expect(() => splitModel(m, 'out_a')).toThrow(/is an output of the model/);
+    expect(() => splitModel(m, 'a_hidden')).toThrow(/output\(s\) "out_b.*" do not depend on that layer/);
+    const sk = model({ skip: true });
+    expect(() => splitModel(sk, 'shared')).toThrow(/reads "trunk1.*" from before it \(a skip connection around "shared"\)/);
+    m.dispose();
+    sk.dispose();
+  });
+});

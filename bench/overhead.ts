@@ -1,0 +1,479 @@
+/**
+ * Overhead benchmark: the cost of a balanced step relative to a plain `optimizer.minimize` of the
+ * summed loss, on the same model and batch, for every registered strategy and T = 2, 4, 8, 16.
+ *
+ * Model: MLP trunk 64→256→256 (ReLU), T linear heads 256→1 with MSE, batch 128, Adam.
+ * Modes: loss-only strategies (one backward pass), and for strategies that read gradients: exact
+ * (per-term gradients over the trunk, one recorded forward pass), representation (Gram over
+ * ∂L_i/∂z, z = trunk output) and exact with every = 10. All configurations of one T run interleaved
+ * in rounds in one process; a configuration's time is the median over rounds of the mean step time
+ * of a block of steps (10 steps for every = 10, so that each block holds exactly one gradient read).
+ *
+ *   npm run bench                       # wasm T=2,4,8,16 + cpu T=4; about 10 minutes on 2 cores
+ *   npm run bench -- --long             # only growth: 10,000 steps per mode on wasm, T=4 (tensors, RSS)
+ *   npm run bench -- --backends wasm --T 4 --rounds 3 --no-write
+ *
+ * Options: --backends a,b  --T 2,4  --cpu-T 4  --rounds N  --block N  --strategies a,b
+ *          --long  --long-steps N (10000)  --leak-steps N (quick growth check, 300)  --no-write
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import { create, list } from '../src/registry.js';
+import { BalancedTrainer, type BalancedTrainerOptions } from '../src/trainer.js';
+import { tapeWorks } from '../src/grads.js';
+
+// ----------------------------------------------------------------------------- arguments
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const opt = (name: string, def: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
+};
+const nums = (s: string) => s.split(',').filter(Boolean).map(Number);
+const BACKENDS = opt('backends', 'wasm,cpu').split(',');
+const TS = nums(opt('T', '2,4,8,16'));
+const CPU_TS = nums(opt('cpu-T', '4'));
+const ROUNDS = Number(opt('rounds', '5'));
+const BLOCK = Number(opt('block', '5'));
+const ONLY = opt('strategies', '') ? opt('strategies', '').split(',') : null;
+const LONG = flag('long');
+const LONG_STEPS = Number(opt('long-steps', '10000'));
+const LEAK_STEPS = Number(opt('leak-steps', '300'));
+const WRITE = !flag('no-write');
+const EVERY = 10;
+const BATCH = 128;
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+// ----------------------------------------------------------------------------- the model
+interface Problem {
+  vars: tf.Variable[];
+  trunk: () => tf.Tensor;
+  heads: (z: tf.Tensor) => Record<string, tf.Scalar>;
+  terms: () => Record<string, tf.Scalar>;
+  dispose(): void;
+}
+
+let uid = 0;
+function problem(T: number): Problem {
+  const id = `${uid++}`;
+  let seed = 1;
+  const glorot = (shape: number[], name: string) =>
+    tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++)), true, `${name}_${id}`);
+  const W1 = glorot([64, 256], 'W1');
+  const b1 = tf.variable(tf.zeros([256]), true, `b1_${id}`);
+  const W2 = glorot([256, 256], 'W2');
+  const b2 = tf.variable(tf.zeros([256]), true, `b2_${id}`);
+  const hw = Array.from({ length: T }, (_, i) => glorot([256, 1], `head${i}`));
+  const hb = Array.from({ length: T }, (_, i) => tf.variable(tf.zeros([1]), true, `hb${i}_${id}`));
+  const x = tf.randomNormal([BATCH, 64], 0, 1, 'float32', 1000);
+  const ys = hw.map((_, i) => tf.randomNormal([BATCH, 1], 0, 1 + i, 'float32', 2000 + i));
+  const trunk = () => tf.relu(tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2));
+  const heads = (z: tf.Tensor) =>
+    Object.fromEntries(hw.map((w, i) => [`t${i}`, tf.losses.meanSquaredError(ys[i], tf.add(tf.matMul(z, w), hb[i])) as tf.Scalar]));
+  const vars = [W1, b1, W2, b2, ...hw, ...hb];
+  return {
+    vars,
+    trunk,
+    heads,
+    terms: () => heads(trunk()),
+    dispose: () => tf.dispose([...vars, x, ...ys]),
+  };
+}
+
+// ----------------------------------------------------------------------------- timing helpers
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+function block(f: () => void, n: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) f();
+  return (performance.now() - t0) / n;
+}
+
+interface Config {
+  key: string;
+  strategy: string;
+  mode: 'plain' | 'forward' | 'adam' | 'loss-only' | 'exact' | 'exact-per-term' | 'representation' | 'every';
+  n: number;
+  run: () => void;
+  dispose: () => void;
+  times: number[];
+  error?: string;
+}
+
+function trainerConfig(p: Problem, strategy: string, mode: Config['mode']): Config {
+  const optimizer = tf.train.adam(1e-4);
+  const base: Partial<BalancedTrainerOptions> = { optimizer, balancer: strategy, variables: p.vars, keepHistory: false, warn: () => {} };
+  const opts: BalancedTrainerOptions =
+    mode === 'representation'
+      ? { ...base, represent: { trunk: p.trunk, heads: p.heads } } as BalancedTrainerOptions
+      : { ...base, terms: p.terms, ...(mode === 'every' ? { every: EVERY } : {}), ...(mode === 'exact-per-term' ? { singleForward: false } : {}) } as BalancedTrainerOptions;
+  const t = new BalancedTrainer(opts);
+  return {
+    key: `${strategy}/${mode}`,
+    strategy,
+    mode,
+    n: mode === 'every' ? EVERY : BLOCK,
+    run: () => void t.step(),
+    dispose: () => optimizer.dispose(),
+    times: [],
+  };
+}
+
+function plainConfigs(p: Problem): Config[] {
+  const optimizer = tf.train.adam(1e-4);
+  const adam2 = tf.train.adam(1e-4);
+  const shadow = p.vars.map((v, i) => tf.variable(tf.zerosLike(v), true, `shadow${i}_${uid++}`));
+  const fixedGrads = Object.fromEntries(shadow.map((v) => [v.name, tf.onesLike(v).mul(1e-3)]));
+  return [
+    {
+      key: 'plain', strategy: '-', mode: 'plain', n: BLOCK, times: [],
+      run: () => void optimizer.minimize(() => tf.addN(Object.values(p.terms())) as tf.Scalar, false, p.vars),
+      dispose: () => optimizer.dispose(),
+    },
+    {
+      key: 'forward', strategy: '-', mode: 'forward', n: BLOCK, times: [],
+      run: () => tf.tidy(() => void tf.addN(Object.values(p.terms())).dataSync()),
+      dispose: () => {},
+    },
+    {
+      key: 'adam', strategy: '-', mode: 'adam', n: BLOCK, times: [],
+      run: () => {
+        adam2.applyGradients(fixedGrads);
+        shadow[0].dataSync();
+      },
+      dispose: () => {
+        adam2.dispose();
+        tf.dispose([...shadow, ...Object.values(fixedGrads)]);
+      },
+    },
+  ];
+}
+
+interface Row {
+  backend: string;
+  T: number;
+  strategy: string;
+  reads: string;
+  mode: string;
+  ms: number;
+  ratio: number;
+  bound?: number;
+  error?: string;
+}
+
+function strategies() {
+  const all = list().filter((s) => !ONLY || ONLY.includes(s.name));
+  return all;
+}
+
+function runT(backend: string, T: number): { rows: Row[]; plainMs: number; exactMs: Record<string, number>; repMs: Record<string, number> } {
+  const p = problem(T);
+  const configs: Config[] = [...plainConfigs(p)];
+  const reads: Record<string, string> = {};
+  for (const s of strategies()) {
+    reads[s.name] = s.reads;
+    if (s.reads === 'losses') configs.push(trainerConfig(p, s.name, 'loss-only'));
+    else for (const m of ['exact', 'representation', 'every'] as const) configs.push(trainerConfig(p, s.name, m));
+  }
+  // one per-term reference (T forward passes) to show what the single recorded forward saves
+  const firstGram = strategies().find((s) => s.reads !== 'losses');
+  if (firstGram) configs.push(trainerConfig(p, firstGram.name, 'exact-per-term'));
+
+  // warm-up: every configuration once (kernels, optimizer slots, the tape self-check)
+  for (const c of configs) {
+    try {
+      c.run();
+      c.run();
+    } catch (e) {
+      c.error = (e as Error).message.split('\n')[0].slice(0, 120);
+    }
+  }
+  const started = performance.now();
+  for (let r = 0; r < ROUNDS; r++) {
+    // rotate the order each round so that no configuration always runs after the same one
+    const order = configs.map((_, i) => configs[(i + r) % configs.length]);
+    for (const c of order) {
+      if (c.error) continue;
+      try {
+        c.times.push(block(c.run, c.n));
+      } catch (e) {
+        c.error = (e as Error).message.split('\n')[0].slice(0, 120);
+      }
+    }
+  }
+  log(`  ${backend} T=${T}: ${configs.length} configurations × ${ROUNDS} rounds in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  const ms = (key: string) => median(configs.find((c) => c.key === key)!.times);
+  const plain = ms('plain');
+  const F = ms('forward');
+  const A = ms('adam');
+  // arithmetic bound of the exact mode: 1 forward + T backward passes + 1 optimizer update
+  const B = Math.max(plain - F - A, 0);
+  const bound = (F + T * B + A) / plain;
+  const rows: Row[] = [];
+  const exactMs: Record<string, number> = {};
+  const repMs: Record<string, number> = {};
+  for (const c of configs) {
+    if (c.mode === 'plain' || c.mode === 'adam') continue;
+    const t = c.times.length ? median(c.times) : NaN;
+    if (c.mode === 'exact') exactMs[c.strategy] = t;
+    if (c.mode === 'representation') repMs[c.strategy] = t;
+    rows.push({
+      backend, T, strategy: c.strategy, reads: reads[c.strategy] ?? '-', mode: c.mode, ms: t, ratio: t / plain,
+      bound: c.mode === 'exact' || c.mode === 'exact-per-term' ? bound : undefined, error: c.error,
+    });
+  }
+  rows.unshift({ backend, T, strategy: '-', reads: '-', mode: 'plain', ms: plain, ratio: 1 });
+  for (const c of configs) c.dispose();
+  p.dispose();
+  return { rows, plainMs: plain, exactMs, repMs };
+}
+
+// ----------------------------------------------------------------------------- strategy math alone
+/** Median time of one `balancer.update` with a realistic Gram matrix (T×T), in ms. */
+function strategyMath(name: string, T: number): number {
+  const b = create(name, { warn: () => {} });
+  b.bind(Array.from({ length: T }, (_, i) => `t${i}`));
+  // gradients with a common component and term-specific parts, scales 1..T
+  const P = 64;
+  let s = 7;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  const common = Array.from({ length: P }, rnd);
+  const g = Array.from({ length: T }, (_, i) => common.map((c) => (i + 1) * (c + rnd())));
+  const gram = g.map((a) => g.map((bb) => a.reduce((acc, x, k) => acc + x * bb[k], 0)));
+  const stats = { meanAbs: g.map((a) => a.reduce((x, y) => x + Math.abs(y), 0) / P), maxAbs: g.map((a) => Math.max(...a.map(Math.abs))) };
+  const times: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const losses = Array.from({ length: T }, (_, k) => 1 + k + 0.1 * Math.sin(i + k));
+    const t0 = performance.now();
+    b.update({ losses, gram, stats, epoch: 0 });
+    times.push(performance.now() - t0);
+  }
+  return median(times.slice(10));
+}
+
+// ----------------------------------------------------------------------------- growth over many steps
+interface Growth {
+  mode: string;
+  strategy: string;
+  steps: number;
+  seconds: number;
+  tensorsBefore: number;
+  tensorsAfter: number;
+  rssBeforeMB: number;
+  rssAfterMB: number;
+  rssGrowth: number;
+}
+
+function growth(mode: Config['mode'], strategy: string, steps: number, T = 4): Growth {
+  const p = problem(T);
+  const c = trainerConfig(p, strategy, mode);
+  const warm = Math.min(200, Math.max(20, steps / 10));
+  for (let i = 0; i < warm; i++) c.run();
+  (globalThis as { gc?: () => void }).gc?.();
+  const tensorsBefore = tf.memory().numTensors;
+  const rssBefore = process.memoryUsage().rss;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) {
+    c.run();
+    if (i % 1000 === 999) log(`    ${mode} ${strategy}: ${i + 1}/${steps} steps, ${tf.memory().numTensors} tensors, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  (globalThis as { gc?: () => void }).gc?.();
+  const out: Growth = {
+    mode, strategy, steps, seconds,
+    tensorsBefore, tensorsAfter: tf.memory().numTensors,
+    rssBeforeMB: rssBefore / 2 ** 20, rssAfterMB: process.memoryUsage().rss / 2 ** 20,
+    rssGrowth: (process.memoryUsage().rss - rssBefore) / rssBefore,
+  };
+  c.dispose();
+  p.dispose();
+  return out;
+}
+
+// ----------------------------------------------------------------------------- report
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—');
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function machine(backends: string[]): string {
+  const cpus = os.cpus();
+  const tfjs = JSON.parse(readFileSync(new URL('../node_modules/@tensorflow/tfjs/package.json', import.meta.url), 'utf8')).version;
+  return [
+    `- machine: ${os.availableParallelism?.() ?? cpus.length} CPUs (nproc), ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GB RAM, ${os.platform()} ${os.release()}`,
+    `- node ${process.version}, @tensorflow/tfjs ${tfjs}, backends: ${backends.join(', ')} (tfjs-node not installed)`,
+    `- single recorded forward pass available: ${tapeWorks() ? 'yes' : 'no (fell back to one forward per term)'}`,
+    `- load average when the run ended (1/5/15 min): ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} (other jobs share the machine: absolute times are inflated, ratios come from interleaved rounds)`,
+    `- date: ${new Date().toISOString()}`,
+  ].join('\n');
+}
+
+function writeSection(marker: string, body: string): void {
+  const path = new URL('../docs/benchmarks.md', import.meta.url);
+  const start = `<!-- ${marker}:start -->`;
+  const end = `<!-- ${marker}:end -->`;
+  const section = `${start}\n${body.trim()}\n${end}`;
+  let text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) text = text.slice(0, i) + section + text.slice(j + end.length);
+  else text = `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(path, text);
+  log(`wrote section "${marker}" of docs/benchmarks.md`);
+}
+
+// ----------------------------------------------------------------------------- main
+async function main() {
+  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  const used: string[] = [];
+  const allRows: Row[] = [];
+  const verdicts: string[] = [];
+  let wasmT16: { exactMs: Record<string, number>; repMs: Record<string, number>; plainMs: number } | null = null;
+  const began = performance.now();
+  for (const backend of LONG ? ['wasm'] : BACKENDS) {
+    if (!(await tf.setBackend(backend).catch(() => false))) {
+      log(`backend ${backend} is not available; skipped`);
+      continue;
+    }
+    await tf.ready();
+    used.push(backend);
+    log(`backend ${backend}: tape works = ${tapeWorks()}`);
+    if (LONG) break;
+    for (const T of backend === 'wasm' ? TS : CPU_TS.length ? CPU_TS : TS) {
+      const r = runT(backend, T);
+      allRows.push(...r.rows);
+      if (backend === 'wasm' && T === 16) wasmT16 = r;
+    }
+  }
+  const elapsed = (performance.now() - began) / 1000;
+
+  // the main table: one row per (backend, T, strategy), columns per mode
+  const modes = ['loss-only', 'exact', 'representation', 'every'];
+  const keyOf = (r: Row) => `${r.backend}|${r.T}|${r.strategy}`;
+  const grouped = new Map<string, Row[]>();
+  for (const r of allRows) if (r.strategy !== '-') (grouped.get(keyOf(r)) ?? grouped.set(keyOf(r), []).get(keyOf(r))!).push(r);
+  const plainOf = (b: string, T: number) => allRows.find((r) => r.backend === b && r.T === T && r.mode === 'plain')!;
+  const fwdOf = (b: string, T: number) => allRows.find((r) => r.backend === b && r.T === T && r.mode === 'forward');
+  const boundOf = (b: string, T: number) => allRows.find((r) => r.backend === b && r.T === T && r.bound !== undefined)?.bound;
+  const perTermOf = (b: string, T: number) => allRows.find((r) => r.backend === b && r.T === T && r.mode === 'exact-per-term');
+
+  const out: string[] = [];
+  out.push('## Overhead of a balanced step', '');
+  out.push(`Generated by \`bench/overhead.ts\`: \`${command}\` (${(elapsed / 60).toFixed(1)} min).`, '');
+  out.push(machine(used), '');
+  out.push(
+    'Model: MLP trunk 64→256→256 (ReLU), T linear heads 256→1 with MSE, batch 128, Adam (lr 1e-4). Each cell: median over ' +
+      `${ROUNDS} interleaved rounds of the mean step time of a block (${BLOCK} steps; ${EVERY} for every=${EVERY}), divided by the ` +
+      'median plain step (`optimizer.minimize` of the summed loss, same model and batch, measured in the same rounds). ' +
+      '"exact" reads per-term gradients over all trunk parameters from one recorded forward pass; "bound" is the arithmetic ' +
+      'bound of that mode, (F + T·B + A) / plain, with F the forward time, A the Adam update and B = plain − F − A the backward pass.',
+    '',
+  );
+  const summary: (string | number)[][] = [];
+  for (const b of used) {
+    for (const T of b === 'wasm' ? TS : CPU_TS) {
+      const pr = plainOf(b, T);
+      const fw = fwdOf(b, T);
+      const pt = perTermOf(b, T);
+      summary.push([b, T, f2(pr.ms), fw ? f2(fw.ms) : '—', f2(boundOf(b, T) ?? NaN), pt ? `${f2(pt.ratio)} (${pt.strategy})` : '—']);
+    }
+  }
+  out.push(table(['backend', 'T', 'plain step ms', 'forward ms', 'exact bound ×', 'exact, one forward per term ×'], summary), '');
+  const body: (string | number)[][] = [];
+  for (const [, rows] of grouped) {
+    const r0 = rows[0];
+    if (r0.mode === 'exact-per-term') continue;
+    const cell = (m: string) => {
+      const r = rows.find((x) => x.mode === m);
+      if (!r) return '';
+      return r.error ? `error: ${r.error}` : f2(r.ratio);
+    };
+    body.push([r0.backend, r0.T, r0.strategy, r0.reads, ...modes.map(cell)]);
+  }
+  out.push(table(['backend', 'T', 'strategy', 'reads', 'loss-only ×', 'exact ×', 'representation ×', `every=${EVERY} ×`], body), '');
+
+  // strategy math at T=16
+  if (wasmT16) {
+    const mathRows: (string | number)[][] = [];
+    for (const s of strategies().filter((x) => x.reads !== 'losses')) {
+      const m = strategyMath(s.name, 16);
+      const ex = wasmT16.exactMs[s.name];
+      const rp = wasmT16.repMs[s.name];
+      const ok = m / ex <= 0.02;
+      mathRows.push([s.name, m.toFixed(3), pct(m / ex), pct(m / rp), pct(m / wasmT16.plainMs), ok ? 'ok' : 'MISSED']);
+      verdicts.push(`${ok ? 'ok' : 'MISSED'}: ${s.name} strategy math at T=16 is ${pct(m / ex)} of an exact step (target ≤ 2%)`);
+    }
+    out.push(`Strategy math alone (\`balancer.update\` with a 16×16 Gram matrix, median of 50, wasm):`, '');
+    out.push(table(['strategy', 'ms', '% of exact step', '% of representation step', '% of plain step', 'target ≤ 2% of exact step'], mathRows), '');
+  }
+
+  // growth: quick check, or 10,000 steps with --long
+  const gram = strategies().find((s) => s.reads.includes('gram'))?.name ?? strategies().find((s) => s.reads !== 'losses')?.name;
+  const lossOnly = strategies().find((s) => s.reads === 'losses')?.name;
+  const growthRows: Growth[] = [];
+  if (used.includes('wasm')) {
+    await tf.setBackend('wasm');
+    const steps = LONG ? LONG_STEPS : LEAK_STEPS;
+    log(`growth over ${steps} steps (wasm, T=4)`);
+    if (gram) for (const m of ['exact', 'representation', 'every'] as const) growthRows.push(growth(m, gram, steps));
+    if (lossOnly) growthRows.push(growth('loss-only', lossOnly, steps));
+  }
+  const growthTable = table(
+    ['mode', 'strategy', 'steps', 'seconds', 'tensors before → after', 'RSS MB before → after', 'RSS growth'],
+    growthRows.map((g) => [g.mode, g.strategy, g.steps, g.seconds.toFixed(0), `${g.tensorsBefore} → ${g.tensorsAfter}`, `${g.rssBeforeMB.toFixed(0)} → ${g.rssAfterMB.toFixed(0)}`, pct(g.rssGrowth)]),
+  );
+  for (const g of growthRows) {
+    const okT = g.tensorsAfter === g.tensorsBefore;
+    verdicts.push(`${okT ? 'ok' : 'MISSED'}: ${g.mode} tensor growth over ${g.steps} steps: ${g.tensorsAfter - g.tensorsBefore} (target 0)`);
+    const okR = g.rssGrowth < 0.05;
+    verdicts.push(`${okR ? 'ok' : 'MISSED'}: ${g.mode} RSS growth over ${g.steps} steps: ${pct(g.rssGrowth)} (target < 5%)`);
+  }
+
+  // targets (wasm, T=4)
+  for (const [, rows] of grouped) {
+    const r0 = rows[0];
+    if (r0.backend !== 'wasm' || r0.T !== 4) continue;
+    for (const r of rows) {
+      if (r.error) {
+        verdicts.push(`MISSED: ${r.strategy} ${r.mode} failed: ${r.error}`);
+        continue;
+      }
+      if (r.mode === 'loss-only') verdicts.push(`${r.ratio <= 1.05 ? 'ok' : 'MISSED'}: ${r.strategy} loss-only ${f2(r.ratio)}× (target ≤ 1.05×)`);
+      if (r.mode === 'representation') verdicts.push(`${r.ratio <= 1.25 ? 'ok' : 'MISSED'}: ${r.strategy} representation ${f2(r.ratio)}× (target ≤ 1.25×)`);
+      if (r.mode === 'every') verdicts.push(`${r.ratio <= 1.3 ? 'ok' : 'MISSED'}: ${r.strategy} exact every=${EVERY} ${f2(r.ratio)}× (target ≤ 1.3×)`);
+      if (r.mode === 'exact' && r.bound) {
+        const rel = r.ratio / r.bound;
+        verdicts.push(`${rel <= 1.1 ? 'ok' : 'MISSED'}: ${r.strategy} exact ${f2(r.ratio)}× = ${f2(rel)} × bound ${f2(r.bound)}× (target ≤ 1.10 × bound)`);
+      }
+    }
+  }
+  const missed = verdicts.filter((v) => v.startsWith('MISSED'));
+  out.push(`Tensor count and RSS (wasm, T=4, after a warm-up; ${LONG ? `\`--long\`: ${LONG_STEPS}` : `quick check: ${LEAK_STEPS}`} steps per mode):`, '');
+  out.push(growthTable, '');
+  out.push(`Targets (wasm, T=4 unless stated): ${verdicts.length - missed.length} met, ${missed.length} missed.`, '');
+  if (missed.length) out.push(...missed.map((m) => `- ${m}`), '');
+  out.push('<details><summary>all target checks</summary>', '', ...verdicts.map((v) => `- ${v}`), '', '</details>');
+
+  if (LONG) {
+    out.length = 0;
+    out.push('## Tensor count and RSS over a long run', '');
+    out.push(`Generated by \`bench/overhead.ts\`: \`${command}\` (${((performance.now() - began) / 60000).toFixed(1)} min).`, '');
+    out.push(machine(used), '');
+    out.push(`Same model as above, wasm, T=4; ${LONG_STEPS} steps per mode after a warm-up of 200 steps.`, '');
+    out.push(growthTable, '');
+    const gv = verdicts.filter((v) => / growth /.test(v));
+    out.push(...gv.map((v) => `- ${v}`));
+  }
+  const text = out.join('\n');
+  process.stdout.write(`${text}\n`);
+  if (WRITE) writeSection(LONG ? 'overhead-long' : 'overhead', text);
+}
+
+await main();
