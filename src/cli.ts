@@ -140,10 +140,13 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
 
   program
     .command('diagnose')
-    .description('explain a trajectory: what each alpha did and whether something went wrong')
+    .description('explain a trajectory: what each alpha did, whether the weights settled, fixed weights that reproduce the run')
     .argument('<trajectory>', 'a .jsonl trajectory or a run folder')
-    .action(async (path: string) => {
-      const { findTrajectory, loadDiagnose } = await import('./report.js');
+    .option('--tail <fraction>', 'fraction of the steps, from the end, judged as "the end" (diagnose default 0.2)', (v) => parseFraction(v, '--tail'))
+    .option('--reference <term>', 'express ratios against this term')
+    .option('--json', 'print the whole diagnosis as JSON')
+    .action(async (path: string, opts: { tail?: number; reference?: string; json?: boolean }) => {
+      const { findTrajectory } = await import('./report.js');
       const { readJsonl } = await import('./sinks.js');
       const { summarize } = await import('./summary.js');
       const { meta, records, tornLastLine } = readJsonl(findTrajectory(path));
@@ -152,16 +155,27 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
         fail(`${path}: the trajectory has no steps`);
         return;
       }
-      const diagnose = await loadDiagnose();
-      if (!diagnose) {
+      const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['./diagnose.js']);
+      if (!mod || typeof mod.diagnose !== 'function') {
         process.stdout.write(`${summarize(records, meta)}\n`);
         fail('the diagnose module is not available in this build; printed the summary only', 2);
         return;
       }
-      process.stdout.write(`${diagnose(records)}\n`);
+      const options: Record<string, unknown> = {};
+      if (opts.tail !== undefined) options.tail = opts.tail;
+      if (opts.reference !== undefined) options.reference = opts.reference;
+      const out = mod.diagnose(records, options);
+      const text = typeof out === 'string' ? out : (out as { text?: unknown })?.text;
+      process.stdout.write(opts.json || typeof text !== 'string' ? `${JSON.stringify(out, null, 2)}\n` : `${text}\n`);
     });
 
   return program;
+}
+
+function parseFraction(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new Error(`${flag} got "${v}"; allowed: a number in (0, 1]`);
+  return n;
 }
 
 function parsePositiveInt(v: string, flag: string): number {
