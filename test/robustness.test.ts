@@ -249,3 +249,19 @@ describe('through the trainer', () => {
     });
   }
 });
+
+describe('docs/guide-robustness.md', () => {
+  it('the per-strategy input table matches the strategies\' declared flags (regenerate: npx tsx bench/robustness-table.ts --write)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../docs/guide-robustness.md', import.meta.url), 'utf8');
+    const rows = [...doc.matchAll(/^\| `([^`]+)` \| (losses[^|]*) \| (yes|no) \| ([^|]+) \| (yes|no) \|$/gm)];
+    expect(rows.length).toBeGreaterThan(0);
+    for (const [, name, , nonNeg, negative, signed] of rows) {
+      if (!names.includes(name)) continue; // a strategy that was removed
+      const { b } = make(name, 'skip');
+      expect(nonNeg === 'yes', `${name}: "needs losses ≥ 0" column`).toBe(needsNonNegative(b));
+      expect(signed === 'yes', `${name}: "weights may be negative" column`).toBe(!!b.strategy.signedWeights);
+      if (nonNeg === 'yes') expect(negative, name).toMatch(/rejected/);
+    }
+  });
+});
