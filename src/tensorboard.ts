@@ -141,8 +141,8 @@ export const FILE_VERSION = 'brain.Event:2';
 
 /**
  * The scalars logged for one step: `loss/<term>`, `alpha/<term>`, `weighted/<term>`,
- * `gradnorm/<term>` (when gradients were read), `regularizer/<term>` (when the strategy has one) and
- * `total`.
+ * `gradnorm/<term>` (when gradients were read), `regularizer/<term>` (when the strategy has one),
+ * `info/<key>/<term>` for the strategy's extra values (e.g. GradNorm's target norms) and `total`.
  */
 export function scalarsOf(record: StepRecord): Record<string, number> {
   const out: Record<string, number> = {};
@@ -154,6 +154,7 @@ export function scalarsOf(record: StepRecord): Record<string, number> {
   put('weighted', record.weighted);
   put('gradnorm', record.gradNorm);
   put('regularizer', record.regularizer);
+  if (record.info) for (const [key, per] of Object.entries(record.info)) put(`info/${key}`, per);
   out.total = record.total;
   return out;
 }

@@ -77,7 +77,7 @@ describe('TensorBoardSink', () => {
     const sink = new TensorBoardSink(join(dir, 'run'), { host: 'testhost', now: () => (t += 1) });
     const recs = [
       record(0, { recon: 2.5, kl: 0.125 }, { recon: 1, kl: 1 }, { gradNorm: { recon: 3, kl: 0.01 } }),
-      record(1, { recon: 1.75, kl: 0.5 }, { recon: 0.3333, kl: 1.6667 }, { gradNorm: { recon: 2, kl: 0.02 }, regularizer: { recon: -0.1, kl: 0.2 } }),
+      record(1, { recon: 1.75, kl: 0.5 }, { recon: 0.3333, kl: 1.6667 }, { gradNorm: { recon: 2, kl: 0.02 }, regularizer: { recon: -0.1, kl: 0.2 }, info: { target: { recon: 1.5, kl: 0.5 } } }),
       record(2, { recon: 1e-8, kl: 123456.789 }, { recon: 0, kl: 2 }, { skipped: 'non-finite' }),
     ];
     sink.open({ strategy: 'fixed', options: {}, terms: ['recon', 'kl'], backend: 'cpu', gradients: 'none', startedAt: '' });
@@ -103,7 +103,7 @@ describe('TensorBoardSink', () => {
       for (const [tag, v] of Object.entries(want)) expect(got[tag]).toBe(Math.fround(v));
     });
     expect(Object.keys(scalarsOf(recs[1])).sort()).toEqual(
-      ['alpha/kl', 'alpha/recon', 'gradnorm/kl', 'gradnorm/recon', 'loss/kl', 'loss/recon', 'regularizer/kl', 'regularizer/recon', 'total', 'weighted/kl', 'weighted/recon'],
+      ['alpha/kl', 'alpha/recon', 'gradnorm/kl', 'gradnorm/recon', 'info/target/kl', 'info/target/recon', 'loss/kl', 'loss/recon', 'regularizer/kl', 'regularizer/recon', 'total', 'weighted/kl', 'weighted/recon'],
     );
 
     // Our own reader agrees with protobufjs.
