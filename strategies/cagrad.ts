@@ -15,9 +15,9 @@
  *
  * Solver (exact, instead of the official few hundred SGD steps / scipy SLSQP): at the optimum, w* also
  * minimises the QP ½‖g_w + μ g0‖² over the simplex for μ = ‖g_w*‖/√φ (the two problems have the same
- * KKT conditions). So we find μ > 0 with ‖g_{w(μ)}‖ = √φ·μ by bisection on log μ, each w(μ) being an
- * exact min-norm QP of the shifted gradients g_i + μ g0 (src/qp.ts), whose Gram matrix is
- * G_ij + μ(Gb)_i + μ(Gb)_j + μ²‖g0‖², b = 1/T.
+ * KKT conditions). So we find μ > 0 with ‖g_{w(μ)}‖ = √φ·μ by the Illinois root finder (bracketed
+ * regula falsi, ~10 evaluations), each w(μ) being an exact min-norm QP of the shifted gradients
+ * g_i + μ g0 (src/qp.ts), whose Gram matrix is G_ij + μ(Gb)_i + μ(Gb)_j + μ²‖g0‖², b = 1/T.
  *
  * Weights on the original gradients (the "sum" convention of the official code, which multiplies d by
  * T to match the summed loss): w_i = (1 + T·λ·w*_i) / r with λ = √φ/‖g_w*‖, and r = 1 (rescale 0),
@@ -83,15 +83,35 @@ export function cagradDual(G: Gram, c: number): { w: number[]; lambda: number | 
     atLo = solve(lo);
   }
   if (!(atLo.h > sqrtPhi * lo)) return { w: atLo.w, lambda: null };
-  for (let k = 0; k < 100 && hi / lo > 1 + 1e-13; k++) {
-    const mid = Math.sqrt(lo * hi);
-    const at = solve(mid);
-    if (at.h > sqrtPhi * mid) {
-      lo = mid;
-      atLo = at;
-    } else hi = mid;
+  // Illinois (modified regula falsi) on φ(μ) = ‖g_w(μ)‖ − √φ·μ, keeping the bracket φ(lo) > 0 > φ(hi).
+  let fLo = atLo.h - sqrtPhi * lo;
+  const atHi = solve(hi);
+  let fHi = atHi.h - sqrtPhi * hi;
+  let best = fLo < -fHi ? atLo : atHi;
+  let bestF = Math.min(fLo, -fHi);
+  let side = 0;
+  for (let k = 0; k < 100 && bestF > 1e-14 * sqrtPhi * hi && hi - lo > 1e-14 * hi; k++) {
+    let x = (lo * fHi - hi * fLo) / (fHi - fLo);
+    if (!(x > lo && x < hi)) x = (lo + hi) / 2;
+    const at = solve(x);
+    const f = at.h - sqrtPhi * x;
+    if (Math.abs(f) < bestF) {
+      best = at;
+      bestF = Math.abs(f);
+    }
+    if (f > 0) {
+      lo = x;
+      fLo = f;
+      if (side === 1) fHi /= 2;
+      side = 1;
+    } else {
+      hi = x;
+      fHi = f;
+      if (side === -1) fLo /= 2;
+      side = -1;
+    }
   }
-  const w = atLo.w;
+  const w = best.w;
   const h = normOf(w);
   return { w, lambda: h > Math.sqrt(NORM_EPS) ? sqrtPhi / h : null };
 }
