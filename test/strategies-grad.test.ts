@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../src/balancer.js';
 import { combinedNorm, gramTimes, type Gram } from '../src/gram.js';
 import {
@@ -25,6 +26,8 @@ import { imtlAlpha } from '../strategies/imtl.js';
 import { nashResidual } from '../strategies/nash-mtl.js';
 import { pcgradWeights } from '../strategies/pcgrad.js';
 import type { Strategy } from '../src/types.js';
+import { BalancedTrainer } from '../src/index.js';
+import { makeToy, useTestBackend } from './helpers.js';
 
 // ---------------------------------------------------------------- helpers
 const fixture = (name: string) =>
@@ -564,4 +567,31 @@ describe('state, seeds and the signed-weights contract', () => {
       expect(JSON.parse(JSON.stringify(st))).toEqual(st);
     }
   });
+});
+
+// ---------------------------------------------------------------- through the trainer
+describe('through BalancedTrainer (toy with gradient scales 1 : 20 : 0.05)', () => {
+  beforeAll(() => useTestBackend());
+  for (const name of ['pcgrad', 'mgda', 'cagrad', 'imtl', 'nash-mtl', 'aligned-mtl', 'upgrad']) {
+    it(`${name}: finite losses and weights, the step uses the balancer's weights, no tensor leak`, () => {
+      const toy = makeToy([1, 20, 0.05], { seed: 3 });
+      const optimizer = tf.train.sgd(1e-3);
+      const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: name, variables: toy.variables });
+      try {
+        trainer.step();
+        const before = tf.memory().numTensors;
+        for (let k = 0; k < 3; k++) {
+          const r = trainer.step();
+          expect(r.skipped, name).toBeUndefined();
+          expect(Object.values(r.losses).every(Number.isFinite)).toBe(true);
+          expect(Object.values(r.weights)).toEqual(trainer.balancer.weights);
+          expect(Object.values(r.weights).every(Number.isFinite)).toBe(true);
+        }
+        expect(tf.memory().numTensors).toBe(before);
+      } finally {
+        toy.dispose();
+        optimizer.dispose();
+      }
+    });
+  }
 });
