@@ -77,7 +77,9 @@ export class ConfigError extends BalancerError {
     readonly value: unknown,
     readonly allowed: string,
   ) {
-    super(`config ${file}: field "${field}" ${value === undefined ? 'is missing' : `got ${describeValue(value)}`}; allowed: ${allowed}`);
+    // An option error from the registry already reads "<problem>; allowed: <rule>".
+    const rule = /(^|; )allowed: /.test(allowed) ? allowed : `allowed: ${allowed}`;
+    super(`config ${file}: field "${field}" ${value === undefined ? 'is missing' : `got ${describeValue(value)}`}; ${rule}`);
     this.name = 'ConfigError';
   }
 }

@@ -39,6 +39,7 @@ describe('run config', () => {
     expect(e.field).toBe(field);
     expect(e.value).toEqual(value);
     expect(e.allowed).toContain(allowed);
+    expect(e.message.match(/allowed: /g)).toHaveLength(1);
     expect(e.message).toMatch(new RegExp(`^config c\\.json: field "${field.replace(/\./g, '\\.')}" got `));
   });
 
