@@ -41,8 +41,8 @@ export interface DiagnoseOptions {
   /** Fraction of the accepted steps, from the start, that describe "the start" of the run. @default 0.1 */
   head?: number;
   /**
-   * Term the ratios are expressed against ("× kl"). @default the term with the smallest mean alpha
-   * over the tail (every ratio is then ≥ 1)
+   * Term the ratios are expressed against ("× kl"). @default the term with the smallest positive mean
+   * alpha over the tail (every ratio of a weighted term is then ≥ 1)
    */
   reference?: string;
   /** A term whose normalised weight moved by more than this (|log ratio| of tail halves) is drifting. @default 0.1 */
@@ -173,7 +173,9 @@ export function diagnose(records: readonly StepRecord[], options: DiagnoseOption
   const nHead = Math.max(1, Math.ceil(kept.length * head));
   const tailRows = kept.slice(kept.length - nTail);
   const headRows = kept.slice(0, nHead);
-  const reference = options.reference ?? names.reduce((best, n) => (mean(tailRows.map((r) => r.weight[n])) < mean(tailRows.map((r) => r.weight[best])) ? n : best), names[0]);
+  const tailMean = (n: string) => mean(tailRows.map((r) => r.weight[n]));
+  const positive = names.filter((n) => tailMean(n) > DIAG_EPS);
+  const reference = options.reference ?? (positive.length ? positive.reduce((best, n) => (tailMean(n) < tailMean(best) ? n : best)) : names[0]);
   if (!names.includes(reference)) throw new Error(`diagnose: option "reference" is "${reference}", not a term; terms are ${names.join(', ')}`);
 
   const hasGradNorms = kept.some((r) => r.gradNorm && names.every((n) => Number.isFinite(r.gradNorm![n])));
@@ -257,10 +259,14 @@ export function diagnose(records: readonly StepRecord[], options: DiagnoseOption
   }
   L.push('');
   L.push(`Learned alpha ratios (end, × ${reference}):`);
+  if (refMean <= DIAG_EPS) L.push(`  ${reference}'s alpha ended at 0, so no ratio to it is defined; the alphas themselves:`);
   for (const t of [...terms].sort((a, b) => b.ratio - a.ratio)) {
     if (t.term === reference) continue;
-    L.push(`  - ${t.term} ended at ${fmt(t.ratio)}× ${reference} (alpha ${fmt(t.alphaStart)} → ${fmt(t.alphaEnd)}; end mean ${fmt(t.alphaTailMean)})`);
+    const what = refMean > DIAG_EPS ? `ended at ${fmt(t.ratio)}× ${reference}` : 'ended';
+    L.push(`  - ${t.term} ${what} (alpha ${fmt(t.alphaStart)} → ${fmt(t.alphaEnd)}; end mean ${fmt(t.alphaTailMean)})`);
   }
+  const off = terms.filter((t) => t.alphaTailMean <= DIAG_EPS);
+  if (off.length) L.push(`  Switched off at the end (alpha 0): ${off.map((t) => t.term).join(', ')}.`);
   L.push('');
   const verdict = {
     converged: 'The weights converged',

@@ -106,3 +106,16 @@ describe('diagnose on the synthetic task with a known ratio', () => {
     expect(equal.quality.total).toBeGreaterThan(balanced.quality.total * 1.2);
   });
 });
+
+describe('diagnose with a switched-off term', () => {
+  it('expresses ratios against the smallest positive weight and names the term at 0', () => {
+    const d = diagnose(records(30, () => ({ a: 4, b: 2, c: 0 })));
+    expect(d.reference).toBe('b');
+    expect(d.recommendedRelative.a).toBeCloseTo(2, 6);
+    expect(d.text).toContain('a ended at 2× b');
+    expect(d.text).toContain('Switched off at the end (alpha 0): c');
+    const z = diagnose(records(30, () => ({ a: 4, b: 0 })), { reference: 'b' });
+    expect(z.text).toContain("b's alpha ended at 0");
+    expect(z.recommendedRelative.a).toBe(0);
+  });
+});
