@@ -377,7 +377,7 @@ async function main() {
     '',
   );
   const summary: (string | number)[][] = [];
-  for (const b of used) {
+  for (const b of LONG ? [] : used) {
     for (const T of b === 'wasm' ? TS : CPU_TS) {
       const pr = plainOf(b, T);
       const fw = fwdOf(b, T);
