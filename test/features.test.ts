@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BalancedTrainer,
@@ -455,6 +456,58 @@ describe('weight bounds', () => {
     trainer.step();
     expect(trainer.history.last!.clamped).toEqual(['t0']);
     expect(trainer.history.last!.weight.t0).toBe(2);
+    toy.dispose();
+  });
+});
+
+describe('properties', () => {
+  it('for random Gram matrices, bounds and frozen weights: frozen terms fixed, min/max hold, maxChange holds, clamped is exact', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 1e-6, max: 1e6, noNaN: true }), { minLength: 3, maxLength: 3 }),
+        fc.double({ min: 0.01, max: 1, noNaN: true }),
+        fc.double({ min: 1, max: 50, noNaN: true }),
+        fc.double({ min: 0.05, max: 2, noNaN: true }),
+        fc.double({ min: 0, max: 10, noNaN: true }),
+        (d, min, max, maxChange, frozen) => {
+          const b = create({ name: 'grad-magnitude', statistic: 'norm', alpha: 1, frozen: { f: frozen }, bounds: { min, max, maxChange } });
+          b.bind(['a', 'f', 'c']);
+          let prev = b.weights;
+          for (let k = 0; k < 3; k++) {
+            const r = b.update({ losses: [1, 1, 1], gram: diag(d[0], d[1], d[(k + 2) % 3]) });
+            if (r.weights[1] !== frozen) return false;
+            for (const i of [0, 2]) {
+              const w = r.weights[i];
+              if (w < min || w > max) return false;
+              const f = 1 + maxChange;
+              if (prev[i] > 0 && (w > prev[i] * f * (1 + 1e-12) || w < (prev[i] / f) * (1 - 1e-12)) && w !== min && w !== max) return false;
+            }
+            if ((r.clamped ?? []).includes('f')) return false;
+            prev = r.weights;
+          }
+          return true;
+        },
+      ),
+      { numRuns: 200, seed: 8 },
+    );
+  });
+});
+
+describe('partial balancing in the trainer', () => {
+  it('gradnorm balances two of three terms (weights sum to 2); the frozen one stays at its weight', () => {
+    const toy = makeToy([1, 10, 100], { seed: 9, names: ['a', 'b', 'adv'] });
+    const trainer = new BalancedTrainer({
+      terms: toy.terms,
+      optimizer: tf.train.sgd(0.001),
+      variables: toy.variables,
+      balancer: { name: 'gradnorm', lr: 0.05, frozen: { adv: 0.01 } },
+    });
+    for (let i = 0; i < 6; i++) trainer.step();
+    for (const r of trainer.history.records) {
+      expect(r.weight.adv).toBe(0.01);
+      expect(r.weight.a + r.weight.b).toBeCloseTo(2, 5);
+    }
+    expect(trainer.history.last!.weight.a).not.toBe(1);
     toy.dispose();
   });
 });
