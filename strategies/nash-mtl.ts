@@ -6,12 +6,14 @@
  * "Multi-Task Learning as a Bargaining Game", ICML 2022. https://arxiv.org/abs/2202.01017
  * (official code github.com/AvivNavon/nash-mtl).
  *
- * In words: the weights α > 0 solve Gα = 1/α (element-wise), i.e. ⟨g_i, d⟩ = 1/α_i for d = Σα_j g_j.
- * As in the official code, the system is solved on the scale-free G/‖G‖_F, so α does not depend on a
- * global scale of the gradients. The official code approximates the solution by a sequence of convex
- * problems (cvxpy/ECOS, ≤ 20 CCP steps); we solve it exactly: Gα = 1/α is the stationarity condition of
- * the strictly convex f(α) = ½αᵀGα − Σ log α_i on α > 0, minimised by damped Newton (Hessian
- * G + diag(1/α²), backtracking Armijo line search that keeps α > 0), quadratically convergent.
+ * In words: the weights α > 0 solve Gα = 1/α (element-wise), i.e. ⟨g_i, d⟩ = 1/α_i for d = Σα_j g_j
+ * (so ‖d‖² = αᵀGα = T whatever the gradient scale, and α scales as 1/‖g‖). The official code
+ * approximates the solution by a sequence of convex problems (cvxpy/ECOS, ≤ 20 CCP steps, on G/‖G‖_F
+ * but with ‖G‖_F put back into its constraint, so that it converges to the solution for the raw G: we
+ * checked this by replicating its loop with scipy, see test/fixtures/nash-mtl.json). We solve the
+ * system exactly: on Ĝ = G/‖G‖_F for conditioning, then α = α̂/√‖G‖_F. Ĝα̂ = 1/α̂ is the stationarity
+ * condition of the strictly convex f(α) = ½αᵀĜα − Σ log α_i on α > 0, minimised by damped Newton
+ * (Hessian Ĝ + diag(1/α²), backtracking Armijo line search that keeps α > 0), quadratically convergent.
  *
  * f is bounded below, so the solution exists, exactly when 0 is not in the convex hull of the gradients
  * (a v ≥ 0, v ≠ 0 with Jᵀv = 0 makes f → −∞ along v): opposite gradients, a zero gradient or any
@@ -25,7 +27,8 @@
  * `updateFrequency` k solves only every k-th update and reuses α in between (the Gram matrix is still
  * read each step, and maxNorm uses it).
  *
- * Options: `updateFrequency` @default 1; `maxNorm` (0 disables) @default 1 (official code).
+ * Options: `updateFrequency` @default 1; `maxNorm` (0 disables) @default 1 (official code). Since
+ * ‖Σα_i g_i‖ = √T before the cap, the default cap makes every step's direction norm 1 for T ≥ 2.
  */
 import { z } from 'zod';
 import { combinedNorm, type Gram } from '../src/gram.js';
@@ -46,7 +49,7 @@ export type NashMTLOptions = z.infer<typeof options>;
 export interface NashMTLState {
   /** Updates seen (solves happen when step % updateFrequency === 0). */
   step: number;
-  /** The last accepted solution α (before maxNorm), all ones before any. */
+  /** The last accepted solution α for the raw G (before maxNorm), all ones before any. */
   alpha: number[];
 }
 
@@ -103,7 +106,7 @@ export function solveNash(G: Gram, start?: readonly number[], maxIter = 100): nu
 
 export const nashMtl: Strategy<NashMTLOptions, NashMTLState> = {
   name: 'nash-mtl',
-  summary: 'Nash-MTL (Navon et al. 2022): bargaining solution Gα = 1/α on G/‖G‖_F, exact damped Newton, validated with fallback.',
+  summary: 'Nash-MTL (Navon et al. 2022): bargaining solution Gα = 1/α, exact damped Newton, validated with fallback to the previous weights.',
   paper: 'Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022, https://arxiv.org/abs/2202.01017',
   options,
   needs: () => ({ gradients: 'gram' }),
@@ -115,8 +118,10 @@ export const nashMtl: Strategy<NashMTLOptions, NashMTLState> = {
     let fallback = 0;
     if (state.step % o.updateFrequency === 0) {
       const fro = Math.sqrt(G.reduce((acc, row) => acc + row.reduce((x, g) => x + g * g, 0), 0));
-      const solved = fro > 0 ? solveNash(G.map((row) => row.map((g) => g / fro)), state.alpha) : null;
-      if (solved) alpha = solved;
+      const rootFro = Math.sqrt(fro);
+      const start = state.alpha.map((a) => a * rootFro);
+      const solved = fro > 0 ? solveNash(G.map((row) => row.map((g) => g / fro)), start) : null;
+      if (solved) alpha = solved.map((a) => a / rootFro);
       else fallback = 1;
     }
     let weights = [...alpha];

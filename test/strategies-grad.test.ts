@@ -214,7 +214,7 @@ describe('reference fixtures (torchjd / LibMTL / scipy, see test/fixtures/*.json
     expect(f.cases.some((c) => c.weights.some((w: number) => w < 0))).toBe(true);
   });
 
-  it('nash-mtl: fixed point Gα = 1/α on G/‖G‖_F (scipy MINPACK), with torchjd maxNorm scaling', () => {
+  it('nash-mtl: fixed point Gα = 1/α (scipy MINPACK), torchjd maxNorm scaling, and the official CCP loop', () => {
     const f = fixture('nash-mtl');
     const withMax = f.cases.filter((c) => c.maxNorm === 1);
     expect(withMax.length).toBeGreaterThanOrEqual(3);
@@ -224,6 +224,9 @@ describe('reference fixtures (torchjd / LibMTL / scipy, see test/fixtures/*.json
       expect(relDev(out[k].info!.alpha, c.alpha)).toBeLessThan(1e-8);
     });
     for (const c of f.cases) expect(relDev(weightsOf(nashMtl, { maxNorm: c.maxNorm }, c.gram), c.weights)).toBeLessThan(1e-8);
+    // The official cvxpy CCP (replicated with scipy SLSQP per convex step) lands on the same α.
+    const all = run(nashMtl, { maxNorm: 0 }, f.cases.map((c) => ({ gram: c.gram })));
+    f.cases.forEach((c, k) => expect(relDev(all[k].info!.alpha, c.official_ccp_alpha)).toBeLessThan(1e-3));
   });
 
   it('aligned-mtl: torchjd AlignedMTLWeighting × T (scale min / median / rmse, rank-deficient G)', () => {
@@ -293,13 +296,15 @@ describe('hand-worked values', () => {
     );
   });
 
-  it('nash-mtl, orthogonal gradients: α_i = 1/‖g_i‖ (normalised G)', () => {
+  it('nash-mtl, orthogonal gradients: α_i = 1/‖g_i‖; maxNorm caps ‖Σ α g‖ = √T', () => {
     const G = [[4, 0], [0, 1]];
-    const fro = Math.sqrt(17);
     const w = run(nashMtl, { maxNorm: 0 }, [{ gram: G }])[0].weights;
-    // (G/fro) α = 1/α → α_i² G_ii / fro = 1 → α_i = sqrt(fro / G_ii).
-    expect(w[0]).toBeCloseTo(Math.sqrt(fro / 4), 10);
-    expect(w[1]).toBeCloseTo(Math.sqrt(fro / 1), 10);
+    // G α = 1/α → α_i² G_ii = 1.
+    expect(w[0]).toBeCloseTo(0.5, 10);
+    expect(w[1]).toBeCloseTo(1, 10);
+    expect(combinedNorm(G, w)).toBeCloseTo(Math.SQRT2, 10);
+    const capped = run(nashMtl, {}, [{ gram: G }])[0].weights;
+    expect(capped[0]).toBeCloseTo(0.5 / Math.SQRT2, 10);
   });
 
   it('aligned-mtl, orthogonal gradients: B = √λ_min·diag(1/‖g_i‖), w_i = ‖g_min‖/‖g_i‖', () => {
@@ -345,11 +350,15 @@ describe('properties (fast-check)', () => {
         const Gp = permuteGram(G, p);
         for (const [s, o] of ALL) {
           if (s === pcgrad) continue; // random orders: checked below with explicit orders
-          const w = weightsOf(s, o, G);
-          const wp = weightsOf(s, o, Gp);
-          const back = w.map((_, src) => wp[p.indexOf(src)]); // wp mapped back to the original order
+          const r = run(s, o, [{ gram: G }])[0];
+          const rp = run(s, o, [{ gram: Gp }])[0];
+          // Nash-MTL at the edge of solvability (min-norm point ≈ 1e-5·‖g‖): rounding may decide either way.
+          if (s === nashMtl && r.info!.fallback[0] !== rp.info!.fallback[0]) continue;
+          const w = r.weights;
+          const back = w.map((_, src) => rp.weights[p.indexOf(src)]); // mapped back to the original order
           expect(directionDev(G, w, back), `${s.name}${JSON.stringify(o)}`).toBeLessThan(1e-6);
-          if (UNIQUE_WEIGHTS.has(s)) expect(relDev(back, w), s.name).toBeLessThan(1e-6);
+          // weights (unique for these) agree up to the conditioning of G
+          if (UNIQUE_WEIGHTS.has(s)) expect(relDev(back, w), s.name).toBeLessThan(1e-4);
         }
         // pcgrad with orders carried along by the permutation
         const T = G.length;
@@ -381,7 +390,7 @@ describe('properties (fast-check)', () => {
     );
   });
 
-  it('invariance to a global scale of G (not nash-mtl maxNorm, which bounds the raw norm; mgda l2 scales as 1/‖g‖)', () => {
+  it('invariance to a global scale of G (mgda l2 and nash-mtl weights scale as 1/‖g‖, with the same direction)', () => {
     fc.assert(
       fc.property(jacobian(), fc.constantFrom(1e-3, 0.37, 25, 1e4), (J, k) => {
         const G = gramOf(J);
@@ -389,14 +398,19 @@ describe('properties (fast-check)', () => {
         const Gk = G.map((r) => r.map((v) => v * k));
         const cases: [Strategy, Record<string, unknown>][] = [
           ...ALL.filter(([s, o]) => s !== nashMtl && o.normalization !== 'l2'),
-          [nashMtl, { maxNorm: 0 }],
         ];
         for (const [s, o] of cases) {
           const a = weightsOf(s, o, G);
           const b = weightsOf(s, o, Gk);
           expect(directionDev(G, a, b), `${s.name}${JSON.stringify(o)}`).toBeLessThan(1e-6);
-          if (UNIQUE_WEIGHTS.has(s) || s === pcgrad) expect(relDev(b, a), s.name).toBeLessThan(1e-6);
+          if ((UNIQUE_WEIGHTS.has(s) && s !== nashMtl) || s === pcgrad) expect(relDev(b, a), s.name).toBeLessThan(1e-6);
         }
+        // nash-mtl: α scales as 1/‖g‖, so w(kG) = w(G)/√k (same direction).
+        // (At a Pareto-stationary point there is no solution and both keep the previous weights, all ones.)
+        const na = run(nashMtl, { maxNorm: 0 }, [{ gram: G }])[0];
+        const nb = run(nashMtl, { maxNorm: 0 }, [{ gram: Gk }])[0];
+        // (Right at the edge of solvability, min-norm point ≈ 1e-5·‖g‖, rounding may decide either way.)
+        if (na.info!.fallback[0] === 0 && nb.info!.fallback[0] === 0) expect(relDev(nb.weights.map((v) => v * Math.sqrt(k)), na.weights), 'nash-mtl').toBeLessThan(1e-6);
         // mgda 'l2': unit gradients, so w(kG) = w(G)/√k and the direction Σ α_i ĝ_i is unchanged.
         const a = weightsOf(mgda, { normalization: 'l2' }, G);
         const b = weightsOf(mgda, { normalization: 'l2' }, Gk).map((v) => v * Math.sqrt(k));
@@ -411,8 +425,7 @@ describe('properties (fast-check)', () => {
       fc.property(jacobian(), fc.constantFrom(0.5, 1, 3), (J, maxNorm) => {
         const G = gramOf(J);
         const r = run(nashMtl, { maxNorm }, [{ gram: G }])[0];
-        const fro = Math.sqrt(G.reduce((a, row) => a + row.reduce((x, v) => x + v * v, 0), 0));
-        if (r.info!.fallback[0] === 0) expect(nashResidual(G.map((row) => row.map((v) => v / fro)), r.info!.alpha)).toBeLessThan(1e-6);
+        if (r.info!.fallback[0] === 0) expect(nashResidual(G, r.info!.alpha)).toBeLessThan(1e-6);
         expect(combinedNorm(G, r.weights)).toBeLessThanOrEqual(maxNorm * (1 + 1e-9));
       }),
       { numRuns: 60 },
@@ -451,17 +464,18 @@ describe('degenerate cases: no NaN, documented results', () => {
     expect(weightsOf(cagrad, { rescale: 0 }, G)[0]).toBeCloseTo(1.5, 9);
     expect(weightsOf(cagrad, { rescale: 2 }, G)[0]).toBeCloseTo(1, 9);
     const n = weightsOf(nashMtl, { maxNorm: 0 }, G)[0];
-    expect(n * n * G[0][0] / G[0][0]).toBeCloseTo(1, 9); // (G/‖G‖_F)α = 1/α → α = 1
+    expect(n * n * G[0][0]).toBeCloseTo(1, 9); // Gα = 1/α → α = 1/‖g‖
   });
 
-  it('identical gradients: all ones (the plain sum) for every strategy but nash-mtl', () => {
+  it('identical gradients: all ones (the plain sum) for every strategy; nash-mtl 1/(‖g‖√T)', () => {
     const G = gramOf(cases.identical);
     for (const [s, o] of [[pcgrad, {}], [mgda, {}], [imtl, {}], [alignedMtl, {}], [upgrad, {}], [cagrad, { rescale: 2 }]] as const) {
       // (mgda: the QP on the singular 11ᵀ + ridge is ill-conditioned; any w gives the same direction)
       expect(relDev(weightsOf(s, o, G), [1, 1, 1]), s.name).toBeLessThan(1e-5);
     }
-    // Nash: (G/‖G‖_F) has all entries 1/3, so α_i·(Σα)/3 = 1 → α = 1 each.
-    expect(relDev(weightsOf(nashMtl, { maxNorm: 0 }, G), [1, 1, 1])).toBeLessThan(1e-9);
+    // Nash: G = ‖g‖²·11ᵀ, so α_i·‖g‖²·Σα = 1 → α_i = 1/(‖g‖√3).
+    const a = 1 / Math.sqrt(G[0][0] * 3);
+    expect(relDev(weightsOf(nashMtl, { maxNorm: 0 }, G), [a, a, a])).toBeLessThan(1e-9);
   });
 
   it('opposite gradients: mgda/upgrad/cagrad cancel (d ≈ 0), pcgrad keeps both, nash-mtl falls back', () => {
