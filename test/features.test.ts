@@ -303,6 +303,7 @@ describe('gradient accumulation', () => {
     ['gradnorm (Gram)', { name: 'gradnorm', lr: 0.1 }],
     ['grad-magnitude max-mean (statistics)', 'grad-magnitude' as never],
     ['uncertainty (losses only)', { name: 'uncertainty', lr: 0.1 }],
+    ['gradnorm with updateEvery 2 (steps between refreshes take the loss-only path)', { name: 'gradnorm', lr: 0.1, updateEvery: 2 }],
   ];
   for (const [label, spec] of cases) {
     it(`${label}: 4 micro-batches give the same losses, Gram, weights and parameters as one batch`, () => {
