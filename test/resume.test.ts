@@ -19,6 +19,7 @@ import {
   saveState,
 } from '../src/checkpoint.js';
 import { create, list } from '../src/registry.js';
+import { BalancedTrainer } from '../src/trainer.js';
 import { useTestBackend } from './helpers.js';
 import { setupRun, trace, type StepTrace } from './fixtures/resume-common.js';
 
@@ -159,5 +160,57 @@ describe('checkpoint files', () => {
     [v, v2].forEach((t) => t.dispose());
     opt.dispose();
     opt2.dispose();
+  });
+});
+
+describe('alongside tfjs model save/load', () => {
+  it('a LayersModel saved with model.save() plus saveState(optimizer) resumes bit-exactly', async () => {
+    const build = () => {
+      const input = tf.input({ shape: [3] });
+      const trunk = tf.layers.dense({ units: 5, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }).apply(input) as tf.SymbolicTensor;
+      const a = tf.layers.dense({ units: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) }).apply(trunk) as tf.SymbolicTensor;
+      const b = tf.layers.dense({ units: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 6 }) }).apply(trunk) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: [a, b] });
+    };
+    const x = tf.randomNormal([8, 3], 0, 1, 'float32', 1);
+    const ya = tf.randomNormal([8, 1], 0, 1, 'float32', 2);
+    const yb = tf.randomNormal([8, 1], 0, 1, 'float32', 3);
+    const setup = (model: tf.LayersModel) => {
+      const optimizer = tf.train.adam(0.05);
+      const terms = () => {
+        const [pa, pb] = model.apply(x) as tf.Tensor[];
+        return { a: tf.losses.meanSquaredError(ya, pa) as tf.Scalar, b: tf.losses.meanSquaredError(yb, pb).mul(30) as tf.Scalar };
+      };
+      const trainer = new BalancedTrainer({
+        terms,
+        optimizer,
+        balancer: 'gradnorm',
+        variables: model.trainableWeights.map((w) => w.read() as tf.Variable),
+        warn: () => {},
+      });
+      return { optimizer, trainer };
+    };
+    const weightsOf = (m: tf.LayersModel) => m.getWeights().map((w) => Array.from(w.dataSync()));
+
+    const m1 = build();
+    const r1 = setup(m1);
+    for (let i = 0; i < 4; i++) r1.trainer.step();
+    let artifacts!: tf.io.ModelArtifacts;
+    await m1.save(tf.io.withSaveHandler(async (a) => ((artifacts = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
+    const path = join(dir, 'layers.json');
+    await saveState(path, r1.trainer, { optimizer: r1.optimizer });
+    const expected = [];
+    for (let i = 0; i < 4; i++) expected.push(r1.trainer.step().weights);
+
+    const m2 = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const r2 = setup(m2);
+    await loadState(path, r2.trainer, { optimizer: r2.optimizer });
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(r2.trainer.step().weights);
+    expect(got).toEqual(expected);
+    expect(weightsOf(m2)).toEqual(weightsOf(m1));
+    [m1, m2].forEach((m) => m.dispose());
+    [r1, r2].forEach((r) => r.optimizer.dispose());
+    [x, ya, yb].forEach((t) => t.dispose());
   });
 });
