@@ -32,14 +32,14 @@ describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium, tfjs wasm b
   beforeAll(async () => {
     await buildBrowserExample(join(EXAMPLE_DIR, 'dist'));
     ({ server, url } = await serve(EXAMPLE_DIR));
-  });
+  }, 120_000);
   afterAll(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
 
   it('trains the toy problem with gradnorm on wasm and draws the alpha curve of every term', async () => {
     const b = await openPage();
     try {
       await b.page.goto(`${url}?strategy=gradnorm&steps=120`, { waitUntil: 'load' });
-      await b.page.waitForFunction(() => ['done', 'error'].includes((window as any).lossBalancer?.status), null, { timeout: 45_000, polling: 200 });
+      await b.page.waitForFunction(() => ['done', 'error'].includes((window as any).lossBalancer?.status), null, { timeout: 100_000, polling: 200 });
       const state = (await b.page.evaluate(() => (window as any).lossBalancer)) as PageState;
       expect(state.error).toBeUndefined();
       expect(state.status).toBe('done');
@@ -66,5 +66,5 @@ describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium, tfjs wasm b
     } finally {
       await b.close();
     }
-  });
+  }, 150_000);
 });

@@ -9,6 +9,8 @@ import { readJsonl } from '../src/sinks.js';
 import { readEvents } from '../src/tensorboard.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
+/** Each test spawns a few `npx tsx` processes (≈1–2 s of CPU each); generous on a loaded machine. */
+const SLOW = 180_000;
 const dir = mkdtempSync(join(tmpdir(), 'lb-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -21,7 +23,7 @@ interface Out {
 /** `npx tsx src/cli.ts ...args` in a child process, as a user would run it (not a TTY). */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Out> {
   return new Promise((res) => {
-    execFile('npx', ['tsx', 'src/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile('npx', ['tsx', 'src/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, timeout: 170_000 }, (err, stdout, stderr) => {
       res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -42,7 +44,7 @@ describe('loss-balancer CLI', () => {
       expect(lines[i]).toContain(s.summary);
     });
     expect(JSON.parse(json.stdout).map((s: { name: string }) => s.name)).toEqual(known.map((s) => s.name));
-  });
+  }, SLOW);
 
   it('run: trains the toy problem and writes JSONL, TensorBoard events, plots and the report; then report and diagnose', async () => {
     const cfg = join(dir, 'toy.yaml');
@@ -84,7 +86,7 @@ describe('loss-balancer CLI', () => {
       expect(diag.stdout).toContain('strategy gradnorm');
       expect(diag.stderr).toContain('diagnose module is not available');
     }
-  });
+  }, SLOW);
 
   it('demo runs the VAE demo (a few steps) and writes its trajectories', async () => {
     const out = await cli(['demo', '--steps', '5', '--out', join(dir, 'demo')]);
@@ -92,7 +94,7 @@ describe('loss-balancer CLI', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/gradnorm/);
     expect(readdirSync(join(dir, 'demo')).some((f) => f.endsWith('.jsonl'))).toBe(true);
-  });
+  }, SLOW);
 
   it('config errors name the field, the value and what is allowed', async () => {
     const bad = join(dir, 'bad.json');
@@ -112,5 +114,5 @@ describe('loss-balancer CLI', () => {
       expect(o.stderr).toMatch(cases[i][1]);
       expect(o.stderr).not.toMatch(/\n\s+at /); // one line, no stack trace
     });
-  });
+  }, SLOW);
 });

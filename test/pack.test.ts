@@ -98,5 +98,5 @@ console.log(JSON.stringify(tr.history.last.weight));
     );
     const w = JSON.parse(sh('node', ['step.mjs'], { cwd: proj }).trim());
     expect(Object.keys(w)).toEqual(['t0', 't1']);
-  });
+  }, 400_000); // a full build and an npm install, alongside the rest of the suite on 2 cores
 });

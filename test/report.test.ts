@@ -129,5 +129,5 @@ describe('report', () => {
     } finally {
       await b.close();
     }
-  });
+  }, 120_000);
 });
