@@ -21,7 +21,7 @@ import {
 import { create, list } from '../src/registry.js';
 import { BalancedTrainer } from '../src/trainer.js';
 import { useTestBackend } from './helpers.js';
-import { setupRun, trace, type StepTrace } from './fixtures/resume-common.js';
+import { setupRun, trace, type Spec, type StepTrace } from './fixtures/resume-common.js';
 
 const N = 5;
 const M = 5;
@@ -35,10 +35,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('resume in a fresh process', () => {
   it('every registered strategy continues bit-exactly (losses, weights, every variable)', async () => {
-    const names = list().map((s) => s.name);
+    // every strategy with its defaults, plus option and balancer-setting combinations with more state
+    const specs: Record<string, Spec> = Object.fromEntries(list().map((s) => [s.name, s.name]));
+    const extra: Record<string, Spec> = {
+      'dwa-epoch': { name: 'dwa', average: 'epoch' },
+      'gradnorm-every3-bounds': { name: 'gradnorm', updateEvery: 3, bounds: { maxChange: 0.2 } },
+      'rlw-seed-warmup': { name: 'rlw', seed: 42, warmup: { steps: 2 } },
+      'uncertainty-frozen': { name: 'uncertainty', frozen: { t2: 0.5 }, baseWeights: { t0: 2 } },
+      'softadapt-epoch': { name: 'softadapt', updateEvery: 'epoch' },
+    };
+    for (const [k, spec] of Object.entries(extra)) if (list().some((s) => s.name === (spec as { name: string }).name)) specs[k] = spec;
     const expected: Record<string, StepTrace[]> = {};
-    for (const name of names) {
-      const run = setupRun(name);
+    for (const [name, spec] of Object.entries(specs)) {
+      const run = setupRun(spec);
       try {
         trace(run, N);
         const before = tf.memory().numTensors;
@@ -54,13 +63,15 @@ describe('resume in a fresh process', () => {
       }
     }
 
+    const specFile = join(dir, 'specs.json');
+    writeFileSync(specFile, JSON.stringify(specs));
     const child = join('test', 'fixtures', 'resume-child.ts');
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', child, dir, String(M), ...names], {
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', child, dir, String(M), specFile], {
       cwd: join(import.meta.dirname, '..'),
-      timeout: 60_000,
+      timeout: 90_000,
     });
     const resumed = JSON.parse(readFileSync(join(dir, 'resumed.json'), 'utf8')) as Record<string, StepTrace[] | { error: string }>;
-    for (const name of names) {
+    for (const name of Object.keys(specs)) {
       const got = resumed[name];
       if (!Array.isArray(got)) throw new Error(`strategy "${name}": the child failed: ${got?.error}`);
       // Exact equality of every number (JSON round-trips doubles exactly; float32 values are doubles).
