@@ -225,3 +225,35 @@ describe('alongside tfjs model save/load', () => {
     [x, ya, yb].forEach((t) => t.dispose());
   });
 });
+
+describe('every tfjs optimizer with getWeights', () => {
+  const makers: Record<string, () => tf.Optimizer> = {
+    sgd: () => tf.train.sgd(0.05),
+    momentum: () => tf.train.momentum(0.05, 0.9, true),
+    rmsprop: () => tf.train.rmsprop(0.01, 0.9, 0.5, 1e-7, true),
+    adagrad: () => tf.train.adagrad(0.1),
+    adadelta: () => tf.train.adadelta(1, 0.9),
+    adam: () => tf.train.adam(0.05, 0.8, 0.95),
+  };
+  it.each(Object.keys(makers))('%s: saved after 5 steps, a fresh one continues identically', async (kind) => {
+    const loss = (v: tf.Variable) => () => v.sub(tf.tensor1d([0.3, -1, 2])).square().sum().mul(v.abs().sum().add(1)) as tf.Scalar;
+    const v = tf.variable(tf.tensor1d([1, -2, 3]));
+    const opt = makers[kind]();
+    for (let i = 0; i < 5; i++) opt.minimize(loss(v), false, [v]);
+    const saved = await saveOptimizer(opt);
+    const v2 = tf.variable(v.clone());
+    const opt2 = makers[kind]();
+    await loadOptimizer(JSON.parse(JSON.stringify(saved)), opt2);
+    for (let i = 0; i < 5; i++) {
+      opt.minimize(loss(v), false, [v]);
+      opt2.minimize(loss(v2), false, [v2]);
+    }
+    expect(Array.from(v2.dataSync())).toEqual(Array.from(v.dataSync()));
+    [v, v2].forEach((t) => t.dispose());
+    opt.dispose();
+    opt2.dispose();
+  });
+  it('adamax (no getWeights in tfjs) is a clear error', async () => {
+    await expect(saveOptimizer(tf.train.adamax(0.1))).rejects.toThrow(/cannot save optimizer Adamax/);
+  });
+});
