@@ -390,6 +390,7 @@ export class Balancer<O = unknown, S = unknown> {
     if (saved.strategy !== this.name) {
       throw new BalancerError(`state is for strategy "${saved.strategy}", this balancer is "${this.name}"`);
     }
+    checkSavedState(saved, this.strategy);
     if (JSON.stringify(saved.options) !== JSON.stringify(this.options)) {
       this.warn(`loading a "${this.name}" state saved with other options; the saved options are used`);
       (this as { options: O }).options = saved.options as O;
@@ -450,6 +451,33 @@ export class Balancer<O = unknown, S = unknown> {
         throw new BalancerError(`${this.name}: ${what}: weight of term "${terms[i]}" is ${v} (${rule})`);
       }
     });
+  }
+}
+
+/**
+ * Check a saved state's fields before loading it (a hand-edited or corrupted checkpoint): the options
+ * against the strategy's schema, the term names, the update counter and the weights. Errors name the
+ * field.
+ */
+function checkSavedState(saved: BalancerState, strategy: Strategy): void {
+  const bad = (field: string, value: unknown, rule: string) =>
+    new BalancerError(`balancer state for "${strategy.name}": field "${field}" is ${JSON.stringify(value)}; ${rule}`);
+  const parsed = strategy.options.safeParse(saved.options ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = ['options', ...issue.path.map(String)].join('.');
+    throw bad(path, issue.path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), saved.options), issue.message);
+  }
+  const terms = saved.terms;
+  if (terms !== null && (!Array.isArray(terms) || terms.length === 0 || terms.some((t) => typeof t !== 'string') || new Set(terms).size !== terms.length)) {
+    throw bad('terms', terms, 'must be null or a non-empty list of distinct term names');
+  }
+  if (!Number.isInteger(saved.step) || saved.step < 0) throw bad('step', saved.step, 'must be an integer >= 0');
+  const w = saved.weights;
+  if (w !== null) {
+    if (!terms || !Array.isArray(w) || w.length !== terms.length) throw bad('weights', w, `must be null or one weight per term (${terms?.length ?? 0})`);
+    const i = w.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v) || (v < 0 && !strategy.signedWeights));
+    if (i >= 0) throw bad(`weights.${i}`, w[i], strategy.signedWeights ? 'must be finite' : 'must be finite and >= 0');
   }
 }
 

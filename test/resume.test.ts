@@ -174,6 +174,36 @@ describe('checkpoint files', () => {
   });
 });
 
+describe('corrupted states', () => {
+  it('a hand-edited or corrupted balancer state is refused, naming the field', () => {
+    const a = create('gradnorm');
+    a.bind(['x', 'y']);
+    a.update({ losses: [1, 2], gram: [[1, 0], [0, 1]] });
+    const good = a.state();
+    const cases: [string, (s: Record<string, any>) => void, RegExp][] = [
+      ['options', (s) => (s.options.alpha = -1), /field "options\.alpha" is -1/],
+      ['unknown option', (s) => (s.options.alhpa = 1), /field "options"/],
+      ['terms', (s) => (s.terms = ['x', 'x']), /field "terms"/],
+      ['terms type', (s) => (s.terms = 'x'), /field "terms"/],
+      ['step', (s) => (s.step = -2), /field "step" is -2/],
+      ['step type', (s) => (s.step = '3'), /field "step"/],
+      ['weights length', (s) => (s.weights = [1]), /field "weights" is \[1\]; must be null or one weight per term \(2\)/],
+      ['weights value', (s) => (s.weights = [1, null]), /field "weights\.1" is null/],
+      ['negative weight', (s) => (s.weights = [1, -1]), /field "weights\.1" is -1/],
+    ];
+    for (const [what, edit, msg] of cases) {
+      const s = structuredClone(good) as Record<string, any>;
+      edit(s);
+      const b = create('gradnorm');
+      expect(() => b.load(s as never), what).toThrow(msg);
+      expect(b.terms, what).toBeNull(); // nothing was loaded
+    }
+    const b = create('gradnorm');
+    b.load(good);
+    expect(b.state()).toEqual(good);
+  });
+});
+
 describe('alongside tfjs model save/load', () => {
   it('a LayersModel saved with model.save() plus saveState(optimizer) resumes bit-exactly', async () => {
     const build = () => {
