@@ -311,6 +311,9 @@ export class BalancedTrainer {
   load(state: TrainerState): void {
     if (!state || state.format !== 'loss-balancer/trainer') throw new BalancerError('not a loss-balancer trainer state');
     if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
+    for (const k of ['step', 'epoch'] as const) {
+      if (!Number.isInteger(state[k]) || state[k] < 0) throw new BalancerError(`trainer state: field "${k}" is ${JSON.stringify(state[k])}; must be an integer >= 0`);
+    }
     this.balancer.load(state.balancer);
     this._step = state.step;
     this._epoch = state.epoch;

@@ -202,6 +202,20 @@ describe('corrupted states', () => {
     b.load(good);
     expect(b.state()).toEqual(good);
   });
+
+  it('a trainer state with a bad step or epoch counter is refused, naming the field', () => {
+    const run = setupRun('fixed');
+    try {
+      trace(run, 1);
+      const good = run.trainer.state();
+      expect(() => run.trainer.load({ ...good, step: -1 })).toThrow(/field "step" is -1/);
+      expect(() => run.trainer.load({ ...good, epoch: 1.5 })).toThrow(/field "epoch" is 1.5/);
+      run.trainer.load(good);
+      expect(run.trainer.state()).toEqual(good);
+    } finally {
+      run.dispose();
+    }
+  });
 });
 
 describe('alongside tfjs model save/load', () => {
