@@ -44,17 +44,29 @@ export class JsonlSink implements Sink {
   }
 
   open(meta: RunMeta): void {
-    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'meta', ...meta })}\n`);
+    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'meta', ...meta }, keepNonFinite)}\n`);
   }
 
   write(record: StepRecord): void {
-    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'step', ...record })}\n`);
+    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'step', ...record }, keepNonFinite)}\n`);
   }
 
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/**
+ * JSON has no NaN or Infinity (`JSON.stringify` writes `null`): a skipped step's NaN loss is written as
+ * the string `"NaN"` (`"Infinity"`, `"-Infinity"`), and {@link readJsonl} reads it back as the number.
+ */
+function keepNonFinite(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
+}
+
+function reviveNonFinite(_key: string, value: unknown): unknown {
+  return value === 'NaN' ? Number.NaN : value === 'Infinity' ? Number.POSITIVE_INFINITY : value === '-Infinity' ? Number.NEGATIVE_INFINITY : value;
 }
 
 /** What {@link readJsonl} returns. */
@@ -75,7 +87,7 @@ export function readJsonl(path: string): Trajectory {
   lines.forEach((line, i) => {
     let obj: { kind?: string } & Record<string, unknown>;
     try {
-      obj = JSON.parse(line);
+      obj = JSON.parse(line, reviveNonFinite);
     } catch {
       if (i === lines.length - 1) {
         tornLastLine = true;

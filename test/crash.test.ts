@@ -141,3 +141,18 @@ describe('torn tails', () => {
     expect(sizes).toBeGreaterThan(0);
   });
 });
+
+describe('non-finite numbers in the trajectory', () => {
+  it('a NaN or infinite loss of a skipped step survives the JSONL round trip as that number', () => {
+    const path = join(dir, 'nan.jsonl');
+    const sink = new JsonlSink(path);
+    sink.write({ step: 0, loss: { a: Number.NaN, b: Number.POSITIVE_INFINITY, c: Number.NEGATIVE_INFINITY }, weight: { a: 1, b: 1, c: 1 }, weighted: { a: Number.NaN, b: 1, c: 1 }, total: Number.NaN, skipped: 'step 0: loss of term "a" is NaN' });
+    sink.close();
+    expect(readFileSync(path, 'utf8')).toContain('"a":"NaN"');
+    const [r] = readJsonl(path).records;
+    expect(r.loss.a).toBeNaN();
+    expect(r.loss.b).toBe(Number.POSITIVE_INFINITY);
+    expect(r.loss.c).toBe(Number.NEGATIVE_INFINITY);
+    expect(r.total).toBeNaN();
+  });
+});
