@@ -24,6 +24,7 @@ export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './balanc
 export type { BalancerConfig, BalancerInput, BalancerState, CoreState, UpdateResult } from './balancer.js';
 export type { CoreConfig, CadenceState } from './balancer-config.js';
 export type { MicroBatches } from './accumulate.js';
+export type { Representation } from './grads.js';
 export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './registry.js';
 export type { StrategyInfo } from './registry.js';
 export { BalancedTrainer } from './trainer.js';

@@ -38,8 +38,17 @@ const options = z.strictObject({
   preference: z.array(z.number().finite()).optional(),
 });
 
-/** Options of {@link alignedMtl}. */
+/**
+ * Options of {@link alignedMtl}.
+ * @useDeclaredType
+ */
 export type AlignedMTLOptions = z.infer<typeof options>;
+
+/** State of {@link alignedMtl}. */
+export interface AlignedMTLState {
+  /** The resolved pre-weights p, one per term in term order. */
+  preference: number[];
+}
 
 /** float32 machine epsilon, used for the rank cut as in the reference implementations. */
 const EPS32 = 2 ** -23;
@@ -65,7 +74,13 @@ export function balanceMatrix(G: Gram, scale: AlignedMTLOptions['scale'] = 'min'
   return B;
 }
 
-export const alignedMtl: Strategy<AlignedMTLOptions, { preference: number[] }> = {
+/**
+ * The `aligned-mtl` strategy (Senushkin et al., CVPR 2023): align the principal components of the
+ * gradient system (eigen-decomposition of the Gram matrix) so that its condition number is one.
+ * Reads the Gram matrix; weights may be negative. Options: {@link AlignedMTLOptions}; state:
+ * {@link AlignedMTLState}.
+ */
+export const alignedMtl: Strategy<AlignedMTLOptions, AlignedMTLState> = {
   name: 'aligned-mtl',
   summary: 'Aligned-MTL (Senushkin et al. 2023): eigen-decomposition of G, condition number aligned to 1. Weights may be negative.',
   paper: 'Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023',

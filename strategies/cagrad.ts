@@ -48,7 +48,10 @@ const options = z.strictObject({
 /** Relative ridge of the inner min-norm QPs (small: it perturbs ‖g_w‖ near a Pareto-stationary point). */
 const CAGRAD_RIDGE = 1e-12;
 
-/** Options of {@link cagrad}. */
+/**
+ * Options of {@link cagrad}.
+ * @useDeclaredType
+ */
 export type CAGradOptions = z.infer<typeof options>;
 
 /**
@@ -116,6 +119,11 @@ export function cagradDual(G: Gram, c: number): { w: number[]; lambda: number | 
   return { w, lambda: h > Math.sqrt(NORM_EPS) ? sqrtPhi / h : null };
 }
 
+/**
+ * The `cagrad` strategy (Liu et al., NeurIPS 2021): conflict-averse gradient descent, the direction
+ * within a ball around the mean gradient that maximises the worst term's improvement (dual solved
+ * exactly on the Gram matrix). Options: {@link CAGradOptions}.
+ */
 export const cagrad: Strategy<CAGradOptions, Record<string, never>> = {
   name: 'cagrad',
   summary: 'CAGrad (Liu et al. 2021): maximise the worst-term improvement in a ball around the mean gradient; dual solved exactly on G.',

@@ -45,7 +45,10 @@ const options = z.strictObject({
   meanDecay: z.number().min(0).max(1).default(1),
 });
 
-/** Options of {@link cov}. */
+/**
+ * Options of {@link cov}.
+ * @useDeclaredType
+ */
 export type CovOptions = z.infer<typeof options>;
 
 /** State of {@link cov}. */
@@ -62,6 +65,11 @@ export interface CovState {
   stdRatio: number[] | null;
 }
 
+/**
+ * The `cov` strategy (Groenendijk et al., WACV 2021): CoV-weighting, weights proportional to the
+ * coefficient of variation of each term's loss ratio (loss values only). Options: {@link CovOptions};
+ * state: {@link CovState}.
+ */
 export const cov: Strategy<CovOptions, CovState> = {
   name: 'cov',
   summary: 'CoV-weighting (Groenendijk et al. 2021): weights ∝ coefficient of variation of each loss ratio L/mean(L), Welford statistics.',

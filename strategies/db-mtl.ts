@@ -43,7 +43,10 @@ const options = z.strictObject({
   betaSigma: z.number().finite().nonnegative().default(0),
 });
 
-/** Options of {@link dbMtl}. */
+/**
+ * Options of {@link dbMtl}.
+ * @useDeclaredType
+ */
 export type DbMtlOptions = z.infer<typeof options>;
 
 /** State of {@link dbMtl}. */
@@ -54,6 +57,11 @@ export interface DbMtlState {
   emaNorm: number[];
 }
 
+/**
+ * The `db-mtl` strategy (Lin et al., 2023): Dual-Balancing, log-transformed losses and every term's
+ * EMA log-gradient norm lifted to the largest one (reads the Gram diagonal). Options:
+ * {@link DbMtlOptions}; state: {@link DbMtlState}.
+ */
 export const dbMtl: Strategy<DbMtlOptions, DbMtlState> = {
   name: 'db-mtl',
   summary: 'DB-MTL (Lin et al. 2023): log losses + each term lifted to the largest EMA log-gradient norm (reads the Gram diagonal).',

@@ -39,7 +39,10 @@ const options = z.strictObject({
   average: z.enum(['step', 'epoch']).default('step'),
 });
 
-/** Options of {@link dwa}. */
+/**
+ * Options of {@link dwa}.
+ * @useDeclaredType
+ */
 export type DwaOptions = z.infer<typeof options>;
 
 /** State of {@link dwa}. */
@@ -57,6 +60,11 @@ export function dwaWeights(older: readonly number[], newer: readonly number[], t
   return { weights: softmax(ratio, temperature).map((p) => T * p), ratio };
 }
 
+/**
+ * The `dwa` strategy (Liu, Johns & Davison, CVPR 2019): Dynamic Weight Average, T·softmax of the
+ * last-period loss ratios L(t−1)/L(t−2) (loss values only). Options: {@link DwaOptions}; state:
+ * {@link DwaState}.
+ */
 export const dwa: Strategy<DwaOptions, DwaState> = {
   name: 'dwa',
   summary: 'Dynamic Weight Average (Liu et al. 2019): T·softmax of last-period loss ratios L(t-1)/L(t-2), temperature 2.',

@@ -53,7 +53,10 @@ const options = z.strictObject({
     .default(0),
 });
 
-/** Options of {@link famo}. */
+/**
+ * Options of {@link famo}.
+ * @useDeclaredType
+ */
 export type FamoOptions = z.infer<typeof options>;
 
 /** State of {@link famo}. */
@@ -84,6 +87,11 @@ function resolveMinLoss(given: FamoOptions['minLoss'], terms: readonly string[])
   return terms.map((t) => given[t] ?? 0);
 }
 
+/**
+ * The `famo` strategy (Liu et al., NeurIPS 2023): Fast Adaptive Multitask Optimization, softmax task
+ * logits stepped by Adam on the log-loss decrease; O(1), loss values only. Options:
+ * {@link FamoOptions}; state: {@link FamoState}.
+ */
 export const famo: Strategy<FamoOptions, FamoState> = {
   name: 'famo',
   summary: 'FAMO (Liu et al. 2023): softmax logits stepped by Adam on log-loss decrease; O(1), loss values only.',

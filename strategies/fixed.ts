@@ -18,11 +18,15 @@ const options = z.strictObject({
     .optional(),
 });
 
-/** Options of {@link fixed}. */
+/**
+ * Options of {@link fixed}.
+ * @useDeclaredType
+ */
 export type FixedOptions = z.infer<typeof options>;
 
 /** State: the resolved weights in term order. */
 export interface FixedState {
+  /** The constant weights, one per term in term order. */
   weights: number[];
 }
 
@@ -51,6 +55,10 @@ export function resolveTermWeights(
   return terms.map((t) => record[t] ?? fill);
 }
 
+/**
+ * The `fixed` strategy: constant user weights (default all 1), the hand-tuned baseline made explicit
+ * and logged. Options: {@link FixedOptions}; state: {@link FixedState}.
+ */
 export const fixed: Strategy<FixedOptions, FixedState> = {
   name: 'fixed',
   summary: 'Constant user weights (default all 1): the hand-tuned baseline.',

@@ -59,7 +59,10 @@ const options = z.strictObject({
 /** The default α of each statistic: the value of the source that defines the variant. */
 export const GRAD_MAGNITUDE_ALPHA = { 'max-mean': 0.9, 'mean-mean': 0.01, norm: 0.9 } as const;
 
-/** Options of {@link gradMagnitude}. */
+/**
+ * Options of {@link gradMagnitude}.
+ * @useDeclaredType
+ */
 export type GradMagnitudeOptions = z.infer<typeof options>;
 
 /** State of {@link gradMagnitude}. */
@@ -70,6 +73,11 @@ export interface GradMagnitudeState {
   lambda: number[];
 }
 
+/**
+ * The `grad-magnitude` strategy (Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 2021): learning-rate
+ * annealing, weights from gradient-magnitude ratios to a reference term (or to the mean over terms),
+ * EMA-smoothed. Options: {@link GradMagnitudeOptions}; state: {@link GradMagnitudeState}.
+ */
 export const gradMagnitude: Strategy<GradMagnitudeOptions, GradMagnitudeState> = {
   name: 'grad-magnitude',
   summary: 'Learning-rate annealing (Wang et al. 2021): weights from gradient-magnitude ratios to a reference term, EMA-smoothed.',

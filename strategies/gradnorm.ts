@@ -35,7 +35,10 @@ const options = z.strictObject({
   minWeight: z.number().finite().nonnegative().default(1e-3),
 });
 
-/** Options of {@link gradnorm}. */
+/**
+ * Options of {@link gradnorm}.
+ * @useDeclaredType
+ */
 export type GradNormOptions = z.infer<typeof options>;
 
 /** State of {@link gradnorm}. */
@@ -48,6 +51,11 @@ export interface GradNormState {
   adam: AdamState;
 }
 
+/**
+ * The `gradnorm` strategy (Chen et al., ICML 2018): learned weights that equalise the weighted
+ * gradient norms, scaled by each term's relative training rate (reads the Gram diagonal). Options:
+ * {@link GradNormOptions}; state: {@link GradNormState}.
+ */
 export const gradnorm: Strategy<GradNormOptions, GradNormState> = {
   name: 'gradnorm',
   summary: 'GradNorm: learned weights equalise weighted gradient norms, scaled by relative training rate.',

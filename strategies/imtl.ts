@@ -31,7 +31,10 @@ import type { Strategy } from '../src/types.js';
 
 const options = z.strictObject({});
 
-/** Options of {@link imtl} (none). */
+/**
+ * Options of {@link imtl} (none).
+ * @useDeclaredType
+ */
 export type IMTLOptions = z.infer<typeof options>;
 
 /** Relative tolerance (in units of T·ε·λ_max) below which an eigenvalue of G counts as zero. */
@@ -64,6 +67,11 @@ export function imtlAlpha(G: Gram): { alpha: number[]; method: 'closed-form' | '
   return { alpha: Math.abs(sum) > 1e-12 * vmax && sum !== 0 ? v.map((x) => x / sum) : v.map(() => 0), method: 'pinv' };
 }
 
+/**
+ * The `imtl` strategy (Liu et al., ICLR 2021): IMTL-G, the direction with equal projections onto every
+ * term's unit gradient, closed form on the Gram matrix; weights may be negative. Options:
+ * {@link IMTLOptions}.
+ */
 export const imtl: Strategy<IMTLOptions, Record<string, never>> = {
   name: 'imtl',
   summary: 'IMTL-G (Liu et al. 2021): direction with equal projections on all unit gradients; closed form on G. Weights may be negative.',

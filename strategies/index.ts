@@ -26,6 +26,27 @@ export { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad };
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
+export type { FixedOptions, FixedState } from './fixed.js';
+export type { GradMagnitudeOptions, GradMagnitudeState } from './grad-magnitude.js';
+export type { GradNormOptions, GradNormState } from './gradnorm.js';
+export type { LossRatioOptions, LossRatioState } from './loss-ratio.js';
+export type { UncertaintyOptions, UncertaintyState } from './uncertainty.js';
+export type { CovOptions, CovState } from './cov.js';
+export type { DbMtlOptions, DbMtlState } from './db-mtl.js';
+export type { DwaOptions, DwaState } from './dwa.js';
+export type { FamoOptions, FamoState } from './famo.js';
+export type { ReLoBRaLoOptions, ReLoBRaLoState } from './relobralo.js';
+export type { RlwOptions, RlwState } from './rlw.js';
+export type { SoftAdaptOptions, SoftAdaptState } from './softadapt.js';
+export type { AlignedMTLOptions, AlignedMTLState } from './aligned-mtl.js';
+export type { CAGradOptions } from './cagrad.js';
+export type { IMTLOptions } from './imtl.js';
+export type { MGDAOptions } from './mgda.js';
+export type { NashMTLOptions, NashMTLState } from './nash-mtl.js';
+export type { PCGradOptions, PCGradState } from './pcgrad.js';
+export type { UPGradOptions } from './upgrad.js';
+export type { EpochMeans } from '../src/loss-points.js';
+
 /** All built-in strategies. */
 export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
   dwa, softadapt, relobralo, cov, rlw, famo, dbMtl,

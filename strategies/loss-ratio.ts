@@ -24,14 +24,23 @@ const options = z.strictObject({
   normalize: z.enum(['sum', 'none']).default('sum'),
 });
 
-/** Options of {@link lossRatio}. */
+/**
+ * Options of {@link lossRatio}.
+ * @useDeclaredType
+ */
 export type LossRatioOptions = z.infer<typeof options>;
 
 /** State of {@link lossRatio}: the per-term reference, null before the first step. */
 export interface LossRatioState {
+  /** ref_i per term (L_i(0) or the EMA of L_i); null before the first step. */
   reference: number[] | null;
 }
 
+/**
+ * The `loss-ratio` strategy: each term divided by its initial loss or by an EMA of its loss, weights
+ * rescaled to sum to T by default (loss values only). Options: {@link LossRatioOptions}; state:
+ * {@link LossRatioState}.
+ */
 export const lossRatio: Strategy<LossRatioOptions, LossRatioState> = {
   name: 'loss-ratio',
   summary: 'Loss-ratio normalisation: each term divided by its initial loss or by an EMA of its loss.',

@@ -44,7 +44,10 @@ const options = z.strictObject({
   normalization: z.enum(['none', 'l2', 'loss', 'loss+']).default('none'),
 });
 
-/** Options of {@link mgda}. */
+/**
+ * Options of {@link mgda}.
+ * @useDeclaredType
+ */
 export type MGDAOptions = z.infer<typeof options>;
 
 /** MGDA's normalisers n_i (see the module description). */
@@ -64,6 +67,10 @@ export function mgdaNormalizers(gram: readonly (readonly number[])[], losses: re
   }
 }
 
+/**
+ * The `mgda` strategy (Sener & Koltun, NeurIPS 2018): the min-norm point of the convex hull of the
+ * (normalised) term gradients, an exact QP on the Gram matrix. Options: {@link MGDAOptions}.
+ */
 export const mgda: Strategy<MGDAOptions, Record<string, never>> = {
   name: 'mgda',
   summary: 'MGDA (Sener & Koltun 2018): min-norm point of the convex hull of the (normalised) gradients, exact QP on G.',

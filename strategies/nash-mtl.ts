@@ -42,7 +42,10 @@ const options = z.strictObject({
   maxNorm: z.number().finite().nonnegative().default(1),
 });
 
-/** Options of {@link nashMtl}. */
+/**
+ * Options of {@link nashMtl}.
+ * @useDeclaredType
+ */
 export type NashMTLOptions = z.infer<typeof options>;
 
 /** State of {@link nashMtl}. */
@@ -104,6 +107,11 @@ export function solveNash(G: Gram, start?: readonly number[], maxIter = 100): nu
   return ok ? a : null;
 }
 
+/**
+ * The `nash-mtl` strategy (Navon et al., ICML 2022): the Nash bargaining solution Gα = 1/α, solved by
+ * a damped Newton method on the Gram matrix and validated, falling back to the previous weights.
+ * Options: {@link NashMTLOptions}; state: {@link NashMTLState}.
+ */
 export const nashMtl: Strategy<NashMTLOptions, NashMTLState> = {
   name: 'nash-mtl',
   summary: 'Nash-MTL (Navon et al. 2022): bargaining solution Gα = 1/α, exact damped Newton, validated with fallback to the previous weights.',

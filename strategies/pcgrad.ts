@@ -31,7 +31,10 @@ const options = z.strictObject({
   seed: z.number().int().default(0),
 });
 
-/** Options of {@link pcgrad}. */
+/**
+ * Options of {@link pcgrad}.
+ * @useDeclaredType
+ */
 export type PCGradOptions = z.infer<typeof options>;
 
 /** State of {@link pcgrad}. */
@@ -68,6 +71,11 @@ export function pcgradWeights(G: Gram, orders: readonly (readonly number[])[]): 
   return { weights: w, projections };
 }
 
+/**
+ * The `pcgrad` strategy (Yu et al., NeurIPS 2020): gradient surgery, each term's gradient loses its
+ * components along the gradients it conflicts with (seeded random order), then the results are summed.
+ * Options: {@link PCGradOptions}; state: {@link PCGradState}.
+ */
 export const pcgrad: Strategy<PCGradOptions, PCGradState> = {
   name: 'pcgrad',
   summary: 'PCGrad (Yu et al. 2020): project away conflicting components against the original gradients, random order, sum.',

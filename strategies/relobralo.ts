@@ -42,7 +42,10 @@ const options = z.strictObject({
   seed: z.number().int().default(0),
 });
 
-/** Options of {@link relobralo}. */
+/**
+ * Options of {@link relobralo}.
+ * @useDeclaredType
+ */
 export type ReLoBRaLoOptions = z.infer<typeof options>;
 
 /** State of {@link relobralo}. */
@@ -63,6 +66,11 @@ export function relativeBalance(losses: readonly number[], reference: readonly n
   return softmax(losses.map((l, i) => l / (temperature * reference[i] + LOSS_EPS))).map((p) => T * p);
 }
 
+/**
+ * The `relobralo` strategy (Bischof & Kraus, 2021): ReLoBRaLo, softmax of loss ratios to the previous
+ * and (with a seeded random lookback) the first step, EMA-smoothed. Options: {@link ReLoBRaLoOptions};
+ * state: {@link ReLoBRaLoState}.
+ */
 export const relobralo: Strategy<ReLoBRaLoOptions, ReLoBRaLoState> = {
   name: 'relobralo',
   summary: 'ReLoBRaLo (Bischof & Kraus 2021): softmax of loss ratios to the last and (randomly) first step, EMA-smoothed; seeded.',

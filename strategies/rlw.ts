@@ -29,11 +29,15 @@ const options = z.strictObject({
   seed: z.number().int().default(0),
 });
 
-/** Options of {@link rlw}. */
+/**
+ * Options of {@link rlw}.
+ * @useDeclaredType
+ */
 export type RlwOptions = z.infer<typeof options>;
 
 /** State of {@link rlw}: the generator's state. */
 export interface RlwState {
+  /** State of the seeded generator (src/rng.ts), advanced at every update. */
   rng: RngState;
 }
 
@@ -49,6 +53,11 @@ export function normals(state: RngState, n: number): [number[], RngState] {
   return [out, s];
 }
 
+/**
+ * The `rlw` strategy (Lin et al., TMLR 2022): Random Loss Weighting, T·softmax of seeded standard
+ * normal samples at every update; the baseline a balancer should beat. Options: {@link RlwOptions};
+ * state: {@link RlwState}.
+ */
 export const rlw: Strategy<RlwOptions, RlwState> = {
   name: 'rlw',
   summary: 'Random Loss Weighting (Lin et al. 2022): T·softmax of standard normal samples each step; seeded.',

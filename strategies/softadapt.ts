@@ -45,7 +45,10 @@ const options = z.strictObject({
   average: z.enum(['step', 'epoch']).default('step'),
 });
 
-/** Options of {@link softadapt}. */
+/**
+ * Options of {@link softadapt}.
+ * @useDeclaredType
+ */
 export type SoftAdaptOptions = z.infer<typeof options>;
 
 /** State of {@link softadapt}. */
@@ -76,6 +79,11 @@ export function softAdaptWeights(
   return { weights: renormalize(p.map((v, i) => f[i] * v), T), slope };
 }
 
+/**
+ * The `softadapt` strategy (Heydari et al., 2019): T·softmax of β times each term's recent loss rate
+ * of change (plain, loss-weighted or normalised). Options: {@link SoftAdaptOptions}; state:
+ * {@link SoftAdaptState}.
+ */
 export const softadapt: Strategy<SoftAdaptOptions, SoftAdaptState> = {
   name: 'softadapt',
   summary: 'SoftAdapt (Heydari et al. 2019): T·softmax of β·(loss rate of change); plain, loss-weighted or normalized.',

@@ -36,7 +36,10 @@ const options = z.strictObject({
   initialLogVariance: z.number().finite().default(0),
 });
 
-/** Options of {@link uncertainty}. */
+/**
+ * Options of {@link uncertainty}.
+ * @useDeclaredType
+ */
 export type UncertaintyOptions = z.infer<typeof options>;
 
 /** State of {@link uncertainty}. */
@@ -45,9 +48,15 @@ export interface UncertaintyState {
   logVariance: number[];
   /** c_i: ½ (regression) or 1 (classification). */
   scale: number[];
+  /** Adam moments of the log-variances. */
   adam: AdamState;
 }
 
+/**
+ * The `uncertainty` strategy (Kendall, Gal & Cipolla, CVPR 2018): learned log-variances s_i, weight
+ * c·exp(−s_i) and regulariser s_i/2 (loss values only). Options: {@link UncertaintyOptions}; state:
+ * {@link UncertaintyState}.
+ */
 export const uncertainty: Strategy<UncertaintyOptions, UncertaintyState> = {
   name: 'uncertainty',
   summary: 'Kendall et al. uncertainty weighting: learned log-variances, weight c·exp(-s), regulariser s/2.',

@@ -37,7 +37,10 @@ const options = z.strictObject({
   regEps: z.number().finite().positive().default(1e-4),
 });
 
-/** Options of {@link upgrad}. */
+/**
+ * Options of {@link upgrad}.
+ * @useDeclaredType
+ */
 export type UPGradOptions = z.infer<typeof options>;
 
 /** UPGrad's weights (sum convention) for a Gram matrix. */
@@ -55,6 +58,11 @@ export function upgradWeights(G: Gram, normEps = 1e-4, regEps = 1e-4): number[] 
   return w;
 }
 
+/**
+ * The `upgrad` strategy (Quinton & Rey, 2024): each term's gradient projected onto the dual cone of
+ * all the gradients, projections summed; the update never conflicts with any term. Options:
+ * {@link UPGradOptions}.
+ */
 export const upgrad: Strategy<UPGradOptions, Record<string, never>> = {
   name: 'upgrad',
   summary: 'UPGrad (Quinton & Rey 2024, torchjd): project each gradient onto the dual cone of all gradients, sum; never conflicts.',
