@@ -250,6 +250,31 @@ describe('through the trainer', () => {
   }
 });
 
+describe('through the trainer, float32 gradients 1e16 apart', () => {
+  beforeAll(() => useTestBackend());
+  it('every registered strategy: loss scales 1e-8 vs 1e8 train without a skipped step, weights and variables finite', () => {
+    for (const name of names) {
+      const toy = makeToy([1e-8, 1e8, 1], { seed: 8 });
+      const optimizer = tf.train.adam(0.01);
+      const warnings: string[] = [];
+      const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: name, variables: toy.variables, warn: (m) => warnings.push(m) });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = trainer.step();
+          expect(r.skipped, `${name} step ${i}`).toBeUndefined();
+          const b = trainer.balancer;
+          expectValidWeights(b, Object.values(r.weights), `${name} step ${i}`);
+        }
+        expect(warnings, name).toEqual([]);
+        expect(toy.variables.every((v) => Array.from(v.dataSync()).every(Number.isFinite)), name).toBe(true);
+      } finally {
+        toy.dispose();
+        optimizer.dispose();
+      }
+    }
+  });
+});
+
 describe('docs/guide-robustness.md', () => {
   it('the per-strategy input table matches the strategies\' declared flags (regenerate: npx tsx bench/robustness-table.ts --write)', async () => {
     const { readFileSync } = await import('node:fs');
