@@ -56,35 +56,43 @@ export type WeightStatus = 'converged' | 'oscillating' | 'drifting';
 
 /** What {@link diagnose} found about one term. */
 export interface TermDiagnosis {
+  /** Term name. */
   term: string;
-  /** Alpha at the first and last accepted step. */
+  /** Alpha at the first accepted step. */
   alphaStart: number;
+  /** Alpha at the last accepted step. */
   alphaEnd: number;
   /** Mean alpha over the tail: the recommended fixed weight. */
   alphaTailMean: number;
   /** Standard deviation / mean of alpha over the tail. */
   alphaTailSpread: number;
-  /** Min and max alpha over the tail. */
+  /** Min alpha over the tail. */
   alphaTailMin: number;
+  /** Max alpha over the tail. */
   alphaTailMax: number;
   /** Tail-mean alpha divided by that of the reference term. */
   ratio: number;
-  /** Raw-gradient-norm share ‖g_i‖ / Σ‖g_j‖ over the head and the tail (null without gradient norms). */
+  /** Raw-gradient-norm share ‖g_i‖ / Σ‖g_j‖ over the head (null without gradient norms). */
   gradShareStart: number | null;
+  /** Raw-gradient-norm share ‖g_i‖ / Σ‖g_j‖ over the tail (null without gradient norms). */
   gradShareEnd: number | null;
-  /** Weighted-gradient-norm share α_i‖g_i‖ / Σ α_j‖g_j‖ over the head and the tail (null without gradient norms). */
+  /** Weighted-gradient-norm share α_i‖g_i‖ / Σ α_j‖g_j‖ over the head (null without gradient norms). */
   weightedGradShareStart: number | null;
+  /** Weighted-gradient-norm share α_i‖g_i‖ / Σ α_j‖g_j‖ over the tail (null without gradient norms). */
   weightedGradShareEnd: number | null;
-  /** Weighted-loss share α_i L_i / Σ α_j L_j over the head and the tail (always available). */
+  /** Weighted-loss share α_i L_i / Σ α_j L_j over the head (always available). */
   weightedLossShareStart: number;
+  /** Weighted-loss share α_i L_i / Σ α_j L_j over the tail (always available). */
   weightedLossShareEnd: number;
-  /** Raw loss at the start (head mean) and the end (tail mean). */
+  /** Raw loss at the start (head mean). */
   lossStart: number;
+  /** Raw loss at the end (tail mean). */
   lossEnd: number;
   /** |log(second half / first half)| of the normalised weight over the tail. */
   drift: number;
   /** std / mean of the normalised weight over the tail. */
   cv: number;
+  /** `'drifting'` when `drift` ≥ `driftTolerance`, else `'oscillating'` when `cv` ≥ `cvTolerance`, else `'converged'`. */
   status: WeightStatus;
 }
 
@@ -92,8 +100,9 @@ export interface TermDiagnosis {
 export interface Diagnosis {
   /** The explanation in plain words. */
   text: string;
-  /** Steps recorded, and how many were skipped (non-finite). */
+  /** Steps recorded. */
   steps: number;
+  /** How many of the recorded steps were skipped (non-finite). */
   skipped: number;
   /** The steps the tail averages cover (inclusive step indices). */
   tailSteps: [number, number];
@@ -103,6 +112,7 @@ export interface Diagnosis {
   reference: string;
   /** Whether gradient norms were recorded. */
   hasGradNorms: boolean;
+  /** One diagnosis per term, in term order. */
   terms: TermDiagnosis[];
   /** The run's verdict: the worst term status. */
   status: WeightStatus;
@@ -112,6 +122,7 @@ export interface Diagnosis {
   recommendedRelative: PerTerm;
   /** Notes worth reading (constant weights, skipped steps, ...). */
   notes: string[];
+  /** Returns {@link Diagnosis.text}. */
   toString(): string;
 }
 

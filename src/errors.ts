@@ -10,6 +10,12 @@ export class BalancerError extends Error {
 
 /** An option (or config field) failed validation. `field` is its dotted path. */
 export class OptionError extends BalancerError {
+  /**
+   * @param strategy - Name of the strategy (or of the component, for a config field) whose option failed.
+   * @param field - Dotted path of the option, e.g. `alpha` or `bounds.min`.
+   * @param value - The value that was given.
+   * @param allowed - What would have been accepted, in words (ends the message).
+   */
   constructor(
     readonly strategy: string,
     readonly field: string,
@@ -25,6 +31,12 @@ export class OptionError extends BalancerError {
 
 /** A loss or gradient was NaN or infinite (with `onNonFinite: 'throw'`). */
 export class NonFiniteError extends BalancerError {
+  /**
+   * @param term - Name of the loss term at fault.
+   * @param step - The balancer's step counter when it happened.
+   * @param what - Which quantity was non-finite, e.g. `loss` or `gradient (Gram matrix row)`.
+   * @param value - The offending value (NaN or ±Infinity).
+   */
   constructor(
     readonly term: string,
     readonly step: number,

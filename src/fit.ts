@@ -18,10 +18,19 @@ export type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
 
 /** Callbacks in the shape of tfjs `CustomCallbackArgs` (all optional, may be async). */
 export interface FitBalancedCallbacks {
+  /** Called once before the first epoch (no logs). */
   onTrainBegin?: (logs?: tf.Logs) => void | Promise<void>;
+  /** Called once after the last epoch (no logs). */
   onTrainEnd?: (logs?: tf.Logs) => void | Promise<void>;
+  /** Called at the start of every epoch with its 0-based index. */
   onEpochBegin?: (epoch: number, logs?: tf.Logs) => void | Promise<void>;
+  /**
+   * Called at the end of every epoch with its 0-based index and the epoch means of `loss`,
+   * `loss/<term>` and `alpha/<term>` over the batches that were not skipped, plus
+   * `val_loss/<term>` when `validationData` is given.
+   */
   onEpochEnd?: (epoch: number, logs?: tf.Logs) => void | Promise<void>;
+  /** Called after every batch with its 0-based index in the epoch, `loss` (the weighted total) and `loss/<term>`. */
   onBatchEnd?: (batch: number, logs?: tf.Logs) => void | Promise<void>;
 }
 

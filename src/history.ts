@@ -34,12 +34,19 @@ export interface StepRecord {
 
 /** Facts about a run, written once at its start. */
 export interface RunMeta {
+  /** Registered name of the balancing strategy. */
   strategy: string;
+  /** The strategy's options after validation (defaults filled in). */
   options: unknown;
+  /** Term names, in term order. */
   terms: string[];
+  /** The tfjs backend the run used (e.g. `'cpu'`, `'wasm'`). */
   backend: string;
+  /** Where per-term gradients were read: `'shared'`, `'representation'` or `'none'` (losses only). */
   gradients: string;
+  /** ISO 8601 time of the first step. */
   startedAt: string;
+  /** Further caller- or trainer-supplied facts (e.g. `model`, `every`). */
   [key: string]: unknown;
 }
 
@@ -55,7 +62,9 @@ export interface Sink {
 
 /** The trajectory so far, in memory. Also a {@link Sink}. */
 export class History implements Sink {
+  /** Every step record received so far, oldest first. */
   readonly records: StepRecord[] = [];
+  /** The run's facts, set by {@link History.open}; null before the first step. */
   meta: RunMeta | null = null;
 
   open(meta: RunMeta): void {

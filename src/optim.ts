@@ -6,8 +6,11 @@
 
 /** Adam's moment estimates and step count (Kingma & Ba, "Adam", ICLR 2015). */
 export interface AdamState {
+  /** First-moment (mean) estimate per parameter, not bias-corrected. */
   m: number[];
+  /** Second-moment (uncentred variance) estimate per parameter, not bias-corrected. */
   v: number[];
+  /** Number of steps taken so far (0 after {@link adamInit}). */
   t: number;
 }
 
@@ -18,9 +21,13 @@ export function adamInit(n: number): AdamState {
 
 /** Hyper-parameters of {@link adamStep}; PyTorch/tfjs defaults. */
 export interface AdamOptions {
+  /** Learning rate. */
   lr: number;
+  /** Decay of the first moment. @default 0.9 */
   beta1?: number;
+  /** Decay of the second moment. @default 0.999 */
   beta2?: number;
+  /** Added to the denominator √v̂ + ε. @default 1e-8 */
   epsilon?: number;
 }
 
@@ -30,7 +37,12 @@ export function adamStep(
   grads: readonly number[],
   state: AdamState,
   { lr, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }: AdamOptions,
-): { params: number[]; state: AdamState } {
+): {
+  /** The updated parameters. */
+  params: number[];
+  /** The updated moments and step count. */
+  state: AdamState;
+} {
   const t = state.t + 1;
   const m = state.m.map((mi, i) => beta1 * mi + (1 - beta1) * grads[i]);
   const v = state.v.map((vi, i) => beta2 * vi + (1 - beta2) * grads[i] * grads[i]);

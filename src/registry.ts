@@ -37,8 +37,11 @@ export function getStrategy(name: string): Strategy {
 
 /** One line per registered strategy. */
 export interface StrategyInfo {
+  /** The registered name, as passed to {@link create} (e.g. `'gradnorm'`). */
   name: string;
+  /** One-line description of what the strategy does. */
   summary: string;
+  /** Short citation of the paper it implements, when there is one. */
   paper?: string;
   /** What it reads with its default options: `'losses'` or `'gram'` (+ `'stats'`). */
   reads: string;

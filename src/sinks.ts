@@ -71,7 +71,9 @@ function reviveNonFinite(_key: string, value: unknown): unknown {
 
 /** What {@link readJsonl} returns. */
 export interface Trajectory {
+  /** The run's facts from the file's `meta` line; null when the file has none. */
   meta: RunMeta | null;
+  /** The step records, in file order. */
   records: StepRecord[];
   /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
   tornLastLine: boolean;

@@ -6,18 +6,34 @@ import type { RunMeta, StepRecord } from './history.js';
 
 /** Per-term numbers of {@link summarize}. */
 export interface TermSummary {
+  /** Term name. */
   term: string;
+  /** Alpha (weight) at the first step that was not skipped. */
   start: number;
+  /** Alpha at the last step that was not skipped. */
   end: number;
+  /** Mean alpha over the steps that were not skipped. */
   mean: number;
   /** end alpha / end alpha of the term with the smallest end alpha. */
   ratio: number;
+  /** Raw (unweighted) loss at the first step that was not skipped. */
   lossStart: number;
+  /** Raw loss at the last step that was not skipped. */
   lossEnd: number;
 }
 
-/** The summary as data. `records` must be non-empty. */
-export function summarizeData(records: readonly StepRecord[]): { terms: TermSummary[]; reference: string; skipped: number } {
+/**
+ * The summary as data. `records` must be non-empty. Skipped steps are left out (unless every step
+ * was skipped).
+ */
+export function summarizeData(records: readonly StepRecord[]): {
+  /** One entry per term, in term order. */
+  terms: TermSummary[];
+  /** The term with the smallest positive end alpha: the denominator of every {@link TermSummary.ratio}. */
+  reference: string;
+  /** Number of skipped steps among `records`. */
+  skipped: number;
+} {
   const kept = records.filter((r) => !r.skipped);
   const use = kept.length ? kept : records;
   const names = Object.keys(use[0].weight);

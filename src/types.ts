@@ -108,7 +108,12 @@ export interface Strategy<O = any, S = any> {
 }
 
 /** A strategy by name, by name with options, or an already constructed balancer. */
-export type BalancerSpec = string | ({ name: string } & Record<string, unknown>);
+export type BalancerSpec =
+  | string
+  | ({
+      /** The registered strategy name; the other keys are its options. */
+      name: string;
+    } & Record<string, unknown>);
 
 /** What to do with a non-finite loss or gradient statistic. */
 export type NonFinitePolicy = 'skip' | 'throw';
