@@ -1,0 +1,36 @@
+/**
+ * The strategy documentation keeps up with the registry: every registered strategy has a row in the
+ * table of docs/strategies.md and in the README's strategy table, and the README's documentation
+ * list links every guide. Pure file reads (no tfjs).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { list } from '../src/registry.js';
+
+const root = resolve(import.meta.dirname, '..');
+const read = (path: string): string => readFileSync(join(root, path), 'utf8');
+/** Names in the first column of markdown table rows: "| `name` | …". */
+const tableNames = (md: string): string[] => [...md.matchAll(/^\| `([\w-]+)` \|/gm)].map((m) => m[1]);
+const registered = list().map((s) => s.name);
+
+describe('strategy docs', () => {
+  it('lists strategies at all', () => expect(registered.length).toBeGreaterThan(0));
+
+  it('docs/strategies.md has a row for every registered strategy', () => {
+    const rows = tableNames(read('docs/strategies.md'));
+    expect(registered.filter((n) => !rows.includes(n))).toEqual([]);
+  });
+
+  it('the README strategy table has a row for every registered strategy', () => {
+    const readme = read('README.md');
+    const section = readme.slice(readme.indexOf('## Strategies'), readme.indexOf('\n## ', readme.indexOf('## Strategies') + 1));
+    expect(registered.filter((n) => !tableNames(section).includes(n))).toEqual([]);
+  });
+
+  it('the README documentation list links every docs/guide*.md', () => {
+    const readme = read('README.md');
+    const guides = readdirSync(join(root, 'docs')).filter((f) => /^guide.*\.md$/.test(f));
+    expect(guides.filter((g) => !readme.includes(`(docs/${g})`))).toEqual([]);
+  });
+});
