@@ -127,7 +127,7 @@ export function accumulatedStep(ctx: AccumulateContext, micro: MicroBatches): Ac
     const shared = ctx.shared ?? detectShared(termGrads, vars);
     const reading = readGram(gradientMatrix(termGrads, shared), ctx.withStats);
     const result = balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: ctx.epoch });
-    const grads = result.skipped ? {} : combine(termGrads, result.weights, vars);
+    const grads = result.skipped ? {} : combine(termGrads, result.weights, vars, balancer.headWeights);
     return { losses, result, grads, gram: reading.gram, shared };
   }
   // Loss-only: the big-batch losses first (forward passes only), then the weighted backward passes.

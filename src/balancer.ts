@@ -212,6 +212,11 @@ export class Balancer<O = unknown, S = unknown> {
     return this.strategy.needs(this.options);
   }
 
+  /** How a variable reached by one term only is scaled: see {@link Strategy.headWeights}. */
+  get headWeights(): 'weighted' | 'unit' {
+    return this.strategy.headWeights ?? 'weighted';
+  }
+
   /** The term names, once bound (by the first update or {@link bind}). */
   get terms(): readonly string[] | null {
     return this._terms;

@@ -106,14 +106,20 @@ export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
 }
 
 /** `Σ_i w_i g_i` for every variable some term reaches (terms with weight 0 still count as reached). */
-export function combine(grads: readonly TermGrads[], weights: readonly number[], vars: readonly tf.Variable[]): tf.NamedTensorMap {
+export function combine(
+  grads: readonly TermGrads[],
+  weights: readonly number[],
+  vars: readonly tf.Variable[],
+  headWeights: 'weighted' | 'unit' = 'weighted',
+): tf.NamedTensorMap {
   const out: tf.NamedTensorMap = {};
   for (const v of vars) {
     let acc: tf.Tensor | null = null;
+    const head = headWeights === 'unit' && grads.filter((g) => g.has(v.name)).length === 1;
     grads.forEach((g, i) => {
       const gi = g.get(v.name);
       if (!gi) return;
-      const term = gi.mul(weights[i]);
+      const term = head ? gi : gi.mul(weights[i]);
       acc = acc ? acc.add(term) : term;
     });
     if (acc) out[v.name] = acc;
@@ -307,6 +313,7 @@ export function representationGradients(
   vars: readonly tf.Variable[],
   check: (got: Record<string, tf.Scalar>) => void,
   decide: Decide,
+  headWeights: 'weighted' | 'unit' = 'weighted',
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const trainable = vars.filter((v) => v.trainable);
   const body = (tape: Tape | null): tf.NamedTensorMap => {
@@ -323,7 +330,9 @@ export function representationGradients(
     ys.forEach((y, i) => (out[`v${i}`] = y));
     if (!w) return out;
     const total = () => tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar;
-    const gs = tape
+    const gs = tape && headWeights === 'unit'
+      ? unitHeadGrads(tape, z, dz, w, ys, trainable)
+      : tape
       ? tape.grads(total(), trainable)
       : (() => {
           const r = tf.variableGrads(() => tf.addN(names.map((n, i) => tf.mul(scalarOf(rep.heads(rep.trunk()), n), w[i]))) as tf.Scalar, trainable);
@@ -342,6 +351,27 @@ export function representationGradients(
     if (g) grads[v.name] = g;
   });
   return { values, grads };
+}
+
+/**
+ * Representation mode for strategies whose heads take unit gradients: the trunk gets the
+ * vector-Jacobian product of z with `Σ w_i ∂L_i/∂z`, the variables beyond z (the heads) the
+ * gradient of the unweighted `Σ L_i`. Both from the one recorded forward.
+ */
+function unitHeadGrads(
+  tape: Tape,
+  z: tf.Tensor,
+  dz: readonly (tf.Tensor | null)[],
+  w: readonly number[],
+  ys: readonly tf.Scalar[],
+  trainable: readonly tf.Variable[],
+): (tf.Tensor | null)[] {
+  const upstream = tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])));
+  const trunk = tape.grads(z, trainable, upstream);
+  const headVars = trainable.filter((_, k) => trunk[k] === null);
+  const heads = headVars.length ? tape.grads(tf.addN([...ys]), headVars) : [];
+  let h = 0;
+  return trunk.map((g) => g ?? heads[h++] ?? null);
 }
 
 /** Fallback without a shared tape: ∂L_i/∂z by one `tf.grad` of the heads per term (z held fixed). */

@@ -203,7 +203,7 @@ export class BalancedTrainer {
           reading = readGram(M, !!needs.stats);
           res = this.balancer.update({ losses: vals, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
           return res.skipped ? null : res.weights;
-        });
+        }, this.balancer.headWeights);
         losses = read;
         result = res!;
         grads = out.grads;
@@ -214,7 +214,7 @@ export class BalancedTrainer {
         this.sharedVars ??= detectShared(termGrads, vars);
         reading = readGram(gradientMatrix(termGrads, this.sharedVars), !!needs.stats);
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
-        grads = result.skipped ? {} : combine(termGrads, result.weights, vars);
+        grads = result.skipped ? {} : combine(termGrads, result.weights, vars, this.balancer.headWeights);
       } else {
         let res: UpdateResult | undefined;
         let vals: number[] = [];

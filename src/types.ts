@@ -99,6 +99,15 @@ export interface Strategy<O = any, S = any> {
    * negative weights. All other strategies must return weights ≥ 0.
    */
   readonly signedWeights?: boolean;
+  /**
+   * How the gradient of a variable that only one term reaches (a task-specific head) is scaled.
+   * `'weighted'` (default): `w_i·g_i`, the gradient of `Σ w_i L_i`, as in GradNorm or uncertainty
+   * weighting. `'unit'`: `g_i`, as the gradient-aggregation papers do (MGDA, PCGrad, CAGrad, IMTL,
+   * Nash-MTL, Aligned-MTL, UPGrad; isl-org/MultiObjectiveOptimization#12): the weights then combine
+   * the shared gradients only, and a negative weight never makes a head ascend its own loss.
+   * Variables two or more terms reach always take `Σ w_i g_i`.
+   */
+  readonly headWeights?: 'weighted' | 'unit';
   /** The initial state for these term names. */
   init(options: O, terms: readonly string[]): S;
   /** Weights before the first update (default: all ones). */

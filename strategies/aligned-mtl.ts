@@ -86,6 +86,7 @@ export const alignedMtl: Strategy<AlignedMTLOptions, AlignedMTLState> = {
   paper: 'Senushkin et al., "Independent Component Alignment for Multi-Task Learning", CVPR 2023',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   signedWeights: true,
   init(o, terms) {
     if (o.preference && o.preference.length !== terms.length) {

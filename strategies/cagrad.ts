@@ -130,6 +130,7 @@ export const cagrad: Strategy<CAGradOptions, Record<string, never>> = {
   paper: 'Liu et al., "Conflict-Averse Gradient Descent for Multi-task Learning", NeurIPS 2021, https://arxiv.org/abs/2110.14048',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   init: () => ({}),
   update(o, state, { gram }) {
     const G = gram!;

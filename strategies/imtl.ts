@@ -78,6 +78,7 @@ export const imtl: Strategy<IMTLOptions, Record<string, never>> = {
   paper: 'Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021, https://openreview.net/forum?id=IMPnRXEWpvr',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   signedWeights: true,
   init: () => ({}),
   update(_o, state, { gram }) {

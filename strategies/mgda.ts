@@ -77,6 +77,7 @@ export const mgda: Strategy<MGDAOptions, Record<string, never>> = {
   paper: 'Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018, https://arxiv.org/abs/1810.04650',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   nonNegativeLosses: (o) => o.normalization === 'loss' || o.normalization === 'loss+',
   init: () => ({}),
   update(o, state, { gram, losses }) {

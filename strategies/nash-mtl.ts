@@ -118,6 +118,7 @@ export const nashMtl: Strategy<NashMTLOptions, NashMTLState> = {
   paper: 'Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022, https://arxiv.org/abs/2202.01017',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   init: (_o, terms) => ({ step: 0, alpha: terms.map(() => 1) }),
   initialWeights: (_o, s) => [...s.alpha],
   update(o, state, { gram }) {

@@ -82,6 +82,7 @@ export const pcgrad: Strategy<PCGradOptions, PCGradState> = {
   paper: 'Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020, https://arxiv.org/abs/2001.06782',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   init: (o) => ({ rng: seedRng(o.seed) }),
   update(_o, state, { gram }) {
     const G = gram!;

@@ -69,6 +69,7 @@ export const upgrad: Strategy<UPGradOptions, Record<string, never>> = {
   paper: 'Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, https://arxiv.org/abs/2406.16232',
   options,
   needs: () => ({ gradients: 'gram' }),
+  headWeights: 'unit',
   init: () => ({}),
   update(o, state, { gram }) {
     return { weights: upgradWeights(gram!, o.normEps, o.regEps), state };
