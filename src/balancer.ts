@@ -267,8 +267,11 @@ export class Balancer<O = unknown, S = unknown> {
     const active = this._active;
     const T = terms.length;
     const step = this._step;
+    // Messages name the call count (the trainer's step when a trainer drives this balancer: skipped
+    // steps, warm-up and steps between refreshes count too), not the strategy's update index.
+    const at = this._cadence.tick;
     if (input.losses.length !== T) {
-      throw new BalancerError(`step ${step}: got ${input.losses.length} losses for ${T} terms (${terms.join(', ')})`);
+      throw new BalancerError(`step ${at}: got ${input.losses.length} losses for ${T} terms (${terms.join(', ')})`);
     }
     // Epoch bookkeeping first: a new epoch index closes the running epoch (its mean feeds
     // `updateEvery: 'epoch'`), whatever happens to this step.
@@ -279,8 +282,8 @@ export class Balancer<O = unknown, S = unknown> {
     const bad = this.findNonFinite(input, needs);
     if (bad) {
       const [i, what, value] = bad;
-      if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[i], step, what, value);
-      const reason = `step ${step}: ${what} of term "${terms[i]}" is ${value}; balancer update skipped, weights kept`;
+      if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[i], at, what, value);
+      const reason = `step ${at}: ${what} of term "${terms[i]}" is ${value}; balancer update skipped, weights kept`;
       this.warn(reason);
       return { weights: this.weights, skipped: reason, step, updated: false };
     }
@@ -291,7 +294,7 @@ export class Balancer<O = unknown, S = unknown> {
       const i = active.find((j) => input.losses[j] < 0);
       if (i !== undefined) {
         throw new BalancerError(
-          `step ${step}: loss of term "${terms[i]}" is ${input.losses[i]}, but strategy "${this.name}" needs non-negative losses (it divides by them or takes their logarithm); shift that term (e.g. add a constant), freeze it (frozen: { ${terms[i]}: weight }) or use a strategy that reads gradients only`,
+          `step ${at}: loss of term "${terms[i]}" is ${input.losses[i]}, but strategy "${this.name}" needs non-negative losses (it divides by them or takes their logarithm); shift that term (e.g. add a constant), freeze it (frozen: { ${terms[i]}: weight }) or use a strategy that reads gradients only`,
         );
       }
     }
@@ -314,10 +317,10 @@ export class Balancer<O = unknown, S = unknown> {
       return result;
     }
     if (needs.gradients === 'gram' && !input.gram) {
-      throw new BalancerError(`step ${step}: strategy "${this.name}" needs the Gram matrix, none was given`);
+      throw new BalancerError(`step ${at}: strategy "${this.name}" needs the Gram matrix, none was given`);
     }
     if (needs.stats && !input.stats) {
-      throw new BalancerError(`step ${step}: strategy "${this.name}" needs gradient statistics, none were given`);
+      throw new BalancerError(`step ${at}: strategy "${this.name}" needs gradient statistics, none were given`);
     }
     const all = active.length === T;
     const losses = this.core.updateEvery === 'epoch' && cadence.pending ? cadence.pending : input.losses;
@@ -333,7 +336,7 @@ export class Balancer<O = unknown, S = unknown> {
       epoch,
     });
     try {
-      this.checkWeights(out.weights, `weights returned at step ${step}`, active.map((i) => terms[i]));
+      this.checkWeights(out.weights, `weights returned at step ${at}`, active.map((i) => terms[i]));
     } catch (e) {
       if (this.onNonFinite === 'throw') throw e;
       const reason = `${(e as Error).message}; update skipped, weights kept`;

@@ -105,6 +105,32 @@ describe.each(names)('strategy %s', (name) => {
     }
   });
 
+  it('with balancer settings (updateEvery, frozen, baseWeights, bounds, warmup) a NaN loss is skipped the same way', () => {
+    const settings = [
+      { updateEvery: 2 },
+      { frozen: { c: 0.5 }, baseWeights: { a: 3 } },
+      { bounds: { min: 0.1, max: 5, maxChange: 0.5 } },
+      { warmup: { steps: 2 } },
+    ];
+    const warm = ordinary(3, 6, 4);
+    for (const extra of settings) {
+      const warnings: string[] = [];
+      const b = create({ name, ...extra }, { warn: (m) => warnings.push(m) });
+      b.bind(['a', 'b', 'c']);
+      for (const x of warm.slice(0, 4)) b.update(x);
+      const before = kept(b);
+      const w = b.weights;
+      const r = b.update(poison(warm[4], 'loss', 1, Number.NaN));
+      expect(r.skipped, JSON.stringify(extra)).toMatch(/step 4: loss of term "b" is NaN/);
+      expect(r.weights).toEqual(w);
+      expect(kept(b), JSON.stringify(extra)).toEqual(before);
+      expect(warnings).toHaveLength(1);
+      const next = b.update(warm[5]);
+      expect(next.skipped).toBeUndefined();
+      expectValidWeights(b, next.weights, `${name} ${JSON.stringify(extra)}`);
+    }
+  });
+
   describe('degenerate finite input', () => {
     for (const c of DEGENERATE_CASES) {
       it(c.title, () => {
