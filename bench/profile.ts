@@ -94,11 +94,16 @@ interface CpuProfile {
 }
 
 function summarize(dir: string): void {
-  // tsx's loader runs in a worker thread with its own profile: take the main thread's (most samples)
+  // tsx's loader runs in a worker thread with its own (mostly idle) profile: take the busiest one
   const profiles = readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile)
-    .sort((a, b) => b.samples.length - a.samples.length);
+    .map((p) => {
+      const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+      return { p, busy: p.samples.filter((id) => !idle.has(id)).length };
+    })
+    .sort((a, b) => b.busy - a.busy)
+    .map((x) => x.p);
   if (!profiles.length) throw new Error(`no .cpuprofile in ${dir}`);
   const profile = profiles[0];
   const win = JSON.parse(readFileSync(join(dir, 'window.json'), 'utf8')) as { start: number; end: number; steps: number; what: string };
