@@ -47,7 +47,9 @@ export const coreConfigSchema = z.strictObject({
    */
   warmup: z
     .strictObject({
+      /** Number of warm-up steps. */
       steps: z.number({ message: 'must be an integer >= 0' }).int({ message: 'must be an integer >= 0' }).nonnegative({ message: 'must be an integer >= 0' }),
+      /** Warm-up weights by term name. */
       weights: weightMap.optional(),
     })
     .optional(),
@@ -58,8 +60,11 @@ export const coreConfigSchema = z.strictObject({
    */
   bounds: z
     .strictObject({
+      /** Smallest weight of a balanced term. */
       min: weight.optional(),
+      /** Largest weight of a balanced term. */
       max: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).optional(),
+      /** Largest relative change per refresh (a factor 1 + maxChange either way). */
       maxChange: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).optional(),
     })
     .refine((b) => b.min === undefined || b.max === undefined || b.min <= b.max, {
@@ -68,7 +73,10 @@ export const coreConfigSchema = z.strictObject({
     .optional(),
 });
 
-/** The validated core settings (defaults filled). */
+/**
+ * The validated core settings (defaults filled); the fields are those of {@link BalancerConfig}.
+ * @useDeclaredType
+ */
 export type CoreConfig = z.infer<typeof coreConfigSchema>;
 
 /** Names of the {@link CoreConfig} keys. */

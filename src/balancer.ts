@@ -54,13 +54,25 @@ export interface BalancerConfig {
    * Fixed weights for the first `steps` steps before the strategy takes over (by term name; absent
    * terms get their base weight, frozen terms their frozen weight). @default none
    */
-  warmup?: { steps: number; weights?: Record<string, number> };
+  warmup?: {
+    /** Number of steps with fixed weights before the strategy takes over. */
+    steps: number;
+    /** The fixed weights during warm-up, by term name (terms not named: 1). @default all 1 */
+    weights?: Record<string, number>;
+  };
   /**
    * Bounds on the weights of the balanced terms, applied after the strategy: `min`, `max` and
    * `maxChange` (largest relative change per weight refresh, as a factor `1 + maxChange` either way).
    * The terms they changed are reported in {@link UpdateResult.clamped}. @default none
    */
-  bounds?: { min?: number; max?: number; maxChange?: number };
+  bounds?: {
+    /** Smallest weight a balanced term may take. */
+    min?: number;
+    /** Largest weight a balanced term may take. */
+    max?: number;
+    /** Largest relative change per refresh: a weight moves at most ×(1 + maxChange) or ÷(1 + maxChange). */
+    maxChange?: number;
+  };
 }
 
 /** Keys of {@link BalancerConfig} accepted beside the strategy options in `{ name, ... }` specs. */
@@ -68,8 +80,11 @@ export const BALANCER_KEYS = ['onNonFinite', 'warn', 'baseWeights', 'frozen', 'u
 
 /** What the balancer is given each update (arrays in the order of {@link Balancer.terms}). */
 export interface BalancerInput {
+  /** Raw (unweighted) loss of each term. */
   losses: readonly number[];
+  /** The T×T Gram matrix of per-term gradients, when the strategy reads it. */
   gram?: readonly (readonly number[])[];
+  /** Per-term mean / max |gradient|, when the strategy reads them. */
   stats?: GradientStats;
   /** 0-based epoch index, for strategies that average losses per epoch; passed to the strategy as is. */
   epoch?: number;
@@ -98,13 +113,21 @@ export interface UpdateResult {
 
 /** The serialised form of a balancer (see {@link Balancer.state}). */
 export interface BalancerState {
+  /** Always `'loss-balancer/balancer'`. */
   format: 'loss-balancer/balancer';
+  /** {@link STATE_VERSION} of the library that saved it. */
   version: number;
+  /** Registry name of the strategy. */
   strategy: string;
+  /** The strategy's validated options. */
   options: unknown;
+  /** Term names, once bound. */
   terms: string[] | null;
+  /** Accepted updates so far. */
   step: number;
+  /** The weights in force. */
   weights: number[] | null;
+  /** The strategy's own state (JSON). */
   state: unknown;
   /**
    * The post-processing layer (base weights, frozen terms, cadence, warm-up, bounds): its settings
@@ -115,6 +138,7 @@ export interface BalancerState {
 
 /** The serialised post-processing layer of a balancer (see {@link BalancerState.core}). */
 export interface CoreState {
+  /** The validated core settings (base weights, frozen terms, cadence, warm-up, bounds). */
   config: CoreConfig;
   /** Indices of the balanced (not frozen) terms: the strategy's terms, in order. */
   active: number[] | null;
@@ -122,6 +146,7 @@ export interface CoreState {
   adaptive: number[] | null;
   /** The last regulariser, full length, reused between updates. */
   regularizer: number[] | null;
+  /** Where the cadence (`updateEvery`, warm-up) stands. */
   cadence: CadenceState | null;
 }
 
@@ -140,16 +165,27 @@ export class Balancer<O = unknown, S = unknown> {
   private core: CoreConfig;
   /** Indices of the balanced terms (the strategy's terms). */
   private _active: number[] | null = null;
-  /** The strategy's last weights on the balanced subset. */
+  /** The strategy this balancer runs. */
+  readonly strategy: Strategy<O, S>;
+  /** The strategy's validated options (defaults filled). */
+  readonly options: O;
+
+  /** The strategy's last weights on the balanced subset. *
+   * @param strategy - the strategy (see the registry).
+   * @param options - its validated options (defaults filled).
+   * @param config - core settings beside the options.
+   */
   private _adaptive: number[] | null = null;
   private _regularizer: number[] | null = null;
   private _cadence: CadenceState | null = null;
 
   constructor(
-    readonly strategy: Strategy<O, S>,
-    readonly options: O,
+    strategy: Strategy<O, S>,
+    options: O,
     config: BalancerConfig = {},
   ) {
+    this.strategy = strategy;
+    this.options = options;
     this.onNonFinite = config.onNonFinite ?? 'skip';
     if (this.onNonFinite !== 'skip' && this.onNonFinite !== 'throw') {
       throw new OptionError(strategy.name, 'onNonFinite', config.onNonFinite, "onNonFinite must be 'skip' or 'throw'");

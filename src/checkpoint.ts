@@ -41,8 +41,11 @@ export const CHECKPOINT_VERSION = 1;
 
 /** A tensor stored exactly: dtype, shape and the raw little-endian bytes, base64-encoded. */
 export interface SavedTensor {
+  /** The variable's name (or the key it was saved under). */
   name: string;
+  /** tfjs dtype. */
   dtype: tf.DataType;
+  /** Tensor shape. */
   shape: number[];
   /** base64 of the little-endian bytes (float32 / int32: 4 bytes per element; bool: 1). */
   data: string;
@@ -62,13 +65,17 @@ export interface SavedOptimizer {
 
 /** The checkpoint file. */
 export interface Checkpoint {
+  /** Always {@link CHECKPOINT_FORMAT}. */
   format: typeof CHECKPOINT_FORMAT;
+  /** Version of the checkpoint format. */
   version: number;
   /** ISO time of saving. */
   savedAt: string;
   /** What `state` holds. */
   kind: 'trainer' | 'balancer';
+  /** The trainer's or balancer's state. */
   state: TrainerState | BalancerState;
+  /** The optimizer's slots, when it was given. */
   optimizer?: SavedOptimizer;
   /** Model variables, in the order (array) or under the keys (record) they were given. */
   variables?: SavedTensor[];

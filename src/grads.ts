@@ -292,7 +292,9 @@ export function termGradientsOnce(
 
 /** A model split at a shared representation z: `trunk()` computes z, `heads(z)` the named terms. */
 export interface Representation {
+  /** Computes the shared representation z from the model (the trunk's output). */
   trunk: () => tf.Tensor;
+  /** Computes the named scalar loss terms from z. */
   heads: (z: tf.Tensor) => Record<string, tf.Scalar>;
 }
 

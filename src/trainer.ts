@@ -71,11 +71,17 @@ export interface BalancedTrainerOptions {
 
 /** What {@link BalancedTrainer.step} returns. */
 export interface StepResult {
+  /** The trainer step (0-based). */
   step: number;
+  /** Raw loss of each term. */
   losses: PerTerm;
+  /** Weight applied to each term. */
   weights: PerTerm;
+  /** ‖∂L_i/∂θ_shared‖ per term, when gradients were read this step. */
   gradNorms?: PerTerm;
+  /** Σ w_i L_i + Σ regulariser: the balanced objective. */
   total: number;
+  /** Why the step was skipped (no optimizer update), if it was. */
   skipped?: string;
   /** Whether the weights were refreshed (gradients read, if the strategy reads any) this step. */
   refreshed?: boolean;
@@ -83,16 +89,23 @@ export interface StepResult {
 
 /** The serialised form of a trainer (see {@link BalancedTrainer.state}). */
 export interface TrainerState {
+  /** Always `'loss-balancer/trainer'`. */
   format: 'loss-balancer/trainer';
+  /** Format version (1). */
   version: number;
+  /** Steps taken. */
   step: number;
+  /** Epochs ended. */
   epoch: number;
+  /** The balancer's complete state. */
   balancer: BalancerState;
 }
 
 /** Balances a multi-term loss in a custom training loop. */
 export class BalancedTrainer {
+  /** The balancer choosing the weights. */
   readonly balancer: Balancer;
+  /** Every step so far, in memory (unless `keepHistory: false`). */
   readonly history = new History();
   private readonly opts: BalancedTrainerOptions;
   private readonly sinks: Sink[];
@@ -307,7 +320,7 @@ export class BalancedTrainer {
     return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
   }
 
-  /** Restore a state saved by {@link state}. */
+  /** Restore a state saved by {@link BalancedTrainer.state}. */
   load(state: TrainerState): void {
     if (!state || state.format !== 'loss-balancer/trainer') throw new BalancerError('not a loss-balancer trainer state');
     if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
