@@ -299,7 +299,10 @@ export interface SeedBenchOptions {
 /** Per-run-label aggregate over seeds. */
 export interface SeedRow {
   label: string;
-  kind: 'hand' | 'auto';
+  /** `advice`: fixed weights taken from `diagnose` of an automatic run (see {@link adviceRows}). */
+  kind: 'hand' | 'auto' | 'advice';
+  /** For `advice` rows: the automatic run the weights come from. */
+  source?: string;
   results: SeedRunResult[];
   error?: string;
 }
@@ -363,7 +366,8 @@ export function seedTable(bench: SeedBench): string {
   ];
   const hand = bench.rows.filter((r) => r.kind === 'hand');
   const auto = bench.rows.filter((r) => r.kind === 'auto').sort((a, b) => (rowAccuracy(b) || -1) - (rowAccuracy(a) || -1));
-  for (const r of [...hand, ...auto]) {
+  const advice = bench.rows.filter((r) => r.kind === 'advice');
+  for (const r of [...hand, ...auto, ...advice]) {
     if (!r.results.length) {
       lines.push(`| ${r.label} | skipped: ${(r.error ?? 'no result').replace(/\|/g, '/').slice(0, 120)} | | | | | | |`);
       continue;
@@ -371,8 +375,8 @@ export function seedTable(bench: SeedBench): string {
     const res = r.results;
     const ratios = res.map((x) => x.ratioAtoKl);
     const per = ratios.map((x) => (x > 0 ? g(x) : x.toPrecision(2))).join(', ');
-    const ratio = r.kind === 'hand' ? '(fixed)' : ratios.every((x) => x > 0) ? `${g(geomean(ratios))} (${per})` : `(${per}; a weight went ≤ 0)`;
-    const status = r.kind === 'hand' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
+    const ratio = r.kind === 'hand' ? '(fixed)' : r.kind === 'advice' ? `${g(ratios[0])} (fixed)` : ratios.every((x) => x > 0) ? `${g(geomean(ratios))} (${per})` : `(${per}; a weight went ≤ 0)`;
+    const status = r.kind !== 'auto' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
     const name = r.kind === 'hand' ? r.label : `**${r.label}**`;
     lines.push(
       `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
@@ -427,6 +431,12 @@ export function verdict(bench: SeedBench): string {
     `Strategies clearly above equal weights (by more than the seed spread): ${betterThanEqual.length ? betterThanEqual.join(', ') : 'none'}.`,
     `Strategies above the best hand-grid point (by more than the seed spread): ${auto.filter((r) => rowAccuracy(r) > rowAccuracy(bestHand) + Math.max(sd(r), sd(bestHand))).map((r) => r.label).join(', ') || 'none'}.`,
     klNote(hand, auto),
+    ...bench.rows
+      .filter((r) => r.kind === 'advice' && r.results.length)
+      .map((r) => {
+        const src = auto.find((a) => a.label === r.source);
+        return `Fixed weights from \`diagnose\` of one ${r.source} run (the production advice) reach ${p(rowAccuracy(r))} ± ${p(sd(r))} over the seeds${src ? `, against ${p(rowAccuracy(src))} ± ${p(sd(src))} for ${r.source} itself` : ''}.`;
+      }),
   ]
     .filter(Boolean)
     .join('\n\n');
@@ -441,8 +451,36 @@ function klNote(hand: SeedRow[], auto: SeedRow[]): string {
   const maxHand = Math.max(...hand.map(kl));
   const high = auto.filter((r) => kl(r) > 4 * maxHand).map((r) => `${r.label} (KL ${kl(r).toFixed(1)})`);
   return high.length
-    ? `Caveat: the quality score judges reconstructions only. ${high.join(', ')} end with a held-out KL above 4× the largest of the hand runs (${maxHand.toFixed(2)}): part of their accuracy is bought by giving up on the prior (closer to a plain autoencoder), which this score does not penalise.`
+    ? `Caveat: the quality score judges reconstructions only. ${high.join(', ')} ${high.length > 1 ? 'end' : 'ends'} with a held-out KL above 4× the largest of the hand runs (${maxHand.toFixed(2)}): part of the accuracy is bought by giving up on the prior (closer to a plain autoencoder), which this score does not penalise.`
     : '';
+}
+
+/**
+ * The production advice, tested: for the `top` automatic strategies by quality, take `diagnose`'s
+ * recommended fixed weights from their first seed's run and train with those fixed weights on every
+ * seed. A user who wants fixed alphas does exactly this.
+ */
+export function adviceRows(bench: SeedBench, options: SeedBenchOptions & { top?: number } = {}): SeedRow[] {
+  const { top = 2, seeds = bench.options.seeds } = options;
+  const { steps, nTrain, nTest, batchSize, lr } = bench.options;
+  const log = options.log ?? ((l: string) => console.error(l));
+  const { train, test } = digitSplit({ nTrain, nTest, pooled: true });
+  const classifier = trainClassifier(train, test);
+  const best = bench.rows.filter((r) => r.kind === 'auto' && r.results.length && r.results[0].records.length).sort((a, b) => rowAccuracy(b) - rowAccuracy(a)).slice(0, top);
+  const rows: SeedRow[] = [];
+  for (const b of best) {
+    const weights = diagnose(b.results[0].records).recommended;
+    const label = `fixed at diagnose(${b.label}): ${SEED_TERMS.map((t) => `${t} ${weights[t].toPrecision(3)}`).join(', ')}`;
+    const row: SeedRow = { label, kind: 'advice', source: b.label, results: [] };
+    for (let s = 0; s < seeds; s++) {
+      const r = seedRun({ train, test, classifier, spec: { name: 'fixed', weights }, seed: s + 1, steps, batchSize, lr, label, sizes: options.sizes });
+      r.records = [];
+      row.results.push(r);
+      log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, ${r.seconds.toFixed(1)} s`);
+    }
+    rows.push(row);
+  }
+  return rows;
 }
 
 const START = '<!-- seed:start -->';
@@ -489,6 +527,10 @@ export async function seedSection(bench: SeedBench, extra: { command: string; sy
       parts.push('', `![α per term, ${b.label}](${extra.imgRel}/${file})`);
     }
   }
+  const bestAuto = bench.rows.filter((r) => r.kind === 'auto' && r.results.length && r.results[0].records.length).sort((a, b) => rowAccuracy(b) - rowAccuracy(a))[0];
+  if (bestAuto) {
+    parts.push('', `What \`diagnose\` says about the ${bestAuto.label} run (seed 1; \`loss-balancer diagnose runs/bench-seed/<run>.jsonl\` prints the same):`, '', '```text', diagnose(bestAuto.results[0].records).text, '```');
+  }
   if (extra.synthetic) parts.push('', extra.synthetic);
   return parts.join('\n');
 }
@@ -532,6 +574,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       process.exit(0);
     }
   }
+  if (argv.includes('--advice')) bench.rows.push(...adviceRows(bench, { top: 2 }));
   console.log(seedTable(bench));
   console.log(`\n${verdict(bench)}`);
   if (!quick && !argv.includes('--no-docs')) {
@@ -546,8 +589,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const n = num('--merge', 1);
     const command =
       mergeArg >= 0
-        ? `\`npm run bench:seed\`; run here as ${n} processes, \`npm run bench:seed -- --shard k/${n}\` for k = 0…${n - 1}, then \`npm run bench:seed -- --merge ${n}${synArg >= 0 ? ` --synthetic ${argv[synArg + 1].replace(root + '/', '')}` : ''}\``
-        : '`npm run bench:seed`';
+        ? `\`npm run bench:seed\`; run here as ${n} processes, \`npm run bench:seed -- --shard k/${n}\` for k = 0…${n - 1}, then \`npm run bench:seed -- --merge ${n}${synArg >= 0 ? ` --synthetic ${argv[synArg + 1].replace(root + '/', '')}` : ''}${argv.includes('--advice') ? ' --advice' : ''}\``
+        : `\`npm run bench:seed${argv.includes('--advice') ? ' -- --advice' : ''}\``;
     const section = await seedSection(bench, { command, synthetic, imgDir: join(root, 'docs', 'img'), imgRel: 'img' });
     writeSection(join(root, 'docs', 'benchmarks.md'), section);
     mkdirSync(outDir, { recursive: true });

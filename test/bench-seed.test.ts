@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { digitSplit, loadAllDigits } from '../bench/digits.js';
-import { makeSeedModel, runSeedBench, seedSection, seedTable, verdict, writeSection } from '../bench/seed.js';
+import { adviceRows, makeSeedModel, runSeedBench, seedSection, seedTable, verdict, writeSection } from '../bench/seed.js';
 import { BalancedTrainer } from '../src/trainer.js';
 import { useTestBackend } from './helpers.js';
 
@@ -92,6 +92,15 @@ describe('bench:seed smoke run (tiny settings)', () => {
     expect(seedTable(bench)).toContain('| no-such-strategy | skipped: unknown strategy');
     expect(verdict(bench)).toMatch(/Best automatic strategy/);
 
+    // the production advice: fixed weights from diagnose() of the best automatic run, retrained
+    const advice = adviceRows(bench, { top: 1, seeds: 1, sizes: { hidden: 16, latent: 4, discHidden: 8 }, log: (l) => lines.push(l) });
+    expect(advice).toHaveLength(1);
+    expect(advice[0].kind).toBe('advice');
+    expect(advice[0].label).toMatch(/^fixed at diagnose\((grad-magnitude|gradnorm)/);
+    expect(advice[0].results[0].status).toBe('converged');
+    bench.rows.push(...advice);
+    expect(verdict(bench)).toMatch(/Fixed weights from `diagnose` of one/);
+
     const dir = mkdtempSync(join(tmpdir(), 'bench-seed-'));
     const md = join(dir, 'benchmarks.md');
     writeFileSync(md, '# Benchmarks\n\nother helper text\n\n<!-- seed:start -->\nold\n<!-- seed:end -->\n\n<!-- other:start -->\nkeep\n<!-- other:end -->\n');
@@ -101,6 +110,8 @@ describe('bench:seed smoke run (tiny settings)', () => {
     expect(text).toContain('<!-- other:start -->\nkeep\n<!-- other:end -->');
     expect(text).not.toContain('\nold\n');
     expect(text).toContain('npm run bench:seed');
+    expect(text).toContain('```text');
+    expect(text).toMatch(/Recommended fixed weights/);
     expect(readFileSync(join(dir, 'img', 'seed-ratio.svg'), 'utf8')).toContain('<svg');
   });
 });
