@@ -460,7 +460,8 @@ function klNote(hand: SeedRow[], auto: SeedRow[]): string {
  * recommended fixed weights from their first seed's run and train with those fixed weights on every
  * seed. A user who wants fixed alphas does exactly this.
  */
-export function adviceRows(bench: SeedBench, options: SeedBenchOptions & { top?: number } = {}): SeedRow[] {
+export async function adviceRows(bench: SeedBench, options: SeedBenchOptions & { top?: number } = {}): Promise<SeedRow[]> {
+  await initBackend();
   const { top = 2, seeds = bench.options.seeds } = options;
   const { steps, nTrain, nTest, batchSize, lr } = bench.options;
   const log = options.log ?? ((l: string) => console.error(l));
@@ -574,7 +575,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       process.exit(0);
     }
   }
-  if (argv.includes('--advice')) bench.rows.push(...adviceRows(bench, { top: 2 }));
+  if (argv.includes('--advice')) bench.rows.push(...(await adviceRows(bench, { top: 2 })));
   console.log(seedTable(bench));
   console.log(`\n${verdict(bench)}`);
   if (!quick && !argv.includes('--no-docs')) {

@@ -93,7 +93,7 @@ describe('bench:seed smoke run (tiny settings)', () => {
     expect(verdict(bench)).toMatch(/Best automatic strategy/);
 
     // the production advice: fixed weights from diagnose() of the best automatic run, retrained
-    const advice = adviceRows(bench, { top: 1, seeds: 1, sizes: { hidden: 16, latent: 4, discHidden: 8 }, log: (l) => lines.push(l) });
+    const advice = await adviceRows(bench, { top: 1, seeds: 1, sizes: { hidden: 16, latent: 4, discHidden: 8 }, log: (l) => lines.push(l) });
     expect(advice).toHaveLength(1);
     expect(advice[0].kind).toBe('advice');
     expect(advice[0].label).toMatch(/^fixed at diagnose\((grad-magnitude|gradnorm)/);
