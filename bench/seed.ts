@@ -377,7 +377,7 @@ export function seedTable(bench: SeedBench): string {
     const per = ratios.map((x) => (x > 0 ? g(x) : x.toPrecision(2))).join(', ');
     const ratio = r.kind === 'hand' ? '(fixed)' : r.kind === 'advice' ? `${g(ratios[0])} (fixed)` : ratios.every((x) => x > 0) ? `${g(geomean(ratios))} (${per})` : `(${per}; a weight went ≤ 0)`;
     const status = r.kind !== 'auto' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
-    const name = r.kind === 'hand' ? r.label : `**${r.label}**`;
+    const name = r.kind === 'auto' ? `**${r.label}**` : r.label;
     lines.push(
       `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
     );
