@@ -37,7 +37,7 @@ const BACKENDS = opt('backends', 'wasm,cpu').split(',');
 const TS = nums(opt('T', '2,4,8,16'));
 const CPU_TS = nums(opt('cpu-T', '4'));
 const ROUNDS = Number(opt('rounds', '3'));
-const BLOCK = Number(opt('block', '5'));
+const BLOCK = Number(opt('block', '10'));
 const ONLY = opt('strategies', '') ? opt('strategies', '').split(',') : null;
 const LONG = flag('long');
 const LONG_STEPS = Number(opt('long-steps', '10000'));
@@ -209,6 +209,8 @@ function runT(backend: string, T: number): { rows: Row[]; plainMs: number; exact
     for (const c of order) {
       if (c.error) continue;
       try {
+        // collect the previous configuration's garbage first, so that no block pays for another's
+        settle();
         c.times.push(block(c.run, c.n));
       } catch (e) {
         c.error = (e as Error).message.split('\n')[0].slice(0, 120);
@@ -411,7 +413,8 @@ async function main() {
   out.push(
     'Model: MLP trunk 64→256→256 (ReLU), T linear heads 256→1 with MSE, batch 128, Adam (lr 1e-4). Times are CPU time of the ' +
       'process (user + system), which on a shared machine measures the work of a step where wall time would measure the neighbours. ' +
-      `Each cell: median over ${ROUNDS} interleaved rounds of the mean step time of a block (${BLOCK} steps; ${EVERY} for every=${EVERY}), divided by the ` +
+      `Each cell: median over ${ROUNDS} interleaved rounds of the mean step time of a block of ${BLOCK} steps (${EVERY} for every=${EVERY}; ` +
+      'a forced garbage collection before each block, so that no block pays for the previous one\'s garbage), divided by the ' +
       'median plain step (`optimizer.minimize` of the summed loss, same model and batch, measured in the same rounds). ' +
       '"exact" reads per-term gradients over all trunk parameters from one recorded forward pass; "bound" is the arithmetic ' +
       'bound of that mode, (F + T·B + A) / plain, with F the forward time, A the Adam update and B = plain − F − A the backward pass.',
