@@ -245,8 +245,7 @@ export class BalancedTrainer {
         result = res!;
         grads = result.skipped ? {} : out.grads;
       }
-      if (!result.skipped && Object.keys(grads).length) result = this.guardGradients(grads, result, snapshot);
-      if (!result.skipped && Object.keys(grads).length) this.opts.optimizer.applyGradients(grads);
+      result = this.apply(grads, result, snapshot);
       outcome = { losses, result, gram: reading?.gram };
     });
 
@@ -283,12 +282,17 @@ export class BalancedTrainer {
         micro,
       );
       if (perTerm) this.sharedVars ??= out.shared;
-      let result = out.result;
-      if (!result.skipped && Object.keys(out.grads).length) result = this.guardGradients(out.grads, result, snapshot);
-      if (!result.skipped && Object.keys(out.grads).length) this.opts.optimizer.applyGradients(out.grads);
-      outcome = { losses: out.losses, result, gram: out.gram };
+      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot), gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /** Guard the combined gradients, then apply them with the user's optimizer (unless skipped). */
+  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+    if (result.skipped || !Object.keys(grads).length) return result;
+    const guarded = this.guardGradients(grads, result, snapshot);
+    if (!guarded.skipped) this.opts.optimizer.applyGradients(grads);
+    return guarded;
   }
 
   /**
