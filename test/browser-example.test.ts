@@ -3,18 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowserExample, EXAMPLE_DIR } from '../examples/browser/build.js';
 import { serve } from '../examples/browser/serve.js';
+import type { PageState } from '../examples/browser/state.js';
 import { HAVE_CHROMIUM, openPage } from './chromium.js';
-
-interface PageState {
-  status: string;
-  backend: string;
-  strategy: string;
-  step: number;
-  steps: number;
-  terms: string[];
-  alphas: number[][];
-  error?: string;
-}
 
 describe('browser entry', () => {
   it('src/browser.ts bundles for the browser platform (no node: modules pulled in)', async () => {

@@ -6,18 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { BalancedTrainer, fmt, list, makeToyProblem, type StepRecord } from '../../src/browser.js';
-
-interface PageState {
-  status: 'loading' | 'training' | 'done' | 'error';
-  backend: string;
-  strategy: string;
-  step: number;
-  steps: number;
-  terms: string[];
-  /** alphas[k][i]: alpha of term i at step k. */
-  alphas: number[][];
-  error?: string;
-}
+import type { PageState } from './state.js';
 
 const params = new URLSearchParams(location.search);
 const state: PageState = {
