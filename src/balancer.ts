@@ -248,6 +248,15 @@ export class Balancer<O = unknown, S = unknown> {
     return this.strategy.needs(this.options);
   }
 
+  /**
+   * Report a non-finite value found outside the balancer (e.g. in a combined gradient) under this
+   * balancer's `onNonFinite` policy: throw a {@link BalancerError} with `reason`, or warn.
+   */
+  reportNonFinite(reason: string): void {
+    if (this.onNonFinite === 'throw') throw new BalancerError(reason);
+    this.warn(reason);
+  }
+
   /** How a variable reached by one term only is scaled: see {@link Strategy.headWeights}. */
   get headWeights(): 'weighted' | 'unit' {
     return this.strategy.headWeights ?? 'weighted';

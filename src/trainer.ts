@@ -309,8 +309,7 @@ export class BalancedTrainer {
     if (i < 0) return result;
     const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
     this.balancer.load(snapshot);
-    if ((this.opts.onNonFinite ?? 'skip') === 'throw') throw new BalancerError(reason);
-    (this.opts.warn ?? ((m: string) => console.warn(`loss-balancer: ${m}`)))(reason);
+    this.balancer.reportNonFinite(reason);
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 

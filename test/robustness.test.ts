@@ -230,6 +230,9 @@ describe('through the trainer', () => {
         expect(toy.variables.map((v) => Array.from(v.dataSync()))).toEqual(vars);
         expect(kept(trainer.balancer)).toEqual(state);
         expect(() => strict.step()).toThrow(/not finite|is NaN/);
+        // the policy given in the balancer spec governs the gradient check too
+        const strictSpec = new BalancedTrainer({ terms, optimizer, balancer: { name, onNonFinite: 'throw' }, variables: toy.variables });
+        expect(() => strictSpec.step()).toThrow(/not finite|is NaN/);
         expect(toy.variables.map((v) => Array.from(v.dataSync()))).toEqual(vars);
         poisoned = false;
         expect(trainer.step().skipped).toBeUndefined();
