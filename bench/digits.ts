@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { permutation, seedRng, type RngState } from '../src/rng.js';
+import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 
 /** Side of an MNIST image. */
 export const MNIST_SIDE = 28;

@@ -21,9 +21,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
-import { create, list } from '../src/registry.js';
-import { BalancedTrainer, type BalancedTrainerOptions } from '../src/trainer.js';
-import { tapeWorks } from '../src/grads.js';
+import { create, list } from '../src/core/registry.js';
+import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
+import { tapeWorks } from '../src/train/grads.js';
 
 // ----------------------------------------------------------------------------- arguments
 const argv = process.argv.slice(2);

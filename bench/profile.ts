@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BalancedTrainer, type BalancedTrainerOptions } from '../src/trainer.js';
+import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: string) => {

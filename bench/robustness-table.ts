@@ -7,8 +7,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Balancer } from '../src/balancer.js';
-import { create, list } from '../src/registry.js';
+import type { Balancer } from '../src/core/balancer.js';
+import { create, list } from '../src/core/registry.js';
 import { DEGENERATE_CASES } from '../test/fixtures/degenerate-cases.js';
 
 const fmt = (x: number) => (x === 0 ? '0' : Math.abs(x) >= 1e4 || Math.abs(x) < 1e-3 ? x.toExponential(1) : String(Number(x.toPrecision(3))));

@@ -15,11 +15,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../src/backend.js';
-import { list } from '../src/registry.js';
-import { JsonlSink } from '../src/sinks.js';
-import { makeToyProblem } from '../src/toy.js';
-import { BalancedTrainer } from '../src/trainer.js';
+import { initBackend, type BackendChoice } from '../src/train/backend.js';
+import { list } from '../src/core/registry.js';
+import { JsonlSink } from '../src/node/sinks.js';
+import { makeToyProblem } from '../src/train/toy.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
 
 /** One strategy per family; the first registered candidate of each family is used. */
 const FAMILIES: [family: string, candidates: string[]][] = [

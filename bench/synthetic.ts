@@ -13,11 +13,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { fileURLToPath } from 'node:url';
-import { diagnose } from '../src/diagnose.js';
-import type { StepRecord } from '../src/history.js';
-import { list } from '../src/registry.js';
-import { BalancedTrainer } from '../src/trainer.js';
-import type { BalancerSpec } from '../src/types.js';
+import { diagnose } from '../src/core/diagnose.js';
+import type { StepRecord } from '../src/core/history.js';
+import { list } from '../src/core/registry.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import type { BalancerSpec } from '../src/core/types.js';
 
 /** Options of {@link makeSynthetic}. */
 export interface SyntheticOptions {
@@ -222,7 +222,7 @@ export function syntheticMarkdown(rows: readonly SyntheticRow[], factor: number,
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { initBackend } = await import('../src/backend.js');
+  const { initBackend } = await import('../src/train/backend.js');
   const arg = (k: string, d: number) => {
     const i = process.argv.indexOf(k);
     return i >= 0 ? Number(process.argv[i + 1]) : d;

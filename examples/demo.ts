@@ -1,10 +1,10 @@
 /**
  * `npm run demo`: the seed's story. A VAE with two reconstruction terms and a KL term, trained with
  * equal weights and with automatic balancing; prints what the balancer found. The work is done by
- * `runDemo` in src/demo.ts (also behind `loss-balancer demo`).
+ * `runDemo` in src/node/demo.ts (also behind `loss-balancer demo`).
  */
 import { fileURLToPath } from 'node:url';
-import { runDemo } from '../src/demo.js';
+import { runDemo } from '../src/node/demo.js';
 
 export { runDemo };
 

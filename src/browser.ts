@@ -17,20 +17,20 @@
  * ```
  * @module
  */
-export * from './types.js';
-export * from './errors.js';
-export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './balancer.js';
-export type { BalancerConfig, BalancerInput, BalancerState, UpdateResult } from './balancer.js';
-export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './registry.js';
-export type { StrategyInfo } from './registry.js';
-export { BalancedTrainer } from './trainer.js';
-export type { BalancedTrainerOptions, StepResult, TrainerState } from './trainer.js';
-export { fitBalanced } from './fit.js';
-export type { FitBalancedOptions, FitBalancedCallbacks, BalancedHistory, LossFn } from './fit.js';
-export { History } from './history.js';
-export type { PerTerm, RunMeta, Sink, StepRecord } from './history.js';
-export { summarize, summarizeData, fmt } from './summary.js';
-export type { TermSummary } from './summary.js';
-export { makeToyProblem } from './toy.js';
-export type { ToyOptions, ToyProblem } from './toy.js';
+export * from './core/types.js';
+export * from './core/errors.js';
+export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './core/balancer.js';
+export type { BalancerConfig, BalancerInput, BalancerState, UpdateResult } from './core/balancer.js';
+export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './core/registry.js';
+export type { StrategyInfo } from './core/registry.js';
+export { BalancedTrainer } from './train/trainer.js';
+export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
+export { fitBalanced } from './train/fit.js';
+export type { FitBalancedOptions, FitBalancedCallbacks, BalancedHistory, LossFn } from './train/fit.js';
+export { History } from './core/history.js';
+export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
+export { summarize, summarizeData, fmt } from './core/summary.js';
+export type { TermSummary } from './core/summary.js';
+export { makeToyProblem } from './train/toy.js';
+export type { ToyOptions, ToyProblem } from './train/toy.js';
 export { builtinStrategies } from '../strategies/index.js';

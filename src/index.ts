@@ -18,25 +18,25 @@
  */
 import { builtinStrategies } from '../strategies/index.js';
 
-export * from './types.js';
-export * from './errors.js';
-export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './balancer.js';
-export type { BalancerConfig, BalancerInput, BalancerState, CoreState, UpdateResult } from './balancer.js';
-export type { CoreConfig, CadenceState } from './balancer-config.js';
-export type { MicroBatches } from './accumulate.js';
-export type { Representation } from './grads.js';
-export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './registry.js';
-export type { StrategyInfo } from './registry.js';
-export { BalancedTrainer } from './trainer.js';
-export type { BalancedTrainerOptions, StepResult, TrainerState } from './trainer.js';
-export { fitBalanced } from './fit.js';
-export type { FitBalancedOptions, FitBalancedCallbacks, BalancedHistory, LossFn } from './fit.js';
-export { History } from './history.js';
-export type { PerTerm, RunMeta, Sink, StepRecord } from './history.js';
-export { JsonlSink, readJsonl } from './sinks.js';
-export type { Trajectory } from './sinks.js';
-export { TensorBoardSink, readEvents, scalarsOf } from './tensorboard.js';
-export type { TensorBoardSinkOptions, TensorBoardEvent, EventFile, ScalarWriter } from './tensorboard.js';
+export * from './core/types.js';
+export * from './core/errors.js';
+export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './core/balancer.js';
+export type { BalancerConfig, BalancerInput, BalancerState, CoreState, UpdateResult } from './core/balancer.js';
+export type { CoreConfig, CadenceState } from './core/balancer-config.js';
+export type { MicroBatches } from './train/accumulate.js';
+export type { Representation } from './train/grads.js';
+export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './core/registry.js';
+export type { StrategyInfo } from './core/registry.js';
+export { BalancedTrainer } from './train/trainer.js';
+export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
+export { fitBalanced } from './train/fit.js';
+export type { FitBalancedOptions, FitBalancedCallbacks, BalancedHistory, LossFn } from './train/fit.js';
+export { History } from './core/history.js';
+export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
+export { JsonlSink, readJsonl } from './node/sinks.js';
+export type { Trajectory } from './node/sinks.js';
+export { TensorBoardSink, readEvents, scalarsOf } from './node/tensorboard.js';
+export type { TensorBoardSinkOptions, TensorBoardEvent, EventFile, ScalarWriter } from './node/tensorboard.js';
 export {
   saveState,
   loadState,
@@ -52,15 +52,15 @@ export {
   writeFileAtomic,
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
-} from './checkpoint.js';
-export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './checkpoint.js';
-export { summarize, summarizeData, fmt } from './summary.js';
-export type { TermSummary } from './summary.js';
-export { diagnose } from './diagnose.js';
-export type { Diagnosis, DiagnoseOptions, TermDiagnosis, WeightStatus } from './diagnose.js';
-export { initBackend, currentBackend } from './backend.js';
-export type { BackendChoice, BackendName } from './backend.js';
-export * as gram from './gram.js';
-export * as rng from './rng.js';
-export * as optim from './optim.js';
+} from './node/checkpoint.js';
+export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './node/checkpoint.js';
+export { summarize, summarizeData, fmt } from './core/summary.js';
+export type { TermSummary } from './core/summary.js';
+export { diagnose } from './core/diagnose.js';
+export type { Diagnosis, DiagnoseOptions, TermDiagnosis, WeightStatus } from './core/diagnose.js';
+export { initBackend, currentBackend } from './train/backend.js';
+export type { BackendChoice, BackendName } from './train/backend.js';
+export * as gram from './core/gram.js';
+export * as rng from './core/rng.js';
+export * as optim from './core/optim.js';
 export { builtinStrategies };

@@ -26,10 +26,10 @@
  * term, finite) @default all ones.
  */
 import { z } from 'zod';
-import { BalancerError } from '../src/errors.js';
-import type { Gram } from '../src/gram.js';
-import { symmetricEigen } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import { BalancerError } from '../src/core/errors.js';
+import type { Gram } from '../src/core/gram.js';
+import { symmetricEigen } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Which eigenvalue the aligned singular values are set to. @default 'min' */

@@ -17,7 +17,7 @@
  * minimises the QP ½‖g_w + μ g0‖² over the simplex for μ = ‖g_w*‖/√φ (the two problems have the same
  * KKT conditions). So we find μ > 0 with ‖g_{w(μ)}‖ = √φ·μ by the Illinois root finder (bracketed
  * regula falsi, ~10 evaluations), each w(μ) being an exact min-norm QP of the shifted gradients
- * g_i + μ g0 (src/qp.ts), whose Gram matrix is G_ij + μ(Gb)_i + μ(Gb)_j + μ²‖g0‖², b = 1/T.
+ * g_i + μ g0 (src/core/qp.ts), whose Gram matrix is G_ij + μ(Gb)_i + μ(Gb)_j + μ²‖g0‖², b = 1/T.
  *
  * Weights on the original gradients (the "sum" convention of the official code, which multiplies d by
  * T to match the summed loss): w_i = (1 + T·λ·w*_i) / r with λ = √φ/‖g_w*‖, and r = 1 (rescale 0),
@@ -34,9 +34,9 @@
  * 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
  */
 import { z } from 'zod';
-import { NORM_EPS, type Gram } from '../src/gram.js';
-import { meanDiag, minNormSimplex } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import { NORM_EPS, type Gram } from '../src/core/gram.js';
+import { meanDiag, minNormSimplex } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Radius of the ball around g0, relative to ‖g0‖. @default 0.5 */

@@ -32,8 +32,8 @@
  * decaying mean).
  */
 import { z } from 'zod';
-import { LOSS_EPS, renormalize } from '../src/gram.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, renormalize } from '../src/core/gram.js';
+import type { Strategy } from '../src/core/types.js';
 
 /** Added to the variance under the square root, as in the authors' code. */
 export const VARIANCE_EPS = 1e-8;

@@ -30,8 +30,8 @@
  * the step count) @default 0 (LibMTL).
  */
 import { z } from 'zod';
-import { NORM_EPS } from '../src/gram.js';
-import type { Strategy } from '../src/types.js';
+import { NORM_EPS } from '../src/core/gram.js';
+import type { Strategy } from '../src/core/types.js';
 
 /** ε of log(L + ε) and of the norm ratio, as in LibMTL. */
 export const DB_EPS = 1e-8;

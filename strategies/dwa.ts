@@ -28,9 +28,9 @@
  * Options: `temperature` @default 2 (paper); `average` ('step' | 'epoch') @default 'step'.
  */
 import { z } from 'zod';
-import { LOSS_EPS, softmax } from '../src/gram.js';
-import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/loss-points.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, softmax } from '../src/core/gram.js';
+import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Softmax temperature; larger is softer (closer to equal weights). @default 2 */

@@ -34,10 +34,10 @@
  * `{ term: value }`) @default 0.
  */
 import { z } from 'zod';
-import { BalancerError } from '../src/errors.js';
-import { softmax } from '../src/gram.js';
-import { adamInit, adamStep, type AdamState } from '../src/optim.js';
-import type { Strategy } from '../src/types.js';
+import { BalancerError } from '../src/core/errors.js';
+import { softmax } from '../src/core/gram.js';
+import { adamInit, adamStep, type AdamState } from '../src/core/optim.js';
+import type { Strategy } from '../src/core/types.js';
 
 /** ε inside log(L − L_min + ε), as in the official code. */
 export const FAMO_EPS = 1e-8;

@@ -8,8 +8,8 @@
  *   @default all 1
  */
 import { z } from 'zod';
-import { BalancerError } from '../src/errors.js';
-import type { Strategy } from '../src/types.js';
+import { BalancerError } from '../src/core/errors.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Weights by term name or in term order. @default all 1 */

@@ -35,9 +35,9 @@
  * term; `numerator` ('reference' | 'mean') @default 'reference'.
  */
 import { z } from 'zod';
-import { BalancerError } from '../src/errors.js';
-import { NORM_EPS, norms } from '../src/gram.js';
-import type { Strategy } from '../src/types.js';
+import { BalancerError } from '../src/core/errors.js';
+import { NORM_EPS, norms } from '../src/core/gram.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Which gradient statistic is compared. @default 'max-mean' */

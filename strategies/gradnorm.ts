@@ -20,9 +20,9 @@
  * @default 0.025; `optimizer` ('adam' | 'sgd') @default 'adam'; `minWeight` @default 1e-3.
  */
 import { z } from 'zod';
-import { LOSS_EPS, mean, norms, renormalize } from '../src/gram.js';
-import { adamInit, adamStep, sgdStep, type AdamState } from '../src/optim.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, mean, norms, renormalize } from '../src/core/gram.js';
+import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Asymmetry α: how strongly lagging terms are pushed. @default 1.5 */

@@ -25,9 +25,9 @@
  * IMTL's loss part (IMTL-L, learned loss scales) is not included here. Options: none.
  */
 import { z } from 'zod';
-import { NORM_EPS, norms, type Gram } from '../src/gram.js';
-import { psdPinvSolve, solveLinear, symmetricEigen } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import { NORM_EPS, norms, type Gram } from '../src/core/gram.js';
+import { psdPinvSolve, solveLinear, symmetricEigen } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({});
 

@@ -1,7 +1,7 @@
 /**
  * Every built-in strategy, in one list. `src/index.ts` registers them all; tests loop over this list.
  */
-import type { Strategy } from '../src/types.js';
+import type { Strategy } from '../src/core/types.js';
 import { fixed } from './fixed.js';
 import { gradMagnitude } from './grad-magnitude.js';
 import { gradnorm } from './gradnorm.js';
@@ -45,7 +45,7 @@ export type { MGDAOptions } from './mgda.js';
 export type { NashMTLOptions, NashMTLState } from './nash-mtl.js';
 export type { PCGradOptions, PCGradState } from './pcgrad.js';
 export type { UPGradOptions } from './upgrad.js';
-export type { EpochMeans } from '../src/loss-points.js';
+export type { EpochMeans } from '../src/core/loss-points.js';
 
 /** All built-in strategies. */
 export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,

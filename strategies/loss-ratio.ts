@@ -12,8 +12,8 @@
  * `normalize` ('sum' | 'none') @default 'sum'.
  */
 import { z } from 'zod';
-import { LOSS_EPS, renormalize } from '../src/gram.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, renormalize } from '../src/core/gram.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** What each term is divided by. @default 'initial' */

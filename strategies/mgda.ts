@@ -10,7 +10,7 @@
  *
  *   α = argmin_{α ≥ 0, Σα = 1} ‖Σ_i α_i ĝ_i‖² = argmin αᵀ Ĝ α,   Ĝ_ij = G_ij / (n_i n_j),
  *
- * solved exactly on the Gram matrix by an active-set QP (src/qp.ts `minNormSimplex`, after scaling by
+ * solved exactly on the Gram matrix by an active-set QP (src/core/qp.ts `minNormSimplex`, after scaling by
  * the mean diagonal and a 1e-10 relative ridge that makes α unique, e.g. uniform for identical
  * gradients). The direction is d = Σ α_i ĝ_i, so ⟨d, ĝ_i⟩ ≥ ‖d‖² ≥ 0 for every term: no term is
  * increased to first order.
@@ -35,9 +35,9 @@
  * Options: `normalization` @default 'none'.
  */
 import { z } from 'zod';
-import { LOSS_EPS, NORM_EPS, norms } from '../src/gram.js';
-import { minNormSimplex } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, NORM_EPS, norms } from '../src/core/gram.js';
+import { minNormSimplex } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Gradient normalisation before the min-norm solve. @default 'none' */

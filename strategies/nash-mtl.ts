@@ -17,7 +17,7 @@
  *
  * f is bounded below, so the solution exists, exactly when 0 is not in the convex hull of the gradients
  * (a v ≥ 0, v ≠ 0 with Jᵀv = 0 makes f → −∞ along v): opposite gradients, a zero gradient or any
- * Pareto-stationary point have no Nash-MTL weights. We check this first (MGDA's min-norm point, src/qp.ts)
+ * Pareto-stationary point have no Nash-MTL weights. We check this first (MGDA's min-norm point, src/core/qp.ts)
  * and validate every solution (finite, positive, max_i |α_i(Gα)_i − 1| ≤ 1e-6); otherwise the previous
  * weights are kept (all ones before any solve) and `info.fallback` is 1 — the official solver can fail
  * or return huge weights there (AvivNavon/nash-mtl#7, #14, #15).
@@ -31,9 +31,9 @@
  * ‖Σα_i g_i‖ = √T before the cap, the default cap makes every step's direction norm 1 for T ≥ 2.
  */
 import { z } from 'zod';
-import { combinedNorm, type Gram } from '../src/gram.js';
-import { meanDiag, minNormSimplex, solveLinear } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import { combinedNorm, type Gram } from '../src/core/gram.js';
+import { meanDiag, minNormSimplex, solveLinear } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Solve every this many updates, reuse the weights in between. @default 1 */

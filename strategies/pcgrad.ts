@@ -16,15 +16,15 @@
  * Only the shared parameters take part: the trainer forms G over them (Pytorch-PCGrad#1). A zero
  * gradient g_j conflicts with nothing and is never projected against.
  *
- * Randomness: the orders come from the seeded generator of src/rng.ts, whose state is kept in the
+ * Randomness: the orders come from the seeded generator of src/core/rng.ts, whose state is kept in the
  * strategy state, so a run (and a resumed run) reproduces exactly with the same `seed`.
  *
  * Options: `seed` (seed of the order generator) @default 0.
  */
 import { z } from 'zod';
-import { NORM_EPS, type Gram } from '../src/gram.js';
-import { permutation, seedRng, type RngState } from '../src/rng.js';
-import type { Strategy } from '../src/types.js';
+import { NORM_EPS, type Gram } from '../src/core/gram.js';
+import { permutation, seedRng, type RngState } from '../src/core/rng.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Seed of the random projection orders. @default 0 */
@@ -39,7 +39,7 @@ export type PCGradOptions = z.infer<typeof options>;
 
 /** State of {@link pcgrad}. */
 export interface PCGradState {
-  /** mulberry32 state (src/rng.ts). */
+  /** mulberry32 state (src/core/rng.ts). */
   rng: RngState;
 }
 

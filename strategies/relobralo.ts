@@ -13,7 +13,7 @@
  *
  * where ρ(t) ~ Bernoulli(E[ρ]) is drawn each update: with probability 1 − E[ρ] the history "looks
  * back" to the first update's losses L(0) instead of keeping λ(t−1). The draw comes from the seeded
- * generator of src/rng.ts whose state is kept in the strategy state, so a run (and a resumed
+ * generator of src/core/rng.ts whose state is kept in the strategy state, so a run (and a resumed
  * checkpoint) is reproducible. The weights sum to T. At t = 0, L(−1) = L(0) = L(t) and λ(−1) = 1,
  * so every ratio is 1/τ and λ(0) = 1. ε = LOSS_EPS (the authors' code adds 1e-12); a zero previous
  * loss with a positive current one gives a very large ratio: that term's bal is ≈ T (finite).
@@ -27,9 +27,9 @@
  * of keeping λ(t−1)) @default 0.99; `temperature` (τ) @default 1; `seed` @default 0.
  */
 import { z } from 'zod';
-import { LOSS_EPS, softmax } from '../src/gram.js';
-import { seedRng, uniform, type RngState } from '../src/rng.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, softmax } from '../src/core/gram.js';
+import { seedRng, uniform, type RngState } from '../src/core/rng.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** α: weight of the history term in the moving average. @default 0.95 */

@@ -12,7 +12,7 @@
  *
  * The paper and LibMTL use softmax(z) (Σ = 1); the factor T here makes the expected weight 1, the
  * scale of equal weighting and of this library's other strategies (a constant factor: equivalent to
- * a learning-rate factor of T). The normal samples come from the seeded generator of src/rng.ts
+ * a learning-rate factor of T). The normal samples come from the seeded generator of src/core/rng.ts
  * (Box–Muller on mulberry32) whose state is kept in the strategy state: the same seed gives the same
  * weights, also across a checkpoint. Loss values are not read at all (any sign is fine); T = 1 gives
  * weight 1.
@@ -20,9 +20,9 @@
  * Options: `seed` @default 0.
  */
 import { z } from 'zod';
-import { softmax } from '../src/gram.js';
-import { normal, seedRng, type RngState } from '../src/rng.js';
-import type { Strategy } from '../src/types.js';
+import { softmax } from '../src/core/gram.js';
+import { normal, seedRng, type RngState } from '../src/core/rng.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Seed of the normal draws. @default 0 */
@@ -37,7 +37,7 @@ export type RlwOptions = z.infer<typeof options>;
 
 /** State of {@link rlw}: the generator's state. */
 export interface RlwState {
-  /** State of the seeded generator (src/rng.ts), advanced at every update. */
+  /** State of the seeded generator (src/core/rng.ts), advanced at every update. */
   rng: RngState;
 }
 

@@ -32,9 +32,9 @@
  * 'normalized') @default 'plain'; `average` ('step' | 'epoch') @default 'step'.
  */
 import { z } from 'zod';
-import { LOSS_EPS, renormalize, softmax } from '../src/gram.js';
-import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/loss-points.js';
-import type { Strategy } from '../src/types.js';
+import { LOSS_EPS, renormalize, softmax } from '../src/core/gram.js';
+import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** β: how sharply the weights follow the slopes; may be negative. @default 0.1 */

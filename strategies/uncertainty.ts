@@ -20,9 +20,9 @@
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
 import { z } from 'zod';
-import { adamInit, adamStep, sgdStep, type AdamState } from '../src/optim.js';
-import { BalancerError } from '../src/errors.js';
-import type { Strategy } from '../src/types.js';
+import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
+import { BalancerError } from '../src/core/errors.js';
+import type { Strategy } from '../src/core/types.js';
 
 const form = z.enum(['regression', 'classification']);
 const options = z.strictObject({

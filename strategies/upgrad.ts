@@ -11,7 +11,7 @@
  *
  *   v = argmin_{v ≥ u} vᵀ G' v,   G' = G / tr(G) + regEps·I   (G' = regEps·I when tr(G) < normEps),
  *
- * a small bound-constrained QP solved exactly by an active-set method (src/qp.ts `projectDualCone`;
+ * a small bound-constrained QP solved exactly by an active-set method (src/core/qp.ts `projectDualCone`;
  * torchjd calls quadprog). The weights are w = Σ_i v^(i): the sum of the projections (torchjd averages
  * them, 1/T of ours; the sum makes non-conflicting gradients give all ones, the plain sum).
  *
@@ -26,9 +26,9 @@
  * Options: `normEps` @default 1e-4; `regEps` @default 1e-4 (torchjd's defaults).
  */
 import { z } from 'zod';
-import type { Gram } from '../src/gram.js';
-import { projectDualCone } from '../src/qp.js';
-import type { Strategy } from '../src/types.js';
+import type { Gram } from '../src/core/gram.js';
+import { projectDualCone } from '../src/core/qp.js';
+import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Below this trace the Gram matrix is treated as zero. @default 1e-4 */

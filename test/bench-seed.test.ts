@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { digitSplit, loadAllDigits } from '../bench/digits.js';
 import { adviceRows, makeSeedModel, runSeedBench, seedSection, seedTable, verdict, writeSection } from '../bench/seed.js';
-import { BalancedTrainer } from '../src/trainer.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());

@@ -12,7 +12,7 @@ describe('browser entry', () => {
     const out = await build({ entryPoints: ['src/browser.ts'], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent', metafile: true });
     const inputs = Object.keys(out.metafile!.inputs);
     expect(inputs.some((f) => /(^|\/)node:|src\/(sinks|tensorboard|plot|report|cli|run)\.ts$/.test(f))).toBe(false);
-    expect(inputs).toContain('src/trainer.ts');
+    expect(inputs).toContain('src/train/trainer.ts');
   });
 });
 

@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { list } from '../src/registry.js';
-import { loadDiagnose } from '../src/report.js';
-import { readJsonl } from '../src/sinks.js';
-import { readEvents } from '../src/tensorboard.js';
+import { list } from '../src/core/registry.js';
+import { loadDiagnose } from '../src/viz/report.js';
+import { readJsonl } from '../src/node/sinks.js';
+import { readEvents } from '../src/node/tensorboard.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 /** Each test spawns a few `npx tsx` processes (≈1–2 s of CPU each); generous on a loaded machine. */
@@ -20,10 +20,10 @@ interface Out {
   stderr: string;
 }
 
-/** `npx tsx src/cli.ts ...args` in a child process, as a user would run it (not a TTY). */
+/** `npx tsx src/node/cli.ts ...args` in a child process, as a user would run it (not a TTY). */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Out> {
   return new Promise((res) => {
-    execFile('npx', ['tsx', 'src/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, timeout: 170_000 }, (err, stdout, stderr) => {
+    execFile('npx', ['tsx', 'src/node/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, CI: 'true', ...env }, timeout: 170_000 }, (err, stdout, stderr) => {
       res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

@@ -9,10 +9,10 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpoint } from '../src/checkpoint.js';
-import type { StepRecord } from '../src/history.js';
-import { JsonlSink, readJsonl } from '../src/sinks.js';
-import { readEvents } from '../src/tensorboard.js';
+import { readCheckpoint } from '../src/node/checkpoint.js';
+import type { StepRecord } from '../src/core/history.js';
+import { JsonlSink, readJsonl } from '../src/node/sinks.js';
+import { readEvents } from '../src/node/tensorboard.js';
 
 let dir: string;
 beforeAll(() => {
@@ -123,7 +123,7 @@ describe('torn tails', () => {
   });
 
   it('readEvents reports a TensorBoard file cut at any byte as truncated, with every whole event', async () => {
-    const { TensorBoardSink } = await import('../src/tensorboard.js');
+    const { TensorBoardSink } = await import('../src/node/tensorboard.js');
     const sink = new TensorBoardSink(join(dir, 'tbcut'), { now: () => 1000, host: 'h' });
     sink.open();
     for (let i = 0; i < 3; i++) sink.write(rec(i));

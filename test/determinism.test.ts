@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { create, getStrategy, list, optionNames } from '../src/registry.js';
+import { create, getStrategy, list, optionNames } from '../src/core/registry.js';
 import { useTestBackend } from './helpers.js';
 import { setupRun, trace } from './fixtures/resume-common.js';
 import { ordinary } from './fixtures/degenerate-cases.js';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainSynthetic } from '../bench/synthetic.js';
-import { diagnose } from '../src/diagnose.js';
-import type { StepRecord } from '../src/history.js';
+import { diagnose } from '../src/core/diagnose.js';
+import type { StepRecord } from '../src/core/history.js';
 import { useTestBackend } from './helpers.js';
 
 /** Records with the given weight and gradient-norm functions of the step. */

@@ -3,7 +3,7 @@
  * differ by a chosen factor, with everything seeded.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/train/backend.js';
 
 let ready: Promise<unknown> | null = null;
 

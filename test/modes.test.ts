@@ -4,12 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Balancer } from '../src/balancer.js';
+import { Balancer } from '../src/core/balancer.js';
 import {
   perTermGradients, representationGradients, setTapeWorks, tapeWorks, termGradientsOnce, withTape,
-} from '../src/grads.js';
-import { BalancedTrainer } from '../src/trainer.js';
-import type { Strategy, StepInput } from '../src/types.js';
+} from '../src/train/grads.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import type { Strategy, StepInput } from '../src/core/types.js';
 import { makeToy, useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
@@ -364,7 +364,7 @@ describe('fitBalanced: representation at a layer, every', () => {
   }
 
   it('the split reproduces the model: heads(trunk(x)) equals predict(x), with layers reading the inputs too', async () => {
-    const { splitModel } = await import('../src/split.js');
+    const { splitModel } = await import('../src/train/split.js');
     const m = model();
     const s = splitModel(m, 'shared');
     const x = tf.randomNormal([7, 6], 0, 1, 'float32', 3);
@@ -379,7 +379,7 @@ describe('fitBalanced: representation at a layer, every', () => {
   });
 
   it('trains with representation: "<layer>" and every, and reads the Gram over that layer', async () => {
-    const { fitBalanced } = await import('../src/fit.js');
+    const { fitBalanced } = await import('../src/train/fit.js');
     const m = model();
     const x = tf.randomNormal([32, 6], 0, 1, 'float32', 4);
     const ys = [tf.randomNormal([32, 1], 0, 1, 'float32', 5), tf.randomNormal([32, 1], 0, 3, 'float32', 6)];
@@ -396,7 +396,7 @@ describe('fitBalanced: representation at a layer, every', () => {
   });
 
   it('errors name the layer and the problem', async () => {
-    const { splitModel } = await import('../src/split.js');
+    const { splitModel } = await import('../src/train/split.js');
     const m = model();
     expect(() => splitModel(m, 'nope')).toThrow(/option "representation" \("nope"\): the model has no layer of that name; its layers: .*shared/);
     expect(() => splitModel(m, 'out_a')).toThrow(/is an output of the model/);

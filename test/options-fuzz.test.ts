@@ -7,10 +7,10 @@
  */
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BALANCER_KEYS } from '../src/balancer.js';
-import { BalancerError, NonFiniteError, OptionError } from '../src/errors.js';
-import { create, getStrategy, list, optionNames } from '../src/registry.js';
-import { ConfigError, RunConfigSchema, validateRunConfig } from '../src/run.js';
+import { BALANCER_KEYS } from '../src/core/balancer.js';
+import { BalancerError, NonFiniteError, OptionError } from '../src/core/errors.js';
+import { create, getStrategy, list, optionNames } from '../src/core/registry.js';
+import { ConfigError, RunConfigSchema, validateRunConfig } from '../src/node/run.js';
 import { ordinary } from './fixtures/degenerate-cases.js';
 
 const TERMS = ['a', 'b', 'c'];

@@ -29,7 +29,7 @@ describe.skipIf(!RUN)('npm pack (LB_PACK_TEST=1)', () => {
 
     expect(files).toContain('dist/src/index.js');
     expect(files).toContain('dist/src/index.d.ts');
-    expect(files).toContain('dist/src/cli.js');
+    expect(files).toContain('dist/src/node/cli.js');
     expect(files).toContain('dist/strategies/index.d.ts');
     expect(files).toContain('README.md');
     const forbidden = files.filter((f) => /(^|\/)(test|tests|runs|examples|bench|node_modules|coverage)\/|\.test\.|^docs\/api\/|\.tgz$/.test(f));

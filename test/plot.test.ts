@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StepRecord } from '../src/history.js';
-import { plotData, plotSpec, plotSvg, svgToPng, writePlots } from '../src/plot.js';
+import type { StepRecord } from '../src/core/history.js';
+import { plotData, plotSpec, plotSvg, svgToPng, writePlots } from '../src/viz/plot.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

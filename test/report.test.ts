@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RunMeta, StepRecord } from '../src/history.js';
-import { findTrajectory, loadDiagnose, renderReport, report } from '../src/report.js';
-import { JsonlSink, readJsonl } from '../src/sinks.js';
+import type { RunMeta, StepRecord } from '../src/core/history.js';
+import { findTrajectory, loadDiagnose, renderReport, report } from '../src/viz/report.js';
+import { JsonlSink, readJsonl } from '../src/node/sinks.js';
 import { HAVE_CHROMIUM, openPage } from './chromium.js';
 
 const dirs: string[] = [];
@@ -76,9 +76,9 @@ describe('report', () => {
     expect((html.match(/<svg /g) ?? []).length).toBe(1);
   });
 
-  it('uses src/diagnose.ts when present, else the placeholder', async () => {
+  it('uses src/core/diagnose.ts when present, else the placeholder', async () => {
     const fn = await loadDiagnose();
-    expect(fn !== null).toBe(existsSync(join(import.meta.dirname, '..', 'src', 'diagnose.ts')));
+    expect(fn !== null).toBe(existsSync(join(import.meta.dirname, '..', 'src', 'core', 'diagnose.ts')));
     const html = await renderReport(readJsonl(join(writeRun(tmp(), 5), 'trajectory.jsonl')), { quantities: [] });
     if (fn) expect(html).not.toContain('No diagnosis available');
     else expect(html).toContain('No diagnosis available');

@@ -17,9 +17,9 @@ import {
   readCheckpoint,
   saveOptimizer,
   saveState,
-} from '../src/checkpoint.js';
-import { create, list } from '../src/registry.js';
-import { BalancedTrainer } from '../src/trainer.js';
+} from '../src/node/checkpoint.js';
+import { create, list } from '../src/core/registry.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
 import { setupRun, trace, type Spec, type StepTrace } from './fixtures/resume-common.js';
 

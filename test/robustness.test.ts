@@ -9,10 +9,10 @@
 import * as fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Balancer, BalancerInput } from '../src/balancer.js';
-import { BalancerError, NonFiniteError } from '../src/errors.js';
-import { create, getStrategy, list } from '../src/registry.js';
-import { BalancedTrainer } from '../src/trainer.js';
+import type { Balancer, BalancerInput } from '../src/core/balancer.js';
+import { BalancerError, NonFiniteError } from '../src/core/errors.js';
+import { create, getStrategy, list } from '../src/core/registry.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
 import { makeToy, useTestBackend } from './helpers.js';
 import { DEGENERATE_CASES, inputOf, ordinary } from './fixtures/degenerate-cases.js';
 

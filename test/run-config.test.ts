@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadRunConfig, validateRunConfig } from '../src/run.js';
-import { createProgress, formatSeconds, termsLine, wantsPlain } from '../src/progress.js';
+import { ConfigError, loadRunConfig, validateRunConfig } from '../src/node/run.js';
+import { createProgress, formatSeconds, termsLine, wantsPlain } from '../src/node/progress.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 /**
  * Gradient-combination strategies (issue 3): pcgrad, mgda, cagrad, imtl, nash-mtl, aligned-mtl, upgrad,
- * and the QP helpers of src/qp.ts they share.
+ * and the QP helpers of src/core/qp.ts they share.
  *
  * Reference values: test/fixtures/<strategy>.json, produced outside this repository by running torchjd
  * (TorchJD/torchjd@46962c2), LibMTL (median-research-group/LibMTL@4336804) and scipy on Debian's
@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Balancer } from '../src/balancer.js';
-import { combinedNorm, gramTimes, type Gram } from '../src/gram.js';
+import { Balancer } from '../src/core/balancer.js';
+import { combinedNorm, gramTimes, type Gram } from '../src/core/gram.js';
 import {
   kktResidual,
   minNormSimplex,
@@ -20,12 +20,12 @@ import {
   psdPinvSolve,
   solveBoundedQP,
   solveLinear,
-} from '../src/qp.js';
+} from '../src/core/qp.js';
 import { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad } from '../strategies/index.js';
 import { imtlAlpha } from '../strategies/imtl.js';
 import { nashResidual } from '../strategies/nash-mtl.js';
 import { pcgradWeights } from '../strategies/pcgrad.js';
-import type { Strategy } from '../src/types.js';
+import type { Strategy } from '../src/core/types.js';
 import { BalancedTrainer } from '../src/index.js';
 import { makeToy, useTestBackend } from './helpers.js';
 
@@ -91,8 +91,8 @@ const ALL: [Strategy, Record<string, unknown>][] = [
   [upgrad, {}],
 ];
 
-// ---------------------------------------------------------------- src/qp.ts
-describe('src/qp.ts', () => {
+// ---------------------------------------------------------------- src/core/qp.ts
+describe('src/core/qp.ts', () => {
   const pdMatrix = fc
     .tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 8 }))
     .chain(([n, p]) => fc.array(fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: p, maxLength: p }), { minLength: n, maxLength: n }))

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { BalancedTrainer, create, type BalancerInput, type Strategy } from '../src/index.js';
 import { makeToy, useTestBackend } from './helpers.js';
-import { validateOptions } from '../src/registry.js';
+import { validateOptions } from '../src/core/registry.js';
 import { cov, dbMtl, dwa, famo, relobralo, rlw, softadapt } from '../strategies/index.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

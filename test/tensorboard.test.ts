@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StepRecord } from '../src/history.js';
+import type { StepRecord } from '../src/core/history.js';
 import {
   crc32c,
   FILE_VERSION,
@@ -16,7 +16,7 @@ import {
   scalarsOf,
   TensorBoardSink,
   tfrecordFrame,
-} from '../src/tensorboard.js';
+} from '../src/node/tensorboard.js';
 
 const root = protobuf.loadSync(fileURLToPath(new URL('./fixtures/tb-event.proto', import.meta.url)));
 const EventT = root.lookupType('tensorflow.Event');
@@ -131,7 +131,7 @@ describe('TensorBoardSink', () => {
   it('a writer killed with SIGKILL leaves every step it wrote readable', async () => {
     const dir = tmp();
     const script = join(dir, 'writer.mts');
-    const src = fileURLToPath(new URL('../src/tensorboard.ts', import.meta.url));
+    const src = fileURLToPath(new URL('../src/node/tensorboard.ts', import.meta.url));
     writeFileSync(
       script,
       `import { TensorBoardSink } from ${JSON.stringify(src)};

@@ -1,6 +1,6 @@
 // Run by test/backend.test.ts in a child process: backend selection and fallbacks.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend.js';
+import { initBackend } from '../../src/train/backend.js';
 
 const warnings: string[] = [];
 const out: Record<string, unknown> = {};

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { PerTerm, StepRecord } from './history.js';
+import type { PerTerm, StepRecord } from '../core/history.js';
 
 /** What a chart shows: the field of {@link StepRecord} per term. */
 export type Quantity = 'alpha' | 'loss' | 'weighted' | 'gradnorm';

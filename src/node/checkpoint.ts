@@ -30,9 +30,9 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Balancer, type BalancerState } from './balancer.js';
-import { BalancerError } from './errors.js';
-import { BalancedTrainer, type TrainerState } from './trainer.js';
+import { Balancer, type BalancerState } from '../core/balancer.js';
+import { BalancerError } from '../core/errors.js';
+import { BalancedTrainer, type TrainerState } from '../train/trainer.js';
 
 /** `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = 'loss-balancer/checkpoint';

@@ -23,7 +23,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { RunMeta, Sink, StepRecord } from './history.js';
+import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 
 // ---------------------------------------------------------------------------------------------------
 // CRC32C

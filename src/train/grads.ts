@@ -4,8 +4,8 @@
  * leave the backend. Every function here is called inside the caller's `tf.tidy`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BalancerError } from './errors.js';
-import type { GradientStats } from './types.js';
+import { BalancerError } from '../core/errors.js';
+import type { GradientStats } from '../core/types.js';
 
 /** A term's gradients, by variable name (variables the term does not reach are absent). */
 export type TermGrads = Map<string, tf.Tensor>;

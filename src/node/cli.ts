@@ -15,10 +15,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { list } from './registry.js';
+import { list } from '../core/registry.js';
 
 function version(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
+  for (const rel of ['../../package.json', '../../../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'loss-balancer' && pkg.version) return pkg.version;
@@ -66,9 +66,9 @@ export function buildCli(): Command {
     .option('--steps <n>', 'training steps per strategy', (v) => parsePositiveInt(v, '--steps'))
     .option('--out <dir>', 'where the trajectories go', 'runs/demo')
     .action(async (opts: { quick?: boolean; steps?: number; out: string }) => {
-      const mod = await importOptional<{ runDemo?: (o: Record<string, unknown>) => Promise<unknown> }>(['./demo.js', '../examples/demo.js']);
+      const mod = await importOptional<{ runDemo?: (o: Record<string, unknown>) => Promise<unknown> }>(['./demo.js', '../../examples/demo.js']);
       if (!mod || typeof mod.runDemo !== 'function') {
-        fail('the demo is not available in this build (no runDemo export in src/demo.ts or examples/demo.ts); from a source checkout run `npm run demo`');
+        fail('the demo is not available in this build (no runDemo export in src/node/demo.ts or examples/demo.ts); from a source checkout run `npm run demo`');
         return;
       }
       await mod.runDemo({ steps: opts.steps ?? (opts.quick ? 200 : undefined), outDir: opts.out });
@@ -112,7 +112,7 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       } finally {
         progress?.stop();
       }
-      const { summarize } = await import('./summary.js');
+      const { summarize } = await import('../core/summary.js');
       const { readJsonl } = await import('./sinks.js');
       process.stdout.write(`${summarize(result.records, readJsonl(result.files.trajectory).meta)}\n`);
       process.stdout.write(
@@ -133,7 +133,7 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
     .option('--linear', 'linear instead of log-scale y axes')
     .option('--out <file>', 'where to write the page (default: report.html in the run folder)')
     .action(async (dir: string, opts: { linear?: boolean; out?: string }) => {
-      const { report } = await import('./report.js');
+      const { report } = await import('../viz/report.js');
       const { path } = await report(dir, { log: !opts.linear, out: opts.out });
       process.stdout.write(`${path}\n`);
     });
@@ -146,16 +146,16 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
     .option('--reference <term>', 'express ratios against this term')
     .option('--json', 'print the whole diagnosis as JSON')
     .action(async (path: string, opts: { tail?: number; reference?: string; json?: boolean }) => {
-      const { findTrajectory } = await import('./report.js');
+      const { findTrajectory } = await import('../viz/report.js');
       const { readJsonl } = await import('./sinks.js');
-      const { summarize } = await import('./summary.js');
+      const { summarize } = await import('../core/summary.js');
       const { meta, records, tornLastLine } = readJsonl(findTrajectory(path));
       if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
       if (!records.length) {
         fail(`${path}: the trajectory has no steps`);
         return;
       }
-      const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['./diagnose.js']);
+      const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['../core/diagnose.js']);
       if (!mod || typeof mod.diagnose !== 'function') {
         process.stdout.write(`${summarize(records, meta)}\n`);
         fail('the diagnose module is not available in this build; printed the summary only', 2);

@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { RunMeta, Sink, StepRecord } from './history.js';
+import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 
 /**
  * Writes `{"kind":"meta",...}` then one `{"kind":"step",...}` line per step. Each line goes to the

@@ -9,7 +9,7 @@
  * the trunk (a skip connection around the split layer): that is an error naming both layers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BalancerError } from './errors.js';
+import { BalancerError } from '../core/errors.js';
 
 /** A model split at a layer. */
 export interface ModelSplit {

@@ -6,8 +6,8 @@
  * @module
  */
 import cliProgress from 'cli-progress';
-import type { StepRecord } from './history.js';
-import { fmt } from './summary.js';
+import type { StepRecord } from '../core/history.js';
+import { fmt } from '../core/summary.js';
 
 /** Receives the progress of a run. */
 export interface Progress {

@@ -5,13 +5,13 @@
  * through {@link BalancedTrainer}, and returns a History shaped like `model.fit`'s.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Balancer } from './balancer.js';
-import { BalancerError } from './errors.js';
-import type { Sink } from './history.js';
-import { permutation, seedRng } from './rng.js';
+import type { Balancer } from '../core/balancer.js';
+import { BalancerError } from '../core/errors.js';
+import type { Sink } from '../core/history.js';
+import { permutation, seedRng } from '../core/rng.js';
 import { splitModel } from './split.js';
 import { BalancedTrainer } from './trainer.js';
-import type { BalancerSpec, NonFinitePolicy } from './types.js';
+import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** A per-output loss: `(yTrue, yPred) → per-sample (or scalar) loss`. */
 export type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;

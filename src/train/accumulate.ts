@@ -20,8 +20,8 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Balancer, UpdateResult } from './balancer.js';
-import { BalancerError } from './errors.js';
+import type { Balancer, UpdateResult } from '../core/balancer.js';
+import { BalancerError } from '../core/errors.js';
 import { combine, detectShared, gradientMatrix, readGram, scalarOf, type TermGrads } from './grads.js';
 
 /** Gradient accumulation for one {@link BalancedTrainer.step}. */

@@ -13,10 +13,10 @@
  */
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { RunMeta, StepRecord } from './history.js';
+import type { RunMeta, StepRecord } from '../core/history.js';
 import { defaultQuantities, plotSvg, termsOf, type Quantity } from './plot.js';
-import { readJsonl, type Trajectory } from './sinks.js';
-import { fmt, summarizeData } from './summary.js';
+import { readJsonl, type Trajectory } from '../node/sinks.js';
+import { fmt, summarizeData } from '../core/summary.js';
 
 /** The file name `report()` writes in the run folder. */
 export const REPORT_FILE = 'report.html';
@@ -34,13 +34,13 @@ function asText(out: unknown): string {
 }
 
 /**
- * The `diagnose` function of `src/diagnose.ts` when that module is present (its text: a returned
+ * The `diagnose` function of `src/core/diagnose.ts` when that module is present (its text: a returned
  * string, or the `text` of a returned object), else `null`. Loaded lazily (and only once) so the
  * report works with or without it.
  */
 export async function loadDiagnose(): Promise<DiagnoseFn | null> {
   diagnoseModule ??= (async () => {
-    const spec = './diagnose.js';
+    const spec = '../core/diagnose.js';
     try {
       const mod = (await import(/* @vite-ignore */ spec)) as { diagnose?: unknown };
       const fn = mod.diagnose;
@@ -76,7 +76,7 @@ export interface ReportOptions {
   log?: boolean;
   /** Charts to include. @default alpha, loss (+ gradnorm when logged) */
   quantities?: Quantity[];
-  /** Diagnosis text; `undefined` asks `src/diagnose.ts` when present, `null` leaves the placeholder. */
+  /** Diagnosis text; `undefined` asks `src/core/diagnose.ts` when present, `null` leaves the placeholder. */
   diagnosis?: string | null;
 }
 

@@ -5,15 +5,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
-import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from './balancer.js';
-import { BalancerError } from './errors.js';
+import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
+import { BalancerError } from '../core/errors.js';
 import {
   checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
   type GramReading, type Representation,
 } from './grads.js';
-import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from './history.js';
-import { create } from './registry.js';
-import type { BalancerSpec, NonFinitePolicy } from './types.js';
+import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
+import { create } from '../core/registry.js';
+import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
 export interface BalancedTrainerOptions {
@@ -252,7 +252,7 @@ export class BalancedTrainer {
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
 
-  /** {@link step} with gradient accumulation over micro-batches (src/accumulate.ts). */
+  /** {@link step} with gradient accumulation over micro-batches (src/train/accumulate.ts). */
   private stepMicro(
     micro: MicroBatches,
     vars: tf.Variable[],

@@ -20,9 +20,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { BalancerError, describeValue, OptionError } from './errors.js';
-import type { StepRecord } from './history.js';
-import { create } from './registry.js';
+import { BalancerError, describeValue, OptionError } from '../core/errors.js';
+import type { StepRecord } from '../core/history.js';
+import { create } from '../core/registry.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
@@ -173,13 +173,13 @@ export interface RunResult {
  */
 export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => void): Promise<RunResult> {
   const tf = await import('@tensorflow/tfjs');
-  const { initBackend } = await import('./backend.js');
-  const { makeToyProblem } = await import('./toy.js');
-  const { BalancedTrainer } = await import('./trainer.js');
+  const { initBackend } = await import('../train/backend.js');
+  const { makeToyProblem } = await import('../train/toy.js');
+  const { BalancedTrainer } = await import('../train/trainer.js');
   const { JsonlSink } = await import('./sinks.js');
   const { TensorBoardSink } = await import('./tensorboard.js');
-  const { writePlots } = await import('./plot.js');
-  const { report } = await import('./report.js');
+  const { writePlots } = await import('../viz/plot.js');
+  const { report } = await import('../viz/report.js');
 
   const backend = await initBackend(cfg.backend);
   const dir = join(cfg.output, cfg.name);

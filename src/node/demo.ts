@@ -7,13 +7,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
-import { initBackend } from './backend.js';
-import type { History } from './history.js';
-import { normal, seedRng, uniform, type RngState } from './rng.js';
+import { initBackend } from '../train/backend.js';
+import type { History } from '../core/history.js';
+import { normal, seedRng, uniform, type RngState } from '../core/rng.js';
 import { JsonlSink } from './sinks.js';
-import { fmt, summarizeData } from './summary.js';
-import { BalancedTrainer } from './trainer.js';
-import type { BalancerSpec } from './types.js';
+import { fmt, summarizeData } from '../core/summary.js';
+import { BalancedTrainer } from '../train/trainer.js';
+import type { BalancerSpec } from '../core/types.js';
 
 const SIDE = 8;
 const PIXELS = SIDE * SIDE;

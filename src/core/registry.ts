@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
 import type { BalancerSpec, Strategy } from './types.js';
-import { builtinStrategies } from '../strategies/index.js';
+import { builtinStrategies } from '../../strategies/index.js';
 
 const strategies = new Map<string, Strategy>(builtinStrategies.map((s) => [s.name, s]));
 
