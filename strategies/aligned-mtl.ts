@@ -6,7 +6,7 @@
  * Multi-Task Learning", CVPR 2023. https://openaccess.thecvf.com/content/CVPR2023/html/Senushkin_Independent_Component_Alignment_for_Multi-Task_Learning_CVPR_2023_paper.html
  * (Algorithm 1).
  *
- * In words: with the eigen-decomposition G = V Λ Vᵀ (mathjs `eigs`) restricted to its rank r (the
+ * In words: with the eigen-decomposition G = V Λ Vᵀ (ml-matrix `EigenvalueDecomposition`) restricted to its rank r (the
  * eigenvalues above λ_max·T·ε₃₂, ε₃₂ = 2⁻²³ the float32 machine epsilon, as in the reference code: the
  * Gram matrix comes from float32 gradients), the balance matrix is
  *
