@@ -25,7 +25,7 @@
  * Options: `scale` ('min' | 'median' | 'rmse') @default 'min'; `preference` (pre-weights p, one per
  * term, finite) @default all ones.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { symmetricEigen } from '../src/core/qp.js';
