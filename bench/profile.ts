@@ -2,7 +2,7 @@
  * Where the time of a step goes: runs one configuration of the overhead benchmark's model under
  * `node --cpu-prof`, notes the time window of the measured steps (after a warm-up), then summarises
  * the profile's self time inside that window, grouped by origin (wasm kernels, tfjs-core engine and
- * gradients, wasm backend glue, mathjs, loss-balancer, strategies, GC) with the top functions.
+ * gradients, wasm backend glue, ml-matrix, loss-balancer, strategies, GC) with the top functions.
  *
  *   rm -rf /tmp/prof && node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts \
  *     --mode representation --strategy cagrad --T 4 --steps 200 --window /tmp/prof/window.json
@@ -127,7 +127,7 @@ function summarize(dir: string): void {
     if (url.includes('tfjs-backend-wasm')) return 'tfjs-backend-wasm JS glue';
     if (url.includes('tfjs-core')) return 'tfjs-core (engine, tape, gradients, ops)';
     if (url.includes('tfjs-layers')) return 'tfjs-layers';
-    if (url.includes('mathjs')) return 'mathjs';
+    if (url.includes('ml-matrix')) return 'ml-matrix';
     if (url.includes('/strategies/')) return 'loss-balancer strategies';
     if (url.includes('/src/')) return 'loss-balancer src';
     if (url.includes('zod')) return 'zod';

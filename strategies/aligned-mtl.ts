@@ -6,7 +6,7 @@
  * Multi-Task Learning", CVPR 2023. https://openaccess.thecvf.com/content/CVPR2023/html/Senushkin_Independent_Component_Alignment_for_Multi-Task_Learning_CVPR_2023_paper.html
  * (Algorithm 1).
  *
- * In words: with the eigen-decomposition G = V Λ Vᵀ (mathjs `eigs`) restricted to its rank r (the
+ * In words: with the eigen-decomposition G = V Λ Vᵀ (ml-matrix `EigenvalueDecomposition`) restricted to its rank r (the
  * eigenvalues above λ_max·T·ε₃₂, ε₃₂ = 2⁻²³ the float32 machine epsilon, as in the reference code: the
  * Gram matrix comes from float32 gradients), the balance matrix is
  *
@@ -25,7 +25,7 @@
  * Options: `scale` ('min' | 'median' | 'rmse') @default 'min'; `preference` (pre-weights p, one per
  * term, finite) @default all ones.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { symmetricEigen } from '../src/core/qp.js';

@@ -33,7 +33,7 @@
  * Options: `c` (radius of the ball relative to ‖g0‖; the convergence guarantee needs c < 1) @default
  * 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';

@@ -31,7 +31,7 @@
  * @default 1 (authors' code; with 1 the means stay at their first values — set e.g. 0.99 for a
  * decaying mean).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 

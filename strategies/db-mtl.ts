@@ -29,7 +29,7 @@
  * Options: `beta` (β, EMA weight of the past) @default 0.9 (LibMTL); `betaSigma` (σ, decay of β with
  * the step count) @default 0 (LibMTL).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { NORM_EPS } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 

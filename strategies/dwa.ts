@@ -27,7 +27,7 @@
  *
  * Options: `temperature` @default 2 (paper); `average` ('step' | 'epoch') @default 'step'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
 import type { Strategy } from '../src/core/types.js';

@@ -33,7 +33,7 @@
  * the official example uses 0.01); `minLoss` (L_min: one number, an array in term order, or
  * `{ term: value }`) @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import { softmax } from '../src/core/gram.js';
 import { adamInit, adamStep, type AdamState } from '../src/core/optim.js';

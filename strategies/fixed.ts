@@ -7,7 +7,7 @@
  * - `weights` — an array in term order, or an object `{ term: weight }` (terms not named get 1).
  *   @default all 1
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import type { Strategy } from '../src/core/types.js';
 

@@ -34,7 +34,7 @@
  * `max-mean` and `norm`, 0.01 for `mean-mean`; `reference` (term name or index) @default the first
  * term; `numerator` ('reference' | 'mean') @default 'reference'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import { NORM_EPS, norms } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';

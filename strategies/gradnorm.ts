@@ -19,7 +19,7 @@
  * Options: `alpha` (restoring-force strength) @default 1.5; `lr` (learning rate of the weights)
  * @default 0.025; `optimizer` ('adam' | 'sgd') @default 'adam'; `minWeight` @default 1e-3.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, mean, norms, renormalize } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import type { Strategy } from '../src/core/types.js';

@@ -12,7 +12,7 @@
  *
  * and every entry is read from G: (g_1Uᵀ)_t = G_11/n_1 − G_1t/n_t and
  * (DUᵀ)_st = G_11/n_1 − G_1t/n_t − G_s1/n_1 + G_st/n_t (n_i = ‖g_i‖). The (T−1)×(T−1) system is solved
- * with mathjs. When the gradients are linearly dependent (rank-deficient G) that system is singular; we
+ * with ml-matrix. When the gradients are linearly dependent (rank-deficient G) that system is singular; we
  * then use the generalisation of Quinton & Rey ("Jacobian Descent for Multi-Objective Optimization",
  * 2024, as in torchjd's IMTLG): v = G⁺n, α = v / Σv (α = 0 when Σv = 0), which equals the closed form
  * whenever G is invertible (numerical rank: eigenvalues above 1e3·T·ε·λ_max).
@@ -24,7 +24,7 @@
  *
  * IMTL's loss part (IMTL-L, learned loss scales) is not included here. Options: none.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { NORM_EPS, norms, type Gram } from '../src/core/gram.js';
 import { psdPinvSolve, solveLinear, symmetricEigen } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';

@@ -11,7 +11,7 @@
  * Options: `reference` ('initial' | 'ema') @default 'initial'; `decay` (β of the EMA) @default 0.99;
  * `normalize` ('sum' | 'none') @default 'sum'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 

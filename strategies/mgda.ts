@@ -34,7 +34,7 @@
  *
  * Options: `normalization` @default 'none'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, NORM_EPS, norms } from '../src/core/gram.js';
 import { minNormSimplex } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';

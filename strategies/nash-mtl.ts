@@ -30,7 +30,7 @@
  * Options: `updateFrequency` @default 1; `maxNorm` (0 disables) @default 1 (official code). Since
  * ‖Σα_i g_i‖ = √T before the cap, the default cap makes every step's direction norm 1 for T ≥ 2.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { combinedNorm, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex, solveLinear } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';

@@ -21,7 +21,7 @@
  *
  * Options: `seed` (seed of the order generator) @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 import type { Strategy } from '../src/core/types.js';

@@ -26,7 +26,7 @@
  * Options: `alpha` (EMA weight of the history) @default 0.95; `expectedLookback` (E[ρ], probability
  * of keeping λ(t−1)) @default 0.99; `temperature` (τ) @default 1; `seed` @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import type { Strategy } from '../src/core/types.js';

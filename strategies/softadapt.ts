@@ -31,7 +31,7 @@
  * Options: `beta` @default 0.1 (authors' package); `variant` ('plain' | 'loss-weighted' |
  * 'normalized') @default 'plain'; `average` ('step' | 'epoch') @default 'step'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS, renormalize, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
 import type { Strategy } from '../src/core/types.js';

@@ -19,7 +19,7 @@
  * Options: `form` ('regression' | 'classification', per term as an object) @default 'regression';
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Strategy } from '../src/core/types.js';

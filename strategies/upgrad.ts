@@ -25,7 +25,7 @@
  *
  * Options: `normEps` @default 1e-4; `regEps` @default 1e-4 (torchjd's defaults).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Gram } from '../src/core/gram.js';
 import { projectDualCone } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';

@@ -29,4 +29,21 @@ describe('initBackend', () => {
     expect(r.stderr).toContain('boom from user code');
     expect(r.stderr.length).toBeLessThan(3000);
   });
+
+  it('importing the library registers no backend; top-level sync ops work; initBackend() keeps a chosen backend unless asked to choose', () => {
+    const env = { ...process.env } as Record<string, string>;
+    delete env.LOSS_BALANCER_BACKEND;
+    const r = spawnSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'test', 'scripts', 'import-effects.ts')], { encoding: 'utf8', env });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.after).toBe(out.before);
+    expect(out.after.split(',')).not.toContain('wasm');
+    expect(out.topLevelSum).toBe(6);
+    expect(out.implicit).toBe('cpu');
+    expect(out.kept).toBe('cpu');
+    expect(out.keptActive).toBe('cpu');
+    expect(out.chosen).toBe('wasm');
+    expect(out.chosenActive).toBe('wasm');
+    expect(r.stderr).not.toMatch(/already registered|has not yet been initialized/);
+  });
 });

@@ -78,7 +78,7 @@ async function train(): Promise<void> {
   const t0 = performance.now();
   try {
     for (let i = 0; i < state.steps; i++) {
-      trainer.step();
+      await trainer.stepAsync(); // reads values with await data(): the page stays responsive on WebGL/WebGPU
       const rec = trainer.history.last!;
       state.alphas.push(state.terms.map((t) => rec.weight[t]));
       state.step = i + 1;

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError, OptionError } from './errors.js';
 
 const weight = z.number({ message: 'must be a finite number >= 0' }).nonnegative({ message: 'must be a finite number >= 0' });

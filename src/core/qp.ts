@@ -3,13 +3,15 @@
  * (MGDA's min-norm point, UPGrad's projection onto the dual cone, CAGrad's dual, Nash-MTL's
  * feasibility check). T is the number of loss terms (a handful), so exact active-set solves are cheap.
  *
- * Everything is plain numbers; linear solves go through mathjs (`lusolve`, LU with partial pivoting).
+ * Everything is plain numbers; linear solves and symmetric eigen-decompositions go through ml-matrix
+ * (`LuDecomposition`, LU with partial pivoting; `EigenvalueDecomposition`, Householder tridiagonalisation
+ * and implicit QL as in JAMA).
  * Each solver returns a feasible point even if its iteration cap is reached, and reports whether the
  * KKT conditions hold to tolerance, so a caller can validate rather than trust.
  *
  * @module
  */
-import { eigs, lusolve } from 'mathjs';
+import { EigenvalueDecomposition, LuDecomposition, Matrix } from 'ml-matrix';
 import type { Gram } from './gram.js';
 
 /** Relative tolerance of the QP solvers (on the KKT conditions, scaled by the problem). */
@@ -25,11 +27,13 @@ export interface QPResult {
   iterations: number;
 }
 
-/** Solve the square system `A x = b` (mathjs LU with partial pivoting); null when singular or non-finite. */
+/** Solve the square system `A x = b` (ml-matrix LU with partial pivoting); null when singular or non-finite. */
 export function solveLinear(A: readonly (readonly number[])[], b: readonly number[]): number[] | null {
   if (A.length === 0) return [];
   try {
-    const x = (lusolve(A.map((r) => [...r]), [...b]) as number[][]).map((r) => r[0]);
+    const lu = new LuDecomposition(new Matrix(A.map((r) => [...r])));
+    if (lu.isSingular()) return null;
+    const x = lu.solve(Matrix.columnVector([...b])).getColumn(0);
     return x.every(Number.isFinite) ? x : null;
   } catch {
     return null;
@@ -217,15 +221,17 @@ export interface SymmetricEigen {
 }
 
 /**
- * Eigen-decomposition of the symmetric part of `G` (mathjs `eigs`, Jacobi rotations for symmetric
- * input), sorted by descending eigenvalue.
+ * Eigen-decomposition of the symmetric part of `G` (ml-matrix `EigenvalueDecomposition` with
+ * `assumeSymmetric`: Householder tridiagonalisation, then implicit QL), sorted by descending eigenvalue.
  */
 export function symmetricEigen(G: Gram): SymmetricEigen {
   const n = G.length;
+  if (n === 0) return { values: [], vectors: [] };
   const S = G.map((row, i) => row.map((v, j) => (v + G[j][i]) / 2));
-  const { eigenvectors } = eigs(S) as unknown as { eigenvectors: { value: number; vector: number[] }[] };
-  const pairs = eigenvectors
-    .map((e) => ({ value: Number(e.value), vector: (e.vector as unknown as number[]).map(Number) }))
+  const e = new EigenvalueDecomposition(new Matrix(S), { assumeSymmetric: true });
+  const V = e.eigenvectorMatrix;
+  const pairs = e.realEigenvalues
+    .map((value, k) => ({ value, vector: V.getColumn(k) }))
     .sort((a, b) => b.value - a.value);
   if (pairs.length !== n) throw new Error(`symmetricEigen: got ${pairs.length} eigenpairs for a ${n}×${n} matrix`);
   return { values: pairs.map((p) => p.value), vectors: pairs.map((p) => p.vector) };

@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError, describeValue, OptionError } from '../core/errors.js';
 import type { StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';

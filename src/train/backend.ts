@@ -1,11 +1,12 @@
 /**
  * Backend selection: `@tensorflow/tfjs-node` ('tensorflow') when it is installed and loads, else the
- * embedded WebAssembly backend ('wasm'), else plain JavaScript ('cpu'). tfjs-node is an optional peer
- * dependency: it downloads libtensorflow when installed, which fails on machines without internet, so
- * it is never installed by `npm install loss-balancer` and its absence is never an error.
+ * WebAssembly backend ('wasm', `@tensorflow/tfjs-backend-wasm`), else plain JavaScript ('cpu').
+ * Both are optional peer dependencies, loaded here by a dynamic `import()` only when
+ * {@link initBackend} tries them: importing loss-balancer registers no backend and changes nothing in
+ * tfjs. tfjs-node downloads libtensorflow when installed, which fails on machines without internet, so
+ * its absence is never an error.
  */
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 
 /** The backends loss-balancer knows how to start. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -46,8 +47,21 @@ async function withoutGlueHandlers<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Register the wasm backend by importing `@tensorflow/tfjs-backend-wasm` (optional peer); false when absent. */
+async function tryWasm(): Promise<boolean> {
+  if (tf.findBackendFactory('wasm')) return true;
+  try {
+    const mod = '@tensorflow/tfjs-backend-wasm';
+    await withoutGlueHandlers(() => import(/* @vite-ignore */ mod));
+    return !!tf.findBackendFactory('wasm');
+  } catch {
+    return false;
+  }
+}
+
 async function start(name: BackendName): Promise<boolean> {
   if (name === 'tensorflow' && !(await tryNode())) return false;
+  if (name === 'wasm' && !(await tryWasm())) return false;
   try {
     return await withoutGlueHandlers(async () => (await tf.setBackend(name)) && (await tf.ready(), tf.getBackend() === name));
   } catch {
@@ -56,13 +70,33 @@ async function start(name: BackendName): Promise<boolean> {
 }
 
 /**
- * Start a backend. `choice` defaults to the environment variable `LOSS_BALANCER_BACKEND`, else
- * `'auto'`. A named backend that cannot start falls back along tensorflow → wasm → cpu, with a
- * warning. Returns the name of the backend in use.
+ * The backend tfjs is already using (set by `tf.setBackend`, or chosen by tfjs when the first op ran),
+ * or null when none was started yet. Reading it starts nothing.
  */
-export async function initBackend(choice?: BackendChoice, warn: (m: string) => void = console.warn): Promise<BackendName> {
+function activeBackend(): string | null {
+  const engine = tf.engine() as unknown as { backendName?: string | null; backendInstance?: unknown };
+  return engine.backendInstance != null && engine.backendName ? engine.backendName : null;
+}
+
+/**
+ * Start a backend. `choice` defaults to the environment variable `LOSS_BALANCER_BACKEND`; without
+ * either, a backend the program already uses (`tf.setBackend('webgl')`, or the one tfjs picked for an
+ * earlier op) is kept and its name returned, and only when none is in use yet is one chosen as with
+ * `'auto'`: the first of tensorflow (`@tensorflow/tfjs-node`), wasm (`@tensorflow/tfjs-backend-wasm`),
+ * cpu that starts. Pass `'auto'` to choose even though a backend is in use. A named backend that
+ * cannot start (e.g. its optional package is not installed) falls back along tensorflow → wasm → cpu,
+ * with a warning. Returns the name of the backend in use.
+ *
+ * @throws Error for an unknown backend name.
+ */
+export async function initBackend(choice?: BackendChoice, warn: (m: string) => void = console.warn): Promise<string> {
   const fromEnv = typeof process !== 'undefined' ? process.env?.LOSS_BALANCER_BACKEND : undefined;
-  const wanted = (choice ?? fromEnv ?? 'auto') as string;
+  const given = choice ?? (fromEnv || undefined);
+  if (given === undefined) {
+    const active = activeBackend();
+    if (active) return active;
+  }
+  const wanted = (given ?? 'auto') as string;
   if (wanted !== 'auto' && !(ORDER as readonly string[]).includes(wanted)) {
     throw new Error(`unknown backend "${wanted}"; use one of auto, ${ORDER.join(', ')}`);
   }

@@ -83,6 +83,14 @@ export interface GramReading {
 
 /** `G = M Mᵀ` (and mean/max |g| per row when `withStats`), downloaded as plain numbers. */
 export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
+  return parseGram(gramTensor(M, withStats).dataSync(), M.shape[0], withStats);
+}
+
+/**
+ * What {@link readGram} downloads, as one flat tensor: `G = M Mᵀ` row by row (T×T), then with
+ * `withStats` mean |g_i| and max |g_i| (T each). For a caller that reads it asynchronously.
+ */
+export function gramTensor(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
   const T = M.shape[0];
   // wasm: a transposed operand is slow beyond a few rows (T=16, P=32768: 28 ms with transposeB,
   // 11 ms with an explicit transpose, measured interleaved); for T ≤ 4 transposeB is the faster one.
@@ -92,7 +100,11 @@ export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
     const abs = M.abs();
     parts.push(abs.mean(1), abs.max(1));
   }
-  const flat = tf.concat(parts).dataSync();
+  return tf.concat(parts) as tf.Tensor1D;
+}
+
+/** The values of {@link gramTensor} (downloaded) as a {@link GramReading}. */
+export function parseGram(flat: Float32Array | Int32Array | Uint8Array, T: number, withStats: boolean): GramReading {
   const gram = Array.from({ length: T }, (_, i) => Array.from(flat.subarray(i * T, (i + 1) * T)));
   if (!withStats) return { gram };
   const off = T * T;

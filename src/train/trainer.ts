@@ -8,8 +8,8 @@ import { accumulatedStep, microFractions, type MicroBatches } from './accumulate
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import {
-  checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
-  type GramReading, type Representation,
+  checkRepresentation, combine, detectShared, gradientMatrix, gramTensor, parseGram, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
+  type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
@@ -221,11 +221,8 @@ export class BalancedTrainer {
         result = res!;
         grads = out.grads;
       } else if (perTerm) {
-        const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
-        const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
-        losses = Array.from(tf.stack(values).dataSync());
-        this.sharedVars ??= detectShared(termGrads, vars);
-        reading = readGram(gradientMatrix(termGrads, this.sharedVars), !!needs.stats);
+        const { termGrads, flat } = this.termReadings(names, vars, check);
+        ({ losses, reading } = this.parseReadings(flat.dataSync(), names.length));
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
         grads = result.skipped ? {} : combine(termGrads, result.weights, vars, this.balancer.headWeights);
       } else {
@@ -250,6 +247,99 @@ export class BalancedTrainer {
     });
 
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /**
+   * {@link step} for browser backends (WebGL, WebGPU): the same step, but every value (losses, Gram
+   * matrix, the finiteness check of the combined gradients) is read with `await tensor.data()`
+   * instead of `dataSync()`, so the page's main thread is not blocked while the GPU works. Gives the
+   * same records and the same variable updates as `step()`.
+   *
+   * Strategies that read losses only: a step's weights depend on that step's losses, and tfjs runs
+   * a gradient function synchronously from forward to backward pass, so the losses are read from a
+   * first forward pass and the balanced loss is differentiated in a second one (one extra forward
+   * pass per step; `terms()` must give the same values both times, e.g. no unseeded dropout).
+   * Strategies that read gradients: no extra pass.
+   *
+   * @throws BalancerError with option `represent` or with micro-batches (use `step()` there).
+   */
+  async stepAsync(): Promise<StepResult> {
+    const vars = this.variables;
+    if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
+    if (this.opts.represent) throw new BalancerError('BalancedTrainer: stepAsync() cannot be used with option "represent"; use step()');
+    if (!this.names) this.bindNames();
+    const names = this.names!;
+    const needs = this.balancer.needs;
+    const refresh = this.balancer.wantsUpdate(this._epoch);
+    const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
+    const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
+    const snapshot = this.balancer.state();
+    const held: tf.Tensor[] = [];
+    try {
+      let losses: number[];
+      let reading: GramReading | undefined;
+      let result: UpdateResult;
+      let grads: tf.NamedTensorMap = {};
+      if (perTerm) {
+        let out!: { termGrads: TermGrads[]; flat: tf.Tensor1D };
+        tf.tidy(() => {
+          out = this.termReadings(names, vars, check);
+          out.termGrads.forEach((g) => g.forEach((t) => held.push(tf.keep(t))));
+          held.push(tf.keep(out.flat));
+        });
+        const { termGrads, flat } = out;
+        ({ losses, reading } = this.parseReadings(await flat.data(), names.length));
+        result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
+        if (!result.skipped) grads = tf.tidy(() => combine(termGrads, result.weights, vars, this.balancer.headWeights));
+      } else {
+        const lossTensor = tf.tidy(() => {
+          const t = this.termsFn();
+          check(t);
+          return tf.stack(names.map((n) => scalarOf(t, n)));
+        });
+        held.push(lossTensor);
+        losses = Array.from(await lossTensor.data());
+        // Between refreshes the balancer reuses its last weights without calling the strategy.
+        result = this.balancer.update({ losses, epoch: this._epoch });
+        const w = result.weights;
+        if (!result.skipped) {
+          grads = tf.tidy(() => tf.variableGrads(() => {
+            const t = this.termsFn();
+            check(t);
+            return tf.addN(names.map((n, i) => scalarOf(t, n).mul(w[i]))) as tf.Scalar;
+          }, vars).grads);
+        }
+      }
+      held.push(...Object.values(grads));
+      if (!result.skipped && Object.keys(grads).length) {
+        const gradNames = Object.keys(grads);
+        const flags = tf.tidy(() => tf.stack(gradNames.map((n) => tf.all(tf.isFinite(grads[n])))));
+        held.push(flags);
+        result = this.guarded(gradNames, await flags.data(), result, snapshot);
+        if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(grads));
+      }
+      return { ...this.record(names, losses, result, reading?.gram), refreshed: refresh };
+    } finally {
+      tf.dispose(held);
+    }
+  }
+
+  /**
+   * Per-term gradients of the trained variables and, in one flat tensor to download, the term losses
+   * (T) followed by {@link gramTensor} over the shared variables. Shared by {@link step} and
+   * {@link stepAsync}; call inside `tf.tidy`.
+   */
+  private termReadings(names: string[], vars: tf.Variable[], check: (t: Record<string, tf.Scalar>) => void): { termGrads: TermGrads[]; flat: tf.Tensor1D } {
+    const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
+    const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
+    this.sharedVars ??= detectShared(termGrads, vars);
+    const flat = tf.concat([tf.stack(values), gramTensor(gradientMatrix(termGrads, this.sharedVars), !!this.balancer.needs.stats)]) as tf.Tensor1D;
+    return { termGrads, flat };
+  }
+
+  /** The download of {@link termReadings}'s `flat` as losses and a {@link GramReading}. */
+  private parseReadings(flat: Float32Array | Int32Array | Uint8Array, T: number): { losses: number[]; reading: GramReading } {
+    return { losses: Array.from(flat.subarray(0, T)), reading: parseGram(flat.subarray(T), T, !!this.balancer.needs.stats) };
   }
 
   /** {@link step} with gradient accumulation over micro-batches (src/train/accumulate.ts). */
@@ -305,7 +395,12 @@ export class BalancedTrainer {
   private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
     const names = Object.keys(grads);
     const finite = tf.tidy(() => tf.stack(names.map((n) => tf.all(tf.isFinite(grads[n])))).dataSync());
-    const i = finite.findIndex((v) => !v);
+    return this.guarded(names, finite, result, snapshot);
+  }
+
+  /** The outcome of the finiteness check: `finite[i]` is 0 when variable `names[i]`'s gradient is not finite. */
+  private guarded(names: string[], finite: ArrayLike<number>, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+    const i = Array.prototype.findIndex.call(finite, (v: number) => !v);
     if (i < 0) return result;
     const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
     this.balancer.load(snapshot);

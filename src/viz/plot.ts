@@ -2,6 +2,9 @@
  * Plots of a trajectory: one chart per quantity (alpha, raw loss, weighted loss, gradient norm), one
  * line per term with a legend, as SVG (a Vega-Lite spec compiled with `vega-lite` and rendered by
  * `vega`'s headless `View.toSVG()`) and as PNG (the SVG rasterised by `@resvg/resvg-js`).
+ * These three packages are optional peer dependencies (`npm install vega vega-lite @resvg/resvg-js`),
+ * loaded when the first chart is drawn; without them the drawing functions throw a
+ * {@link MissingPeerError} that names them.
  *
  * @example
  * ```ts
@@ -15,10 +18,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { loadResvg, loadVega } from './peers.js';
 import type { PerTerm, StepRecord } from '../core/history.js';
+
+export { MissingPeerError, PLOT_PEERS } from './peers.js';
 
 /** What a chart shows: the field of {@link StepRecord} per term. */
 export type Quantity = 'alpha' | 'loss' | 'weighted' | 'gradnorm';
@@ -119,9 +123,14 @@ export function plotSpec(records: readonly StepRecord[], options: PlotOptions = 
   } as TopLevelSpec;
 }
 
-/** Render a Vega-Lite spec to an SVG string, headless. */
+/**
+ * Render a Vega-Lite spec to an SVG string, headless.
+ *
+ * @throws MissingPeerError when the optional peers `vega` / `vega-lite` are not installed.
+ */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const vg = compile(spec).spec;
+  const { vega, vegaLite } = await loadVega();
+  const vg = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(vg), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -135,8 +144,13 @@ export async function plotSvg(records: readonly StepRecord[], options: PlotOptio
   return renderSvg(plotSpec(records, options));
 }
 
-/** Rasterise an SVG to PNG bytes (`scale` 2 gives a sharp image on high-density screens). */
+/**
+ * Rasterise an SVG to PNG bytes (`scale` 2 gives a sharp image on high-density screens).
+ *
+ * @throws MissingPeerError when the optional peer `@resvg/resvg-js` is not installed.
+ */
 export function svgToPng(svg: string, scale = 2): Uint8Array {
+  const { Resvg } = loadResvg();
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',

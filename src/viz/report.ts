@@ -2,7 +2,9 @@
  * `report(runDir)`: one self-contained HTML page about a run, to open in a browser or send to a
  * colleague: the run's configuration and backend (from the JSONL meta line), alpha and loss charts
  * (inline SVG), a table of start / end / mean alphas per term, and the diagnosis text. No scripts, no
- * external assets.
+ * external assets. The charts need the optional peer dependencies `vega` and `vega-lite`
+ * (`npm install vega vega-lite @resvg/resvg-js` installs everything plots and reports use); without
+ * them `report()` throws an error naming them.
  *
  * @example
  * ```ts

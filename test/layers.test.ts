@@ -1,0 +1,68 @@
+/**
+ * The layering of src/ (docs/design.md, "Layers"), checked on the import statements: the browser-safe
+ * core and the strategies know neither tfjs nor Node; the trainers know tfjs but not Node; nothing
+ * below the entry points imports the Node I/O or the visualisation folders; and the browser entry,
+ * bundled by esbuild for the browser with tfjs external, pulls in only core/, train/ and strategies/
+ * and stays ≤ 80 KB gzipped. Pure file reads and one in-memory bundle.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const filesIn = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesIn(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+/** Every module specifier a file imports or re-exports (static and literal dynamic imports). */
+const importsOf = (file: string): string[] => {
+  const src = readFileSync(join(ROOT, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const specs = [...src.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]/g), ...src.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g), ...src.matchAll(/(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g)];
+  return specs.map((m) => m[1]);
+};
+/** A relative specifier as a repository path (e.g. `src/train/grads.js`); bare specifiers unchanged. */
+const target = (file: string, spec: string) => (spec.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), spec)) : spec);
+
+function violations(dirs: string[], forbidden: (t: string) => boolean): string[] {
+  return dirs.flatMap(filesIn).flatMap((f) => importsOf(f).map((s) => target(f, s)).filter(forbidden).map((t) => `${f} imports ${t}`));
+}
+
+describe('layers', () => {
+  it('finds the imports it checks', () => {
+    expect(importsOf('src/train/trainer.ts')).toContain('@tensorflow/tfjs');
+    expect(importsOf('src/index.ts')).toContain('./node/sinks.js');
+  });
+
+  it('src/core and strategies/ import neither tfjs, Node built-ins, nor train/, node/, viz/', () => {
+    expect(violations(['src/core', 'strategies'], (t) => /^@tensorflow\/|^node:|^src\/(train|node|viz)\//.test(t))).toEqual([]);
+  });
+
+  it('src/train imports no Node built-in and nothing from node/ or viz/', () => {
+    expect(violations(['src/train'], (t) => /^node:|^src\/(node|viz)\//.test(t))).toEqual([]);
+  });
+
+  it('the browser entry imports only core/, train/ and strategies/', () => {
+    const bad = importsOf('src/browser.ts').map((s) => target('src/browser.ts', s)).filter((t) => !/^(src\/(core|train)|strategies)\//.test(t));
+    expect(bad).toEqual([]);
+  });
+
+  it('the browser entry bundles for the browser (tfjs external): core, train and strategies only, ≤ 80 KB gzipped', async () => {
+    const res = await build({
+      entryPoints: [join(ROOT, 'src/browser.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      minify: true,
+      write: false,
+      metafile: true,
+      external: ['@tensorflow/*'],
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(res.metafile.inputs).map((f) => relative(ROOT, resolve(f)));
+    expect(inputs.filter((f) => /^src\/(node|viz)\//.test(f) || /node_modules\/(mathjs|vega|vega-lite|@resvg|commander|yaml|cli-progress)\//.test(f))).toEqual([]);
+    const gz = gzipSync(res.outputFiles[0].contents).length;
+    expect(gz).toBeLessThanOrEqual(80 * 1024);
+  });
+});
