@@ -19,7 +19,7 @@ function twoHeads(opt: () => tf.Optimizer, withMetrics = true): tf.LayersModel {
   const reg = tf.layers.dense({ units: 1, name: 'reg', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }), biasRegularizer: tf.regularizers.l1({ l1: 0.001 }) }).apply(h) as tf.SymbolicTensor;
   const cls = tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'cls', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: [reg, cls] });
-  model.compile({ optimizer: opt(), loss: ['meanSquaredError', 'binaryCrossentropy'], ...(withMetrics ? { metrics: { reg: ['mae'], cls: ['acc'] } } : {}) });
+  model.compile({ optimizer: opt(), loss: ['meanSquaredError', 'binaryCrossentropy'], ...(withMetrics ? { metrics: { reg: 'mae', cls: 'acc' } } : {}) });
   return model;
 }
 
