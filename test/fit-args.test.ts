@@ -34,7 +34,8 @@ const ys = () => [tf.randomNormal([24, 1], 0, 1, 'float32', 22), tf.randomNormal
 
 /** A callback recording every hook call: name, index, and the logs (numbers) it received. */
 function recorder(calls: unknown[], extra: tf.CustomCallbackArgs = {}): tf.CustomCallbackArgs {
-  const keep = (logs?: tf.Logs) => Object.fromEntries(Object.entries(logs ?? {}).filter(([k]) => !k.startsWith('alpha/')).map(([k, v]) => [k, +(v as number).toFixed(5)]));
+  // the balancing keys (alpha/<out>, val_loss/<out>) are extra: compared apart
+  const keep = (logs?: tf.Logs) => Object.fromEntries(Object.entries(logs ?? {}).filter(([k]) => !k.includes('/')).map(([k, v]) => [k, +(v as number).toFixed(5)]));
   let clock = 0;
   return {
     onTrainBegin: (logs) => void calls.push(['trainBegin', keep(logs)]),
@@ -133,6 +134,33 @@ describe('fitBalanced arguments', () => {
     mb.getWeights().forEach((w, i) => expect(tf.max(tf.abs(tf.sub(w, wa[i]))).dataSync()[0]).toBeLessThan(1e-5));
     tf.dispose([X, ...Y]);
     scaled.dispose();
+    mb.dispose();
+  });
+});
+
+describe('fitBalanced validation keys', () => {
+  it("val_* are model.fit's values (shifted by tfjs for several outputs); val_loss/<out> are each output's own", async () => {
+    const build2 = () => {
+      const input = tf.input({ shape: [3] });
+      const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: 'ones' }).apply(input) as tf.SymbolicTensor;
+      const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: 'zeros' }).apply(input) as tf.SymbolicTensor;
+      const m = tf.model({ inputs: input, outputs: [a, b] });
+      m.compile({ optimizer: tf.train.sgd(0), loss: 'meanSquaredError' });
+      return m;
+    };
+    // by hand: prediction a = 3 (bias 0) against 0 → L_a = 9; prediction b = 0 against 2 → L_b = 4
+    const X = tf.ones([4, 3]);
+    const Y = [tf.zeros([4, 1]), tf.fill([4, 1], 2)];
+    const ma = build2();
+    const mb = build2();
+    const ref = await ma.fit(X, Y, { epochs: 1, validationData: [X, Y], verbose: 0 });
+    const got = await fitBalanced(mb, X, Y, { epochs: 1, validationData: [X, Y], verbose: 0 });
+    expect(ref.history).toEqual({ val_loss: [9], val_a_loss: [13], val_b_loss: [9], loss: [13], a_loss: [9], b_loss: [4] });
+    for (const k of Object.keys(ref.history)) expect(got.history[k]).toEqual(ref.history[k]);
+    expect(got.history['val_loss/a']).toEqual([9]);
+    expect(got.history['val_loss/b']).toEqual([4]);
+    tf.dispose([X, ...Y]);
+    ma.dispose();
     mb.dispose();
   });
 });
@@ -241,7 +269,7 @@ describe('fitBalanced with balancing strategies', () => {
     // the Gram matrix is over the variables both outputs reach (the trunk), not the heads
     expect(Object.keys(recs[0].gradNorm!)).toEqual(['a', 'b', 'regularization']);
     expect(got.history['alpha/a'][1]).not.toBe(1);
-    expect(Object.keys(got.history).sort()).toEqual(['a_loss', 'alpha/a', 'alpha/b', 'b_loss', 'loss', 'regularization', 'val_a_loss', 'val_b_loss', 'val_loss']);
+    expect(Object.keys(got.history).sort()).toEqual(['a_loss', 'alpha/a', 'alpha/b', 'b_loss', 'loss', 'regularization', 'val_a_loss', 'val_b_loss', 'val_loss', 'val_loss/a', 'val_loss/b']);
     tf.dispose([X, ...Y]);
     m.dispose();
   });

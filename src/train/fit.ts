@@ -68,9 +68,10 @@ export type FitBalancedOptions = FitBalancedArgs;
  * Keys of `history` (per epoch, means over the samples as `model.fit` forms them): `loss` (the
  * balanced objective `Σ w_i L_i` + regularisation + strategy regulariser), `<out>_loss` (each output's
  * raw, unweighted loss; several outputs only), the compiled metrics as `model.fit` names them
- * (`acc` or `<out>_acc`, ...), `val_` + each of those when validating, and beside them `alpha/<out>`
- * (the weight applied to each output) and `regularization` (the layers' penalties, when the model has
- * any).
+ * (`acc` or `<out>_acc`, ...), `val_` + each of those when validating (tfjs's values, see the guide),
+ * and beside them `alpha/<out>` (the weight applied to each output), `regularization` (the layers'
+ * penalties, when the model has any) and `val_loss/<out>` (each output's own validation loss, several
+ * outputs only).
  */
 export type BalancedHistory = tf.History & {
   /** The trainer, with the per-step `history` and the balancer state. */
@@ -356,6 +357,9 @@ export async function fitBalanced(
           const v = await Promise.all(outs.map((t) => t.data()));
           tf.dispose(outs);
           outLabels.forEach((label, i) => (epochLogs[`val_${label}`] = v[i][0]));
+          // tfjs's val_loss / val_<out>_loss are shifted for several outputs (its test function pushes
+          // running sums); evaluate's entries after the first n are each output's own loss: logged beside.
+          if (multi) outputNames.forEach((nm, i) => (epochLogs[`val_loss/${nm}`] = v[outputNames.length + i][0]));
         }
         await list.onBatchEnd(b, batchLogs);
         if (model.stopTraining) break;
