@@ -6,7 +6,7 @@
  * Reference in each case: model.fit on an identical model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { initBackend } from '../src/train/backend.js';
 import { fitBalanced } from '../src/train/fit.js';
@@ -107,6 +107,37 @@ describe('fitBalanced arguments', () => {
     await fitBalanced(m, X, Y, { epochs: 1, verbose: 0 });
     tf.dispose([X, ...Y, w]);
     m.dispose();
+  });
+
+  it('shuffle: true draws from Math.random as model.fit does (same stream, same run); seed makes it reproducible', async () => {
+    let state = 1;
+    const lcg = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    const spy = vi.spyOn(Math, 'random').mockImplementation(lcg);
+    try {
+      const X = x();
+      const Y = ys();
+      const ma = build();
+      const mb = build();
+      state = 1;
+      const ref = await ma.fit(X, Y, { epochs: 2, batchSize: 7, verbose: 0 });
+      state = 1;
+      const got = await fitBalanced(mb, X, Y, { epochs: 2, batchSize: 7, verbose: 0 });
+      (ref.history.loss as number[]).forEach((v, i) => expect(got.history.loss[i] as number).toBeCloseTo(v, 5));
+      const wb = mb.getWeights();
+      ma.getWeights().forEach((w, i) => expect(tf.max(tf.abs(tf.sub(w, wb[i]))).dataSync()[0]).toBeLessThan(1e-5));
+      // with seed: Math.random is not used, and two runs agree
+      const calls = spy.mock.calls.length;
+      const mc = build();
+      const md = build();
+      const h1 = await fitBalanced(mc, X, Y, { epochs: 2, batchSize: 7, verbose: 0, seed: 3 });
+      const h2 = await fitBalanced(md, X, Y, { epochs: 2, batchSize: 7, verbose: 0, seed: 3 });
+      expect(h2.history.loss).toEqual(h1.history.loss);
+      expect(spy.mock.calls.length).toBe(calls);
+      tf.dispose([X, ...Y]);
+      [ma, mb, mc, md].forEach((m) => m.dispose());
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('epochs: 0 trains nothing, as model.fit', async () => {
