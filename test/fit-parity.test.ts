@@ -147,4 +147,31 @@ describe('fitBalanced: one forward pass per step', () => {
     a.dispose();
     b.dispose();
   });
+
+  it('also with a gradient strategy, exact and representation mode (BatchNorm in the trunk)', async () => {
+    await initBackend('cpu');
+    const build = () => {
+      const input = tf.input({ shape: [2] });
+      const n = tf.layers.batchNormalization({ momentum: 0.5, name: 'bn' }).apply(input) as tf.SymbolicTensor;
+      const z = tf.layers.dense({ units: 3, activation: 'tanh', name: 'shared', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(n) as tf.SymbolicTensor;
+      const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(z) as tf.SymbolicTensor;
+      const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(z) as tf.SymbolicTensor;
+      const m = tf.model({ inputs: input, outputs: [a, b] });
+      m.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+      return m;
+    };
+    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 9]]);
+    const ys = [tf.zeros([4, 1]), tf.ones([4, 1])];
+    const ref = build();
+    await ref.fit(x, ys, { epochs: 1, batchSize: 2, shuffle: false, verbose: 0 });
+    const mm = (m: tf.LayersModel) => Array.from(m.getLayer('bn').getWeights()[2].dataSync());
+    for (const extra of [{}, { representation: 'shared' }]) {
+      const m = build();
+      await fitBalanced(m, x, ys, { epochs: 1, batchSize: 2, shuffle: false, verbose: 0, balancer: 'mgda', ...extra });
+      expect(mm(m), JSON.stringify(extra)).toEqual(mm(ref));
+      m.dispose();
+    }
+    tf.dispose([x, ...ys]);
+    ref.dispose();
+  });
 });

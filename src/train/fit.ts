@@ -286,7 +286,7 @@ export async function fitBalanced(
     const variables = (m.collectedTrainableWeights ?? model.trainableWeights).map((w) => w.read() as tf.Variable);
     trainer = new BalancedTrainer({
       ...(rep
-        ? { represent: { trunk: () => rep.trunk(bx, true), heads: (z: tf.Tensor) => binding() ?? termsOf(rep.heads(z, bx, true)) } }
+        ? { represent: { trunk: () => (trainer?.terms ? rep.trunk(bx, true) : tf.zeros([1])), heads: (z: tf.Tensor) => binding() ?? termsOf(rep.heads(z, bx, true)) } }
         : { terms: () => binding() ?? termsOf(predict(bx)) }),
       every: args.every,
       optimizer: model.optimizer,
