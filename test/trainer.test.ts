@@ -261,7 +261,7 @@ describe('fitBalanced', () => {
     });
     expect(h.epoch).toEqual([0, 1, 2]);
     expect(epochs).toEqual([0, 1, 2]);
-    for (const k of ['loss', 'loss/reg', 'loss/cls', 'alpha/reg', 'alpha/cls', 'val_loss/reg', 'val_loss/cls']) {
+    for (const k of ['loss', 'reg_loss', 'cls_loss', 'alpha/reg', 'alpha/cls', 'val_loss', 'val_reg_loss', 'val_cls_loss']) {
       expect(h.history[k], k).toHaveLength(3);
     }
     expect(h.history['alpha/cls'][2]).toBeGreaterThan(1); // the small-gradient classification term is up-weighted
@@ -276,10 +276,10 @@ describe('fitBalanced', () => {
 
   it('errors are clear: uncompiled model, wrong target count, bad epochs', async () => {
     const { model, x, y1, y2 } = build();
-    await expect(fitBalanced(model, x, [y1, y2])).rejects.toThrow(/not compiled/);
+    await expect(fitBalanced(model, x, [y1, y2])).rejects.toThrow(/You must compile a model before training/);
     model.compile({ optimizer: tf.train.sgd(0.1), loss: ['meanSquaredError', 'binaryCrossentropy'] });
-    await expect(fitBalanced(model, x, [y1])).rejects.toThrow(/1 targets for a model with 2 outputs \(reg, cls\)/);
-    await expect(fitBalanced(model, x, [y1, y2], { epochs: 0 })).rejects.toThrow(/"epochs" got 0/);
+    await expect(fitBalanced(model, x, [y1])).rejects.toThrow(/Error when checking model target/);
+    await expect(fitBalanced(model, x, [y1, y2], { epochs: 1.5 })).rejects.toThrow(/argument "epochs" got 1.5/);
     tf.dispose([x, y1, y2]);
     model.dispose();
   });

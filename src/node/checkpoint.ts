@@ -55,7 +55,7 @@ export interface SavedTensor {
 export interface SavedOptimizer {
   /** `optimizer.getClassName()`, checked on load. */
   className: string;
-  /** `optimizer.getConfig()`, for information (learning rate, betas, ...). */
+  /** `optimizer.getConfig()` (learning rate, betas, ...): restored on load (see `CheckpointExtras.hyperparameters`). */
   config: unknown;
   /** `await optimizer.getWeights()`: the iteration count, then the slot variables. */
   weights: SavedTensor[];
@@ -90,6 +90,15 @@ export interface CheckpointExtras {
   optimizer?: tf.Optimizer;
   /** The model's variables. */
   variables?: VariableSet;
+  /**
+   * On load: the optimizer's hyperparameters (`getConfig()`: learning rate, betas, momentum, ...)
+   * saved in the checkpoint are written back into the optimizer given (`'restore'`), or the given
+   * ones are kept (`'keep'`, e.g. to resume with a new learning rate). Either way a warning names
+   * each hyperparameter that differs from the saved one afterwards. @default 'restore'
+   */
+  hyperparameters?: 'restore' | 'keep';
+  /** Where load warnings go. @default console.warn */
+  warn?: (message: string) => void;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -201,10 +210,16 @@ export async function saveOptimizer(opt: tf.Optimizer): Promise<SavedOptimizer> 
  * Restore {@link saveOptimizer}'s output into an optimizer of the same class that has not been used
  * yet (its slots are created from the saved values).
  */
-export async function loadOptimizer(saved: SavedOptimizer, opt: tf.Optimizer): Promise<void> {
+export async function loadOptimizer(
+  saved: SavedOptimizer,
+  opt: tf.Optimizer,
+  options: Pick<CheckpointExtras, 'hyperparameters' | 'warn'> = {},
+): Promise<void> {
   if (saved.className !== opt.getClassName()) {
     throw new BalancerError(`checkpoint holds a ${saved.className} optimizer state; the optimizer given is ${opt.getClassName()}`);
   }
+  // Hyperparameters first: setWeights reads some of them (RMSProp's `centered` decides the slot layout).
+  restoreHyperparameters(saved.config, opt, options);
   const tensors = saved.weights.map((w) => ({ name: w.name, tensor: loadTensor(w) }));
   await opt.setWeights(tensors);
   // setWeights makes variables of the given tensors (sharing their data); our copies can go.
@@ -216,6 +231,38 @@ export async function loadOptimizer(saved: SavedOptimizer, opt: tf.Optimizer): P
     const t = loadTensor(e);
     v.assign(t);
     t.dispose();
+  }
+}
+
+/**
+ * Write the saved `getConfig()` values back into `opt` (`setLearningRate` / `setMomentum` where the
+ * optimizer has them, as they also refresh its cached scalars; else its own numeric or boolean field
+ * of that name), unless `hyperparameters: 'keep'`; then warn naming every value that still differs.
+ */
+function restoreHyperparameters(config: unknown, opt: tf.Optimizer, options: Pick<CheckpointExtras, 'hyperparameters' | 'warn'>): void {
+  if (!config || typeof config !== 'object') return;
+  const saved = config as Record<string, unknown>;
+  const current = () => opt.getConfig() as Record<string, unknown>;
+  const o = opt as unknown as Record<string, unknown>;
+  if (options.hyperparameters !== 'keep') {
+    for (const [k, v] of Object.entries(saved)) {
+      if (Object.is(current()[k], v)) continue;
+      const setter = o[`set${k[0].toUpperCase()}${k.slice(1)}`];
+      if (typeof setter === 'function' && typeof v === 'number') (setter as (x: number) => void).call(opt, v);
+      else if (k in o && typeof o[k] === typeof v && (typeof v === 'number' || typeof v === 'boolean')) o[k] = v;
+    }
+    // tfjs's MomentumOptimizer caches the momentum as the scalar `m`, which setMomentum leaves stale.
+    if (o.m instanceof tf.Tensor && typeof o.momentum === 'number' && o.m.dataSync()[0] !== Math.fround(o.momentum)) {
+      o.m.dispose();
+      o.m = tf.keep(tf.scalar(o.momentum));
+    }
+  }
+  const now = current();
+  const differ = Object.keys(saved).filter((k) => !Object.is(now[k], saved[k]));
+  if (differ.length) {
+    const what = differ.map((k) => `${k} ${JSON.stringify(now[k])} (checkpoint: ${JSON.stringify(saved[k])})`).join(', ');
+    const why = options.hyperparameters === 'keep' ? 'kept as given (hyperparameters: "keep")' : 'could not be restored';
+    (options.warn ?? console.warn)(`loadState: optimizer ${opt.getClassName()} hyperparameters differ from the checkpoint and ${why}: ${what}; the resume is not exact`);
   }
 }
 
@@ -316,7 +363,7 @@ export async function loadState(path: string, into?: BalancedTrainer | Balancer,
   }
   if (extras.optimizer) {
     if (!ckpt.optimizer) throw new BalancerError(`${path} holds no optimizer state (save it with saveState(path, source, { optimizer }))`);
-    await loadOptimizer(ckpt.optimizer, extras.optimizer);
+    await loadOptimizer(ckpt.optimizer, extras.optimizer, extras);
   }
   if (extras.variables) {
     if (!ckpt.variables) throw new BalancerError(`${path} holds no model variables (save them with saveState(path, source, { variables }))`);

@@ -1,61 +1,45 @@
 /**
- * `fitBalanced`: train a compiled multi-output `tf.LayersModel` with each output's compiled loss as
- * one term, the weights chosen by a balancer every step. TF.js `compile()` has no `lossWeights` (and
- * fixed weights are what we want to replace), so this drives its own loop with `variableGrads`
- * through {@link BalancedTrainer}, and returns a History shaped like `model.fit`'s.
+ * `fitBalanced(model, x, y, args)`: `model.fit(x, y, args)` with the per-output compiled losses
+ * balanced. The loop follows tfjs-layers 4.x `LayersModel.fit` / `fitLoop` step for step (argument
+ * checks, data standardisation and class weights by the model's own `standardizeUserData`, batches,
+ * shuffling, callbacks through `tf.CallbackList`, epoch means as `BaseLogger` forms them, validation by
+ * the model's own `evaluate`, `model.stopTraining`, a `tf.History` returned), and each optimizer step is
+ * a {@link BalancedTrainer} step on the per-output losses (one forward pass). Why this design rather
+ * than `model.fit` with scaled losses: docs/design.md, "fitBalanced".
+ *
+ * Regularisation penalties of the layers (`kernelRegularizer`, ...) are added unweighted, as
+ * `model.fit` (and Keras with `loss_weights`) adds them: they are the frozen term `regularization` of
+ * weight 1, logged apart.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Balancer } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import type { Sink } from '../core/history.js';
 import { permutation, seedRng } from '../core/rng.js';
+import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
+import { checkFitArgs, lossWeightsByName, type LossWeights } from './fit-args.js';
+import { REGULARIZATION_TERM, resolveFitBalancer } from './fit-balancer.js';
 import { splitModel } from './split.js';
 import { BalancedTrainer } from './trainer.js';
-import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
-/** A per-output loss: `(yTrue, yPred) → per-sample (or scalar) loss`. */
+/** A per-output loss or metric: `(yTrue, yPred) → per-sample (or scalar) values`. */
 export type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
 
-/** Callbacks in the shape of tfjs `CustomCallbackArgs` (all optional, may be async). */
-export interface FitBalancedCallbacks {
-  /** Called once before the first epoch (no logs). */
-  onTrainBegin?: (logs?: tf.Logs) => void | Promise<void>;
-  /** Called once after the last epoch (no logs). */
-  onTrainEnd?: (logs?: tf.Logs) => void | Promise<void>;
-  /** Called at the start of every epoch with its 0-based index. */
-  onEpochBegin?: (epoch: number, logs?: tf.Logs) => void | Promise<void>;
-  /**
-   * Called at the end of every epoch with its 0-based index and the epoch means of `loss`,
-   * `loss/<term>` and `alpha/<term>` over the batches that were not skipped, plus
-   * `val_loss/<term>` when `validationData` is given.
-   */
-  onEpochEnd?: (epoch: number, logs?: tf.Logs) => void | Promise<void>;
-  /** Called after every batch with its 0-based index in the epoch, `loss` (the weighted total) and `loss/<term>`. */
-  onBatchEnd?: (batch: number, logs?: tf.Logs) => void | Promise<void>;
-}
-
-/** Options of {@link fitBalanced}. */
-export interface FitBalancedOptions {
-  /** Strategy name, `{ name, ...options }` or a Balancer. @default 'fixed' */
+/**
+ * The arguments of {@link fitBalanced}: every field of tfjs `ModelFitArgs` (see `MODEL_FIT_KEYS` for
+ * how each is treated) plus the balancing options below.
+ */
+export interface FitBalancedArgs extends tf.ModelFitArgs {
+  /** Strategy name, `{ name, ...options }` or a Balancer. @default 'fixed' (all weights 1: `model.fit`) */
   balancer?: BalancerSpec | Balancer;
-  /** @default 1 */
-  epochs?: number;
-  /** @default 32 */
-  batchSize?: number;
-  /** Shuffle the samples every epoch (seeded). @default true */
-  shuffle?: boolean;
-  /** Seed of the shuffle. @default 0 */
+  /**
+   * Keras' `compile(..., loss_weights)`, which tfjs lacks: one base weight per output (array in output
+   * order, or `{ outputName: weight }`). They become the balancer's `baseWeights`
+   * (`w_i = lossWeights_i · adaptive_i`); with `fixed` the loss is exactly `Σ lossWeights_i L_i`.
+   */
+  lossWeights?: LossWeights;
+  /** Shuffle with this seed (reproducible) instead of `Math.random`, which `model.fit` uses. */
   seed?: number;
-  /** `[x, ys]` evaluated (unweighted, per term) at the end of every epoch. */
-  validationData?: [tf.Tensor | tf.Tensor[], tf.Tensor[]];
-  /** Callbacks, as `model.fit` takes them (plain-object form). */
-  callbacks?: FitBalancedCallbacks | FitBalancedCallbacks[];
-  /** Per-output losses; default: the model's compiled losses. */
-  losses?: LossFn[];
-  /** Term names; default: the model's output names. */
-  names?: string[];
-  /** Optimizer; default: the model's compiled optimizer. */
-  optimizer?: tf.Optimizer;
   /** Shared variables for the Gram matrix; default: those reached by two or more outputs. */
   shared?: tf.Variable[];
   /**
@@ -66,7 +50,7 @@ export interface FitBalancedOptions {
   representation?: string;
   /** Read gradients and refresh the weights only every `every` steps. @default 1 */
   every?: number;
-  /** Extra sinks (JSONL, TensorBoard, ...). */
+  /** Extra sinks (JSONL, TensorBoard, ...) for the per-step records. */
   sinks?: Sink[];
   /** @default 'skip' */
   onNonFinite?: NonFinitePolicy;
@@ -74,167 +58,327 @@ export interface FitBalancedOptions {
   warn?: (message: string) => void;
 }
 
-/** What {@link fitBalanced} returns: `model.fit`-like epoch history plus the step trajectory. */
-export interface BalancedHistory {
-  /** Epoch indices. */
-  epoch: number[];
-  /**
-   * Per-epoch means: `loss` (weighted total), `loss/<term>` (raw), `alpha/<term>` (weight),
-   * `val_loss/<term>` when validation data is given.
-   */
-  history: Record<string, number[]>;
+/** @deprecated Use {@link FitBalancedArgs} (the same type). */
+export type FitBalancedOptions = FitBalancedArgs;
+
+/**
+ * What {@link fitBalanced} returns: the `tf.History` that `model.fit` would return (`epoch`,
+ * `history`, `params`), with the balancing keys beside the loss keys, plus the trainer.
+ *
+ * Keys of `history` (per epoch, means over the samples as `model.fit` forms them): `loss` (the
+ * balanced objective `Σ w_i L_i` + regularisation + strategy regulariser), `<out>_loss` (each output's
+ * raw, unweighted loss; several outputs only), the compiled metrics as `model.fit` names them
+ * (`acc` or `<out>_acc`, ...), `val_` + each of those when validating (tfjs's values, see the guide),
+ * and beside them `alpha/<out>` (the weight applied to each output), `regularization` (the layers'
+ * penalties, when the model has any) and `val_loss/<out>` (each output's own validation loss, several
+ * outputs only).
+ */
+export type BalancedHistory = tf.History & {
   /** The trainer, with the per-step `history` and the balancer state. */
   trainer: BalancedTrainer;
+};
+
+type Internal = {
+  isTraining: boolean;
+  collectedTrainableWeights?: tf.LayerVariable[];
+  standardizeUserData(
+    x: unknown, y: unknown, sampleWeight: unknown, classWeight: unknown, checkBatchAxis: boolean, batchSize?: number,
+  ): Promise<[tf.Tensor[], tf.Tensor[], tf.Tensor[] | null]>;
+  getDedupedMetricsNames(): string[];
+  checkTrainableWeightsConsistency?(): void;
+  lossFunctions?: LossFn[];
+  metricsTensors?: Array<[LossFn, number]>;
+};
+
+/** tfjs's `BaseCallback` (the base of `tf.Callback` and `tf.History`; not exported by name). */
+const BaseCallback = Object.getPrototypeOf(tf.Callback.prototype).constructor as abstract new () => tf.CustomCallback;
+
+/** `standardizeCallbacks` of tfjs-layers: callback instances kept, plain objects wrapped in `tf.CustomCallback`. */
+function standardizeCallbacks(callbacks: tf.ModelFitArgs['callbacks'], yieldEvery: tf.ModelFitArgs['yieldEvery']): tf.CustomCallback[] {
+  const list = (callbacks == null ? [{}] : Array.isArray(callbacks) ? callbacks : [callbacks]) as unknown[];
+  return list.map((c) => {
+    if (c instanceof BaseCallback) return c as tf.CustomCallback;
+    if (c === null || typeof c !== 'object') {
+      throw new BalancerError(`fitBalanced: argument "callbacks" holds ${JSON.stringify(c)}; give tf.Callback instances or objects of callback functions`);
+    }
+    return new tf.CustomCallback(c as tf.CustomCallbackArgs, yieldEvery);
+  });
 }
 
-function asList(x: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
-  return Array.isArray(x) ? x : [x];
-}
-
-/** The model's per-output compiled losses. */
-function compiledLosses(model: tf.LayersModel): LossFn[] {
-  const fns = (model as unknown as { lossFunctions?: LossFn[] }).lossFunctions;
-  if (!fns || !fns.length) {
-    throw new BalancerError('fitBalanced: the model is not compiled; compile it with one loss per output, or pass options.losses');
+/** `BaseLogger` of tfjs-layers: per-epoch means of the batch logs, weighted by batch size. */
+class EpochMeans extends tf.Callback {
+  private seen = 0;
+  private totals: Record<string, number> = {};
+  constructor(private readonly keys: () => string[]) {
+    super();
   }
-  return fns;
+  override async onEpochBegin(): Promise<void> {
+    this.seen = 0;
+    this.totals = {};
+  }
+  override async onBatchEnd(_batch: number, logs?: tf.Logs): Promise<void> {
+    const size = (logs?.size as number | undefined) ?? 0;
+    this.seen += size;
+    for (const [k, v] of Object.entries(logs ?? {})) this.totals[k] = (this.totals[k] ?? 0) + (v as number) * size;
+  }
+  override async onEpochEnd(_epoch: number, logs?: tf.Logs): Promise<void> {
+    if (!logs) return;
+    for (const k of this.keys()) if (this.totals[k] !== undefined) logs[k] = this.totals[k] / this.seen;
+  }
+}
+
+/** Ids of the tensors in x (tensor, array or name → tensor map). */
+function idsOf(x: unknown): Set<number> {
+  if (x instanceof tf.Tensor) return new Set([x.id]);
+  const vals = Array.isArray(x) ? x : x && typeof x === 'object' ? Object.values(x) : [];
+  return new Set(vals.filter((t): t is tf.Tensor => t instanceof tf.Tensor).map((t) => t.id));
+}
+
+/** Dispose the tensors of `ts` that are not among `original` (tfjs-layers `disposeNewTensors`). */
+function disposeNew(ts: tf.Tensor[] | null | undefined, original: unknown): void {
+  if (!ts) return;
+  const keep = idsOf(original);
+  for (const t of ts) if (t && !keep.has(t.id) && !t.isDisposed) t.dispose();
+}
+
+/** For each variable, the outputs whose graph reaches it (by walking the symbolic graph). */
+function sharedByOutputs(model: tf.LayersModel, vars: tf.Variable[]): tf.Variable[] {
+  const count = new Map<string, number>();
+  for (const out of model.outputs) {
+    const seen = new Set<string>();
+    const layers = new Set<tf.layers.Layer>();
+    const stack: tf.SymbolicTensor[] = [out];
+    const visited = new Set<number>();
+    while (stack.length) {
+      const s = stack.pop()!;
+      if (visited.has(s.id)) continue;
+      visited.add(s.id);
+      if (s.sourceLayer) layers.add(s.sourceLayer as tf.layers.Layer);
+      for (const i of s.inputs ?? []) stack.push(i);
+    }
+    for (const l of layers) for (const w of l.trainableWeights) seen.add((w.read() as tf.Variable).name);
+    for (const n of seen) count.set(n, (count.get(n) ?? 0) + 1);
+  }
+  const shared = vars.filter((v) => (count.get(v.name) ?? 0) >= 2);
+  return shared.length ? shared : vars;
 }
 
 /**
- * Train `model` on `x` → `ys` (one target per output) with balanced per-output losses.
+ * Train `model` on `x` → `y` as `model.fit(x, y, args)` does, with the per-output compiled losses
+ * balanced by `args.balancer`. With the default `fixed` balancer (all weights 1) the numbers are
+ * `model.fit`'s: losses, metrics, validation, final weights (test/fit-parity.test.ts).
+ *
+ * @param model A compiled `tf.LayersModel` (its compiled losses, metrics and optimizer are used).
+ * @param x Inputs, as `model.fit` takes them (tensor, array, or `{ inputName: tensor }`).
+ * @param y Targets, one per output, as `model.fit` takes them.
+ * @param args `ModelFitArgs` plus the balancing options ({@link FitBalancedArgs}).
+ * @returns The `tf.History` (`epoch`, `history`, `params`) with `alpha/<out>` beside the loss keys,
+ * and `trainer`.
+ * @throws BalancerError naming the argument at fault: an unknown or misspelt key (with the closest
+ * known one), a `ModelFitArgs` field that `model.fit` rejects too, bad `lossWeights`; tfjs's own
+ * errors for data that does not fit the model, as `model.fit` throws them.
  *
  * @example
  * ```ts
- * model.compile({ optimizer: tf.train.adam(1e-3), loss: ['meanSquaredError', 'binaryCrossentropy'] });
- * const h = await fitBalanced(model, x, [y1, y2], { balancer: 'gradnorm', epochs: 5, batchSize: 64 });
- * h.history['alpha/out1'];
+ * model.compile({ optimizer: tf.train.adam(1e-3), loss: ['meanSquaredError', 'binaryCrossentropy'], metrics: ['acc'] });
+ * const h = await fitBalanced(model, x, [y1, y2], { epochs: 5, batchSize: 64, validationSplit: 0.2, balancer: 'gradnorm' });
+ * h.history.val_loss; h.history['alpha/out1'];
  * ```
  */
 export async function fitBalanced(
   model: tf.LayersModel,
-  x: tf.Tensor | tf.Tensor[],
-  ys: tf.Tensor[],
-  options: FitBalancedOptions = {},
+  x: tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>,
+  y: tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>,
+  args: FitBalancedArgs = {},
 ): Promise<BalancedHistory> {
+  checkFitArgs(args as Record<string, unknown>);
   await tf.ready();
-  const xs = asList(x);
-  const outputs = model.outputs.length;
-  if (ys.length !== outputs) {
-    throw new BalancerError(`fitBalanced: ${ys.length} targets for a model with ${outputs} outputs (${model.outputNames.join(', ')})`);
+  // A tf.Sequential trains (and hands its callbacks) the LayersModel it wraps, as Sequential.fit does.
+  if (model instanceof tf.Sequential) {
+    const inner = (model as unknown as { model?: tf.LayersModel }).model;
+    if (!inner) throw new Error('The model needs to be compiled before being used.');
+    model = inner;
   }
-  const losses = options.losses ?? compiledLosses(model);
-  if (losses.length !== outputs) throw new BalancerError(`fitBalanced: ${losses.length} losses for ${outputs} outputs`);
-  const names = options.names ?? model.outputNames;
-  if (names.length !== outputs) throw new BalancerError(`fitBalanced: ${names.length} names for ${outputs} outputs`);
-  const optimizer = options.optimizer ?? (model.optimizer as tf.Optimizer | undefined);
-  if (!optimizer) throw new BalancerError('fitBalanced: no optimizer; compile the model or pass options.optimizer');
-  const epochs = options.epochs ?? 1;
-  const batchSize = options.batchSize ?? 32;
-  if (!Number.isInteger(epochs) || epochs < 1) throw new BalancerError(`fitBalanced: option "epochs" got ${epochs}; must be an integer >= 1`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new BalancerError(`fitBalanced: option "batchSize" got ${batchSize}; must be an integer >= 1`);
-  const n = xs[0].shape[0];
-  for (const t of [...xs, ...ys]) {
-    if (t.shape[0] !== n) throw new BalancerError(`fitBalanced: every input and target needs ${n} samples; got one with ${t.shape[0]}`);
+  const m = model as unknown as Internal;
+  if (typeof m.standardizeUserData !== 'function' || typeof m.getDedupedMetricsNames !== 'function') {
+    throw new BalancerError('fitBalanced: this tf.LayersModel lacks standardizeUserData/getDedupedMetricsNames (tfjs-layers 4.x is required)');
   }
-  const callbacks = options.callbacks ? (Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks]) : [];
-  const fire = async <K extends keyof FitBalancedCallbacks>(key: K, ...args: Parameters<NonNullable<FitBalancedCallbacks[K]>>) => {
-    for (const c of callbacks) await (c[key] as ((...a: unknown[]) => unknown) | undefined)?.(...args);
-  };
+  if (m.isTraining) throw new Error('Cannot start training because another fit() call is ongoing.');
+  m.isTraining = true;
+  let inputs: tf.Tensor[] | undefined;
+  let targets: tf.Tensor[] | undefined;
+  let sampleWeights: tf.Tensor[] | null = null;
+  let valX: tf.Tensor[] | undefined;
+  let valY: tf.Tensor[] | undefined;
+  const split: tf.Tensor[] = [];
+  let metricVals: tf.Scalar[] = [];
+  try {
+    const batchSize = args.batchSize == null ? 32 : args.batchSize;
+    tf.util.assert(batchSize > 0 && Number.isInteger(batchSize), () => `batchSize is required to be a positive integer, but got ${batchSize}`);
+    [inputs, targets, sampleWeights] = await m.standardizeUserData(x, y, null, args.classWeight, false, batchSize);
 
-  const termLosses = (inputs: tf.Tensor[], targets: tf.Tensor[], training: boolean): Record<string, tf.Scalar> => {
-    const preds = asList(model.apply(inputs.length === 1 ? inputs[0] : inputs, { training }) as tf.Tensor | tf.Tensor[]);
-    return Object.fromEntries(names.map((name, k) => [name, tf.mean(losses[k](targets[k], preds[k])) as tf.Scalar]));
-  };
-
-  let batchX: tf.Tensor[] = [];
-  let batchY: tf.Tensor[] = [];
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const split = options.representation !== undefined ? splitModel(model, options.representation) : null;
-  const lossesOf = (preds: tf.Tensor[]) => Object.fromEntries(names.map((name, k) => [name, tf.mean(losses[k](batchY[k], preds[k])) as tf.Scalar]));
-  const trainer = new BalancedTrainer({
-    ...(split
-      ? { represent: { trunk: () => split.trunk(batchX, true), heads: (z: tf.Tensor) => lossesOf(split.heads(z, batchX, true)) } }
-      : { terms: () => termLosses(batchX, batchY, true) }),
-    every: options.every,
-    optimizer,
-    balancer: options.balancer,
-    variables,
-    shared: options.shared,
-    sinks: options.sinks,
-    onNonFinite: options.onNonFinite,
-    warn: options.warn,
-    meta: { model: model.name },
-  });
-
-  const history: Record<string, number[]> = {};
-  const push = (key: string, v: number) => (history[key] ??= []).push(v);
-  const epochList: number[] = [];
-  let rng = seedRng(options.seed ?? 0);
-  await fire('onTrainBegin');
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    await fire('onEpochBegin', epoch);
-    let order: number[];
-    if (options.shuffle === false) order = Array.from({ length: n }, (_, i) => i);
-    else [order, rng] = permutation(rng, n);
-    const sums: Record<string, number> = {};
-    let batches = 0;
-    for (let start = 0, b = 0; start < n; start += batchSize, b++) {
-      const idx = tf.tensor1d(order.slice(start, start + batchSize), 'int32');
-      batchX = xs.map((t) => tf.gather(t, idx));
-      batchY = ys.map((t) => tf.gather(t, idx));
-      idx.dispose();
-      let res;
-      try {
-        res = trainer.step();
-      } finally {
-        tf.dispose([...batchX, ...batchY]);
+    // Validation data, as model.fit prepares it (validationData wins over validationSplit).
+    let doValidation = false;
+    if (args.validationData != null && args.validationData.length > 0) {
+      doValidation = true;
+      [valX, valY] = await m.standardizeUserData(args.validationData[0], args.validationData[1], null, null, true, batchSize);
+    } else if (args.validationSplit != null && args.validationSplit > 0 && args.validationSplit < 1) {
+      doValidation = true;
+      const n0 = inputs[0].shape[0];
+      const at = Math.floor(n0 * (1 - args.validationSplit));
+      const cut = (ts: tf.Tensor[], a: number, b: number) => ts.map((t) => { const s = t.slice(a, b - a); split.push(s); return s; });
+      valX = cut(inputs, at, n0);
+      valY = cut(targets, at, n0);
+      inputs = cut(inputs, 0, at);
+      targets = cut(targets, 0, at);
+      // model.fit leaves the class weights' sample weights whole and gathers them with the training
+      // batches' indices, which only reach the training part: the same as slicing them here.
+      if (sampleWeights) {
+        const whole = sampleWeights;
+        sampleWeights = whole.map((w) => (w ? cut([w], 0, at)[0] : w));
+        tf.dispose(whole.filter((w): w is tf.Tensor => !!w));
       }
-      if (!res.skipped) {
-        batches++;
-        sums.loss = (sums.loss ?? 0) + res.total;
-        for (const nm of names) {
-          sums[`loss/${nm}`] = (sums[`loss/${nm}`] ?? 0) + res.losses[nm];
-          sums[`alpha/${nm}`] = (sums[`alpha/${nm}`] ?? 0) + res.weights[nm];
-        }
-      }
-      await fire('onBatchEnd', b, { loss: res.total, ...Object.fromEntries(names.map((nm) => [`loss/${nm}`, res.losses[nm]])) });
     }
-    const logs: tf.Logs = {};
-    for (const [k, v] of Object.entries(sums)) logs[k] = v / Math.max(batches, 1);
-    if (options.validationData) {
-      const [vx, vys] = options.validationData;
-      const val = evaluateTerms(asList(vx), vys, batchSize, names, (i, t) => termLosses(i, t, false));
-      for (const nm of names) logs[`val_loss/${nm}`] = val[nm];
-    }
-    for (const [k, v] of Object.entries(logs)) push(k, v);
-    epochList.push(epoch);
-    trainer.endEpoch();
-    await fire('onEpochEnd', epoch, logs);
-  }
-  await fire('onTrainEnd');
-  return { epoch: epochList, history, trainer };
-}
+    m.checkTrainableWeightsConsistency?.();
 
-/** Mean unweighted loss per term over a data set, batch by batch, without gradients. */
-function evaluateTerms(
-  xs: tf.Tensor[],
-  ys: tf.Tensor[],
-  batchSize: number,
-  names: string[],
-  termLosses: (x: tf.Tensor[], y: tf.Tensor[]) => Record<string, tf.Scalar>,
-): Record<string, number> {
-  const n = xs[0].shape[0];
-  const sums = Object.fromEntries(names.map((nm) => [nm, 0]));
-  for (let start = 0; start < n; start += batchSize) {
-    const size = Math.min(batchSize, n - start);
-    const vals = tf.tidy(() => {
-      const t = termLosses(
-        xs.map((a) => a.slice(start, size)),
-        ys.map((a) => a.slice(start, size)),
-      );
-      return tf.stack(names.map((nm) => t[nm])).dataSync();
+    const outputNames = model.outputNames;
+    if (new Set(outputNames).size !== outputNames.length) throw new BalancerError(`fitBalanced: the model's output names repeat (${outputNames.join(', ')}); each output is one term`);
+    if (outputNames.includes(REGULARIZATION_TERM)) throw new BalancerError(`fitBalanced: an output is named "${REGULARIZATION_TERM}", the name of the regularisation term; rename the output layer`);
+    const lossFns = m.lossFunctions!;
+    const metricsTensors = m.metricsTensors ?? [];
+    const multi = model.outputs.length > 1;
+    const outLabels = m.getDedupedMetricsNames();
+    const hasReg = tf.tidy(() => model.calculateLosses().length > 0);
+    const termNames = hasReg ? [...outputNames, REGULARIZATION_TERM] : outputNames;
+
+    // Balancing keys logged beside the fit keys.
+    const extraKeys = [...outputNames.map((n) => `alpha/${n}`), ...(hasReg ? [REGULARIZATION_TERM] : [])];
+
+    // The batch the terms see, set before each trainer step.
+    let bx: tf.Tensor[] = [];
+    let by: tf.Tensor[] = [];
+    let bw: (tf.Tensor | null)[] = [];
+    const firstMetric = multi ? outputNames.length : 0; // metricsTensors[i < outputs] are the output losses
+    let trainer!: BalancedTrainer;
+    const termsOf = (preds: tf.Tensor[]): Record<string, tf.Scalar> => {
+      const out: Record<string, tf.Scalar> = {};
+      outputNames.forEach((nm, i) => {
+        let l = lossFns[i](by[i], preds[i]);
+        if (bw[i]) l = tf.mul(l, bw[i]!);
+        out[nm] = tf.mean(l) as tf.Scalar;
+      });
+      tf.dispose(metricVals);
+      metricVals = metricsTensors.slice(firstMetric).map(([fn, o]) => tf.keep(tf.mean(fn(by[o], preds[o])) as tf.Scalar));
+      if (hasReg) out[REGULARIZATION_TERM] = tf.addN(model.calculateLosses()) as tf.Scalar;
+      return out;
+    };
+    // The trainer binds the term names by calling terms() once outside a step; answer that call
+    // without running the model, so that stateful layers (BatchNormalization) see each batch once.
+    const binding = () => (trainer?.terms ? null : Object.fromEntries(termNames.map((n) => [n, tf.scalar(0)])));
+    const predict = (xs: tf.Tensor[]) => {
+      const p = model.apply(xs.length === 1 ? xs[0] : xs, { training: true }) as tf.Tensor | tf.Tensor[];
+      return Array.isArray(p) ? p : [p];
+    };
+    const lw = args.lossWeights !== undefined ? lossWeightsByName(args.lossWeights, outputNames) : undefined;
+    const balancer = resolveFitBalancer(args.balancer, { baseWeights: lw, regularization: hasReg });
+    const rep = args.representation !== undefined ? splitModel(model, args.representation) : null;
+    if (rep && hasReg) throw new BalancerError('fitBalanced: argument "representation" cannot be used with a model that has layer regularisation penalties');
+    const variables = (m.collectedTrainableWeights ?? model.trainableWeights).map((w) => w.read() as tf.Variable);
+    trainer = new BalancedTrainer({
+      ...(rep
+        ? { represent: { trunk: () => (trainer?.terms ? rep.trunk(bx, true) : tf.zeros([1])), heads: (z: tf.Tensor) => binding() ?? termsOf(rep.heads(z, bx, true)) } }
+        : { terms: () => binding() ?? termsOf(predict(bx)) }),
+      every: args.every,
+      optimizer: model.optimizer,
+      balancer,
+      variables,
+      shared: args.shared ?? (hasReg && !rep ? sharedByOutputs(model, variables.filter((v) => v.trainable)) : undefined),
+      sinks: args.sinks,
+      onNonFinite: args.onNonFinite,
+      warn: args.warn,
+      meta: { model: model.name },
     });
-    names.forEach((nm, i) => (sums[nm] += vals[i] * size));
+    const warn = args.warn ?? ((s: string) => console.warn(s));
+    const verbose = args.verbose ?? 1;
+    if (verbose > 0 && tf.getBackend() === 'tensorflow') warn('fitBalanced: verbose > 0 shows no progress bar (model.fit shows the tfjs-node one); use verbose: 0 or a callback');
+
+    const epochs = args.epochs ?? 1;
+    const initialEpoch = args.initialEpoch ?? 0;
+    for (let e = 0; e < initialEpoch; e++) trainer.endEpoch();
+    const numTrainSamples = inputs[0].shape[0];
+    const callbackMetrics = doValidation ? [...outLabels, ...outLabels.map((n) => `val_${n}`)] : [...outLabels];
+    const history = new tf.History();
+    const list = new tf.CallbackList([new EpochMeans(() => [...callbackMetrics, ...extraKeys]), ...standardizeCallbacks(args.callbacks, args.yieldEvery), history]);
+    list.setParams({ epochs, initialEpoch, samples: numTrainSamples, steps: null as unknown as number, batchSize, verbose, doValidation, metrics: callbackMetrics });
+    list.setModel(model);
+    model.history = history;
+    await list.onTrainBegin();
+    model.stopTraining = false;
+
+    let rng = seedRng(args.seed ?? 0);
+    let indexArray = Array.from({ length: numTrainSamples }, (_, i) => i);
+    const batches: [number, number][] = [];
+    for (let s = 0; s < numTrainSamples; s += batchSize) batches.push([s, Math.min(s + batchSize, numTrainSamples)]);
+    for (let epoch = initialEpoch; epoch < epochs; ++epoch) {
+      await list.onEpochBegin(epoch);
+      const epochLogs: tf.Logs = {};
+      if (args.shuffle !== false) {
+        if (args.seed !== undefined) [indexArray, rng] = permutation(rng, numTrainSamples);
+        else tf.util.shuffle(indexArray);
+      }
+      for (let b = 0; b < batches.length; ++b) {
+        const batchLogs: tf.Logs = {};
+        await list.onBatchBegin(b, batchLogs);
+        const [start, end] = batches[b];
+        batchLogs.batch = b;
+        batchLogs.size = end - start;
+        const idx = tf.tensor1d(indexArray.slice(start, end), 'int32');
+        bx = inputs.map((t) => tf.gather(t, idx));
+        by = targets.map((t) => tf.gather(t, idx));
+        bw = (sampleWeights ?? outputNames.map(() => null)).map((w) => (w ? tf.gather(w, idx) : null));
+        idx.dispose();
+        let res;
+        try {
+          res = trainer.step();
+        } finally {
+          tf.dispose([...bx, ...by, ...(bw.filter(Boolean) as tf.Tensor[])]);
+        }
+        batchLogs.loss = res.total;
+        if (multi) outputNames.forEach((nm) => (batchLogs[`${nm}_loss`] = res.losses[nm]));
+        const vals = await Promise.all(metricVals.map((t) => t.data()));
+        vals.forEach((v, i) => (batchLogs[outLabels[1 + firstMetric + i]] = v[0]));
+        tf.dispose(metricVals);
+        metricVals = [];
+        outputNames.forEach((nm) => (batchLogs[`alpha/${nm}`] = res.weights[nm]));
+        if (hasReg) batchLogs[REGULARIZATION_TERM] = res.losses[REGULARIZATION_TERM];
+        if (b === batches.length - 1 && doValidation) {
+          const out = model.evaluate(valX!.length === 1 ? valX![0] : valX!, valY!.length === 1 ? valY![0] : valY!, { batchSize });
+          const outs = Array.isArray(out) ? out : [out];
+          const v = await Promise.all(outs.map((t) => t.data()));
+          tf.dispose(outs);
+          outLabels.forEach((label, i) => (epochLogs[`val_${label}`] = v[i][0]));
+          // tfjs's val_loss / val_<out>_loss are shifted for several outputs (its test function pushes
+          // running sums); evaluate's entries after the first n are each output's own loss: logged beside.
+          if (multi) outputNames.forEach((nm, i) => (epochLogs[`val_loss/${nm}`] = v[outputNames.length + i][0]));
+        }
+        await list.onBatchEnd(b, batchLogs);
+        if (model.stopTraining) break;
+      }
+      trainer.endEpoch();
+      await list.onEpochEnd(epoch, epochLogs);
+      if (model.stopTraining) break;
+    }
+    await list.onTrainEnd();
+    await history.syncData();
+    return Object.assign(history, { trainer });
+  } finally {
+    m.isTraining = false;
+    tf.dispose(metricVals.filter((t) => !t.isDisposed));
+    tf.dispose(split.filter((t) => !t.isDisposed));
+    disposeNew(inputs, x);
+    disposeNew(targets, y);
+    disposeNew(valX, args.validationData?.[0]);
+    disposeNew(valY, args.validationData?.[1]);
+    if (sampleWeights) tf.dispose(sampleWeights.filter((t): t is tf.Tensor => !!t && !t.isDisposed));
   }
-  return Object.fromEntries(names.map((nm) => [nm, sums[nm] / n]));
 }

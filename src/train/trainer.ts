@@ -174,10 +174,10 @@ export class BalancedTrainer {
     return this.names;
   }
 
-  /** The variables updated: the `variables` option, else every trainable variable now registered. */
+  /** The variables updated: the trainable ones of the `variables` option, else every trainable variable now registered. */
   get variables(): tf.Variable[] {
-    if (this.opts.variables) return this.opts.variables;
-    return Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
+    // As `optimizer.minimize(f, returnCost, varList)`: a variable that is not trainable (now) is left alone.
+    return (this.opts.variables ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable);
   }
 
   /** Mark the end of an epoch (used by strategies and records that count epochs). */

@@ -1,0 +1,132 @@
+/**
+ * The arguments of {@link fitBalanced}: tfjs's `ModelFitArgs` (every field, honoured as `model.fit`
+ * honours it or rejected with an error naming it) plus the balancing options. Unknown keys are
+ * rejected with the closest known key suggested.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { BalancerError } from '../core/errors.js';
+
+/** Every field of tfjs 4.x `ModelFitArgs`, with how {@link fitBalanced} treats it. */
+export const MODEL_FIT_KEYS = {
+  batchSize: 'honoured',
+  epochs: 'honoured',
+  verbose: 'honoured (no output without tfjs-node, as model.fit; with tfjs-node the progress bar is not shown: warning)',
+  callbacks: 'honoured',
+  validationSplit: 'honoured',
+  validationData: 'honoured ([x, y]; [x, y, sampleWeight] is rejected, as model.fit rejects it)',
+  shuffle: 'honoured (true, false; "batch" is rejected, as model.fit rejects it)',
+  classWeight: 'honoured',
+  sampleWeight: 'rejected (model.fit rejects it too: "sample weight is not supported yet")',
+  initialEpoch: 'honoured',
+  stepsPerEpoch: 'rejected (model.fit rejects it too: "stepsPerEpoch mode is not implemented yet")',
+  validationSteps: 'rejected (model.fit rejects it without stepsPerEpoch, which it does not implement)',
+  yieldEvery: 'honoured',
+} as const;
+
+/** The balancing options {@link fitBalanced} adds to `ModelFitArgs`. */
+export const BALANCING_KEYS = ['balancer', 'lossWeights', 'seed', 'shared', 'representation', 'every', 'sinks', 'onNonFinite', 'warn'] as const;
+
+/** Levenshtein distance (small strings only). */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known name closest to `name`, when it is close enough to be a misspelling. */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dist = distance(name, k);
+    if (dist < bestD) [best, bestD] = [k, dist];
+  }
+  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+/**
+ * Check every key of `args`: unknown keys are an error naming them (and the closest known key);
+ * fields `model.fit` rejects are rejected here too, naming the field.
+ */
+export function checkFitArgs(args: Record<string, unknown>): void {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) {
+    throw new BalancerError('fitBalanced: the arguments must be an object (tfjs ModelFitArgs plus balancing options)');
+  }
+  const known = [...Object.keys(MODEL_FIT_KEYS), ...BALANCING_KEYS];
+  for (const key of Object.keys(args)) {
+    if (known.includes(key)) continue;
+    const near = closest(key, known);
+    throw new BalancerError(
+      `fitBalanced: unknown argument "${key}"${near ? `; did you mean "${near}"?` : ''} (known: ${known.join(', ')})`,
+    );
+  }
+  const given = (k: string) => args[k] !== undefined && args[k] !== null;
+  if (given('sampleWeight')) {
+    throw new BalancerError('fitBalanced: argument "sampleWeight" is not supported (model.fit rejects it too: "sample weight is not supported yet"); use "classWeight"');
+  }
+  if (given('stepsPerEpoch')) {
+    throw new BalancerError('fitBalanced: argument "stepsPerEpoch" is not supported (model.fit does not implement it either)');
+  }
+  if (given('validationSteps')) {
+    throw new BalancerError('fitBalanced: argument "validationSteps" is not supported (model.fit only accepts it with "stepsPerEpoch", which it does not implement)');
+  }
+  if (args.shuffle !== undefined && args.shuffle !== null && typeof args.shuffle !== 'boolean') {
+    throw new BalancerError(`fitBalanced: argument "shuffle" got ${JSON.stringify(args.shuffle)}; must be true or false ("batch" is not implemented by model.fit either)`);
+  }
+  const vd = args.validationData as unknown[] | undefined;
+  if (vd != null && vd.length > 0 && vd.length !== 2) {
+    throw new BalancerError(
+      `fitBalanced: argument "validationData" has ${vd.length} items; give [xVal, yVal] (validation sample weights are not supported, as in model.fit)`,
+    );
+  }
+  for (const k of ['epochs', 'initialEpoch'] as const) {
+    const v = args[k];
+    if (v != null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
+      throw new BalancerError(`fitBalanced: argument "${k}" got ${JSON.stringify(v)}; must be an integer >= 0`);
+    }
+  }
+  const vs = args.validationSplit;
+  if (vs != null && (typeof vs !== 'number' || !(vs >= 0 && vs < 1))) {
+    throw new BalancerError(`fitBalanced: argument "validationSplit" got ${JSON.stringify(vs)}; must be a number in [0, 1)`);
+  }
+  const vb = args.verbose;
+  if (vb != null && vb !== 0 && vb !== 1 && vb !== 2) {
+    throw new BalancerError(`fitBalanced: argument "verbose" got ${JSON.stringify(vb)}; must be 0, 1 or 2`);
+  }
+}
+
+/** Keras' `loss_weights`: one weight per output, as an array in output order or an object by output name. */
+export type LossWeights = number[] | Record<string, number>;
+
+/** `lossWeights` as the balancer's `baseWeights` (by output name), with errors naming the output. */
+export function lossWeightsByName(lw: LossWeights, outputNames: readonly string[]): Record<string, number> {
+  let out: Record<string, number>;
+  if (Array.isArray(lw)) {
+    if (lw.length !== outputNames.length) {
+      throw new BalancerError(`fitBalanced: argument "lossWeights" has ${lw.length} entries; the model has ${outputNames.length} outputs (${outputNames.join(', ')})`);
+    }
+    out = Object.fromEntries(outputNames.map((n, i) => [n, lw[i]]));
+  } else if (lw && typeof lw === 'object') {
+    const extra = Object.keys(lw).find((k) => !outputNames.includes(k));
+    if (extra !== undefined) {
+      throw new BalancerError(`fitBalanced: argument "lossWeights" names "${extra}", which is not an output of the model (${outputNames.join(', ')})`);
+    }
+    out = { ...lw };
+  } else {
+    throw new BalancerError('fitBalanced: argument "lossWeights" must be an array (one weight per output) or an object { outputName: weight }');
+  }
+  for (const [k, v] of Object.entries(out)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new BalancerError(`fitBalanced: argument "lossWeights" gives output "${k}" the weight ${JSON.stringify(v)}; must be a finite number >= 0`);
+    }
+  }
+  return out;
+}
+
+/** The callback forms `model.fit` takes. */
+export type FitCallbacks = tf.ModelFitArgs['callbacks'];
