@@ -204,7 +204,7 @@ describe("Modulus Sym's aggregator regression setup through BalancedTrainer", ()
     if (!(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)))) throw new Error(`${what}: got ${got}, expected ${want}`);
   };
 
-  it("fixed (= Modulus's Sum): reproduces the stored result of modulus-sym's test_sum.py (rtol 1e-4)", () => {
+  it("fixed (= Modulus's Sum): reproduces the stored result of modulus-sym's test_sum.py (rtol 1e-4)", async () => {
     const r = await replay('fixed');
     const s = M.sum;
     r.wRow0.forEach((v, j) => close(v, s.npzWRow0[j], 1e-4, `w[0][${j}]`));
