@@ -20,6 +20,12 @@
  * balancer spec (the trainer's `every`) recomputes them every k steps and keeps them in between, as
  * Modulus's `run_freq` (default 1000) does.
  *
+ * jaxpi (PredictiveIntelligenceLab/jaxpi, `weighting.scheme: 'ntk'`) weights by the NTK diagonal itself:
+ * w_i = mean_j(t_j) / (t_i + 1e-5·mean_j t_j) with t_i the mean over term i's points x_k of
+ * ‖∇_θ u(x_k)‖² (per-point gradients of the network output or residual, by vmap). That needs per-sample
+ * gradients, not the per-term gradient of the loss, so it is not the Gram diagonal and is not offered
+ * here; Modulus's ‖∇√L_i‖ is its per-term proxy.
+ *
  * Differences from Modulus: Modulus first computes the weights at step k (never at step 0); it trains
  * step 0 with weight 1 and steps 1…k−1 with weight 0 (its sum of stored values is still 0 there).
  * Here the weights are computed at the first update already. `warmup: { steps: 1 }` reproduces
