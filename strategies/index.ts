@@ -23,6 +23,15 @@ import { nashMtl } from './nash-mtl.js';
 import { pcgrad } from './pcgrad.js';
 import { upgrad } from './upgrad.js';
 export { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad };
+import { fairgrad } from './fairgrad.js';
+import { gls } from './gls.js';
+import { modo } from './modo.js';
+import { ntk } from './ntk.js';
+import { resnorm } from './resnorm.js';
+import { rgw } from './rgw.js';
+import { sdmgrad } from './sdmgrad.js';
+import { stch } from './stch.js';
+export { fairgrad, gls, modo, ntk, resnorm, rgw, sdmgrad, stch };
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
@@ -45,9 +54,19 @@ export type { MGDAOptions } from './mgda.js';
 export type { NashMTLOptions, NashMTLState } from './nash-mtl.js';
 export type { PCGradOptions, PCGradState } from './pcgrad.js';
 export type { UPGradOptions } from './upgrad.js';
+export type { FairGradOptions } from './fairgrad.js';
+export type { GlsOptions } from './gls.js';
+export type { MoDoOptions, MoDoState } from './modo.js';
+export type { NtkOptions, NtkState } from './ntk.js';
+export type { ResNormOptions, ResNormState } from './resnorm.js';
+export type { RgwOptions, RgwState } from './rgw.js';
+export type { SdmGradOptions, SdmGradState } from './sdmgrad.js';
+export type { StchOptions, StchState } from './stch.js';
 export type { EpochMeans } from '../src/core/loss-points.js';
 
 /** All built-in strategies. */
 export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
   dwa, softadapt, relobralo, cov, rlw, famo, dbMtl,
-  pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad];
+  pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad,
+  // issue 11 (branch i11-weighting): LibMTL and Modulus Sym methods of the loss-only and Gram kinds
+  resnorm, ntk, stch, gls, fairgrad, rgw, sdmgrad, modo];

@@ -33,7 +33,7 @@ const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => a.sub(b).abs().max
 describe("headWeights: 'unit'", () => {
   it('every gradient-aggregation strategy declares it; loss-weighting strategies do not', () => {
     const unit = list().filter((s) => getStrategy(s.name).headWeights === 'unit').map((s) => s.name).sort();
-    expect(unit).toEqual(['aligned-mtl', 'cagrad', 'imtl', 'mgda', 'nash-mtl', 'pcgrad', 'upgrad']);
+    expect(unit).toEqual(['aligned-mtl', 'cagrad', 'imtl', 'mgda', 'modo', 'nash-mtl', 'pcgrad', 'rgw', 'sdmgrad', 'upgrad']);
     expect(getStrategy('gradnorm').headWeights ?? 'weighted').toBe('weighted');
   });
 
