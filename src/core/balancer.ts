@@ -330,6 +330,7 @@ export class Balancer<O = unknown, S = unknown> {
       if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[i], at, what, value);
       const reason = `step ${at}: ${what} of term "${terms[i]}" is ${value}; balancer update skipped, weights kept`;
       this.warn(reason);
+      this.countSkipped();
       return { weights: this.weights, skipped: reason, step, updated: false };
     }
     const nonNegative = typeof this.strategy.nonNegativeLosses === 'function'
@@ -386,6 +387,7 @@ export class Balancer<O = unknown, S = unknown> {
       if (this.onNonFinite === 'throw') throw e;
       const reason = `${(e as Error).message}; update skipped, weights kept`;
       this.warn(reason);
+      this.countSkipped();
       return { weights: this.weights, skipped: reason, step, updated: false };
     }
     const { weights, clamped } = applyBounds(this.core.bounds, composeWeights(this.core, terms, active, out.weights), this._weights, mask);
@@ -405,6 +407,15 @@ export class Balancer<O = unknown, S = unknown> {
     }
     if (clamped.length) result.clamped = clamped.map((i) => terms[i]);
     return result;
+  }
+
+  /**
+   * Count a step that was skipped (by this balancer, or by its caller after restoring the state the
+   * balancer had before the step): only the call counter that messages name advances, so that the
+   * next message names the caller's next step. State, weights and {@link step} are untouched.
+   */
+  countSkipped(): void {
+    if (this._cadence) this._cadence = { ...this._cadence, tick: this._cadence.tick + 1 };
   }
 
   /** The whole state as one JSON-serialisable object (a deep copy). */

@@ -8,7 +8,7 @@ import { accumulatedStep, microFractions, type MicroBatches } from './accumulate
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import {
-  checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
+  checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation,
 } from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
@@ -231,7 +231,7 @@ export class BalancedTrainer {
       } else {
         let res: UpdateResult | undefined;
         let vals: number[] = [];
-        const out = tf.variableGrads(() => {
+        const out = variableGrads(() => {
           const t = this.termsFn();
           check(t);
           const scalars = names.map((n) => scalarOf(t, n));
@@ -310,6 +310,7 @@ export class BalancedTrainer {
     const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
     this.balancer.load(snapshot);
     this.balancer.reportNonFinite(reason);
+    this.balancer.countSkipped();
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
