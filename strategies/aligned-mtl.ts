@@ -26,6 +26,7 @@
  * term, finite) @default all ones.
  */
 import { z } from 'zod';
+import { MAX_WEIGHT } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { symmetricEigen } from '../src/core/qp.js';
@@ -34,8 +35,8 @@ import type { Strategy } from '../src/core/types.js';
 const options = z.strictObject({
   /** Which eigenvalue the aligned singular values are set to. @default 'min' */
   scale: z.enum(['min', 'median', 'rmse']).default('min'),
-  /** Pre-weights p (one per term); w = B·p. @default all ones */
-  preference: z.array(z.number().finite()).optional(),
+  /** Pre-weights p (one per term), each within ±1e12 (MAX_WEIGHT, src/core/limits.ts); w = B·p. @default all ones */
+  preference: z.array(z.number().finite().min(-MAX_WEIGHT).max(MAX_WEIGHT)).optional(),
 });
 
 /**

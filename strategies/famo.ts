@@ -34,6 +34,7 @@
  * `{ term: value }`) @default 0.
  */
 import { z } from 'zod';
+import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import { softmax } from '../src/core/gram.js';
 import { adamInit, adamStep, type AdamState } from '../src/core/optim.js';
@@ -43,8 +44,8 @@ import type { Strategy } from '../src/core/types.js';
 export const FAMO_EPS = 1e-8;
 
 const options = z.strictObject({
-  /** Learning rate of the logits (Adam). @default 0.025 */
-  lr: z.number().finite().positive().default(0.025),
+  /** Learning rate of the logits (Adam), at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.025 */
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.025),
   /** L2 weight decay γ of the logits. @default 1e-3 */
   weightDecay: z.number().finite().nonnegative().default(1e-3),
   /** L_min: lower bound of each loss. @default 0 */

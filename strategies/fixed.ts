@@ -9,12 +9,16 @@
  */
 import { z } from 'zod';
 import { BalancerError } from '../src/core/errors.js';
+import { MAX_WEIGHT } from '../src/core/limits.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
-  /** Weights by term name or in term order. @default all 1 */
+  /**
+   * Weights by term name or in term order, each in [0, 1e12] (MAX_WEIGHT: a larger weight times an
+   * ordinary loss overflows float32, and every step would be skipped). @default all 1
+   */
   weights: z
-    .union([z.array(z.number().finite().nonnegative()), z.record(z.string(), z.number().finite().nonnegative())])
+    .union([z.array(z.number().finite().nonnegative().max(MAX_WEIGHT)), z.record(z.string(), z.number().finite().nonnegative().max(MAX_WEIGHT))])
     .optional(),
 });
 

@@ -20,6 +20,7 @@
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
 import { z } from 'zod';
+import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Strategy } from '../src/core/types.js';
@@ -28,8 +29,8 @@ const form = z.enum(['regression', 'classification']);
 const options = z.strictObject({
   /** Objective form, for all terms or per term name. @default 'regression' */
   form: z.union([form, z.record(z.string(), form)]).default('regression'),
-  /** Learning rate of the log-variances. @default 0.01 */
-  lr: z.number().finite().positive().default(0.01),
+  /** Learning rate of the log-variances, at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.01 */
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.01),
   /** Optimiser of the log-variances. @default 'adam' */
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
   /** Initial s_i = log σ_i². @default 0 */

@@ -101,6 +101,16 @@ export interface TrainerState {
   balancer: BalancerState;
 }
 
+/**
+ * When a combined gradient is not finite: the term whose weight times its loss overflows float32
+ * (|w·L| > 3.4e38), named as such, or null when no product overflows (the gradient itself is at fault).
+ */
+function overflowReason(step: number, names: readonly string[], weights: readonly number[], losses: readonly number[]): string | null {
+  const i = weights.findIndex((w, k) => Number.isFinite(losses[k]) && !Number.isFinite(Math.fround(w * losses[k])));
+  if (i < 0) return null;
+  return `step ${step}: weight ${weights[i]} of term "${names[i]}" times its loss ${losses[i]} overflows float32 (|w·L| > 3.4e38), so its gradient is not finite; optimizer step skipped, balancer state kept (lower that weight, e.g. with bounds: { max })`;
+}
+
 /** Balances a multi-term loss in a custom training loop. */
 export class BalancedTrainer {
   /** The balancer choosing the weights. */
@@ -245,7 +255,7 @@ export class BalancedTrainer {
         result = res!;
         grads = result.skipped ? {} : out.grads;
       }
-      result = this.apply(grads, result, snapshot);
+      result = this.apply(grads, result, snapshot, losses);
       outcome = { losses, result, gram: reading?.gram };
     });
 
@@ -282,15 +292,15 @@ export class BalancedTrainer {
         micro,
       );
       if (perTerm) this.sharedVars ??= out.shared;
-      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot), gram: out.gram };
+      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot, out.losses), gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
 
   /** Guard the combined gradients, then apply them with the user's optimizer (unless skipped). */
-  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     if (result.skipped || !Object.keys(grads).length) return result;
-    const guarded = this.guardGradients(grads, result, snapshot);
+    const guarded = this.guardGradients(grads, result, snapshot, losses);
     if (!guarded.skipped) this.opts.optimizer.applyGradients(grads);
     return guarded;
   }
@@ -302,12 +312,13 @@ export class BalancedTrainer {
    * `snapshot` (skip, with a warning naming the variable and step), or an error is thrown.
    * One small download (one boolean per variable) per step.
    */
-  private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+  private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     const names = Object.keys(grads);
     const finite = tf.tidy(() => tf.stack(names.map((n) => tf.all(tf.isFinite(grads[n])))).dataSync());
     const i = finite.findIndex((v) => !v);
     if (i < 0) return result;
-    const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
+    const reason = overflowReason(this._step, this.names ?? [], result.weights, losses)
+      ?? `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
     this.balancer.load(snapshot);
     this.balancer.reportNonFinite(reason);
     this.balancer.countSkipped();
