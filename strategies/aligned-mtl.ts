@@ -26,6 +26,7 @@
  * term, finite) @default all ones.
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
@@ -89,6 +90,8 @@ export const alignedMtl: Strategy<AlignedMTLOptions, AlignedMTLState> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   signedWeights: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ preference: ss.perTerm(terms.length) }),
   init(o, terms) {
     if (o.preference && o.preference.length !== terms.length) {
       throw new BalancerError(

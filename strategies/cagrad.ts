@@ -34,6 +34,7 @@
  * 1e3) @default 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
@@ -141,6 +142,8 @@ export const cagrad: Strategy<CAGradOptions, Record<string, never>> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram }) {
     const G = gram!;

@@ -34,6 +34,7 @@
  * `{ term: value }`) @default 0.
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import { softmax } from '../src/core/gram.js';
@@ -99,6 +100,15 @@ export const famo: Strategy<FamoOptions, FamoState> = {
   paper: 'Liu, Feng, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, https://arxiv.org/abs/2306.03792',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      terms: ss.termNames(terms),
+      minLoss: ss.perTerm(terms.length),
+      logits: ss.perTerm(terms.length),
+      adam: ss.adam(terms.length),
+      previous: ss.perTerm(terms.length).nullable(),
+    }),
   init: (o, terms) => ({
     terms: [...terms],
     minLoss: resolveMinLoss(o.minLoss, terms),

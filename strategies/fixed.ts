@@ -8,6 +8,7 @@
  *   @default all 1
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { BalancerError } from '../src/core/errors.js';
 import { MAX_WEIGHT } from '../src/core/limits.js';
 import type { Strategy } from '../src/core/types.js';
@@ -68,6 +69,8 @@ export const fixed: Strategy<FixedOptions, FixedState> = {
   summary: 'Constant user weights (default all 1): the hand-tuned baseline.',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ weights: ss.perTerm(terms.length, 'nonNegative') }),
   init: (o, terms) => ({ weights: resolveTermWeights('fixed', o.weights, terms) }),
   initialWeights: (_o, s) => [...s.weights],
   update: (_o, state) => ({ weights: [...state.weights], state }),

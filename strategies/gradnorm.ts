@@ -20,6 +20,7 @@
  * @default 0.025; `optimizer` ('adam' | 'sgd') @default 'adam'; `minWeight` @default 1e-3.
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { LOSS_EPS, mean, norms, renormalize } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
@@ -64,6 +65,13 @@ export const gradnorm: Strategy<GradNormOptions, GradNormState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      weights: ss.perTerm(terms.length, 'nonNegative'),
+      initialLosses: ss.perTerm(terms.length).nullable(),
+      adam: ss.adam(terms.length),
+    }),
   init: (_o, terms) => ({ weights: terms.map(() => 1), initialLosses: null, adam: adamInit(terms.length) }),
   initialWeights: (_o, s) => [...s.weights],
   update(o, state, { losses, gram }) {

@@ -20,6 +20,7 @@
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
 import { z } from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import { BalancerError } from '../src/core/errors.js';
@@ -64,6 +65,13 @@ export const uncertainty: Strategy<UncertaintyOptions, UncertaintyState> = {
   paper: 'Kendall, Gal & Cipolla, CVPR 2018',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      logVariance: ss.perTerm(terms.length),
+      scale: ss.perTerm(terms.length, 'positive'),
+      adam: ss.adam(terms.length),
+    }),
   init(o, terms) {
     let scale: number[];
     if (typeof o.form === 'string') scale = terms.map(() => (o.form === 'regression' ? 0.5 : 1));

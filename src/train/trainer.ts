@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
+import { StateError } from '../core/state-check.js';
 import {
   checkRepresentation, combine, detectShared, gradientMatrix, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation,
@@ -335,17 +336,37 @@ export class BalancedTrainer {
     return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
   }
 
-  /** Restore a state saved by {@link BalancedTrainer.state}. */
+  /**
+   * Restore a state saved by {@link BalancedTrainer.state}. All or nothing: everything is checked
+   * first ({@link checkState}); an error names the field and leaves the trainer unchanged.
+   */
   load(state: TrainerState): void {
-    if (!state || state.format !== 'loss-balancer/trainer') throw new BalancerError('not a loss-balancer trainer state');
-    if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
-    for (const k of ['step', 'epoch'] as const) {
-      if (!Number.isInteger(state[k]) || state[k] < 0) throw new BalancerError(`trainer state: field "${k}" is ${JSON.stringify(state[k])}; must be an integer >= 0`);
-    }
+    this.checkState(state);
     this.balancer.load(state.balancer);
     this._step = state.step;
     this._epoch = state.epoch;
     this.names = state.balancer.terms ? [...state.balancer.terms] : null;
+  }
+
+  /**
+   * Check a saved trainer state as {@link load} would, without loading it. Throws a
+   * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`) otherwise.
+   */
+  checkState(state: TrainerState): void {
+    const owner = 'trainer state';
+    if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
+      throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
+    }
+    if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
+    for (const k of ['step', 'epoch'] as const) {
+      if (!Number.isInteger(state[k]) || state[k] < 0) throw new StateError(owner, k, state[k], 'must be an integer >= 0');
+    }
+    try {
+      this.balancer.checkState(state.balancer);
+    } catch (e) {
+      if (e instanceof StateError) throw e.within(owner, 'balancer.');
+      throw e;
+    }
   }
 
   private bindNames(): void {
