@@ -108,6 +108,11 @@ export const famo: Strategy<FamoOptions, FamoState> = {
       logits: ss.perTerm(terms.length),
       adam: ss.adam(terms.length),
       previous: ss.perTerm(terms.length).nullable(),
+    }).superRefine((s, ctx) => {
+      // L(t−1) enters log(L − L_min + ε): it must lie above L_min, as at the update that stored it
+      s.previous?.forEach((l, i) => {
+        if (!(l - s.minLoss[i] + FAMO_EPS > 0)) ctx.addIssue({ code: 'custom', path: ['previous', i], message: `must be above minLoss (${s.minLoss[i]})` });
+      });
     }),
   init: (o, terms) => ({
     terms: [...terms],

@@ -174,7 +174,11 @@ function allFinite(v: unknown, at: string[], owner: string): void {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new StateError(owner, at.join('.'), v, FINITE);
   } else if (Array.isArray(v)) {
-    v.forEach((x, i) => allFinite(x, [...at, String(i)], owner));
+    // null in a list is how JSON writes NaN and ±Infinity
+    v.forEach((x, i) => {
+      if (x === null) throw new StateError(owner, [...at, String(i)].join('.'), x, FINITE);
+      allFinite(x, [...at, String(i)], owner);
+    });
   } else if (v !== null && typeof v === 'object') {
     for (const [k, x] of Object.entries(v)) allFinite(x, [...at, k], owner);
   }
