@@ -474,12 +474,12 @@ export class Balancer<O = unknown, S = unknown> {
       throw new StateError('balancer state', 'format', saved && typeof saved === 'object' ? saved.format : saved, 'must be "loss-balancer/balancer" (not a loss-balancer balancer state)');
     }
     if (saved.version !== STATE_VERSION) {
-      throw new BalancerError(
+      throw new StateError('balancer state', 'version', saved.version,
         `balancer state version ${saved.version} cannot be loaded by this version of loss-balancer (state version ${STATE_VERSION})`,
       );
     }
     if (saved.strategy !== this.name) {
-      throw new BalancerError(`state is for strategy "${saved.strategy}", this balancer is "${this.name}"`);
+      throw new StateError('balancer state', 'strategy', saved.strategy, `state is for strategy "${saved.strategy}", this balancer is "${this.name}"`);
     }
     checkSavedState(saved, this.strategy);
     const owner = `balancer state for "${this.name}"`;

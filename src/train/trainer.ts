@@ -357,7 +357,7 @@ export class BalancedTrainer {
     if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
       throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
     }
-    if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
+    if (state.version !== 1) throw new StateError(owner, 'version', state.version, `trainer state version ${state.version} is not supported (this version reads 1)`);
     for (const k of ['step', 'epoch'] as const) {
       if (!Number.isInteger(state[k]) || state[k] < 0) throw new StateError(owner, k, state[k], 'must be an integer >= 0');
     }
