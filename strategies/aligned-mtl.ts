@@ -26,6 +26,8 @@
  * term, finite) @default all ones.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
+import { MAX_WEIGHT } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { symmetricEigen } from '../src/core/qp.js';
@@ -34,8 +36,8 @@ import type { Strategy } from '../src/core/types.js';
 const options = z.strictObject({
   /** Which eigenvalue the aligned singular values are set to. @default 'min' */
   scale: z.enum(['min', 'median', 'rmse']).default('min'),
-  /** Pre-weights p (one per term); w = B·p. @default all ones */
-  preference: z.array(z.number().finite()).optional(),
+  /** Pre-weights p (one per term), each within ±1e12 (MAX_WEIGHT, src/core/limits.ts); w = B·p. @default all ones */
+  preference: z.array(z.number().finite().min(-MAX_WEIGHT).max(MAX_WEIGHT)).optional(),
 });
 
 /**
@@ -88,6 +90,8 @@ export const alignedMtl: Strategy<AlignedMTLOptions, AlignedMTLState> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   signedWeights: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ preference: ss.perTerm(terms.length) }),
   init(o, terms) {
     if (o.preference && o.preference.length !== terms.length) {
       throw new BalancerError(

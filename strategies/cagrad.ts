@@ -30,17 +30,28 @@
  * g_w* = 0 (possible only at a Pareto-stationary point with c ≥ 1), the direction is undefined and the
  * weights are all 0 (no update), as in torchjd.
  *
- * Options: `c` (radius of the ball relative to ‖g0‖; the convergence guarantee needs c < 1) @default
- * 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
+ * Options: `c` (radius of the ball relative to ‖g0‖; the convergence guarantee needs c < 1; at most
+ * 1e3) @default 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
 
+/**
+ * Largest accepted `c`. The paper's convergence guarantee needs c < 1 and its experiments use c ≤ 0.9;
+ * c = 1e308 (accepted before) overflowed √φ = c‖g0‖ and c², so that every step was skipped. At c = 1e3
+ * the ball is already a thousand times wider than the mean gradient and the dual is still solved in
+ * double precision.
+ */
+export const CAGRAD_MAX_C = 1e3;
+
 const options = z.strictObject({
-  /** Radius of the ball around g0, relative to ‖g0‖. @default 0.5 */
-  c: z.number().finite().nonnegative().default(0.5),
+  /**
+   * Radius of the ball around g0, relative to ‖g0‖, at most {@link CAGRAD_MAX_C}. @default 0.5
+   */
+  c: z.number().finite().nonnegative().max(CAGRAD_MAX_C).default(0.5),
   /** Final division: 0 none, 1 by 1 + c², 2 by 1 + c. @default 1 */
   rescale: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
 });
@@ -131,6 +142,8 @@ export const cagrad: Strategy<CAGradOptions, Record<string, never>> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram }) {
     const G = gram!;

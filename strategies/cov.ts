@@ -32,6 +32,7 @@
  * decaying mean).
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 
@@ -77,6 +78,15 @@ export const cov: Strategy<CovOptions, CovState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      t: ss.count,
+      meanLoss: ss.perTerm(terms.length),
+      meanRatio: ss.perTerm(terms.length),
+      sumSq: ss.perTerm(terms.length, 'nonNegative'),
+      stdRatio: ss.perTerm(terms.length, 'nonNegative').nullable(),
+    }),
   init: (_o, terms) => {
     const zeros = terms.map(() => 0);
     return { t: 0, meanLoss: [...zeros], meanRatio: [...zeros], sumSq: [...zeros], stdRatio: null };

@@ -30,6 +30,7 @@
  * the step count) @default 0 (LibMTL).
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 
@@ -69,6 +70,8 @@ export const dbMtl: Strategy<DbMtlOptions, DbMtlState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ t: ss.count, emaNorm: ss.perTerm(terms.length, 'nonNegative') }),
   init: (_o, terms) => ({ t: 0, emaNorm: terms.map(() => 0) }),
   update(o, state, { losses, gram }) {
     const k = state.t + 1;

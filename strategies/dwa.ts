@@ -28,6 +28,7 @@
  * Options: `temperature` @default 2 (paper); `average` ('step' | 'epoch') @default 'step'.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
 import type { Strategy } from '../src/core/types.js';
@@ -72,6 +73,8 @@ export const dwa: Strategy<DwaOptions, DwaState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ recent: z.array(ss.perTerm(terms.length)).max(2), epochs: ss.epochMeans(terms.length) }),
   init: (_o, terms) => ({ recent: [], epochs: epochInit(terms.length) }),
   update(o, state, { step, losses, epoch }) {
     const T = losses.length;

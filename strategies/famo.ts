@@ -34,6 +34,8 @@
  * `{ term: value }`) @default 0.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
+import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
 import { softmax } from '../src/core/gram.js';
 import { adamInit, adamStep, type AdamState } from '../src/core/optim.js';
@@ -43,8 +45,8 @@ import type { Strategy } from '../src/core/types.js';
 export const FAMO_EPS = 1e-8;
 
 const options = z.strictObject({
-  /** Learning rate of the logits (Adam). @default 0.025 */
-  lr: z.number().finite().positive().default(0.025),
+  /** Learning rate of the logits (Adam), at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.025 */
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.025),
   /** L2 weight decay γ of the logits. @default 1e-3 */
   weightDecay: z.number().finite().nonnegative().default(1e-3),
   /** L_min: lower bound of each loss. @default 0 */
@@ -98,6 +100,20 @@ export const famo: Strategy<FamoOptions, FamoState> = {
   paper: 'Liu, Feng, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, https://arxiv.org/abs/2306.03792',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      terms: ss.termNames(terms),
+      minLoss: ss.perTerm(terms.length),
+      logits: ss.perTerm(terms.length),
+      adam: ss.adam(terms.length),
+      previous: ss.perTerm(terms.length).nullable(),
+    }).superRefine((s, ctx) => {
+      // L(t−1) enters log(L − L_min + ε): it must lie above L_min, as at the update that stored it
+      s.previous?.forEach((l, i) => {
+        if (!(l - s.minLoss[i] + FAMO_EPS > 0)) ctx.addIssue({ code: 'custom', path: ['previous', i], message: `must be above minLoss (${s.minLoss[i]})` });
+      });
+    }),
   init: (o, terms) => ({
     terms: [...terms],
     minLoss: resolveMinLoss(o.minLoss, terms),

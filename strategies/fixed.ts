@@ -8,13 +8,18 @@
  *   @default all 1
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { BalancerError } from '../src/core/errors.js';
+import { MAX_WEIGHT } from '../src/core/limits.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
-  /** Weights by term name or in term order. @default all 1 */
+  /**
+   * Weights by term name or in term order, each in [0, 1e12] (MAX_WEIGHT: a larger weight times an
+   * ordinary loss overflows float32, and every step would be skipped). @default all 1
+   */
   weights: z
-    .union([z.array(z.number().finite().nonnegative()), z.record(z.string(), z.number().finite().nonnegative())])
+    .union([z.array(z.number().finite().nonnegative().max(MAX_WEIGHT)), z.record(z.string(), z.number().finite().nonnegative().max(MAX_WEIGHT))])
     .optional(),
 });
 
@@ -64,6 +69,8 @@ export const fixed: Strategy<FixedOptions, FixedState> = {
   summary: 'Constant user weights (default all 1): the hand-tuned baseline.',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ weights: ss.perTerm(terms.length, 'nonNegative') }),
   init: (o, terms) => ({ weights: resolveTermWeights('fixed', o.weights, terms) }),
   initialWeights: (_o, s) => [...s.weights],
   update: (_o, state) => ({ weights: [...state.weights], state }),

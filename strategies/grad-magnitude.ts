@@ -35,6 +35,7 @@
  * term; `numerator` ('reference' | 'mean') @default 'reference'.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { BalancerError } from '../src/core/errors.js';
 import { NORM_EPS, norms } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
@@ -84,6 +85,8 @@ export const gradMagnitude: Strategy<GradMagnitudeOptions, GradMagnitudeState> =
   paper: 'Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 2021',
   options,
   needs: (o) => (o.statistic === 'norm' ? { gradients: 'gram' } : { gradients: 'none', stats: true }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ reference: ss.count.max(terms.length - 1, { message: `must be a term index from 0 to ${terms.length - 1}` }), lambda: ss.perTerm(terms.length, 'nonNegative') }),
   init(o, terms) {
     const ref = typeof o.reference === 'number' ? o.reference : terms.indexOf(o.reference);
     if (ref < 0 || ref >= terms.length) {

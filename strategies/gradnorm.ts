@@ -20,6 +20,8 @@
  * @default 0.025; `optimizer` ('adam' | 'sgd') @default 'adam'; `minWeight` @default 1e-3.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
+import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { LOSS_EPS, mean, norms, renormalize } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import type { Strategy } from '../src/core/types.js';
@@ -27,8 +29,8 @@ import type { Strategy } from '../src/core/types.js';
 const options = z.strictObject({
   /** Asymmetry α: how strongly lagging terms are pushed. @default 1.5 */
   alpha: z.number().finite().nonnegative().default(1.5),
-  /** Learning rate of the weights. @default 0.025 */
-  lr: z.number().finite().positive().default(0.025),
+  /** Learning rate of the weights, at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.025 */
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.025),
   /** Optimiser of the weights. @default 'adam' */
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
   /** Lower clip of a weight before renormalisation. @default 1e-3 */
@@ -63,6 +65,13 @@ export const gradnorm: Strategy<GradNormOptions, GradNormState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      weights: ss.perTerm(terms.length, 'nonNegative'),
+      initialLosses: ss.perTerm(terms.length).nullable(),
+      adam: ss.adam(terms.length),
+    }),
   init: (_o, terms) => ({ weights: terms.map(() => 1), initialLosses: null, adam: adamInit(terms.length) }),
   initialWeights: (_o, s) => [...s.weights],
   update(o, state, { losses, gram }) {

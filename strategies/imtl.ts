@@ -25,6 +25,7 @@
  * IMTL's loss part (IMTL-L, learned loss scales) is not included here. Options: none.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, norms, type Gram } from '../src/core/gram.js';
 import { psdPinvSolve, solveLinear, symmetricEigen } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
@@ -80,6 +81,8 @@ export const imtl: Strategy<IMTLOptions, Record<string, never>> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   signedWeights: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(_o, state, { gram }) {
     const G = gram!;

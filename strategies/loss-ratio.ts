@@ -12,6 +12,7 @@
  * `normalize` ('sum' | 'none') @default 'sum'.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 
@@ -47,6 +48,8 @@ export const lossRatio: Strategy<LossRatioOptions, LossRatioState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ reference: ss.perTerm(terms.length, 'nonNegative').nullable() }),
   init: () => ({ reference: null }),
   update(o, state, { losses }) {
     let ref: number[];

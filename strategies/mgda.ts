@@ -35,6 +35,7 @@
  * Options: `normalization` @default 'none'.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, NORM_EPS, norms } from '../src/core/gram.js';
 import { minNormSimplex } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
@@ -79,6 +80,8 @@ export const mgda: Strategy<MGDAOptions, Record<string, never>> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   nonNegativeLosses: (o) => o.normalization === 'loss' || o.normalization === 'loss+',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram, losses }) {
     const G = gram!;

@@ -31,6 +31,7 @@
  * ‖Σα_i g_i‖ = √T before the cap, the default cap makes every step's direction norm 1 for T ≥ 2.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { combinedNorm, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex, solveLinear } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
@@ -119,6 +120,8 @@ export const nashMtl: Strategy<NashMTLOptions, NashMTLState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ step: ss.count, alpha: ss.perTerm(terms.length, 'positive') }),
   init: (_o, terms) => ({ step: 0, alpha: terms.map(() => 1) }),
   initialWeights: (_o, s) => [...s.alpha],
   update(o, state, { gram }) {

@@ -22,6 +22,7 @@
  * Options: `seed` (seed of the order generator) @default 0.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 import type { Strategy } from '../src/core/types.js';
@@ -83,6 +84,8 @@ export const pcgrad: Strategy<PCGradOptions, PCGradState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({ rng: ss.rng }),
   init: (o) => ({ rng: seedRng(o.seed) }),
   update(_o, state, { gram }) {
     const G = gram!;

@@ -27,6 +27,7 @@
  * of keeping λ(t−1)) @default 0.99; `temperature` (τ) @default 1; `seed` @default 0.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import type { Strategy } from '../src/core/types.js';
@@ -78,6 +79,14 @@ export const relobralo: Strategy<ReLoBRaLoOptions, ReLoBRaLoState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      lambda: ss.perTerm(terms.length, 'nonNegative'),
+      initialLosses: ss.perTerm(terms.length).nullable(),
+      previousLosses: ss.perTerm(terms.length).nullable(),
+      rng: ss.rng,
+    }),
   init: (o, terms) => ({ lambda: terms.map(() => 1), initialLosses: null, previousLosses: null, rng: seedRng(o.seed) }),
   update(o, state, { losses }) {
     const L0 = state.initialLosses ?? [...losses];

@@ -20,6 +20,7 @@
  * Options: `seed` @default 0.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { softmax } from '../src/core/gram.js';
 import { normal, seedRng, type RngState } from '../src/core/rng.js';
 import type { Strategy } from '../src/core/types.js';
@@ -64,6 +65,8 @@ export const rlw: Strategy<RlwOptions, RlwState> = {
   paper: 'Lin, Ye, Zhang & Tsang, "Reasonable Effectiveness of Random Weighting", TMLR 2022, https://openreview.net/forum?id=jjtFD8A1Wx',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({ rng: ss.rng }),
   init: (o) => ({ rng: seedRng(o.seed) }),
   update(_o, state, { losses }) {
     const T = losses.length;

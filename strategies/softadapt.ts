@@ -32,6 +32,7 @@
  * 'normalized') @default 'plain'; `average` ('step' | 'epoch') @default 'step'.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
 import type { Strategy } from '../src/core/types.js';
@@ -91,6 +92,8 @@ export const softadapt: Strategy<SoftAdaptOptions, SoftAdaptState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: (o) => o.variant === 'loss-weighted',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ previous: ss.perTerm(terms.length).nullable(), epochs: ss.epochMeans(terms.length) }),
   init: (_o, terms) => ({ previous: null, epochs: epochInit(terms.length) }),
   update(o, state, { step, losses, epoch }) {
     const T = losses.length;

@@ -20,6 +20,8 @@
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
+import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import { BalancerError } from '../src/core/errors.js';
 import type { Strategy } from '../src/core/types.js';
@@ -28,8 +30,8 @@ const form = z.enum(['regression', 'classification']);
 const options = z.strictObject({
   /** Objective form, for all terms or per term name. @default 'regression' */
   form: z.union([form, z.record(z.string(), form)]).default('regression'),
-  /** Learning rate of the log-variances. @default 0.01 */
-  lr: z.number().finite().positive().default(0.01),
+  /** Learning rate of the log-variances, at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.01 */
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.01),
   /** Optimiser of the log-variances. @default 'adam' */
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
   /** Initial s_i = log σ_i². @default 0 */
@@ -63,6 +65,13 @@ export const uncertainty: Strategy<UncertaintyOptions, UncertaintyState> = {
   paper: 'Kendall, Gal & Cipolla, CVPR 2018',
   options,
   needs: () => ({ gradients: 'none' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      logVariance: ss.perTerm(terms.length),
+      scale: ss.perTerm(terms.length, 'positive'),
+      adam: ss.adam(terms.length),
+    }),
   init(o, terms) {
     let scale: number[];
     if (typeof o.form === 'string') scale = terms.map(() => (o.form === 'regression' ? 0.5 : 1));

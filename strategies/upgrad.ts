@@ -26,6 +26,7 @@
  * Options: `normEps` @default 1e-4; `regEps` @default 1e-4 (torchjd's defaults).
  */
 import * as z from 'zod';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Gram } from '../src/core/gram.js';
 import { projectDualCone } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
@@ -70,6 +71,8 @@ export const upgrad: Strategy<UPGradOptions, Record<string, never>> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram }) {
     return { weights: upgradWeights(gram!, o.normEps, o.regEps), state };

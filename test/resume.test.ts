@@ -189,8 +189,8 @@ describe('corrupted states', () => {
       ['step', (s) => (s.step = -2), /field "step" is -2/],
       ['step type', (s) => (s.step = '3'), /field "step"/],
       ['weights length', (s) => (s.weights = [1]), /field "weights" is \[1\]; must be null or one weight per term \(2\)/],
-      ['weights value', (s) => (s.weights = [1, null]), /field "weights\.1" is null/],
-      ['negative weight', (s) => (s.weights = [1, -1]), /field "weights\.1" is -1/],
+      ['weights value', (s) => (s.weights = [1, null]), /field "weights\.1" \(term "y"\) is null/],
+      ['negative weight', (s) => (s.weights = [1, -1]), /field "weights\.1" \(term "y"\) is -1/],
     ];
     for (const [what, edit, msg] of cases) {
       const s = structuredClone(good) as Record<string, any>;

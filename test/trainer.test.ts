@@ -110,7 +110,10 @@ describe('BalancedTrainer', () => {
       poison = false;
       expect(r.skipped).toMatch(/step 1: loss of term "t1" is NaN/);
       expect(warn).toHaveBeenCalledTimes(1);
-      expect(trainer.balancer.state()).toEqual(state);
+      // everything kept but the call counter that messages name (it counts the skipped step too)
+      const after = trainer.balancer.state();
+      expect(after.core!.cadence!.tick).toBe(state.core!.cadence!.tick + 1);
+      expect({ ...after, core: { ...after.core, cadence: state.core!.cadence } }).toEqual(state);
       expect(toy.variables.map((v) => Array.from(v.dataSync()))).toEqual(vars);
       expect(trainer.history.last!.skipped).toBeDefined();
       trainer.step();

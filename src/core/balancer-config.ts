@@ -17,8 +17,13 @@
  */
 import * as z from 'zod';
 import { BalancerError, OptionError } from './errors.js';
+import { MAX_WEIGHT, MAX_WEIGHT_RULE } from './limits.js';
 
-const weight = z.number({ message: 'must be a finite number >= 0' }).nonnegative({ message: 'must be a finite number >= 0' });
+// Bounded above by MAX_WEIGHT (src/core/limits.ts): larger weights overflow float32 on every step.
+const weight = z
+  .number({ message: 'must be a finite number >= 0' })
+  .nonnegative({ message: 'must be a finite number >= 0' })
+  .max(MAX_WEIGHT, { message: MAX_WEIGHT_RULE });
 const weightMap = z.record(z.string(), weight, { message: 'must be an object { termName: weight }' });
 
 /** Schema of the core settings that post-process a strategy's weights. */
@@ -63,7 +68,7 @@ export const coreConfigSchema = z.strictObject({
       /** Smallest weight of a balanced term. */
       min: weight.optional(),
       /** Largest weight of a balanced term. */
-      max: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).optional(),
+      max: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).max(MAX_WEIGHT, { message: MAX_WEIGHT_RULE }).optional(),
       /** Largest relative change per refresh (a factor 1 + maxChange either way). */
       maxChange: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).optional(),
     })

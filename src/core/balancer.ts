@@ -19,7 +19,9 @@ import {
   type CadenceState,
   type CoreConfig,
 } from './balancer-config.js';
+import type { z } from 'zod';
 import { BalancerError, NonFiniteError, OptionError } from './errors.js';
+import { checkStrategyState, checkWithSchema, coreStateSchema, StateError } from './state-check.js';
 import type { GradientStats, NonFinitePolicy, Strategy, StrategyNeeds } from './types.js';
 
 /** Settings of the core that stand beside a strategy's own options. */
@@ -330,6 +332,7 @@ export class Balancer<O = unknown, S = unknown> {
       if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[i], at, what, value);
       const reason = `step ${at}: ${what} of term "${terms[i]}" is ${value}; balancer update skipped, weights kept`;
       this.warn(reason);
+      this.countSkipped();
       return { weights: this.weights, skipped: reason, step, updated: false };
     }
     const nonNegative = typeof this.strategy.nonNegativeLosses === 'function'
@@ -386,6 +389,7 @@ export class Balancer<O = unknown, S = unknown> {
       if (this.onNonFinite === 'throw') throw e;
       const reason = `${(e as Error).message}; update skipped, weights kept`;
       this.warn(reason);
+      this.countSkipped();
       return { weights: this.weights, skipped: reason, step, updated: false };
     }
     const { weights, clamped } = applyBounds(this.core.bounds, composeWeights(this.core, terms, active, out.weights), this._weights, mask);
@@ -405,6 +409,15 @@ export class Balancer<O = unknown, S = unknown> {
     }
     if (clamped.length) result.clamped = clamped.map((i) => terms[i]);
     return result;
+  }
+
+  /**
+   * Count a step that was skipped (by this balancer, or by its caller after restoring the state the
+   * balancer had before the step): only the call counter that messages name advances, so that the
+   * next message names the caller's next step. State, weights and {@link step} are untouched.
+   */
+  countSkipped(): void {
+    if (this._cadence) this._cadence = { ...this._cadence, tick: this._cadence.tick + 1 };
   }
 
   /** The whole state as one JSON-serialisable object (a deep copy). */
@@ -430,40 +443,88 @@ export class Balancer<O = unknown, S = unknown> {
     );
   }
 
-  /** Restore a state saved by {@link state}. The strategy must match; the options are those saved. */
+  /**
+   * Restore a state saved by {@link state}. The strategy must match; the options are those saved.
+   * All or nothing: the whole state (options, settings, term names, counters, weights, the
+   * strategy's own state against its {@link Strategy.state} schema, the cadence) is checked first;
+   * an error names the field (and the term) and leaves this balancer unchanged.
+   */
   load(saved: BalancerState): void {
-    if (!saved || saved.format !== 'loss-balancer/balancer') {
-      throw new BalancerError('not a loss-balancer balancer state (missing format "loss-balancer/balancer")');
+    const next = this.checkState(saved);
+    if (next.otherOptions) this.warn(`loading a "${this.name}" state saved with other options; the saved options are used`);
+    if (next.otherCore) this.warn(`loading a "${this.name}" state saved with other balancer settings (baseWeights, frozen, updateEvery, warmup, bounds); the saved settings are used`);
+    (this as { options: O }).options = next.options;
+    this.core = next.core;
+    this._terms = next.terms;
+    this._step = next.step;
+    this._weights = next.weights;
+    this._state = next.state;
+    this._active = next.active;
+    this._adaptive = next.adaptive;
+    this._regularizer = next.regularizer;
+    this._cadence = next.cadence;
+  }
+
+  /**
+   * Check a saved state as {@link load} would, without loading it: returns what would be loaded.
+   * Throws a {@link BalancerError} (a {@link StateError} for a bad field, naming it) otherwise.
+   */
+  checkState(saved: BalancerState): LoadedState<O, S> {
+    if (!saved || typeof saved !== 'object' || saved.format !== 'loss-balancer/balancer') {
+      throw new StateError('balancer state', 'format', saved && typeof saved === 'object' ? saved.format : saved, 'must be "loss-balancer/balancer" (not a loss-balancer balancer state)');
     }
     if (saved.version !== STATE_VERSION) {
-      throw new BalancerError(
+      throw new StateError('balancer state', 'version', saved.version,
         `balancer state version ${saved.version} cannot be loaded by this version of loss-balancer (state version ${STATE_VERSION})`,
       );
     }
     if (saved.strategy !== this.name) {
-      throw new BalancerError(`state is for strategy "${saved.strategy}", this balancer is "${this.name}"`);
+      throw new StateError('balancer state', 'strategy', saved.strategy, `state is for strategy "${saved.strategy}", this balancer is "${this.name}"`);
     }
     checkSavedState(saved, this.strategy);
-    if (JSON.stringify(saved.options) !== JSON.stringify(this.options)) {
-      this.warn(`loading a "${this.name}" state saved with other options; the saved options are used`);
-      (this as { options: O }).options = saved.options as O;
-    }
+    const owner = `balancer state for "${this.name}"`;
+    const options = (this.strategy.options as z.ZodType<O>).parse(saved.options ?? {});
     const copy = JSON.parse(JSON.stringify(saved)) as BalancerState;
     const core = copy.core;
-    if (core && JSON.stringify(core.config) !== JSON.stringify(this.core)) {
-      this.warn(`loading a "${this.name}" state saved with other balancer settings (baseWeights, frozen, updateEvery, warmup, bounds); the saved settings are used`);
-      this.core = parseCoreConfig(core.config as Record<string, unknown>, this.name);
+    let config = this.core;
+    if (core !== undefined) {
+      if (!core || typeof core !== 'object') throw new StateError(owner, 'core', core, 'must be an object');
+      try {
+        config = parseCoreConfig((core.config ?? {}) as Record<string, unknown>, this.name);
+      } catch (e) {
+        const field = e instanceof OptionError ? `core.config.${e.field}` : 'core.config';
+        throw new StateError(owner, field, e instanceof OptionError ? e.value : core.config, e instanceof OptionError ? e.allowed : (e as Error).message);
+      }
     }
-    this._terms = copy.terms;
-    this._step = copy.step;
-    this._weights = copy.weights;
-    this._state = copy.state as S;
-    const T = copy.terms?.length ?? 0;
-    // States saved before the post-processing layer existed: every term balanced, one tick per update.
-    this._active = core?.active ?? (copy.terms ? copy.terms.map((_, i) => i) : null);
-    this._adaptive = core?.adaptive ?? (copy.weights && this._active ? this._active.map((i) => copy.weights![i]) : null);
-    this._regularizer = core?.regularizer ?? null;
-    this._cadence = core?.cadence ?? (copy.terms ? { ...cadenceInit(T), tick: copy.step, lastUpdateTick: copy.step > 0 ? copy.step - 1 : null } : null);
+    const terms = copy.terms;
+    const T = terms?.length ?? 0;
+    let active: number[] | null = terms ? terms.map((_, i) => i) : null;
+    if (terms) {
+      try {
+        active = balancedIndices(config, terms, this.name);
+      } catch (e) {
+        throw new StateError(owner, 'core.config', core?.config, (e as Error).message);
+      }
+      if (core) checkWithSchema(coreStateSchema(T, active, !!this.strategy.signedWeights), core, owner, 'core', terms);
+      checkStrategyState(this.strategy, options, active.map((i) => terms[i]), copy.state, owner);
+    } else if (copy.state !== null && copy.state !== undefined) {
+      throw new StateError(owner, 'state', copy.state, 'must be null when "terms" is null (a balancer that never ran)');
+    }
+    return {
+      options,
+      otherOptions: JSON.stringify(saved.options) !== JSON.stringify(this.options),
+      core: config,
+      otherCore: !!core && JSON.stringify(core.config) !== JSON.stringify(this.core),
+      terms,
+      step: copy.step,
+      weights: copy.weights,
+      state: (copy.state ?? null) as S | null,
+      // States saved before the post-processing layer existed: every term balanced, one tick per update.
+      active: core?.active ?? active,
+      adaptive: core?.adaptive ?? (copy.weights && active ? active.map((i) => copy.weights![i]) : null),
+      regularizer: core?.regularizer ?? null,
+      cadence: core?.cadence ?? (terms ? { ...cadenceInit(T), tick: copy.step, lastUpdateTick: copy.step > 0 ? copy.step - 1 : null } : null),
+    };
   }
 
   private findNonFinite(input: BalancerInput, needs: StrategyNeeds): [number, string, number] | null {
@@ -507,14 +568,42 @@ export class Balancer<O = unknown, S = unknown> {
   }
 }
 
+/** What {@link Balancer.checkState} found: the values {@link Balancer.load} assigns. */
+export interface LoadedState<O, S> {
+  /** The saved options, validated. */
+  options: O;
+  /** Whether they differ from the balancer's own (load warns). */
+  otherOptions: boolean;
+  /** The saved core settings, validated. */
+  core: CoreConfig;
+  /** Whether they differ from the balancer's own (load warns). */
+  otherCore: boolean;
+  /** Term names. */
+  terms: string[] | null;
+  /** Accepted updates. */
+  step: number;
+  /** Weights in force. */
+  weights: number[] | null;
+  /** The strategy's state. */
+  state: S | null;
+  /** Indices of the balanced terms. */
+  active: number[] | null;
+  /** Last adaptive weights. */
+  adaptive: number[] | null;
+  /** Last regulariser. */
+  regularizer: number[] | null;
+  /** Cadence bookkeeping. */
+  cadence: CadenceState | null;
+}
+
 /**
  * Check a saved state's fields before loading it (a hand-edited or corrupted checkpoint): the options
  * against the strategy's schema, the term names, the update counter and the weights. Errors name the
  * field.
  */
 function checkSavedState(saved: BalancerState, strategy: Strategy): void {
-  const bad = (field: string, value: unknown, rule: string) =>
-    new BalancerError(`balancer state for "${strategy.name}": field "${field}" is ${JSON.stringify(value)}; ${rule}`);
+  const bad = (field: string, value: unknown, rule: string, term?: string) =>
+    new StateError(`balancer state for "${strategy.name}"`, field, value, rule, term);
   const parsed = strategy.options.safeParse(saved.options ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -530,7 +619,7 @@ function checkSavedState(saved: BalancerState, strategy: Strategy): void {
   if (w !== null) {
     if (!terms || !Array.isArray(w) || w.length !== terms.length) throw bad('weights', w, `must be null or one weight per term (${terms?.length ?? 0})`);
     const i = w.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v) || (v < 0 && !strategy.signedWeights));
-    if (i >= 0) throw bad(`weights.${i}`, w[i], strategy.signedWeights ? 'must be finite' : 'must be finite and >= 0');
+    if (i >= 0) throw bad(`weights.${i}`, w[i], strategy.signedWeights ? 'must be finite' : 'must be finite and >= 0', terms[i]);
   }
 }
 

@@ -108,6 +108,16 @@ export interface Strategy<O = any, S = any> {
    * Variables two or more terms reach always take `Σ w_i g_i`.
    */
   readonly headWeights?: 'weighted' | 'unit';
+  /**
+   * The shape of the state for these (balanced) term names, as a zod schema, in the manner of
+   * {@link options}: `Balancer.load()` checks a saved state against it before loading anything
+   * (finite numbers, one entry per term, counters that are integers), so that a corrupted checkpoint
+   * is an error naming the field and term instead of a run whose every later step is skipped.
+   * Building blocks: `stateSchemas` in src/core/state-check.ts. Optional: without it the generic
+   * check applies (every number finite; the same keys and kinds as `init()`'s state; an array that
+   * has one entry per term in `init()`'s state has one entry per term).
+   */
+  readonly state?: (terms: readonly string[], options: O) => z.ZodType<S, any>;
   /** The initial state for these term names. */
   init(options: O, terms: readonly string[]): S;
   /** Weights before the first update (default: all ones). */

@@ -27,11 +27,13 @@
  * optimizer here; the balancer state never depends on how the model is stored.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Balancer, type BalancerState } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
+import { StateError } from '../core/state-check.js';
 import { BalancedTrainer, type TrainerState } from '../train/trainer.js';
 
 /** `format` of a checkpoint file. */
@@ -79,6 +81,13 @@ export interface Checkpoint {
   optimizer?: SavedOptimizer;
   /** Model variables, in the order (array) or under the keys (record) they were given. */
   variables?: SavedTensor[];
+  /**
+   * SHA-256 (first 16 hex digits) of each part of the file, by field (`state.step`,
+   * `state.balancer.weights`, `optimizer.weights.0`, `variables.2`, ...): a value changed after
+   * saving (a flipped digit that still parses) is an error naming the field. Absent in files saved
+   * before checksums existed (then not checked).
+   */
+  checksums?: Record<string, string>;
 }
 
 /** Variables to save or restore: in a fixed order, or by name of your choosing. */
@@ -118,21 +127,42 @@ export function saveTensor(name: string, t: tf.Tensor): SavedTensor {
   return { name, dtype: t.dtype, shape: [...t.shape], data: Buffer.from(bytes).toString('base64') };
 }
 
-/** A new tensor from {@link saveTensor}'s output (the caller disposes it). */
-export function loadTensor(saved: SavedTensor): tf.Tensor {
+/** A new tensor from {@link saveTensor}'s output (the caller disposes it). Errors name the field. */
+export function loadTensor(saved: SavedTensor, owner = 'saved tensor', field = ''): tf.Tensor {
+  const { values, shape, dtype } = decodeTensor(saved, owner, field);
+  return tf.tensor(values, shape, dtype);
+}
+
+const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Decode a {@link SavedTensor} into typed values without creating a tensor, checking every field:
+ * `name` a string, `dtype` float32/int32/bool, `shape` a list of integers >= 0, `data` strict base64
+ * of exactly the right number of bytes (the values themselves are not judged: an optimizer slot may
+ * legitimately hold Infinity; the file's checksums catch changed bytes). Throws a {@link StateError} naming
+ * `owner` and `field.<key>`.
+ */
+export function decodeTensor(saved: SavedTensor, owner = 'saved tensor', field = ''): { name: string; values: Float32Array | Int32Array | Uint8Array; shape: number[]; dtype: tf.DataType } {
+  const at = (k: string) => (field ? `${field}.${k}` : k);
+  if (!saved || typeof saved !== 'object') throw new StateError(owner, field || '(tensor)', saved, 'must be a saved tensor { name, dtype, shape, data }');
+  if (typeof saved.name !== 'string') throw new StateError(owner, at('name'), saved.name, 'must be a string');
+  if (!(saved.dtype in BYTES)) throw new StateError(owner, at('dtype'), saved.dtype, 'must be "float32", "int32" or "bool"');
+  if (!Array.isArray(saved.shape) || saved.shape.some((d) => !Number.isInteger(d) || d < 0) || saved.shape.length > 8) {
+    throw new StateError(owner, at('shape'), saved.shape, 'must be a list of integers >= 0');
+  }
+  const n = saved.shape.reduce((a, b) => a * b, 1);
+  if (typeof saved.data !== 'string' || saved.data.length % 4 !== 0 || !BASE64.test(saved.data)) {
+    throw new StateError(owner, at('data'), saved.data, 'must be base64 text (A-Z, a-z, 0-9, +, /, padded with =)');
+  }
   const buf = Buffer.from(saved.data, 'base64');
+  if (buf.byteLength !== n * BYTES[saved.dtype]) {
+    throw new StateError(owner, at('data'), saved.data, `must hold ${n * BYTES[saved.dtype]} bytes (${n} ${saved.dtype} values for shape [${saved.shape.join(', ')}]); it holds ${buf.byteLength}`);
+  }
   const bytes = new Uint8Array(buf.byteLength);
   bytes.set(buf);
-  const n = saved.shape.reduce((a, b) => a * b, 1);
-  let values: Float32Array | Int32Array | Uint8Array;
-  if (saved.dtype === 'float32') values = new Float32Array(bytes.buffer);
-  else if (saved.dtype === 'int32') values = new Int32Array(bytes.buffer);
-  else if (saved.dtype === 'bool') values = bytes;
-  else throw new BalancerError(`saved tensor "${saved.name}" has unsupported dtype ${JSON.stringify(saved.dtype)}`);
-  if (values.length !== n) {
-    throw new BalancerError(`saved tensor "${saved.name}" holds ${values.length} values for shape [${saved.shape.join(', ')}]`);
-  }
-  return tf.tensor(values, saved.shape, saved.dtype);
+  const values = saved.dtype === 'float32' ? new Float32Array(bytes.buffer) : saved.dtype === 'int32' ? new Int32Array(bytes.buffer) : bytes;
+  return { name: saved.name, values, shape: [...saved.shape], dtype: saved.dtype };
 }
 
 function littleEndian(): boolean {
@@ -158,19 +188,35 @@ export function loadVariables(saved: readonly SavedTensor[], vars: VariableSet):
   if (entries.length !== saved.length) {
     throw new BalancerError(`checkpoint holds ${saved.length} variables, ${entries.length} were given to restore`);
   }
-  const byName = new Map(saved.map((s) => [s.name, s]));
-  for (const [k, v] of entries) {
-    const s = byName.get(k);
-    if (!s) throw new BalancerError(`checkpoint holds no variable "${k}"; it holds ${saved.map((x) => `"${x.name}"`).join(', ')}`);
-    if (s.shape.join(',') !== v.shape.join(',') || s.dtype !== v.dtype) {
-      throw new BalancerError(
-        `variable "${k}" (${v.name}): checkpoint has ${s.dtype} [${s.shape.join(', ')}], the variable is ${v.dtype} [${v.shape.join(', ')}]`,
-      );
-    }
-    const t = loadTensor(s);
+  const decoded = decodeVariables(saved, vars, 'checkpoint', 'variables');
+  // Everything decoded and checked: now assign.
+  for (const [v, d] of decoded) {
+    const t = tf.tensor(d.values, d.shape, d.dtype);
     v.assign(t);
     t.dispose();
   }
+}
+
+/** Decode and match every saved variable against `vars` before anything is assigned. */
+function decodeVariables(saved: readonly SavedTensor[], vars: VariableSet, owner: string, field: string): [tf.Variable, ReturnType<typeof decodeTensor>][] {
+  if (!Array.isArray(saved)) throw new StateError(owner, field, saved, 'must be a list of saved tensors');
+  const entries: [string, tf.Variable][] = Array.isArray(vars)
+    ? (vars as tf.Variable[]).map((v, i) => [String(i), v])
+    : Object.entries(vars as Record<string, tf.Variable>);
+  if (entries.length !== saved.length) {
+    throw new StateError(owner, field, `${saved.length} saved tensors`, `the checkpoint holds ${saved.length} variables, ${entries.length} were given to restore; the counts must match`);
+  }
+  const decoded = saved.map((s, i) => decodeTensor(s, owner, `${field}.${i}`));
+  const byName = new Map(decoded.map((d, i) => [d.name, i]));
+  return entries.map(([k, v]) => {
+    const i = byName.get(k);
+    if (i === undefined) throw new StateError(owner, field, saved.map((x) => x.name), `holds no variable "${k}"`);
+    const d = decoded[i];
+    if (d.shape.join(',') !== v.shape.join(',') || d.dtype !== v.dtype) {
+      throw new StateError(owner, `${field}.${i}`, `${d.dtype} [${d.shape.join(', ')}]`, `variable "${k}" (${v.name}): the checkpoint has ${d.dtype} [${d.shape.join(', ')}], the variable is ${v.dtype} [${v.shape.join(', ')}]`);
+    }
+    return [v, d];
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -218,17 +264,54 @@ export async function loadOptimizer(
   if (saved.className !== opt.getClassName()) {
     throw new BalancerError(`checkpoint holds a ${saved.className} optimizer state; the optimizer given is ${opt.getClassName()}`);
   }
+  await applyOptimizer(decodeOptimizer(saved, opt, 'checkpoint', 'optimizer'), opt, options);
+}
+
+/** Slot variables per trained variable of the tfjs optimizers whose layout is known. */
+const SLOTS: Record<string, number[]> = { SGD: [0], Momentum: [1], Adagrad: [1], Adadelta: [2], Adam: [2], RMSProp: [2, 3] };
+
+type DecodedOptimizer = { config: unknown; weights: ReturnType<typeof decodeTensor>[]; extras: ReturnType<typeof decodeTensor>[] };
+
+/** Check and decode a saved optimizer for `opt` without touching it. */
+function decodeOptimizer(saved: SavedOptimizer, opt: tf.Optimizer, owner: string, field: string): DecodedOptimizer {
+  if (!saved || typeof saved !== 'object') throw new StateError(owner, field, saved, 'must be a saved optimizer { className, weights, extras }');
+  if (saved.className !== opt.getClassName()) {
+    throw new StateError(owner, `${field}.className`, saved.className, `the checkpoint holds a ${saved.className} optimizer state; the optimizer given is ${opt.getClassName()}`);
+  }
+  if (!Array.isArray(saved.weights) || saved.weights.length === 0) throw new StateError(owner, `${field}.weights`, saved.weights, 'must be a list starting with the iteration count');
+  const extras = saved.extras ?? [];
+  if (!Array.isArray(extras)) throw new StateError(owner, `${field}.extras`, extras, 'must be a list of saved tensors');
+  const weights = saved.weights.map((w, i) => decodeTensor(w, owner, `${field}.weights.${i}`));
+  if (weights[0].shape.length !== 0) throw new StateError(owner, `${field}.weights.0.shape`, weights[0].shape, 'must be [] (the iteration count comes first)');
+  const slots = SLOTS[saved.className];
+  const n = weights.length - 1;
+  if (slots && !slots.some((k) => (k === 0 ? n === 0 : n % k === 0))) {
+    throw new StateError(owner, `${field}.weights`, `${n} slot variables`, `a ${saved.className} keeps ${slots.join(' or ')} per trained variable`);
+  }
+  const decodedExtras = extras.map((e, i) => decodeTensor(e, owner, `${field}.extras.${i}`));
+  decodedExtras.forEach((e, i) => {
+    if (e.shape.length !== 0) throw new StateError(owner, `${field}.extras.${i}.shape`, e.shape, 'must be [] (a scalar)');
+  });
+  return { config: saved.config, weights, extras: decodedExtras };
+}
+
+/** Write decoded optimizer state into `opt` (after every check passed). */
+async function applyOptimizer(
+  d: DecodedOptimizer,
+  opt: tf.Optimizer,
+  options: Pick<CheckpointExtras, 'hyperparameters' | 'warn'> = {},
+): Promise<void> {
   // Hyperparameters first: setWeights reads some of them (RMSProp's `centered` decides the slot layout).
-  restoreHyperparameters(saved.config, opt, options);
-  const tensors = saved.weights.map((w) => ({ name: w.name, tensor: loadTensor(w) }));
+  restoreHyperparameters(d.config, opt, options);
+  const tensors = d.weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.values, w.shape, w.dtype) }));
   await opt.setWeights(tensors);
   // setWeights makes variables of the given tensors (sharing their data); our copies can go.
   tensors.forEach((t) => t.tensor.dispose());
   const own = new Map(scalarVariables(opt));
-  for (const e of saved.extras) {
+  for (const e of d.extras) {
     const v = own.get(e.name);
     if (!v) continue;
-    const t = loadTensor(e);
+    const t = tf.tensor(e.values, e.shape, e.dtype);
     v.assign(t);
     t.dispose();
   }
@@ -305,7 +388,46 @@ export async function checkpointOf(source: BalancedTrainer | Balancer, extras: C
   };
   if (extras.optimizer) ckpt.optimizer = await saveOptimizer(extras.optimizer);
   if (extras.variables) ckpt.variables = saveVariables(extras.variables);
+  ckpt.checksums = Object.fromEntries(checksummedParts(ckpt).map(([f, v]) => [f, digest(v)]));
   return ckpt;
+}
+
+/** The parts of a checkpoint that carry checksums, by field (informational fields excluded). */
+function checksummedParts(c: Checkpoint): [string, unknown][] {
+  const parts: [string, unknown][] = [];
+  const st = c.state as unknown as Record<string, unknown> | null;
+  if (st && typeof st === 'object') {
+    for (const [k, v] of Object.entries(st)) {
+      if (k === 'balancer' && v && typeof v === 'object') for (const [bk, bv] of Object.entries(v)) parts.push([`state.balancer.${bk}`, bv]);
+      else parts.push([`state.${k}`, v]);
+    }
+  }
+  if (c.optimizer && typeof c.optimizer === 'object') {
+    parts.push(['optimizer.className', c.optimizer.className]);
+    if (Array.isArray(c.optimizer.weights)) c.optimizer.weights.forEach((w, i) => parts.push([`optimizer.weights.${i}`, w]));
+    if (Array.isArray(c.optimizer.extras)) c.optimizer.extras.forEach((w, i) => parts.push([`optimizer.extras.${i}`, w]));
+  }
+  if (Array.isArray(c.variables)) c.variables.forEach((v, i) => parts.push([`variables.${i}`, v]));
+  return parts;
+}
+
+function digest(v: unknown): string {
+  return createHash('sha256').update(JSON.stringify(v) ?? 'undefined').digest('hex').slice(0, 16);
+}
+
+/** Verify the checksums a file carries (none: nothing to verify). Errors name the field. */
+function verifyChecksums(c: Checkpoint, owner: string): void {
+  const sums = c.checksums;
+  if (sums === undefined) return;
+  if (!sums || typeof sums !== 'object' || Array.isArray(sums)) throw new StateError(owner, 'checksums', sums, 'must be an object { field: sha256 prefix }');
+  const parts = new Map(checksummedParts(c));
+  for (const [field, sum] of Object.entries(sums)) {
+    if (!parts.has(field)) throw new StateError(owner, `checksums.${field}`, sum, `names a field the file does not hold (${field})`);
+  }
+  for (const [field, value] of parts) {
+    if (!(field in sums)) throw new StateError(owner, `checksums.${field}`, undefined, `is required (the file has a checksum for every part)`);
+    if (sums[field] !== digest(value)) throw new StateError(owner, field, value, 'does not match its checksum: the file was changed after it was saved');
+  }
 }
 
 /**
@@ -322,28 +444,113 @@ export async function saveState(path: string, source: BalancedTrainer | Balancer
 export function checkCheckpoint(raw: unknown, where = '(checkpoint)'): Checkpoint {
   const c = raw as Partial<Checkpoint> | null;
   if (!c || typeof c !== 'object' || c.format !== CHECKPOINT_FORMAT) {
-    throw new BalancerError(`${where} is not a loss-balancer checkpoint (format is not "${CHECKPOINT_FORMAT}")`);
+    throw new StateError(where, 'format', c && typeof c === 'object' ? c.format : c, `${where} is not a loss-balancer checkpoint (format must be "${CHECKPOINT_FORMAT}")`);
   }
   if (c.version !== CHECKPOINT_VERSION) {
-    throw new BalancerError(
-      `${where} is a checkpoint of version ${JSON.stringify(c.version)}; this version of loss-balancer reads version ${CHECKPOINT_VERSION} only`,
-    );
+    throw new StateError(where, 'version', c.version, `${where} is a checkpoint of version ${JSON.stringify(c.version)}; this version of loss-balancer reads version ${CHECKPOINT_VERSION} only`);
   }
   if (c.kind !== 'trainer' && c.kind !== 'balancer') {
-    throw new BalancerError(`${where}: "kind" must be "trainer" or "balancer"; got ${JSON.stringify(c.kind)}`);
+    throw new StateError(where, 'kind', c.kind, 'must be "trainer" or "balancer"');
   }
+  if (!c.state || typeof c.state !== 'object') throw new StateError(where, 'state', c.state, 'must be the saved trainer or balancer state (an object)');
   return c as Checkpoint;
 }
 
 /** Read and check a checkpoint file (format and version) without restoring anything. */
 export function readCheckpoint(path: string): Checkpoint {
-  let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new BalancerError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const at = jsonErrorAt(text);
+    throw new BalancerError(
+      `cannot read checkpoint ${path}: field "${at.field}": not valid JSON at line ${at.line}, column ${at.column} (${(e as Error).message.slice(0, 120)})`,
+    );
+  }
   return checkCheckpoint(raw, path);
+}
+
+/**
+ * Where JSON text stops being valid: the field (dotted path) being read at that point, and the line
+ * and column. Used for error messages only (after `JSON.parse` has failed).
+ */
+export function jsonErrorAt(text: string): { field: string; line: number; column: number } {
+  let i = 0;
+  const path: string[] = [];
+  const ws = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const str = (): string => {
+    if (text[i] !== '"') fail();
+    const start = ++i;
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    return text.slice(start, i++);
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        const k = str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+        path.push(k);
+        value();
+        path.pop();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail();
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (let n = 0; ; n++) {
+        path.push(String(n));
+        value();
+        path.pop();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail();
+      }
+    }
+    if (c === '"') return void str();
+    const m = /^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?|true|false|null)/.exec(text.slice(i, i + 64));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+  } catch (e) {
+    if (typeof e !== 'number') throw e;
+  }
+  const before = text.slice(0, i);
+  const line = before.split('\n').length;
+  const column = i - before.lastIndexOf('\n');
+  return { field: path.join('.') || '(root)', line, column };
 }
 
 /**
@@ -353,21 +560,50 @@ export function readCheckpoint(path: string): Checkpoint {
  */
 export async function loadState(path: string, into?: BalancedTrainer | Balancer, extras: CheckpointExtras = {}): Promise<Checkpoint> {
   const ckpt = readCheckpoint(path);
-  if (into instanceof BalancedTrainer) {
-    if (ckpt.kind !== 'trainer') throw new BalancerError(`${path} holds a bare balancer state; a BalancedTrainer needs a trainer checkpoint`);
-    into.load(ckpt.state as TrainerState);
-  } else if (into instanceof Balancer) {
-    into.load(ckpt.kind === 'trainer' ? (ckpt.state as TrainerState).balancer : (ckpt.state as BalancerState));
-  } else if (into !== undefined) {
+  const within = (e: unknown, prefix: string): unknown => (e instanceof StateError ? e.within(path, prefix) : e);
+  // 1. Check and decode everything; nothing is changed yet. Field checks first (they give the most
+  // precise messages), then the checksums (a changed value that is still valid).
+  if (into !== undefined && !(into instanceof BalancedTrainer) && !(into instanceof Balancer)) {
     throw new BalancerError('loadState: the target must be a BalancedTrainer or a Balancer');
   }
+  let balancerPart: BalancerState | undefined;
+  if (into instanceof BalancedTrainer) {
+    if (ckpt.kind !== 'trainer') throw new BalancerError(`${path} holds a bare balancer state; a BalancedTrainer needs a trainer checkpoint`);
+    try {
+      into.checkState(ckpt.state as TrainerState);
+    } catch (e) {
+      // the trainer names its own fields (step, epoch, balancer.<field>)
+      throw within(e, 'state.');
+    }
+  } else if (into instanceof Balancer) {
+    balancerPart = ckpt.kind === 'trainer' ? (ckpt.state as TrainerState)?.balancer : (ckpt.state as BalancerState);
+    try {
+      into.checkState(balancerPart);
+    } catch (e) {
+      throw within(e, ckpt.kind === 'trainer' ? 'state.balancer.' : 'state.');
+    }
+  }
+  let optimizer: DecodedOptimizer | undefined;
   if (extras.optimizer) {
     if (!ckpt.optimizer) throw new BalancerError(`${path} holds no optimizer state (save it with saveState(path, source, { optimizer }))`);
-    await loadOptimizer(ckpt.optimizer, extras.optimizer, extras);
+    optimizer = decodeOptimizer(ckpt.optimizer, extras.optimizer, path, 'optimizer');
   }
+  let variables: ReturnType<typeof decodeVariables> | undefined;
   if (extras.variables) {
     if (!ckpt.variables) throw new BalancerError(`${path} holds no model variables (save them with saveState(path, source, { variables }))`);
-    loadVariables(ckpt.variables, extras.variables);
+    variables = decodeVariables(ckpt.variables, extras.variables, path, 'variables');
+  }
+  verifyChecksums(ckpt, path);
+  // 2. Apply: every check has passed.
+  if (into instanceof BalancedTrainer) into.load(ckpt.state as TrainerState);
+  else if (into instanceof Balancer) into.load(balancerPart!);
+  if (optimizer) await applyOptimizer(optimizer, extras.optimizer!, extras);
+  if (variables) {
+    for (const [v, d] of variables) {
+      const t = tf.tensor(d.values, d.shape, d.dtype);
+      v.assign(t);
+      t.dispose();
+    }
   }
   return ckpt;
 }

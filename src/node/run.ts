@@ -16,8 +16,8 @@
  * ```
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
 import { BalancerError, describeValue, OptionError } from '../core/errors.js';
@@ -26,7 +26,7 @@ import { create } from '../core/registry.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
-  name: 'letters, digits, ".", "_" or "-" (the run folder name); default: the strategy name',
+  name: 'letters, digits, ".", "_" or "-", not starting with "." (the run folder name, inside `output`); default: the strategy name',
   strategy: 'a strategy name (see `loss-balancer list`) or { name, ...options }',
   'strategy.name': 'a strategy name (see `loss-balancer list`)',
   steps: 'an integer from 1 to 100000',
@@ -44,7 +44,11 @@ export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
   logScale: 'true or false',
 };
 
-const NAME = /^[A-Za-z0-9._-]+$/;
+/**
+ * A run folder name: one path segment inside `output`. No separators, and no leading dot, which
+ * rules out `.` and `..` (the output folder itself and its parent) and hidden folders.
+ */
+const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 /** The schema of a run config file. */
 export const RunConfigSchema = z.strictObject({
@@ -148,6 +152,31 @@ function tryBoth(text: string): unknown {
   }
 }
 
+/**
+ * The run folder `<output>/<name>`, resolved, after checking that it is a folder strictly inside
+ * `output`: `name` must be one path segment ({@link RunConfigSchema}'s rule), and when the folder
+ * already exists its real path (symlinks followed) must still lie inside the real `output`. Throws a
+ * {@link BalancerError} naming the name and both folders otherwise. Nothing is created.
+ */
+export function runFolder(output: string, name: string): string {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new BalancerError(`run folder name ${JSON.stringify(name)} is not allowed; allowed: ${CONFIG_FIELDS.name}`);
+  }
+  const root = resolve(output);
+  const dir = resolve(root, name);
+  checkInside(root, dir, `run folder "${name}"`);
+  if (existsSync(dir) && existsSync(root)) checkInside(realpathSync(root), realpathSync(dir), `run folder "${name}" (${dir})`);
+  return dir;
+}
+
+/** Throw unless `path` (resolved) lies strictly inside `root` (resolved). */
+function checkInside(root: string, path: string, what: string): void {
+  const rel = relative(root, path);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new BalancerError(`${what} resolves to ${path}, which is outside the output folder ${root}; refusing to write there`);
+  }
+}
+
 /** What {@link runExample} reports after each step. */
 export interface RunProgress {
   step: number;
@@ -181,15 +210,23 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
   const { writePlots } = await import('../viz/plot.js');
   const { report } = await import('../viz/report.js');
 
+  // Checked before anything is written (the config may have been built in code, or `--out` given).
+  const dir = runFolder(cfg.output, cfg.name);
   const backend = await initBackend(cfg.backend);
-  const dir = join(cfg.output, cfg.name);
   mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(dir)) if (f.startsWith('events.out.tfevents.')) rmSync(join(dir, f));
-  const configPath = join(dir, 'config.json');
+  runFolder(cfg.output, cfg.name); // again, now that it exists: a symlink must not lead outside
+  // Every file written below is a fixed name inside `dir`; `inside` re-checks each one.
+  const inside = (...parts: string[]) => {
+    const p = resolve(dir, ...parts);
+    checkInside(dir, p, `file ${parts.join('/')}`);
+    return p;
+  };
+  for (const f of readdirSync(dir)) if (f.startsWith('events.out.tfevents.')) rmSync(inside(f));
+  const configPath = inside('config.json');
   writeFileSync(configPath, `${JSON.stringify(cfg, null, 2)}\n`);
 
   const toy = makeToyProblem({ ...cfg.example, seed: cfg.seed });
-  const jsonl = new JsonlSink(join(dir, 'trajectory.jsonl'));
+  const jsonl = new JsonlSink(inside('trajectory.jsonl'));
   const tb = new TensorBoardSink(dir);
   const optimizer = tf.train.adam(cfg.lr);
   const trainer = new BalancedTrainer({
@@ -212,9 +249,9 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
     toy.dispose();
   }
   const records = trainer.history.records;
-  const plotDir = join(dir, 'plots');
+  const plotDir = inside('plots');
   const charts = await writePlots(records, plotDir, { log: cfg.logScale });
   const plots = Object.keys(charts).flatMap((q) => [join(plotDir, `${q}.svg`), join(plotDir, `${q}.png`)]);
-  const { path: reportPath } = await report(dir, { log: cfg.logScale });
+  const { path: reportPath } = await report(dir, { log: cfg.logScale, out: inside('report.html') });
   return { dir, records, backend, files: { trajectory: jsonl.path, events: tb.path!, config: configPath, report: reportPath, plots } };
 }

@@ -22,7 +22,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Balancer, UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
-import { combine, detectShared, gradientMatrix, readGram, scalarOf, type TermGrads } from './grads.js';
+import { combine, detectShared, gradientMatrix, readGram, scalarOf, variableGrads, type TermGrads } from './grads.js';
 
 /** Gradient accumulation for one {@link BalancedTrainer.step}. */
 export interface MicroBatches {
@@ -148,7 +148,7 @@ export function accumulatedStep(ctx: AccumulateContext, micro: MicroBatches): Ac
     f.forEach((fj, j) => {
       micro.setMicroBatch(j);
       const next = tf.tidy(() => {
-        const { grads: g } = tf.variableGrads(() => {
+        const { grads: g } = variableGrads(() => {
           const t = ctx.terms();
           check(t);
           return tf.addN(names.map((n, i) => scalarOf(t, n).mul(w[i] * fj))) as tf.Scalar;

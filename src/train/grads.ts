@@ -26,7 +26,7 @@ export function perTermGradients(
   for (const name of names) {
     let out: { value: tf.Scalar; grads: tf.NamedTensorMap };
     try {
-      out = tf.variableGrads(() => {
+      out = variableGrads(() => {
         const t = terms();
         check(t);
         return scalarOf(t, name);
@@ -45,6 +45,23 @@ export function perTermGradients(
     grads.push(new Map(Object.entries(out.grads)));
   }
   return { values, grads };
+}
+
+/**
+ * `tf.variableGrads`, releasing the tape's saved tensors when `f` (or the backward pass) throws.
+ * tfjs keeps every tensor the tape saved for the backward pass until the next outermost gradient
+ * call replaces the tape; after an exception (a rejected step: terms changed, a non-scalar term, a
+ * balancer error thrown inside `f`) they would never be freed.
+ */
+export function variableGrads(f: () => tf.Scalar, vars: readonly tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const engine = tf.engine();
+  const outermost = engine.state.gradientDepth === 0;
+  try {
+    return tf.variableGrads(f, vars as tf.Variable[]);
+  } catch (e) {
+    if (outermost) releaseTape(engine);
+    throw e;
+  }
 }
 
 /** `t[name]` checked to be a scalar tensor; errors name the term. */
@@ -193,17 +210,17 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
     for (const g of out.grads) g?.dispose();
   } catch (e) {
     if (outermost) releaseTape(engine);
-    tf.dispose(Object.values(kept));
+    tf.dispose([...new Set(Object.values(kept))]);
     throw e;
   } finally {
     probe.dispose();
   }
-  // Hand the results over as ordinary (non-kept) tensors of the caller's scope.
+  // Hand the results over as ordinary (non-kept) tensors of the caller's scope. One tensor may stand
+  // under several keys (terms() returned the same tensor under two names): clone every key first,
+  // then dispose each kept tensor once.
   const result: tf.NamedTensorMap = {};
-  for (const [k, t] of Object.entries(kept)) {
-    result[k] = t.clone();
-    t.dispose();
-  }
+  for (const [k, t] of Object.entries(kept)) result[k] = t.clone();
+  for (const t of new Set(Object.values(kept))) t.dispose();
   return result;
 }
 
@@ -349,7 +366,7 @@ export function representationGradients(
       : tape
       ? tape.grads(total(), trainable)
       : (() => {
-          const r = tf.variableGrads(() => tf.addN(names.map((n, i) => tf.mul(scalarOf(rep.heads(rep.trunk()), n), w[i]))) as tf.Scalar, trainable);
+          const r = variableGrads(() => tf.addN(names.map((n, i) => tf.mul(scalarOf(rep.heads(rep.trunk()), n), w[i]))) as tf.Scalar, trainable);
           return trainable.map((v) => r.grads[v.name] ?? null);
         })();
     gs.forEach((g, k) => {

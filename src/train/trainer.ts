@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
+import { StateError } from '../core/state-check.js';
 import {
-  checkRepresentation, combine, detectShared, gradientMatrix, gramTensor, parseGram, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce,
+  checkRepresentation, combine, detectShared, gradientMatrix, gramTensor, parseGram, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
@@ -99,6 +100,16 @@ export interface TrainerState {
   epoch: number;
   /** The balancer's complete state. */
   balancer: BalancerState;
+}
+
+/**
+ * When a combined gradient is not finite: the term whose weight times its loss overflows float32
+ * (|w·L| > 3.4e38), named as such, or null when no product overflows (the gradient itself is at fault).
+ */
+function overflowReason(step: number, names: readonly string[], weights: readonly number[], losses: readonly number[]): string | null {
+  const i = weights.findIndex((w, k) => Number.isFinite(losses[k]) && !Number.isFinite(Math.fround(w * losses[k])));
+  if (i < 0) return null;
+  return `step ${step}: weight ${weights[i]} of term "${names[i]}" times its loss ${losses[i]} overflows float32 (|w·L| > 3.4e38), so its gradient is not finite; optimizer step skipped, balancer state kept (lower that weight, e.g. with bounds: { max })`;
 }
 
 /** Balances a multi-term loss in a custom training loop. */
@@ -228,7 +239,7 @@ export class BalancedTrainer {
       } else {
         let res: UpdateResult | undefined;
         let vals: number[] = [];
-        const out = tf.variableGrads(() => {
+        const out = variableGrads(() => {
           const t = this.termsFn();
           check(t);
           const scalars = names.map((n) => scalarOf(t, n));
@@ -242,7 +253,7 @@ export class BalancedTrainer {
         result = res!;
         grads = result.skipped ? {} : out.grads;
       }
-      result = this.apply(grads, result, snapshot);
+      result = this.apply(grads, result, snapshot, losses);
       outcome = { losses, result, gram: reading?.gram };
     });
 
@@ -303,7 +314,7 @@ export class BalancedTrainer {
         result = this.balancer.update({ losses, epoch: this._epoch });
         const w = result.weights;
         if (!result.skipped) {
-          grads = tf.tidy(() => tf.variableGrads(() => {
+          grads = tf.tidy(() => variableGrads(() => {
             const t = this.termsFn();
             check(t);
             return tf.addN(names.map((n, i) => scalarOf(t, n).mul(w[i]))) as tf.Scalar;
@@ -315,7 +326,7 @@ export class BalancedTrainer {
         const gradNames = Object.keys(grads);
         const flags = tf.tidy(() => tf.stack(gradNames.map((n) => tf.all(tf.isFinite(grads[n])))));
         held.push(flags);
-        result = this.guarded(gradNames, await flags.data(), result, snapshot);
+        result = this.guarded(gradNames, await flags.data(), result, snapshot, losses);
         if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(grads));
       }
       return { ...this.record(names, losses, result, reading?.gram), refreshed: refresh };
@@ -372,15 +383,15 @@ export class BalancedTrainer {
         micro,
       );
       if (perTerm) this.sharedVars ??= out.shared;
-      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot), gram: out.gram };
+      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot, out.losses), gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
 
   /** Guard the combined gradients, then apply them with the user's optimizer (unless skipped). */
-  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     if (result.skipped || !Object.keys(grads).length) return result;
-    const guarded = this.guardGradients(grads, result, snapshot);
+    const guarded = this.guardGradients(grads, result, snapshot, losses);
     if (!guarded.skipped) this.opts.optimizer.applyGradients(grads);
     return guarded;
   }
@@ -392,19 +403,21 @@ export class BalancedTrainer {
    * `snapshot` (skip, with a warning naming the variable and step), or an error is thrown.
    * One small download (one boolean per variable) per step.
    */
-  private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+  private guardGradients(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     const names = Object.keys(grads);
     const finite = tf.tidy(() => tf.stack(names.map((n) => tf.all(tf.isFinite(grads[n])))).dataSync());
-    return this.guarded(names, finite, result, snapshot);
+    return this.guarded(names, finite, result, snapshot, losses);
   }
 
   /** The outcome of the finiteness check: `finite[i]` is 0 when variable `names[i]`'s gradient is not finite. */
-  private guarded(names: string[], finite: ArrayLike<number>, result: UpdateResult, snapshot: BalancerState): UpdateResult {
+  private guarded(names: string[], finite: ArrayLike<number>, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     const i = Array.prototype.findIndex.call(finite, (v: number) => !v);
     if (i < 0) return result;
-    const reason = `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
+    const reason = overflowReason(this._step, this.names ?? [], result.weights, losses)
+      ?? `step ${this._step}: the gradient of variable "${names[i]}" is not finite (NaN or Inf) although every loss is; optimizer step skipped, balancer state kept`;
     this.balancer.load(snapshot);
     this.balancer.reportNonFinite(reason);
+    this.balancer.countSkipped();
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
@@ -418,17 +431,37 @@ export class BalancedTrainer {
     return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
   }
 
-  /** Restore a state saved by {@link BalancedTrainer.state}. */
+  /**
+   * Restore a state saved by {@link BalancedTrainer.state}. All or nothing: everything is checked
+   * first ({@link checkState}); an error names the field and leaves the trainer unchanged.
+   */
   load(state: TrainerState): void {
-    if (!state || state.format !== 'loss-balancer/trainer') throw new BalancerError('not a loss-balancer trainer state');
-    if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
-    for (const k of ['step', 'epoch'] as const) {
-      if (!Number.isInteger(state[k]) || state[k] < 0) throw new BalancerError(`trainer state: field "${k}" is ${JSON.stringify(state[k])}; must be an integer >= 0`);
-    }
+    this.checkState(state);
     this.balancer.load(state.balancer);
     this._step = state.step;
     this._epoch = state.epoch;
     this.names = state.balancer.terms ? [...state.balancer.terms] : null;
+  }
+
+  /**
+   * Check a saved trainer state as {@link load} would, without loading it. Throws a
+   * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`) otherwise.
+   */
+  checkState(state: TrainerState): void {
+    const owner = 'trainer state';
+    if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
+      throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
+    }
+    if (state.version !== 1) throw new StateError(owner, 'version', state.version, `trainer state version ${state.version} is not supported (this version reads 1)`);
+    for (const k of ['step', 'epoch'] as const) {
+      if (!Number.isInteger(state[k]) || state[k] < 0) throw new StateError(owner, k, state[k], 'must be an integer >= 0');
+    }
+    try {
+      this.balancer.checkState(state.balancer);
+    } catch (e) {
+      if (e instanceof StateError) throw e.within(owner, 'balancer.');
+      throw e;
+    }
   }
 
   private bindNames(): void {
