@@ -22,7 +22,7 @@ describe('forward-mode jet of a Dense/tanh MLP', () => {
       const [W0, b0, W1, b1] = net.variables.map((v) => v.arraySync()) as [number[][], number[], number[][], number[]];
       const pts = [[0.3, -0.7], [-0.9, 0.25], [0.05, 0.6]];
       const x = tf.tensor2d(pts);
-      const j = tf.tidy(() => net.jet(x));
+      const j = tf.tidy(() => net.jet(x) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof net.jet>;
       const s = [0.5, 2];
       const c = [0.1, -0.2];
       const f = activation === 'tanh' ? Math.tanh : Math.sin;
@@ -113,7 +113,7 @@ describe('tfjs nested tf.grad (tfjs 4.22)', () => {
       m.variables[0].assign(W0);
       m.variables[1].assign(b0);
       m.variables[2].assign(W1);
-      const j = tf.tidy(() => m.jet(x));
+      const j = tf.tidy(() => m.jet(x) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof m.jet>;
       const d2 = j.d2.map(arr);
       tf.dispose([j.value, ...j.d1, ...j.d2]);
       m.dispose();

@@ -129,7 +129,7 @@ export function makeJetMlp(sizes: number[], options: JetMlpOptions = {}): JetMlp
 
   /** One Dense layer on a stacked jet of n points: bias on the value rows only. */
   const denseJet = (z: tf.Tensor2D, l: number, n: number): tf.Tensor2D => {
-    const a = tf.matMul(z, kernels[l] as tf.Tensor2D);
+    const a: tf.Tensor2D = tf.matMul(z, kernels[l] as tf.Tensor2D);
     const w = a.shape[1];
     const v = tf.add(a.slice([0, 0], [n, w]), biases[l]) as tf.Tensor2D;
     return tf.concat([v, a.slice([n, 0], [2 * D * n, w])], 0);
@@ -205,7 +205,7 @@ export function secondDerivativesByNestedGrad(u: (x: tf.Tensor2D) => tf.Tensor2D
   const D = x.shape[1];
   const out: tf.Tensor2D[] = [];
   for (let k = 0; k < D; k++) {
-    const g = (xx: tf.Tensor2D) => tf.grad((y: tf.Tensor2D) => u(y).sum())(xx) as tf.Tensor2D;
+    const g = (xx: tf.Tensor2D) => tf.grad((y: tf.Tensor) => u(y as tf.Tensor2D).sum())(xx) as tf.Tensor2D;
     const gk = (xx: tf.Tensor2D) => g(xx).slice([0, k], [xx.shape[0], 1]).sum();
     out.push((tf.grad(gk as (t: tf.Tensor) => tf.Tensor)(x) as tf.Tensor2D).slice([0, k], [x.shape[0], 1]));
   }
