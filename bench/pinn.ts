@@ -126,7 +126,8 @@ export function runPinn(o: PinnRunOptions): PinnResult {
     optimizer: opt,
     balancer: row.spec,
     variables: model.net.variables,
-    ...(row.kernelsOnly ? { shared: model.net.kernels } : {}),
+    // representation mode reads statistics on z, where `shared` does not apply
+    ...(row.kernelsOnly && mode === 'exact' ? { shared: model.net.kernels } : {}),
     keepHistory: false,
     warn: () => {},
     ...(mode === 'exact'

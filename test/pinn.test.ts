@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeJetMlp, secondDerivativesByNestedGrad } from '../examples/pinn/jet.js';
 import { helmholtz, poisson1d } from '../bench/pinn/problems.js';
+import { trainPoisson } from '../examples/pinn/poisson.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
 
@@ -190,5 +191,15 @@ describe('the PINN problems through BalancedTrainer', () => {
     tf.dispose([b.residual, b.source, ...b.boundary, ...b.boundaryValue]);
     expect(p.error()).toBeGreaterThan(0.5);
     p.dispose();
+  });
+});
+
+describe('examples/pinn/poisson.ts (the code of docs/guide-pinn.md)', () => {
+  it('trains a few steps with grad-magnitude and returns a finite error, without leaks', () => {
+    const before = tf.memory().numTensors;
+    const e = trainPoisson(3);
+    expect(Number.isFinite(e)).toBe(true);
+    expect(e).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
