@@ -50,10 +50,16 @@ export const PINN_ROWS: PinnRow[] = [
   { key: 'equal', label: 'equal weights', spec: 'fixed', paper: PAPER_NOTE },
   {
     key: 'lra-paper',
-    label: "grad-magnitude, authors' code: max-mean, α = 0.1, every 10 steps, weight matrices only",
+    label: "grad-magnitude, max-mean (paper), cadence of the authors' code: α = 0.1, every 10 steps, weight matrices only",
     spec: { name: 'grad-magnitude', statistic: 'max-mean', alpha: 0.1, updateEvery: 10 },
     kernelsOnly: true,
     paper: PAPER_NOTE,
+  },
+  {
+    key: 'lra-code',
+    label: "grad-magnitude as the authors' code: the above with the weighted boundary gradient λ·∇L_b in the denominator (weighted: true)",
+    spec: { name: 'grad-magnitude', statistic: 'max-mean', alpha: 0.1, updateEvery: 10, weighted: true },
+    kernelsOnly: true,
   },
   { key: 'grad-magnitude', label: 'grad-magnitude (defaults: max-mean, α = 0.9, every step)', spec: 'grad-magnitude' },
   { key: 'relobralo', label: 'relobralo', spec: 'relobralo' },

@@ -10,6 +10,7 @@ import { helmholtz, poisson1d } from '../bench/pinn/problems.js';
 import { trainPoisson } from '../examples/pinn/poisson.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
+import { gradMagnitude } from '../strategies/grad-magnitude.js';
 
 beforeAll(() => useTestBackend());
 
@@ -201,5 +202,25 @@ describe('examples/pinn/poisson.ts (the code of docs/guide-pinn.md)', () => {
     expect(Number.isFinite(e)).toBe(true);
     expect(e).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("grad-magnitude's `weighted` option (the authors' code: statistic of λ·∇L_b)", () => {
+  it('divides the estimate by the current λ: worked by hand', () => {
+    // stats: max|∇L_r| = 4, mean|∇L_b| = 0.5; λ_b = 2 now; α = 0.1.
+    // unweighted: λ̂ = 4 / 0.5 = 8, λ = 0.9·2 + 0.1·8 = 2.6; weighted: λ̂ = 4 / (2·0.5) = 4, λ = 0.9·2 + 0.1·4 = 2.2
+    const stats = { maxAbs: [4, 1], meanAbs: [1, 0.5] };
+    const state = { reference: 0, lambda: [1, 2] };
+    const run = (weighted: boolean) => {
+      const o = gradMagnitude.options.parse({ alpha: 0.1, weighted });
+      return gradMagnitude.update(o, state, { losses: [1, 1], step: 1, stats } as never).weights;
+    };
+    expect(run(false)[1]).toBeCloseTo(2.6, 12);
+    expect(run(true)[1]).toBeCloseTo(2.2, 12);
+    // fixed point of the weighted rule: λ = 4 / (λ·0.5) → λ = √8
+    let st = { reference: 0, lambda: [1, 1] };
+    const o = gradMagnitude.options.parse({ alpha: 0.5, weighted: true });
+    for (let i = 0; i < 200; i++) st = gradMagnitude.update(o, st, { losses: [1, 1], step: i, stats } as never).state as typeof st;
+    expect(st.lambda[1]).toBeCloseTo(Math.sqrt(8), 9);
   });
 });

@@ -24,7 +24,8 @@ export function trainPoisson(steps: number, balancer: BalancerSpec = 'grad-magni
       boundary: tf.mean(tf.square(net.predict(ends))) as tf.Scalar,
     };
   };
-  const trainer = new BalancedTrainer({ terms, optimizer: tf.train.adam(1e-3), balancer, variables: net.variables });
+  const optimizer = tf.train.adam(1e-3);
+  const trainer = new BalancedTrainer({ terms, optimizer, balancer, variables: net.variables });
   for (let s = 0; s < steps; s++) {
     trainer.step();
     x.dispose();
@@ -36,6 +37,7 @@ export function trainPoisson(steps: number, balancer: BalancerSpec = 'grad-magni
     return tf.div(tf.norm(tf.sub(net.predict(g), exact)), tf.norm(exact)).dataSync()[0];
   });
   tf.dispose([x, ends]);
+  optimizer.dispose();
   net.dispose();
   return error;
 }
