@@ -20,7 +20,7 @@
  * 0..N−1 the values, then D blocks of N rows of first derivatives, then D blocks of second
  * derivatives — so each layer is ONE matMul for the value and all 2D derivatives. That stacked
  * tensor of the last hidden layer is also a natural representation z for the trainer's
- * representation mode (see `pinnRepresentation` in ./problems.ts of the bench).
+ * representation mode (see `represent` in bench/pinn/problems.ts).
  *
  * Cost: (1 + 2D) times a plain forward pass (5× for D = 2), one reverse pass of the same size.
  */
