@@ -504,6 +504,7 @@ function sampleNote(equal: SeedRow, auto: SeedRow[]): string {
   const below = auto.filter((r) => m(r) < m(equal) - spread(r)).map((r) => `${r.label} (${m(r).toFixed(2)})`);
   const above = auto.filter((r) => m(r) > m(equal) + spread(r)).map((r) => `${r.label} (${m(r).toFixed(2)})`);
   if (!Number.isFinite(m(equal))) return '';
+  if (equal.results.length < 2) return `Sample score of prior samples (equal weights: ${m(equal).toFixed(2)}): one seed only, so no spread and no verdict; per run in the table.`;
   return `Sample score of prior samples (equal weights: ${m(equal).toFixed(2)}): clearly lower with ${below.join(', ') || 'none'}; clearly higher with ${above.join(', ') || 'none'} (by more than the seed spread).`;
 }
 
