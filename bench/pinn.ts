@@ -201,7 +201,7 @@ export function pinnTable(results: PinnResult[]): string {
   const order = (r: PinnResult) => PINN_ROWS.findIndex((x) => x.key === r.row);
   const sorted = [...groups.values()].sort((a, b) => a[0].problem.localeCompare(b[0].problem) || b[0].steps - a[0].steps || order(a[0]) - order(b[0]));
   for (const rs of sorted) {
-    const r0 = { ...rs[0], label: PINN_ROWS.find((x) => x.key === rs[0].row)?.label ?? rs[0].label };
+    const r0 = { ...rs[0], label: (PINN_ROWS.find((x) => x.key === rs[0].row)?.label ?? rs[0].label).replace(/\|/g, '\\|') };
     const ok = rs.filter((r) => r.error !== undefined);
     const mode = `${r0.mode}${r0.decay ? '' : ', no decay'}`;
     if (ok.length === 0) {
