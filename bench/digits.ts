@@ -110,6 +110,8 @@ export interface DigitClassifier {
   side: number;
   /** Accuracy of the classifier on `images` (n × side²) against `labels`. */
   accuracy(images: tf.Tensor2D, labels: Int32Array): number;
+  /** Class probabilities p(y | x) (softmax of the logits), n × 10. */
+  probabilities(images: tf.Tensor2D): tf.Tensor2D;
   /** Accuracy on the real held-out digits it was not trained on. */
   testAccuracy: number;
   dispose(): void;
@@ -170,6 +172,7 @@ export function trainClassifier(train: Digits, test: Digits, seed = 11, epochs =
   const clf: DigitClassifier = {
     side: train.side,
     accuracy,
+    probabilities: (images) => tf.tidy(() => tf.softmax(logits(images))),
     testAccuracy,
     dispose() {
       vars.forEach((v) => v.dispose());

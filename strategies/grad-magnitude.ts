@@ -30,9 +30,12 @@
  * `{ statistic: 'norm', numerator: 'mean', alpha: 0.1, updateEvery: 1000 }`.
  * A term (or numerator) with a zero gradient has no defined ratio: its λ is kept unchanged that step.
  *
+ * With `weighted: true` the denominator is the statistic of the weighted gradient λ_i·∇L_i, as in
+ * the authors' released code (λ_i then settles at √(stat_ref / stat_i)).
+ *
  * Options: `statistic` @default 'max-mean'; `alpha` (weight of the new estimate) @default 0.9 for
  * `max-mean` and `norm`, 0.01 for `mean-mean`; `reference` (term name or index) @default the first
- * term; `numerator` ('reference' | 'mean') @default 'reference'.
+ * term; `numerator` ('reference' | 'mean') @default 'reference'; `weighted` @default false.
  */
 import * as z from 'zod';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -55,6 +58,14 @@ const options = z.strictObject({
    * (jaxpi's grad-norm weighting; no term is fixed at 1 then). @default 'reference'
    */
   numerator: z.enum(['reference', 'mean']).default('reference'),
+  /**
+   * Compare with the statistic of each term's WEIGHTED gradient λ_i·∇L_i instead of ∇L_i, as the
+   * authors' code does (PredictiveIntelligenceLab/GradientPathologiesPINNs, Helmholtz2D_model_tf.py:
+   * the boundary gradients are taken of `adaptive_constant · loss_bcs`). The estimate is then
+   * stat_ref / (λ_i·stat_i) and λ_i settles at √(stat_ref / stat_i) rather than stat_ref / stat_i.
+   * @default false
+   */
+  weighted: z.boolean().default(false),
 });
 
 /** The default α of each statistic: the value of the source that defines the variant. */
@@ -110,6 +121,8 @@ export const gradMagnitude: Strategy<GradMagnitudeOptions, GradMagnitudeState> =
       den = [...stats!.meanAbs];
     }
     const num = byMean ? top.reduce((a, b) => a + b, 0) / top.length : top[ref];
+    // `weighted`: the statistic of λ_i·∇L_i is λ_i times that of ∇L_i (λ_i > 0)
+    if (o.weighted) den = den.map((d, i) => d * state.lambda[i]);
     const estimate = den.map((d, i) => (i === ref ? 1 : num > NORM_EPS && d > NORM_EPS ? num / d : Number.NaN));
     const lambda = state.lambda.map((l, i) =>
       i === ref ? 1 : Number.isNaN(estimate[i]) ? l : (1 - alpha) * l + alpha * estimate[i],

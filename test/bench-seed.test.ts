@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { digitSplit, loadAllDigits } from '../bench/digits.js';
-import { adviceRows, makeSeedModel, runSeedBench, seedSection, seedTable, verdict, writeSection } from '../bench/seed.js';
+import { adviceRows, inceptionScore, makeSeedModel, runSeedBench, seedSection, seedTable, verdict, writeSection } from '../bench/seed.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
 
@@ -58,6 +58,20 @@ describe('the seed VAE and its discriminator', () => {
   });
 });
 
+describe('the inception-style sample score', () => {
+  it('is exp(E KL(p(y|x) ‖ p(y))): 1 for identical rows, the class count for confident rows spread evenly, a hand-worked value otherwise', () => {
+    expect(inceptionScore([[0.5, 0.5], [0.5, 0.5]])).toBeCloseTo(1, 12);
+    expect(inceptionScore([[1, 0, 0], [0, 1, 0], [0, 0, 1]])).toBeCloseTo(3, 9);
+    // P = [[0.9, 0.1], [0.5, 0.5]]: p̄ = [0.7, 0.3];
+    // KL_1 = 0.9 ln(0.9/0.7) + 0.1 ln(0.1/0.3) = 0.116326; KL_2 = 0.5 ln(0.5/0.7) + 0.5 ln(0.5/0.3) = 0.087177
+    const kl1 = 0.9 * Math.log(0.9 / 0.7) + 0.1 * Math.log(0.1 / 0.3);
+    const kl2 = 0.5 * Math.log(0.5 / 0.7) + 0.5 * Math.log(0.5 / 0.3);
+    expect(kl1).toBeCloseTo(0.116326, 5);
+    expect(kl2).toBeCloseTo(0.087177, 5);
+    expect(inceptionScore([[0.9, 0.1], [0.5, 0.5]])).toBeCloseTo(Math.exp((kl1 + kl2) / 2), 9);
+  });
+});
+
 describe('bench:seed smoke run (tiny settings)', () => {
   it('runs the hand grid and named strategies, measures every run, writes its docs section between the markers only', async () => {
     const lines: string[] = [];
@@ -81,8 +95,13 @@ describe('bench:seed smoke run (tiny settings)', () => {
     ]);
     const byLabel = Object.fromEntries(bench.rows.map((r) => [r.label, r]));
     expect(byLabel['hand: recon_a ×20'].results[0].ratioAtoKl).toBeCloseTo(20, 6);
+    // defaults in the headline; the tuned variant in its own, labelled row with its options
+    expect(byLabel['grad-magnitude'].kind).toBe('auto');
+    expect(byLabel['tuned: grad-magnitude {"statistic":"norm","reference":"kl"}'].kind).toBe('tuned');
     for (const r of bench.rows.filter((x) => x.label !== 'no-such-strategy')) {
       const res = r.results[0];
+      expect(res.sampleScore).toBeGreaterThanOrEqual(1 - 1e-9);
+      expect(res.sampleScore).toBeLessThanOrEqual(10 + 1e-9);
       expect(res.accuracy).toBeGreaterThanOrEqual(0);
       expect(res.accuracy).toBeLessThanOrEqual(1);
       for (const k of ['recon_a', 'recon_b', 'kl'] as const) expect(Number.isFinite(res[k])).toBe(true);
@@ -91,6 +110,8 @@ describe('bench:seed smoke run (tiny settings)', () => {
     expect(byLabel['no-such-strategy'].error).toMatch(/unknown strategy/);
     expect(seedTable(bench)).toContain('| no-such-strategy | skipped: unknown strategy');
     expect(verdict(bench)).toMatch(/Best automatic strategy/);
+    expect(verdict(bench)).toMatch(/Sample score of prior samples/);
+    expect(seedTable(bench)).toContain('sample score');
 
     // the production advice: fixed weights from diagnose() of the best automatic run, retrained
     const advice = await adviceRows(bench, { top: 1, seeds: 1, sizes: { hidden: 16, latent: 4, discHidden: 8 }, log: (l) => lines.push(l) });

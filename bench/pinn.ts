@@ -1,0 +1,285 @@
+/**
+ * `npm run bench:pinn`: physics-informed problems with published numbers, trained with equal weights
+ * and with automatic balancers, judged by the relative L2 error of u (see bench/pinn/problems.ts).
+ *
+ * Protocol (Helmholtz, after Wang, Teng & Perdikaris 2021 and their code, GradientPathologiesPINNs@93e752b):
+ * Adam, learning rate 1e-3 with the authors' exponential decay 1e-3·0.9^(step/1000) (`--no-decay`: constant
+ * 1e-3); 128 residual points and 128 points per side, fresh each step; 40,000 steps. Rows take any
+ * balancer spec by name; a name not in the registry (e.g. `ntk`, `auto` before they are merged) is
+ * skipped with a note.
+ *
+ * Usage:
+ *   npm run bench:pinn -- --quick                          smoke run: every row, 1 seed, 30 steps
+ *   npm run bench:pinn -- --row equal --seed 0 --steps 40000 --out bench/results/pinn
+ *                                                          one run, its JSON written under --out
+ *   npm run bench:pinn -- --merge bench/results/pinn [--docs]
+ *                                                          table of every JSON there (and into docs/benchmarks.md)
+ *   --problem helmholtz|poisson1d, --mode exact|representation, --rows a,b,c, --seeds 0,1,2
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../src/train/backend.js';
+import { list } from '../src/core/registry.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import type { BalancerSpec } from '../src/core/types.js';
+import { disposeBatch, PINN_PROBLEMS, type PinnBatch } from './pinn/problems.js';
+
+/** One row of the benchmark: a balancer spec and how the trainer reads gradients for it. */
+export interface PinnRow {
+  /** Short key for `--row`. */
+  key: string;
+  /** Label in the table. */
+  label: string;
+  spec: BalancerSpec;
+  /** Gradient statistics on the weight matrices only (the authors' code), not on every variable. */
+  kernelsOnly?: boolean;
+  /** The paper's number for this row, quoted with its table, if we have it. */
+  paper?: string;
+}
+
+const PAPER_NOTE = 'not quoted (text above)';
+
+/**
+ * The rows. Every strategy at its defaults, plus the paper's own variant of learning-rate annealing
+ * in a separately labelled row. `ntk` and `auto` are looked up by name at run time.
+ */
+export const PINN_ROWS: PinnRow[] = [
+  { key: 'equal', label: 'equal weights', spec: 'fixed', paper: PAPER_NOTE },
+  {
+    key: 'lra-paper',
+    label: "grad-magnitude, max-mean (paper), cadence of the authors' code: α = 0.1, every 10 steps, weight matrices only",
+    spec: { name: 'grad-magnitude', statistic: 'max-mean', alpha: 0.1, updateEvery: 10 },
+    kernelsOnly: true,
+    paper: PAPER_NOTE,
+  },
+  {
+    key: 'lra-code',
+    label: "grad-magnitude as in the authors' code: max|∇L_r| / mean|λ·∇L_b| (weighted: true), α = 0.1, every 10 steps, weight matrices only",
+    spec: { name: 'grad-magnitude', statistic: 'max-mean', alpha: 0.1, updateEvery: 10, weighted: true },
+    kernelsOnly: true,
+    paper: PAPER_NOTE,
+  },
+  { key: 'grad-magnitude', label: 'grad-magnitude (defaults: max-mean, α = 0.9, every step)', spec: 'grad-magnitude' },
+  { key: 'relobralo', label: 'relobralo', spec: 'relobralo' },
+  { key: 'softadapt', label: 'softadapt', spec: 'softadapt' },
+  { key: 'gradnorm', label: 'gradnorm', spec: 'gradnorm' },
+  { key: 'uncertainty', label: 'uncertainty', spec: 'uncertainty' },
+  { key: 'ntk', label: 'ntk', spec: 'ntk' },
+  { key: 'auto', label: 'auto', spec: 'auto' },
+];
+
+/** The result of one run. */
+export interface PinnResult {
+  problem: string;
+  row: string;
+  label: string;
+  seed: number;
+  steps: number;
+  mode: 'exact' | 'representation';
+  decay: boolean;
+  /** Relative L2 error of u at the end. */
+  error?: number;
+  /** Raw losses and weights of the last step. */
+  losses?: Record<string, number>;
+  weights?: Record<string, number>;
+  /** Median wall time of a step, ms. */
+  msPerStep?: number;
+  wallSeconds?: number;
+  skipped?: string;
+  backend: string;
+  machine: string;
+  date: string;
+}
+
+/** Options of {@link runPinn}. */
+export interface PinnRunOptions {
+  problem?: string;
+  row: PinnRow;
+  seed?: number;
+  steps: number;
+  mode?: 'exact' | 'representation';
+  /** The authors' learning-rate decay 0.9 per 1000 steps. @default true */
+  decay?: boolean;
+  /** Print progress every this many steps (0: never). @default 0 */
+  logEvery?: number;
+  log?: (line: string) => void;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Trains one row on one seed and returns its final error. */
+export function runPinn(o: PinnRunOptions): PinnResult {
+  const { problem = 'helmholtz', row, seed = 0, steps, mode = 'exact', decay = true, logEvery = 0, log = console.log } = o;
+  const base = {
+    problem, row: row.key, label: row.label, seed, steps, mode, decay, backend: tf.getBackend(),
+    machine: `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}`, date: new Date().toISOString(),
+  };
+  const name = typeof row.spec === 'string' ? row.spec : row.spec.name;
+  if (!list().some((s) => s.name === name)) return { ...base, skipped: `strategy "${name}" is not in the registry (yet)` };
+  const make = PINN_PROBLEMS[problem];
+  if (!make) throw new Error(`bench:pinn: unknown problem "${problem}"; known: ${Object.keys(PINN_PROBLEMS).join(', ')}`);
+  const model = make().build(seed);
+  const opt = tf.train.adam(1e-3);
+  let batch: PinnBatch = model.sample();
+  let rep = model.represent(batch);
+  const trainer = new BalancedTrainer({
+    optimizer: opt,
+    balancer: row.spec,
+    variables: model.net.variables,
+    // representation mode reads statistics on z, where `shared` does not apply
+    ...(row.kernelsOnly && mode === 'exact' ? { shared: model.net.kernels } : {}),
+    keepHistory: false,
+    warn: () => {},
+    ...(mode === 'exact'
+      ? { terms: () => model.terms(batch) }
+      : { represent: { trunk: () => rep.trunk(), heads: (z: tf.Tensor) => rep.heads(z) } }),
+  });
+  const times: number[] = [];
+  const t0 = performance.now();
+  let last: { losses: Record<string, number>; weights: Record<string, number> } | undefined;
+  try {
+    for (let s = 0; s < steps; s++) {
+      // the authors' schedule: tf.train.exponential_decay(1e-3, step, 1000, 0.9, staircase=False)
+      if (decay) (opt as unknown as { learningRate: number }).learningRate = 1e-3 * 0.9 ** (s / 1000);
+      const a = performance.now();
+      const r = trainer.step();
+      times.push(performance.now() - a);
+      last = { losses: r.losses, weights: r.weights };
+      disposeBatch(batch);
+      batch = model.sample();
+      rep = model.represent(batch);
+      if (logEvery > 0 && (s + 1) % logEvery === 0) {
+        log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${JSON.stringify(r.weights)}`);
+      }
+    }
+    return {
+      ...base,
+      error: model.error(),
+      ...last,
+      msPerStep: median(times),
+      wallSeconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    disposeBatch(batch);
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+/** Reads every result JSON under `dir` (one result or an array per file). */
+export function readResults(dir: string): PinnResult[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .flatMap((f) => {
+      const v = JSON.parse(readFileSync(join(dir, f), 'utf8')) as PinnResult | PinnResult[];
+      return Array.isArray(v) ? v : [v];
+    });
+}
+
+const fmt = (x: number) => x.toExponential(2);
+
+/** The markdown table: one line per (problem, row, steps, mode), median and range over seeds. */
+export function pinnTable(results: PinnResult[]): string {
+  const groups = new Map<string, PinnResult[]>();
+  for (const r of results) {
+    const k = `${r.problem}|${r.row}|${r.steps}|${r.mode}|${r.decay}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const paperOf = (key: string) => PINN_ROWS.find((r) => r.key === key)?.paper ?? '';
+  const lines = [
+    '| problem | row | steps | mode | seeds | rel. L2 error of u: median | min – max | final weight of boundary (median) | ms/step (median) | paper |',
+    '|---|---|---:|---|---:|---:|---|---:|---:|---|',
+  ];
+  const order = (r: PinnResult) => PINN_ROWS.findIndex((x) => x.key === r.row);
+  const sorted = [...groups.values()].sort((a, b) => a[0].problem.localeCompare(b[0].problem) || b[0].steps - a[0].steps || order(a[0]) - order(b[0]));
+  for (const rs of sorted) {
+    const r0 = { ...rs[0], label: (PINN_ROWS.find((x) => x.key === rs[0].row)?.label ?? rs[0].label).replace(/\|/g, '\\|') };
+    const ok = rs.filter((r) => r.error !== undefined);
+    const mode = `${r0.mode}${r0.decay ? '' : ', no decay'}`;
+    if (ok.length === 0) {
+      lines.push(`| ${r0.problem} | ${r0.label} | ${r0.steps} | ${mode} | 0 | skipped: ${r0.skipped ?? 'no result'} | | | | |`);
+      continue;
+    }
+    const errs = ok.map((r) => r.error!);
+    const wb = ok.map((r) => r.weights?.boundary ?? Number.NaN);
+    lines.push(
+      `| ${r0.problem} | ${r0.label} | ${r0.steps} | ${mode} | ${ok.length} (${ok.map((r) => r.seed).join(', ')}) | ${fmt(median(errs))} | ${fmt(Math.min(...errs))} – ${fmt(Math.max(...errs))} | ${median(wb).toPrecision(3)} | ${median(ok.map((r) => r.msPerStep!)).toFixed(1)} | ${r0.problem === 'helmholtz' ? paperOf(r0.row) : ''} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const START = '<!-- pinn:start -->';
+const END = '<!-- pinn:end -->';
+
+/** Replaces the PINN section of a markdown file (between its markers) with `body`. */
+export function writePinnSection(file: string, body: string): void {
+  const block = `${START}\n${body.trim()}\n${END}`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
+  else text = `${text.replace(/\s*$/, '')}\n\n${block}\n`;
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text);
+}
+
+function arg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** The command line. */
+export async function main(argv: string[]): Promise<void> {
+  await initBackend((arg(argv, '--backend') as 'wasm' | 'cpu' | undefined) ?? 'wasm', () => {});
+  const mergeDir = arg(argv, '--merge');
+  if (mergeDir) {
+    const table = pinnTable(readResults(mergeDir));
+    console.log(table);
+    const docs = arg(argv, '--docs');
+    if (docs !== undefined || argv.includes('--docs')) {
+      const file = docs && !docs.startsWith('--') ? docs : fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
+      const notesFile = fileURLToPath(new URL('./pinn/notes.md', import.meta.url));
+      const notes = existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : '';
+      writePinnSection(file, `${notes.split('<!-- table -->')[0] ?? ''}\n${table}\n${notes.split('<!-- table -->')[1] ?? ''}`);
+    }
+    return;
+  }
+  const quick = argv.includes('--quick');
+  const problem = arg(argv, '--problem') ?? 'helmholtz';
+  const steps = Number(arg(argv, '--steps') ?? (quick ? 30 : problem === 'helmholtz' ? 40000 : 5000));
+  const mode = (arg(argv, '--mode') ?? 'exact') as 'exact' | 'representation';
+  const keys = (arg(argv, '--rows') ?? arg(argv, '--row'))?.split(',') ?? PINN_ROWS.map((r) => r.key);
+  const seeds = (arg(argv, '--seeds') ?? arg(argv, '--seed') ?? '0').split(',').map(Number);
+  const out = arg(argv, '--out');
+  const logEvery = Number(arg(argv, '--log-every') ?? 0);
+  const all: PinnResult[] = [];
+  for (const key of keys) {
+    const row = PINN_ROWS.find((r) => r.key === key) ?? { key, label: `${key} (defaults)`, spec: key };
+    for (const seed of seeds) {
+      const r = runPinn({ problem, row, seed, steps, mode, decay: !argv.includes('--no-decay'), logEvery });
+      all.push(r);
+      console.log(r.skipped ? `${key} seed ${seed}: skipped (${r.skipped})` : `${key} seed ${seed}: ${steps} steps, rel. L2 error ${fmt(r.error!)}, ${r.msPerStep!.toFixed(1)} ms/step, ${r.wallSeconds!.toFixed(0)} s, weights ${JSON.stringify(r.weights)}`);
+      if (out) {
+        mkdirSync(out, { recursive: true });
+        writeFileSync(join(out, `${problem}-${key}-${mode}-s${seed}-${steps}.json`), `${JSON.stringify(r, null, 2)}\n`);
+      }
+    }
+  }
+  console.log(`\n${pinnTable(all)}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).catch((e) => {
+    console.error(`bench:pinn failed: ${(e as Error).message}`);
+    process.exitCode = 1;
+  });
+}

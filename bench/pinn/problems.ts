@@ -1,0 +1,222 @@
+/**
+ * PINN problems for the benchmarks: each builds its model (a {@link JetMlp}), draws a fresh batch of
+ * collocation points per step, gives the named loss terms on that batch (for the trainer's exact
+ * mode, `terms`, or representation mode, `represent`) and the error metric.
+ *
+ * - `helmholtz`: Wang, Teng & Perdikaris, "Understanding and mitigating gradient flow pathologies in
+ *   physics-informed neural networks", SIAM J. Sci. Comput. 43(5), 2021, https://arxiv.org/abs/2001.04536,
+ *   §2 and the authors' code (PredictiveIntelligenceLab/GradientPathologiesPINNs, commit 93e752b,
+ *   Helmholtz/Helmholtz2D.py and Helmholtz2D_model_tf.py): u_xx + u_yy + λu = q on [−1, 1]², exact
+ *   u = sin(a1πx)·sin(a2πy), a1 = 1, a2 = 4, λ = 1, Dirichlet data on the 4 sides; MLP [2, 50, 50, 50, 1]
+ *   tanh, Xavier-normal weights, inputs normalised by the mean and std of the domain; 128 residual
+ *   points and 128 points per side, uniform, fresh every step. Two terms, as in the authors' code:
+ *   `residual` = mean (r − q)², `boundary` = the sum of the 4 sides' mean squared errors.
+ *   Error: relative L2 error of u on the 100×100 grid of linspace(−1, 1, 100)².
+ * - `poisson1d`: −u'' = f on [0, 1], exact u = sin(4πx), Dirichlet u(0) = u(1) = 0; MLP [1, 50, 50, 1]
+ *   tanh; 128 residual points per step and the two end points. The residual's gradient is orders of
+ *   magnitude above the boundary's (f reaches 16π² ≈ 158): the small version of the same pathology.
+ *   Error: relative L2 error of u on 1,000 evenly spaced points.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Representation } from '../../src/train/grads.js';
+import { makeJetMlp, type JetMlp } from '../../examples/pinn/jet.js';
+
+/** One step's collocation points (plain arrays, row-major, so a batch is cheap and seeded). */
+export interface PinnBatch {
+  /** Residual points, [n, D]. */
+  residual: tf.Tensor2D;
+  /** Source term q (or f) at the residual points, [n, 1]. */
+  source: tf.Tensor2D;
+  /** Boundary points per boundary piece, each [m, D]. */
+  boundary: tf.Tensor2D[];
+  /** Exact u at the boundary points, each [m, 1]. */
+  boundaryValue: tf.Tensor2D[];
+}
+
+/** A built PINN problem: model, batches, loss terms and error. */
+export interface PinnModel {
+  /** The network. */
+  net: JetMlp;
+  /** The term names, in order. */
+  termNames: readonly string[];
+  /** A fresh batch from the problem's own seeded generator. */
+  sample(): PinnBatch;
+  /** The named loss terms on a batch (exact mode). */
+  terms(batch: PinnBatch): Record<string, tf.Scalar>;
+  /** The same terms split at the last hidden layer's stacked jet (representation mode). */
+  represent(batch: PinnBatch): Representation;
+  /** Relative L2 error of u on the problem's evaluation grid. */
+  error(): number;
+  /** Disposes the network and the evaluation grid. */
+  dispose(): void;
+}
+
+/** A PINN problem. */
+export interface PinnProblem {
+  name: string;
+  /** Where the problem and its numbers come from. */
+  source: string;
+  /** Builds the model with a seed (network initialisation and point sampling). */
+  build(seed: number, options?: { batch?: number }): PinnModel;
+}
+
+/** mulberry32: a small seeded uniform generator in [0, 1). */
+export function uniformSource(seed: number): () => number {
+  let a = (seed >>> 0) + 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const disposeBatch = (b: PinnBatch) => tf.dispose([b.residual, b.source, ...b.boundary, ...b.boundaryValue]);
+
+/** Builds residual and boundary terms from jets; shared by both problems. */
+function pinnModel(
+  net: JetMlp,
+  sampleArrays: () => { r: number[][]; q: number[]; b: number[][][]; bv: number[][] },
+  residualOf: (u: tf.Tensor2D, d2: tf.Tensor2D[]) => tf.Tensor2D,
+  grid: number[][],
+  exactOnGrid: number[],
+): PinnModel {
+  const gridT = tf.tensor2d(grid);
+  const exactT = tf.tensor2d(exactOnGrid, [exactOnGrid.length, 1]);
+  const exactNorm = Math.hypot(...exactOnGrid);
+  const residualTerm = (u: tf.Tensor2D, d2: tf.Tensor2D[], q: tf.Tensor2D) => tf.mean(tf.square(tf.sub(residualOf(u, d2), q))) as tf.Scalar;
+  const boundaryTerm = (us: tf.Tensor2D[], vs: tf.Tensor2D[]) =>
+    tf.addN(us.map((u, i) => tf.mean(tf.square(tf.sub(u, vs[i]))))) as tf.Scalar;
+  return {
+    net,
+    termNames: ['residual', 'boundary'],
+    sample() {
+      const s = sampleArrays();
+      return {
+        residual: tf.tensor2d(s.r),
+        source: tf.tensor2d(s.q, [s.q.length, 1]),
+        boundary: s.b.map((p) => tf.tensor2d(p)),
+        boundaryValue: s.bv.map((v) => tf.tensor2d(v, [v.length, 1])),
+      };
+    },
+    terms(batch) {
+      const j = net.jet(batch.residual);
+      return {
+        residual: residualTerm(j.value, j.d2, batch.source),
+        boundary: boundaryTerm(batch.boundary.map((p) => net.predict(p)), batch.boundaryValue),
+      };
+    },
+    represent(batch) {
+      const n = batch.residual.shape[0];
+      const sizes = batch.boundary.map((p) => p.shape[0]);
+      const jetRows = (1 + 2 * net.inputDim) * n;
+      return {
+        // z: the stacked jet of the last hidden layer at the residual points, then the plain hidden
+        // values at every boundary point.
+        trunk: () => tf.concat([net.hiddenJet(batch.residual), ...batch.boundary.map((p) => net.hidden(p))], 0),
+        heads: (z) => {
+          const w = z.shape[1]!;
+          const j = net.headJet(z.slice([0, 0], [jetRows, w]) as tf.Tensor2D, n);
+          let at = jetRows;
+          const us = sizes.map((m) => {
+            const h = z.slice([at, 0], [m, w]) as tf.Tensor2D;
+            at += m;
+            return net.head(h);
+          });
+          return { residual: residualTerm(j.value, j.d2, batch.source), boundary: boundaryTerm(us, batch.boundaryValue) };
+        },
+      };
+    },
+    error() {
+      return tf.tidy(() => tf.norm(tf.sub(net.predict(gridT), exactT)).dataSync()[0]) / exactNorm;
+    },
+    dispose() {
+      net.dispose();
+      tf.dispose([gridT, exactT]);
+    },
+  };
+}
+
+export { disposeBatch };
+
+/** Options of {@link helmholtz}. */
+export interface HelmholtzOptions {
+  a1?: number;
+  a2?: number;
+  lambda?: number;
+  /** Hidden layer sizes. @default [50, 50, 50] */
+  hidden?: number[];
+}
+
+/** The 2-D Helmholtz problem of Wang, Teng & Perdikaris (2021). */
+export function helmholtz(options: HelmholtzOptions = {}): PinnProblem {
+  const { a1 = 1, a2 = 4, lambda = 1, hidden = [50, 50, 50] } = options;
+  const u = (x: number, y: number) => Math.sin(a1 * Math.PI * x) * Math.sin(a2 * Math.PI * y);
+  const q = (x: number, y: number) => (-((a1 * Math.PI) ** 2) - (a2 * Math.PI) ** 2 + lambda) * u(x, y);
+  // the 4 sides as in the authors' code: y = −1, x = 1, y = 1, x = −1
+  const sides: Array<(t: number) => [number, number]> = [(t) => [t, -1], (t) => [1, t], (t) => [t, 1], (t) => [-1, t]];
+  const nn = 100;
+  const grid: number[][] = [];
+  for (let i = 0; i < nn; i++) for (let j = 0; j < nn; j++) grid.push([-1 + (2 * j) / (nn - 1), -1 + (2 * i) / (nn - 1)]);
+  return {
+    name: 'helmholtz',
+    source: 'Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43(5), 2021 (arXiv 2001.04536), §2; PredictiveIntelligenceLab/GradientPathologiesPINNs@93e752b Helmholtz/',
+    build(seed, { batch = 128 } = {}) {
+      // uniform on [−1, 1]: mean 0, std 1/√3 (the authors estimate both from 1e5 samples)
+      const std = 1 / Math.sqrt(3);
+      const net = makeJetMlp([2, ...hidden, 1], { seed, shift: [0, 0], scale: [std, std], name: `helmholtz${seed}` });
+      const rnd = uniformSource(seed * 7919 + 17);
+      const unif = () => -1 + 2 * rnd();
+      return pinnModel(
+        net,
+        () => {
+          const r = Array.from({ length: batch }, () => [unif(), unif()]);
+          const b = sides.map((side) => Array.from({ length: batch }, () => side(unif())));
+          return { r, q: r.map(([x, y]) => q(x, y)), b, bv: b.map((p) => p.map(([x, y]) => u(x, y))) };
+        },
+        (uu, d2) => tf.add(tf.add(d2[0], d2[1]), tf.mul(lambda, uu)) as tf.Tensor2D,
+        grid,
+        grid.map(([x, y]) => u(x, y)),
+      );
+    },
+  };
+}
+
+/** Options of {@link poisson1d}. */
+export interface Poisson1dOptions {
+  /** Frequency k of u = sin(kπx). @default 4 */
+  k?: number;
+  /** Hidden layer sizes. @default [50, 50] */
+  hidden?: number[];
+}
+
+/** −u'' = f on [0, 1], u = sin(kπx), Dirichlet: a cheap PINN with a large residual/boundary gradient ratio. */
+export function poisson1d(options: Poisson1dOptions = {}): PinnProblem {
+  const { k = 4, hidden = [50, 50] } = options;
+  const w = k * Math.PI;
+  const u = (x: number) => Math.sin(w * x);
+  const grid = Array.from({ length: 1000 }, (_, i) => [i / 999]);
+  return {
+    name: 'poisson1d',
+    source: `−u'' = f on [0, 1], u = sin(${k}πx) (the 1-D Poisson example of Wang, Teng & Perdikaris 2021, §2.3, with k = ${k})`,
+    build(seed, { batch = 128 } = {}) {
+      // uniform on [0, 1]: mean 1/2, std 1/√12
+      const net = makeJetMlp([1, ...hidden, 1], { seed, shift: [0.5], scale: [1 / Math.sqrt(12)], name: `poisson${seed}` });
+      const rnd = uniformSource(seed * 7919 + 29);
+      return pinnModel(
+        net,
+        () => {
+          const r = Array.from({ length: batch }, () => [rnd()]);
+          return { r, q: r.map(([x]) => w * w * u(x)), b: [[[0], [1]]], bv: [[u(0), u(1)]] };
+        },
+        (_uu, d2) => tf.neg(d2[0]) as tf.Tensor2D,
+        grid,
+        grid.map(([x]) => u(x)),
+      );
+    },
+  };
+}
+
+/** The problems by name. */
+export const PINN_PROBLEMS: Record<string, () => PinnProblem> = { helmholtz: () => helmholtz(), poisson1d: () => poisson1d() };
