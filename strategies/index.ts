@@ -1,7 +1,7 @@
 /**
  * Every built-in strategy, in one list. `src/index.ts` registers them all; tests loop over this list.
  */
-import type { Strategy } from '../src/core/types.js';
+import type { AnyStrategy } from '../src/core/types.js';
 import { fixed } from './fixed.js';
 import { gradMagnitude } from './grad-magnitude.js';
 import { gradnorm } from './gradnorm.js';
@@ -23,6 +23,12 @@ import { nashMtl } from './nash-mtl.js';
 import { pcgrad } from './pcgrad.js';
 import { upgrad } from './upgrad.js';
 export { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad };
+// Jacobian kind (issue 11): methods that transform the T×P matrix of per-term gradients.
+import { graddrop } from './graddrop.js';
+import { trimmedMean } from './trimmed-mean.js';
+export { graddrop, trimmedMean };
+export type { GradDropOptions, GradDropState } from './graddrop.js';
+export type { TrimmedMeanOptions } from './trimmed-mean.js';
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
@@ -47,7 +53,13 @@ export type { PCGradOptions, PCGradState } from './pcgrad.js';
 export type { UPGradOptions } from './upgrad.js';
 export type { EpochMeans } from '../src/core/loss-points.js';
 
-/** All built-in strategies. */
-export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
+/** All built-in strategies, of both kinds (Gram and Jacobian). */
+export const builtinStrategies: readonly AnyStrategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
   dwa, softadapt, relobralo, cov, rlw, famo, dbMtl,
-  pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad];
+  pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad,
+  ...jacobianKind()];
+
+/** The Jacobian-kind built-ins (issue 11), listed in one place. */
+function jacobianKind(): AnyStrategy[] {
+  return [graddrop, trimmedMean];
+}
