@@ -57,3 +57,12 @@ export function makeToy(scales: number[], opts: { seed?: number; d?: number; h?:
     },
   };
 }
+
+/** `fn()` inside a `tf.tidy` whose result may be any plain value (every tensor created is released). */
+export function tidyValue<T>(fn: () => T): T {
+  let out!: T;
+  tf.tidy(() => {
+    out = fn();
+  });
+  return out;
+}

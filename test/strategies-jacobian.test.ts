@@ -13,7 +13,7 @@ import { create, getStrategy, list } from '../src/core/registry.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { graddropDirection } from '../strategies/graddrop.js';
 import { trimmedMeanDirection } from '../strategies/trimmed-mean.js';
-import { makeToy, useTestBackend } from './helpers.js';
+import { makeToy, tidyValue, useTestBackend } from './helpers.js';
 import { lcg } from './fixtures/degenerate-cases.js';
 
 const fixture = () => JSON.parse(readFileSync(new URL('./fixtures/jacobian.json', import.meta.url), 'utf8')) as {
@@ -32,7 +32,7 @@ const relDev = (a: ArrayLike<number>, b: ArrayLike<number>) =>
 
 /** One balancer update on an explicit Jacobian; returns weights, direction values and the result. */
 function updateOn(b: Balancer, J: number[][], losses?: number[]) {
-  return tf.tidy(() => {
+  return tidyValue(() => {
     const r = b.update({ losses: losses ?? J.map((_, i) => 1 + i), jacobian: tf.tensor2d(J), tf });
     return { weights: r.weights, skipped: r.skipped, direction: r.direction ? Array.from(r.direction.dataSync()) : null, info: r.info };
   });
@@ -52,7 +52,7 @@ describe.each(['wasm', 'cpu'])('backend %s', (backend) => {
   it('reference values (torchjd / LibMTL, test/fixtures/jacobian.json)', () => {
     const f = fixture();
     for (const c of f.cases) {
-      const got = tf.tidy(() => {
+      const got = tidyValue(() => {
         const J = tf.tensor2d(c.jacobian);
         if (c.method === 'trimmed-mean') return Array.from(trimmedMeanDirection(tf, J, c.trimNumber).dataSync());
         if (c.method === 'graddrop') return Array.from(graddropDirection(tf, J, tf.tensor1d(c.U), c.leak).dataSync());

@@ -136,7 +136,7 @@ export interface UpdateResult {
 }
 
 /** A tensor written into a balancer state: its shape and values (row-major). */
-export interface SavedTensor {
+export interface StateTensor {
   /** The tensor's shape. */
   shape: number[];
   /** Its values, row-major (float32 values are exact in JSON numbers). */
@@ -171,7 +171,7 @@ export interface BalancerState {
    * `'live'` in a rollback snapshot ({@link Balancer.snapshot}), which refers to the tensors in
    * memory instead of copying them.
    */
-  tensors?: Record<string, SavedTensor> | 'live' | null;
+  tensors?: Record<string, StateTensor> | 'live' | null;
 }
 
 /** The serialised post-processing layer of a balancer (see {@link BalancerState.core}). */
@@ -218,7 +218,7 @@ export class Balancer<O = unknown, S = unknown> {
   private _cadence: CadenceState | null = null;
   /** Jacobian kind: the strategy's tensor state (kept), or its saved form until the next update. */
   private _tensors: Record<string, Tensor> | null = null;
-  private _pendingTensors: Record<string, SavedTensor> | null = null;
+  private _pendingTensors: Record<string, StateTensor> | null = null;
   /** Tensor state replaced by the last update, kept until {@link settle} for a rollback. */
   private _retired: Record<string, Tensor> | null = null;
   /** Snapshots taken by {@link snapshot}, with the tensors they refer to. */
