@@ -13,24 +13,12 @@ import type { Balancer, BalancerInput } from '../src/core/balancer.js';
 import { BalancerError, NonFiniteError } from '../src/core/errors.js';
 import { create, getStrategy, list } from '../src/core/registry.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
-import { makeToy, tidyValue, useTestBackend } from './helpers.js';
+import { feed, makeToy, useTestBackend } from './helpers.js';
 import { DEGENERATE_CASES, inputOf, ordinary, type CaseInput } from './fixtures/degenerate-cases.js';
 
 const names = list().map((s) => s.name);
 
 beforeAll(() => useTestBackend());
-
-/**
- * `b.update(x)`; for a Jacobian-kind strategy the input's gradient rows are handed over as the
- * Jacobian (on the backend, disposed after), and the result's direction is dropped.
- */
-function feed(b: Balancer, x: BalancerInput): ReturnType<Balancer['update']> {
-  if (b.kind !== 'jacobian') return b.update(x);
-  return tidyValue(() => {
-    const { direction: _d, ...r } = b.update({ ...x, jacobian: tf.tensor2d((x as CaseInput).rows), tf });
-    return r;
-  });
-}
 
 /** The least number of terms the strategy accepts with its options. */
 const minTerms = (b: Balancer) => b.strategy.minTerms?.(b.options as never) ?? 1;

@@ -111,3 +111,119 @@ describe.each(['wasm', 'cpu'])('backend %s', (backend) => {
     });
   });
 });
+
+describe('through BalancedTrainer', () => {
+  beforeAll(() => useTestBackend());
+
+  /** Per-term gradients of the toy, by variable, computed independently (one variableGrads per term). */
+  function termGrads(toy: ReturnType<typeof makeToy>, names: string[]) {
+    return names.map((n) => tidyValue(() => {
+      const { grads } = tf.variableGrads(() => toy.terms()[n], toy.variables);
+      return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())]));
+    }));
+  }
+
+  it('trimmed-mean: the trunk moves by −lr·3·median of the three gradients per coordinate, each head by its own gradient', () => {
+    const toy = makeToy([1, 20, 0.05], { seed: 3 });
+    const names = ['t0', 't1', 't2'];
+    const g = termGrads(toy, names);
+    const trunk0 = Array.from(toy.trunk.dataSync());
+    const heads0 = toy.heads.map((h) => Array.from(h.dataSync()));
+    const lr = 0.01;
+    const optimizer = tf.train.sgd(lr);
+    const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: 'trimmed-mean', variables: toy.variables });
+    const before = tf.memory().numTensors;
+    const r = trainer.step();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.weights).toEqual({ t0: 1, t1: 1, t2: 1 });
+    expect(r.gradNorms!.t1).toBeGreaterThan(0);
+    const tn = toy.trunk.name;
+    const want = trunk0.map((w, p) => {
+      const v = [g[0][tn][p], g[1][tn][p], g[2][tn][p]].sort((a, b) => a - b);
+      return w - lr * 3 * v[1];
+    });
+    expect(relDev(Array.from(toy.trunk.dataSync()), want)).toBeLessThan(1e-6);
+    toy.heads.forEach((h, i) => {
+      const wantH = heads0[i].map((w, p) => w - lr * g[i][h.name][p]);
+      expect(relDev(Array.from(h.dataSync()), wantH)).toBeLessThan(1e-6);
+    });
+    optimizer.dispose();
+    toy.dispose();
+  });
+
+  it('trimmed-mean with trimNumber 0 takes the same steps as the plain sum (fixed), heads unit', () => {
+    const run = (balancer: string | { name: string; trimNumber: number }) => {
+      const toy = makeToy([1, 20, 0.05], { seed: 5 });
+      const optimizer = tf.train.adam(0.01);
+      const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: balancer as never, variables: toy.variables });
+      for (let k = 0; k < 4; k++) trainer.step();
+      const out = toy.variables.map((v) => Array.from(v.dataSync()));
+      optimizer.dispose();
+      toy.dispose();
+      return out;
+    };
+    const a = run({ name: 'trimmed-mean', trimNumber: 0 });
+    const b = run('fixed');
+    a.forEach((v, i) => expect(relDev(v, b[i])).toBeLessThan(1e-5));
+  });
+
+  it('graddrop: seeded, reproducible, resumes exactly from trainer.state(); every: 2 reuses the weights in between', () => {
+    const make = (every = 1) => {
+      const toy = makeToy([1, 20, 0.05], { seed: 7 });
+      const optimizer = tf.train.sgd(0.01);
+      const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: { name: 'graddrop', seed: 4 }, variables: toy.variables, every });
+      return { toy, optimizer, trainer };
+    };
+    const a = make();
+    const b = make();
+    for (let k = 0; k < 3; k++) {
+      a.trainer.step();
+      b.trainer.step();
+    }
+    const saved = JSON.parse(JSON.stringify(a.trainer.state()));
+    const c = make();
+    c.toy.variables.forEach((v, i) => v.assign(a.toy.variables[i]));
+    c.trainer.load(saved);
+    for (let k = 0; k < 2; k++) {
+      a.trainer.step();
+      c.trainer.step();
+    }
+    b.trainer.step();
+    b.trainer.step();
+    a.toy.variables.forEach((v, i) => {
+      expect(Array.from(v.dataSync())).toEqual(Array.from(b.toy.variables[i].dataSync()));
+      expect(Array.from(v.dataSync())).toEqual(Array.from(c.toy.variables[i].dataSync()));
+    });
+    const e = make(2);
+    const rs = [0, 1, 2, 3].map(() => e.trainer.step());
+    expect(rs.map((r) => r.refreshed)).toEqual([true, false, true, false]);
+    expect(rs.every((r) => r.skipped === undefined)).toBe(true);
+    for (const x of [a, b, c, e]) {
+      x.optimizer.dispose();
+      x.toy.dispose();
+    }
+  });
+
+  it('representation mode and micro-batches are rejected with an error naming the option', () => {
+    const toy = makeToy([1, 2], { seed: 1 });
+    const optimizer = tf.train.sgd(0.01);
+    expect(
+      () => new BalancedTrainer({ represent: { trunk: () => tf.matMul(toy.x, toy.trunk), heads: () => ({}) }, optimizer, balancer: 'graddrop' }),
+    ).toThrow(/Jacobian kind.*option "represent"/);
+    const t = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: 'graddrop', variables: toy.variables });
+    expect(() => t.step({ microBatches: 2, setMicroBatch: () => {} })).toThrow(/microBatches.*"graddrop" \(Jacobian kind\)/);
+    expect(() => create({ name: 'graddrop', frozen: { a: 1 } })).toThrow(/option "frozen".*Jacobian kind/);
+    expect(() => create({ name: 'trimmed-mean' }).bind(['a', 'b'])).toThrow(/needs at least 3 balanced terms; got 2/);
+    optimizer.dispose();
+    toy.dispose();
+  });
+
+  it('list() names the kind and what it reads', () => {
+    for (const n of jacobianNames) {
+      const info = list().find((s) => s.name === n)!;
+      expect(info.kind).toBe('jacobian');
+      expect(info.reads).toBe('losses+jacobian');
+    }
+    expect(list().find((s) => s.name === 'pcgrad')!.kind).toBe('gram');
+  });
+});
