@@ -23,6 +23,16 @@ import { nashMtl } from './nash-mtl.js';
 import { pcgrad } from './pcgrad.js';
 import { upgrad } from './upgrad.js';
 export { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad };
+// Issue 11, Gram kind (exact as functions of inner products): torchjd / LibMTL aggregators.
+import { config } from './config.js';
+import { dualproj } from './dualproj.js';
+import { gradvac } from './gradvac.js';
+import { krum } from './krum.js';
+export { config, dualproj, gradvac, krum };
+export type { ConFIGOptions } from './config.js';
+export type { DualProjOptions } from './dualproj.js';
+export type { GradVacOptions, GradVacState } from './gradvac.js';
+export type { KrumOptions } from './krum.js';
 // Jacobian kind (issue 11): methods that transform the T×P matrix of per-term gradients.
 import { graddrop } from './graddrop.js';
 import { trimmedMean } from './trimmed-mean.js';
@@ -59,7 +69,7 @@ export const builtinStrategies: readonly AnyStrategy[] = [fixed, gradnorm, uncer
   pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad,
   ...jacobianKind()];
 
-/** The Jacobian-kind built-ins (issue 11), listed in one place. */
+/** The built-ins of issue 11 (torchjd / LibMTL aggregators; Gram kind, then Jacobian kind), in one place. */
 function jacobianKind(): AnyStrategy[] {
-  return [graddrop, trimmedMean];
+  return [dualproj, config, krum, gradvac, graddrop, trimmedMean];
 }
