@@ -36,7 +36,11 @@ export type { KrumOptions } from './krum.js';
 // Jacobian kind (issue 11): methods that transform the T×P matrix of per-term gradients.
 import { graddrop } from './graddrop.js';
 import { trimmedMean } from './trimmed-mean.js';
-export { graddrop, trimmedMean };
+import { moco } from './moco.js';
+import { excessMtl } from './excess-mtl.js';
+export { excessMtl, graddrop, moco, trimmedMean };
+export type { ExcessMTLOptions, ExcessMTLState } from './excess-mtl.js';
+export type { MoCoOptions, MoCoState } from './moco.js';
 export type { GradDropOptions, GradDropState } from './graddrop.js';
 export type { TrimmedMeanOptions } from './trimmed-mean.js';
 
@@ -71,5 +75,5 @@ export const builtinStrategies: readonly AnyStrategy[] = [fixed, gradnorm, uncer
 
 /** The built-ins of issue 11 (torchjd / LibMTL aggregators; Gram kind, then Jacobian kind), in one place. */
 function jacobianKind(): AnyStrategy[] {
-  return [dualproj, config, krum, gradvac, graddrop, trimmedMean];
+  return [dualproj, config, krum, gradvac, graddrop, trimmedMean, moco, excessMtl];
 }
