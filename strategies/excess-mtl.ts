@@ -24,6 +24,7 @@
  */
 import { z } from 'zod';
 import type { Tensor2D } from '@tensorflow/tfjs';
+import { softmax } from '../src/core/gram.js';
 import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -64,9 +65,9 @@ export const excessMtl: JacobianStrategy<ExcessMTLOptions, ExcessMTLState> = {
     const e = Array.from(tf.tidy(() => tf.sum(tf.div(tf.square(J), tf.sqrt(tf.add(gradSum, 1e-7))), 1).dataSync()));
     if (state.initial === null) return { weights: [...state.weights], state: { weights: [...state.weights], initial: e }, tensors: { gradSum }, info: { excess: e.map((v) => (v > 0 ? 1 : 0)) } };
     const ratio = e.map((v, i) => (state.initial![i] > 0 ? v / state.initial![i] : 0));
-    const raw = state.weights.map((w, i) => w * Math.exp(ratio[i] * o.stepSize));
-    const s = raw.reduce((a, b) => a + b, 0);
-    const weights = raw.map((w) => (w / s) * T);
+    // w·exp(η r), renormalised to sum T, computed in log space (a large η·r would overflow exp).
+    const logits = state.weights.map((w, i) => Math.log(w) + ratio[i] * o.stepSize);
+    const weights = softmax(logits).map((v) => v * T);
     return { weights, state: { weights, initial: state.initial }, tensors: { gradSum }, info: { excess: ratio } };
   },
 };
