@@ -20,7 +20,7 @@
 export * from './core/types.js';
 export * from './core/errors.js';
 export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './core/balancer.js';
-export type { BalancerConfig, BalancerInput, BalancerState, UpdateResult } from './core/balancer.js';
+export type { BalancerConfig, BalancerInput, BalancerState, StateTensor, UpdateResult } from './core/balancer.js';
 export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './core/registry.js';
 export type { StrategyInfo } from './core/registry.js';
 export { BalancedTrainer } from './train/trainer.js';

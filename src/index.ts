@@ -21,7 +21,7 @@ import { builtinStrategies } from '../strategies/index.js';
 export * from './core/types.js';
 export * from './core/errors.js';
 export { Balancer, BALANCER_KEYS, STATE_VERSION, checkSameTerms } from './core/balancer.js';
-export type { BalancerConfig, BalancerInput, BalancerState, CoreState, UpdateResult } from './core/balancer.js';
+export type { BalancerConfig, BalancerInput, BalancerState, CoreState, StateTensor, UpdateResult } from './core/balancer.js';
 export type { CoreConfig, CadenceState } from './core/balancer-config.js';
 export type { MicroBatches } from './train/accumulate.js';
 export type { Representation } from './train/grads.js';

@@ -1,7 +1,7 @@
 /**
  * Every built-in strategy, in one list. `src/index.ts` registers them all; tests loop over this list.
  */
-import type { Strategy } from '../src/core/types.js';
+import type { AnyStrategy } from '../src/core/types.js';
 import { fixed } from './fixed.js';
 import { gradMagnitude } from './grad-magnitude.js';
 import { gradnorm } from './gradnorm.js';
@@ -32,6 +32,26 @@ import { rgw } from './rgw.js';
 import { sdmgrad } from './sdmgrad.js';
 import { stch } from './stch.js';
 export { fairgrad, gls, modo, ntk, resnorm, rgw, sdmgrad, stch };
+// Issue 11, Gram kind (exact as functions of inner products): torchjd / LibMTL aggregators.
+import { config } from './config.js';
+import { dualproj } from './dualproj.js';
+import { gradvac } from './gradvac.js';
+import { krum } from './krum.js';
+export { config, dualproj, gradvac, krum };
+export type { ConFIGOptions } from './config.js';
+export type { DualProjOptions } from './dualproj.js';
+export type { GradVacOptions, GradVacState } from './gradvac.js';
+export type { KrumOptions } from './krum.js';
+// Jacobian kind (issue 11): methods that transform the T×P matrix of per-term gradients.
+import { graddrop } from './graddrop.js';
+import { trimmedMean } from './trimmed-mean.js';
+import { moco } from './moco.js';
+import { excessMtl } from './excess-mtl.js';
+export { excessMtl, graddrop, moco, trimmedMean };
+export type { ExcessMTLOptions, ExcessMTLState } from './excess-mtl.js';
+export type { MoCoOptions, MoCoState } from './moco.js';
+export type { GradDropOptions, GradDropState } from './graddrop.js';
+export type { TrimmedMeanOptions } from './trimmed-mean.js';
 
 export { fixed, gradMagnitude, gradnorm, lossRatio, uncertainty };
 
@@ -64,9 +84,15 @@ export type { SdmGradOptions, SdmGradState } from './sdmgrad.js';
 export type { StchOptions, StchState } from './stch.js';
 export type { EpochMeans } from '../src/core/loss-points.js';
 
-/** All built-in strategies. */
-export const builtinStrategies: readonly Strategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
+/** All built-in strategies, of both kinds (Gram and Jacobian). */
+export const builtinStrategies: readonly AnyStrategy[] = [fixed, gradnorm, uncertainty, lossRatio, gradMagnitude,
   dwa, softadapt, relobralo, cov, rlw, famo, dbMtl,
   pcgrad, mgda, cagrad, imtl, nashMtl, alignedMtl, upgrad,
   // issue 11 (branch i11-weighting): LibMTL and Modulus Sym methods of the loss-only and Gram kinds
-  resnorm, ntk, stch, gls, fairgrad, rgw, sdmgrad, modo];
+  resnorm, ntk, stch, gls, fairgrad, rgw, sdmgrad, modo,
+  ...jacobianKind()];
+
+/** The built-ins of issue 11 (torchjd / LibMTL aggregators; Gram kind, then Jacobian kind), in one place. */
+function jacobianKind(): AnyStrategy[] {
+  return [dualproj, config, krum, gradvac, graddrop, trimmedMean, moco, excessMtl];
+}

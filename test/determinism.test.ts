@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, getStrategy, list, optionNames } from '../src/core/registry.js';
-import { useTestBackend } from './helpers.js';
+import { tidyValue, useTestBackend } from './helpers.js';
 import { setupRun, trace } from './fixtures/resume-common.js';
-import { ordinary } from './fixtures/degenerate-cases.js';
+import { lcg, ordinary } from './fixtures/degenerate-cases.js';
 
 const names = list().map((s) => s.name);
 
@@ -45,6 +45,7 @@ describe.each(['wasm', 'cpu'])('backend %s', (backend) => {
 });
 
 describe('seeded strategies', () => {
+  beforeAll(() => useTestBackend());
   const seeded = names.filter((n) => optionNames(getStrategy(n)).includes('seed'));
 
   it('the same seed gives the same weights; another seed other weights', () => {
@@ -53,6 +54,18 @@ describe('seeded strategies', () => {
       const runWith = (seed: number) => {
         const b = create({ name, seed });
         b.bind(['a', 'b', 'c']);
+        if (b.kind === 'jacobian') {
+          // Jacobian kind: random 3×5 Jacobians; the direction is what the seed decides.
+          const r = lcg(9);
+          const weights = [0, 1, 2, 3, 4, 5].map(() =>
+            tidyValue(() => {
+              const J = tf.tensor2d(Array.from({ length: 15 }, () => r() * 2 - 1), [3, 5]);
+              const out = b.update({ losses: [1, 2, 3], jacobian: J, tf });
+              return [...out.weights, ...(out.direction ? Array.from(out.direction.dataSync()) : [])];
+            }),
+          );
+          return { weights, state: b.state().state };
+        }
         const weights = ordinary(3, 6, 9).map((x) => b.update(x).weights);
         return { weights, state: b.state().state };
       };

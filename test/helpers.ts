@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/train/backend.js';
+import type { Balancer, BalancerInput } from '../src/core/balancer.js';
 
 let ready: Promise<unknown> | null = null;
 
@@ -56,4 +57,28 @@ export function makeToy(scales: number[], opts: { seed?: number; d?: number; h?:
       [trunk, ...heads, x, ...ys].forEach((t) => t.dispose());
     },
   };
+}
+
+/** `fn()` inside a `tf.tidy` whose result may be any plain value (every tensor created is released). */
+export function tidyValue<T>(fn: () => T): T {
+  let out!: T;
+  tf.tidy(() => {
+    out = fn();
+  });
+  return out;
+}
+
+/**
+ * `b.update(x)`; for a Jacobian-kind strategy the input's gradient vectors (`x.rows`, as
+ * test/fixtures/degenerate-cases.ts builds them) are handed over as the Jacobian (on the backend,
+ * released after), and the result's direction is dropped.
+ */
+export function feed(b: Balancer, x: BalancerInput): ReturnType<Balancer['update']> {
+  if (b.kind !== 'jacobian') return b.update(x);
+  const rows = (x as BalancerInput & { rows?: number[][] }).rows;
+  if (!rows) throw new Error('feed: a Jacobian-kind strategy needs an input with rows (use inputOf)');
+  return tidyValue(() => {
+    const { direction: _d, ...r } = b.update({ ...x, jacobian: tf.tensor2d(rows), tf });
+    return r;
+  });
 }

@@ -6,12 +6,15 @@
  * config files (`validateRunConfig`: works or `ConfigError` naming the field).
  */
 import * as fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BALANCER_KEYS } from '../src/core/balancer.js';
 import { BalancerError, NonFiniteError, OptionError } from '../src/core/errors.js';
 import { create, getStrategy, list, optionNames } from '../src/core/registry.js';
 import { ConfigError, RunConfigSchema, validateRunConfig } from '../src/node/run.js';
 import { ordinary } from './fixtures/degenerate-cases.js';
+import { feed, useTestBackend } from './helpers.js';
+
+beforeAll(() => useTestBackend());
 
 const TERMS = ['a', 'b', 'c'];
 
@@ -122,7 +125,7 @@ function check(name: string, opts: Record<string, unknown>): void {
     b.bind(TERMS);
     stage = 'update';
     for (const [t, x] of inputs.entries()) {
-      const r = b.update({ ...x, epoch: t });
+      const r = feed(b, { ...x, epoch: t });
       expect(r.skipped, `${name} ${JSON.stringify(opts)}: step ${t} skipped: ${r.skipped}`).toBeUndefined();
       for (const w of r.weights) {
         expect(Number.isFinite(w), `${name} ${JSON.stringify(opts)}: weights ${r.weights}`).toBe(true);
@@ -132,7 +135,7 @@ function check(name: string, opts: Record<string, unknown>): void {
     // A NaN loss afterwards is skipped (warned through the user's `warn`) or thrown as NonFiniteError.
     stage = 'non-finite update';
     try {
-      const r = b.update({ ...inputs[0], losses: [1, Number.NaN, 1], epoch: 3 });
+      const r = feed(b, { ...inputs[0], losses: [1, Number.NaN, 1], epoch: 3 });
       expect(r.skipped).toMatch(/term "b"/);
     } catch (e) {
       expect(e, `${name} ${JSON.stringify(opts)}`).toBeInstanceOf(NonFiniteError);

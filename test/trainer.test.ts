@@ -172,7 +172,7 @@ describe('BalancedTrainer', () => {
       optimizer.dispose();
     }
     toy.dispose();
-  }, 300_000);
+  }, 600_000); // one run of 101 steps per registered strategy: grows with the registry
 
   it('state() / load() continue a run identically', () => {
     const mk = () => makeToy([1, 10], { seed: 3 });

@@ -22,7 +22,18 @@ import {
 import type { z } from 'zod';
 import { BalancerError, NonFiniteError, OptionError } from './errors.js';
 import { checkStrategyState, checkWithSchema, coreStateSchema, StateError } from './state-check.js';
-import type { GradientStats, NonFinitePolicy, Strategy, StrategyNeeds } from './types.js';
+import {
+  isJacobianStrategy,
+  type GradientStats,
+  type JacobianOutput,
+  type JacobianStrategy,
+  type NonFinitePolicy,
+  type Strategy,
+  type StrategyNeeds,
+  type Tf,
+} from './types.js';
+// Type-only (erased): the Balancer touches tensors only through the methods of those it is given.
+import type { Tensor, Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 
 /** Settings of the core that stand beside a strategy's own options. */
 export interface BalancerConfig {
@@ -90,6 +101,13 @@ export interface BalancerInput {
   stats?: GradientStats;
   /** 0-based epoch index, for strategies that average losses per epoch; passed to the strategy as is. */
   epoch?: number;
+  /**
+   * The T×P matrix of per-term gradients over the shared variables, when the strategy is of the
+   * Jacobian kind (see {@link JacobianStrategy}); with {@link tf}. Owned by the caller.
+   */
+  jacobian?: Tensor2D;
+  /** The tfjs namespace, given with {@link jacobian}. */
+  tf?: Tf;
 }
 
 /** The outcome of one update. */
@@ -111,6 +129,20 @@ export interface UpdateResult {
   updated?: boolean;
   /** Names of the terms whose weight a bound (`bounds.min`, `max`, `maxChange`) changed this step. */
   clamped?: string[];
+  /**
+   * Jacobian-kind strategies: the update direction over the shared parameters, shape [P], when the
+   * strategy was called and returned one (else the direction is `Σ w_i g_i`). Created in the
+   * caller's scope; the caller disposes it (a `tf.tidy` around the update does).
+   */
+  direction?: Tensor1D;
+}
+
+/** A tensor written into a balancer state: its shape and values (row-major). */
+export interface StateTensor {
+  /** The tensor's shape. */
+  shape: number[];
+  /** Its values, row-major (float32 values are exact in JSON numbers). */
+  values: number[];
 }
 
 /** The serialised form of a balancer (see {@link Balancer.state}). */
@@ -136,6 +168,12 @@ export interface BalancerState {
    * and bookkeeping. Absent in states saved before these settings existed (then: defaults).
    */
   core?: CoreState;
+  /**
+   * Jacobian-kind strategies: the strategy's tensor state, by name (absent or null: none yet).
+   * `'live'` in a rollback snapshot ({@link Balancer.snapshot}), which refers to the tensors in
+   * memory instead of copying them.
+   */
+  tensors?: Record<string, StateTensor> | 'live' | null;
 }
 
 /** The serialised post-processing layer of a balancer (see {@link BalancerState.core}). */
@@ -168,7 +206,7 @@ export class Balancer<O = unknown, S = unknown> {
   /** Indices of the balanced terms (the strategy's terms). */
   private _active: number[] | null = null;
   /** The strategy this balancer runs. */
-  readonly strategy: Strategy<O, S>;
+  readonly strategy: Strategy<O, S> | JacobianStrategy<O, S>;
   /** The strategy's validated options (defaults filled). */
   readonly options: O;
 
@@ -180,9 +218,16 @@ export class Balancer<O = unknown, S = unknown> {
   private _adaptive: number[] | null = null;
   private _regularizer: number[] | null = null;
   private _cadence: CadenceState | null = null;
+  /** Jacobian kind: the strategy's tensor state (kept), or its saved form until the next update. */
+  private _tensors: Record<string, Tensor> | null = null;
+  private _pendingTensors: Record<string, StateTensor> | null = null;
+  /** Tensor state replaced by the last update, kept until {@link settle} for a rollback. */
+  private _retired: Record<string, Tensor> | null = null;
+  /** Snapshots taken by {@link snapshot}, with the tensors they refer to. */
+  private readonly _liveRefs = new WeakMap<object, Record<string, Tensor> | null>();
 
   constructor(
-    strategy: Strategy<O, S>,
+    strategy: Strategy<O, S> | JacobianStrategy<O, S>,
     options: O,
     config: BalancerConfig = {},
   ) {
@@ -198,6 +243,12 @@ export class Balancer<O = unknown, S = unknown> {
     this.warn = config.warn ?? ((m) => console.warn(`loss-balancer: ${m}`));
     const { onNonFinite: _o, warn: _w, ...rest } = config;
     this.core = parseCoreConfig(rest as Record<string, unknown>, strategy.name);
+    if (isJacobianStrategy(strategy)) checkJacobianConfig(this.core, strategy.name);
+  }
+
+  /** `'jacobian'` for a {@link JacobianStrategy}, else `'gram'` (which includes loss-only strategies). */
+  get kind(): 'gram' | 'jacobian' {
+    return isJacobianStrategy(this.strategy) ? 'jacobian' : 'gram';
   }
 
   /** The validated post-processing settings (base weights, frozen terms, cadence, warm-up, bounds). */
@@ -227,7 +278,7 @@ export class Balancer<O = unknown, S = unknown> {
    */
   wantsGradients(epoch?: number): boolean {
     const needs = this.needs;
-    return (needs.gradients === 'gram' || !!needs.stats) && this.wantsUpdate(epoch);
+    return (needs.gradients !== 'none' || !!needs.stats) && this.wantsUpdate(epoch);
   }
 
   /**
@@ -261,7 +312,7 @@ export class Balancer<O = unknown, S = unknown> {
 
   /** How a variable reached by one term only is scaled: see {@link Strategy.headWeights}. */
   get headWeights(): 'weighted' | 'unit' {
-    return this.strategy.headWeights ?? 'weighted';
+    return this.strategy.headWeights ?? (isJacobianStrategy(this.strategy) ? 'unit' : 'weighted');
   }
 
   /** The term names, once bound (by the first update or {@link bind}). */
@@ -296,10 +347,18 @@ export class Balancer<O = unknown, S = unknown> {
     }
     const active = balancedIndices(this.core, terms, this.name);
     const names = active.map((i) => terms[i]);
+    const min = this.strategy.minTerms?.(this.options) ?? 1;
+    if (names.length < min) {
+      throw new BalancerError(
+        `strategy "${this.name}" with options ${JSON.stringify(this.options)} needs at least ${min} balanced terms; got ${names.length} (${names.join(', ')})`,
+      );
+    }
+    const state = this.strategy.init(this.options, names);
     this._terms = [...terms];
     this._active = active;
-    this._state = this.strategy.init(this.options, names);
-    const a0 = this.strategy.initialWeights?.(this.options, this._state) ?? names.map(() => 1);
+    this._state = state;
+    const st = this.strategy;
+    const a0 = (st.kind !== 'jacobian' && st.initialWeights?.(this.options, state)) || names.map(() => 1);
     this.checkWeights(a0, 'initial weights', names);
     this._adaptive = [...a0];
     this._cadence = cadenceInit(terms.length);
@@ -372,7 +431,9 @@ export class Balancer<O = unknown, S = unknown> {
     }
     const all = active.length === T;
     const losses = this.core.updateEvery === 'epoch' && cadence.pending ? cadence.pending : input.losses;
-    const out = this.strategy.update(this.options, this._state as S, {
+    const st = this.strategy;
+    if (st.kind === 'jacobian') return this.updateJacobian(st, input, losses, cadence, at, step);
+    const out = st.update(this.options, this._state as S, {
       step,
       losses: all ? losses : pick(losses, active),
       gram: needs.gradients === 'gram' ? (all ? input.gram : subMatrix(input.gram!, active)) : undefined,
@@ -420,8 +481,133 @@ export class Balancer<O = unknown, S = unknown> {
     if (this._cadence) this._cadence = { ...this._cadence, tick: this._cadence.tick + 1 };
   }
 
-  /** The whole state as one JSON-serialisable object (a deep copy). */
-  state(): BalancerState {
+
+  /**
+   * One update of a Jacobian-kind strategy: the Jacobian's rows are checked finite (one download of
+   * T booleans), the strategy runs on the backend, its weights and direction are checked (finite;
+   * one more boolean), and only then are its JSON and tensor state committed. A bad output leaves
+   * every state untouched and disposes what the strategy created.
+   */
+  private updateJacobian(
+    strategy: JacobianStrategy<O, S>,
+    input: BalancerInput,
+    losses: readonly number[],
+    cadence: CadenceState,
+    at: number,
+    step: number,
+  ): UpdateResult {
+    const terms = this._terms!;
+    const { jacobian: J, tf } = input;
+    if (!J || !tf) {
+      throw new BalancerError(
+        `step ${at}: strategy "${this.name}" needs the Jacobian (the T×P matrix of per-term gradients, with tf), none was given; run it through BalancedTrainer`,
+      );
+    }
+    if (J.rank !== 2 || J.shape[0] !== terms.length) {
+      throw new BalancerError(`step ${at}: strategy "${this.name}": the Jacobian has shape [${J.shape.join(', ')}]; expected [${terms.length}, P]`);
+    }
+    const rowsFinite = tf.tidy(() => tf.all(tf.isFinite(J), 1).dataSync());
+    const bad = rowsFinite.findIndex((v) => !v);
+    if (bad >= 0) {
+      if (this.onNonFinite === 'throw') throw new NonFiniteError(terms[bad], at, 'gradient (Jacobian row)', Number.NaN);
+      const reason = `step ${at}: gradient (Jacobian row) of term "${terms[bad]}" is not finite (NaN or Inf); balancer update skipped, weights kept`;
+      this.warn(reason);
+      return { weights: this.weights, skipped: reason, step, updated: false };
+    }
+    if (this._pendingTensors) {
+      const rebuilt: Record<string, Tensor> = {};
+      for (const [k, v] of Object.entries(this._pendingTensors)) rebuilt[k] = tf.keep(tf.tensor(v.values, v.shape, 'float32'));
+      this._tensors = rebuilt;
+      this._pendingTensors = null;
+    }
+    this.settle();
+    const previous = this._tensors ?? {};
+    const out: JacobianOutput<S> = strategy.aggregate(this.options, this._state as S, {
+      step,
+      losses,
+      epoch: input.epoch,
+      jacobian: J,
+      tensors: previous,
+      tf,
+    });
+    const fresh = Object.values(out.tensors ?? {}).filter((t) => !Object.values(previous).includes(t));
+    try {
+      this.checkWeights(out.weights, `weights returned at step ${at}`, terms);
+      const d = out.direction;
+      if (d !== undefined) {
+        const P = J.shape[1];
+        if (d.rank !== 1 || d.shape[0] !== P) {
+          throw new BalancerError(`${this.name}: direction returned at step ${at} has shape [${d.shape.join(', ')}]; expected [${P}]`);
+        }
+        if (!tf.tidy(() => tf.all(tf.isFinite(d)).dataSync()[0])) {
+          throw new BalancerError(`${this.name}: direction returned at step ${at} is not finite (NaN or Inf)`);
+        }
+      }
+    } catch (e) {
+      fresh.forEach((t) => t.dispose());
+      out.direction?.dispose();
+      if (this.onNonFinite === 'throw') throw e;
+      const reason = `${(e as Error).message}; update skipped, weights kept`;
+      this.warn(reason);
+      return { weights: this.weights, skipped: reason, step, updated: false };
+    }
+    if (out.tensors) {
+      fresh.forEach((t) => tf.keep(t));
+      const kept = new Set(Object.values(out.tensors));
+      const replaced = Object.fromEntries(Object.entries(previous).filter(([, t]) => !kept.has(t)));
+      this._retired = Object.keys(replaced).length ? replaced : null;
+      this._tensors = { ...out.tensors };
+    }
+    this._state = out.state;
+    this._adaptive = [...out.weights];
+    this._weights = [...out.weights];
+    this._regularizer = null;
+    this._step = step + 1;
+    this._cadence = cadenceAdd({ ...cadence, tick: cadence.tick + 1, lastUpdateTick: cadence.tick, pending: null }, input.losses);
+    const result: UpdateResult = { weights: [...out.weights], step, updated: true };
+    if (out.direction) result.direction = out.direction;
+    if (out.info) result.info = out.info;
+    return result;
+  }
+
+  /**
+   * Dispose the tensor state replaced by the last update. It is kept until then so that loading a
+   * {@link snapshot} taken before that update can restore it; trainers call this once a step is
+   * applied (the next update calls it too).
+   */
+  settle(): void {
+    if (this._retired) for (const t of Object.values(this._retired)) if (!t.isDisposed) t.dispose();
+    this._retired = null;
+  }
+
+  /** Dispose the strategy's tensor state (Jacobian kind). The balancer must not be updated after. */
+  dispose(): void {
+    this.settle();
+    if (this._tensors) for (const t of Object.values(this._tensors)) if (!t.isDisposed) t.dispose();
+    this._tensors = null;
+    this._pendingTensors = null;
+  }
+
+  /**
+   * The state for rolling back the current step in this process: as {@link state}, but the
+   * strategy's tensor state is referred to (`tensors: 'live'`), not downloaded. Loading it after one
+   * update restores the tensors that update replaced (until {@link settle}).
+   */
+  snapshot(): BalancerState {
+    const s = this.state(false);
+    this._liveRefs.set(s, this._tensors);
+    return s;
+  }
+
+  /** The whole state as one JSON-serialisable object (a deep copy), tensor state included. */
+  state(copyTensors = true): BalancerState {
+    let tensors: BalancerState['tensors'] = null;
+    if (this._pendingTensors) tensors = this._pendingTensors;
+    else if (this._tensors) {
+      tensors = copyTensors
+        ? Object.fromEntries(Object.entries(this._tensors).map(([k, t]) => [k, { shape: [...t.shape], values: Array.from(t.dataSync()) }]))
+        : 'live';
+    }
     return JSON.parse(
       JSON.stringify({
         format: 'loss-balancer/balancer',
@@ -439,6 +625,7 @@ export class Balancer<O = unknown, S = unknown> {
           regularizer: this._regularizer,
           cadence: this._cadence,
         },
+        ...(tensors !== null ? { tensors } : {}),
       } satisfies BalancerState),
     );
   }
@@ -463,6 +650,7 @@ export class Balancer<O = unknown, S = unknown> {
     this._adaptive = next.adaptive;
     this._regularizer = next.regularizer;
     this._cadence = next.cadence;
+    this.loadTensors(saved, next.tensors);
   }
 
   /**
@@ -524,7 +712,29 @@ export class Balancer<O = unknown, S = unknown> {
       adaptive: core?.adaptive ?? (copy.weights && active ? active.map((i) => copy.weights![i]) : null),
       regularizer: core?.regularizer ?? null,
       cadence: core?.cadence ?? (terms ? { ...cadenceInit(T), tick: copy.step, lastUpdateTick: copy.step > 0 ? copy.step - 1 : null } : null),
+      tensors: copy.tensors ?? null,
     };
+  }
+
+  /** The tensor part of {@link load}: live references of a snapshot, or saved values (rebuilt lazily). */
+  private loadTensors(saved: BalancerState, tensors: BalancerState['tensors']): void {
+    if (tensors === 'live') {
+      if (!this._liveRefs.has(saved)) {
+        throw new BalancerError('balancer state: field "tensors" is "live" (a rollback snapshot of another process or balancer); load a state() instead');
+      }
+      const refs = this._liveRefs.get(saved)!;
+      if (refs === this._tensors) return;
+      if (refs && Object.values(refs).some((t) => t.isDisposed)) {
+        throw new BalancerError('balancer state: this snapshot refers to tensors that were disposed since (settle() ran); load a state() instead');
+      }
+      const keep = new Set(Object.values(refs ?? {}));
+      for (const t of Object.values(this._tensors ?? {})) if (!keep.has(t)) t.dispose();
+      this._tensors = refs;
+      this._retired = null;
+      return;
+    }
+    this.dispose();
+    this._pendingTensors = tensors ?? null;
   }
 
   private findNonFinite(input: BalancerInput, needs: StrategyNeeds): [number, string, number] | null {
@@ -586,6 +796,8 @@ export interface LoadedState<O, S> {
   weights: number[] | null;
   /** The strategy's state. */
   state: S | null;
+  /** The strategy's tensor state (Jacobian kind): saved values, `'live'` references of a snapshot, or null. */
+  tensors: BalancerState['tensors'];
   /** Indices of the balanced terms. */
   active: number[] | null;
   /** Last adaptive weights. */
@@ -601,7 +813,7 @@ export interface LoadedState<O, S> {
  * against the strategy's schema, the term names, the update counter and the weights. Errors name the
  * field.
  */
-function checkSavedState(saved: BalancerState, strategy: Strategy): void {
+function checkSavedState(saved: BalancerState, strategy: Strategy | JacobianStrategy): void {
   const bad = (field: string, value: unknown, rule: string, term?: string) =>
     new StateError(`balancer state for "${strategy.name}"`, field, value, rule, term);
   const parsed = strategy.options.safeParse(saved.options ?? {});
@@ -615,6 +827,16 @@ function checkSavedState(saved: BalancerState, strategy: Strategy): void {
     throw bad('terms', terms, 'must be null or a non-empty list of distinct term names');
   }
   if (!Number.isInteger(saved.step) || saved.step < 0) throw bad('step', saved.step, 'must be an integer >= 0');
+  const tensors = saved.tensors;
+  if (tensors !== undefined && tensors !== null && tensors !== 'live') {
+    if (typeof tensors !== 'object' || !isJacobianStrategy(strategy)) throw bad('tensors', '…', 'must be absent for a strategy without tensor state');
+    for (const [k, v] of Object.entries(tensors)) {
+      const n = Array.isArray(v?.shape) && v.shape.every((d) => Number.isInteger(d) && d >= 0) ? v.shape.reduce((a, b) => a * b, 1) : -1;
+      if (n < 0 || !Array.isArray(v.values) || v.values.length !== n || v.values.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
+        throw bad(`tensors.${k}`, v?.shape, 'must be { shape: integers >= 0, values: as many finite numbers as the shape holds }');
+      }
+    }
+  }
   const w = saved.weights;
   if (w !== null) {
     if (!terms || !Array.isArray(w) || w.length !== terms.length) throw bad('weights', w, `must be null or one weight per term (${terms?.length ?? 0})`);
@@ -634,5 +856,20 @@ export function checkSameTerms(expected: readonly string[], got: readonly string
     throw new BalancerError(
       `the terms changed: expected ${expected.map((n) => `"${n}"`).join(', ')}; ${parts.join('; ')}`,
     );
+  }
+}
+
+/**
+ * Jacobian-kind strategies may have no weights to post-process: the per-term settings `frozen`,
+ * `baseWeights` and `bounds` are rejected with an error naming the setting (the cadence settings
+ * `updateEvery` and `warmup` work: in between, the last logged weights are used).
+ */
+function checkJacobianConfig(core: CoreConfig, name: string): void {
+  const c = core as unknown as Record<string, unknown>;
+  for (const key of ['frozen', 'baseWeights', 'bounds'] as const) {
+    const v = c[key];
+    if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v as object).length === 0)) {
+      throw new OptionError(name, key, v, `not supported by a strategy of the Jacobian kind (it transforms the per-term gradients, not weights); allowed: updateEvery, warmup, onNonFinite, warn`);
+    }
   }
 }

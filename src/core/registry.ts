@@ -6,13 +6,13 @@
 import type { z } from 'zod';
 import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
-import type { BalancerSpec, Strategy } from './types.js';
+import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './types.js';
 import { builtinStrategies } from '../../strategies/index.js';
 
-const strategies = new Map<string, Strategy>(builtinStrategies.map((s) => [s.name, s]));
+const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
 
 /** Add a strategy to the registry. A second strategy with the same name is an error. */
-export function register(strategy: Strategy): void {
+export function register(strategy: AnyStrategy): void {
   if (strategies.has(strategy.name)) {
     throw new BalancerError(`a strategy named "${strategy.name}" is already registered`);
   }
@@ -25,7 +25,7 @@ export function unregister(name: string): boolean {
 }
 
 /** The strategy registered under `name`; an unknown name is an error that lists the known ones. */
-export function getStrategy(name: string): Strategy {
+export function getStrategy(name: string): AnyStrategy {
   const s = strategies.get(name);
   if (!s) {
     throw new BalancerError(
@@ -43,8 +43,13 @@ export interface StrategyInfo {
   summary: string;
   /** Short citation of the paper it implements, when there is one. */
   paper?: string;
-  /** What it reads with its default options: `'losses'` or `'gram'` (+ `'stats'`). */
+  /**
+   * What it reads with its default options: `'losses'`, `'losses+gram'` (+ `'+stats'`), or
+   * `'losses+jacobian'` (the T×P per-term gradients, for a strategy of the Jacobian kind).
+   */
   reads: string;
+  /** `'jacobian'` for a {@link JacobianStrategy} (transforms the per-term gradients), else `'gram'`. */
+  kind: 'gram' | 'jacobian';
 }
 
 /** The registered strategies, sorted by name, with one-line descriptions. */
@@ -52,16 +57,16 @@ export function list(): StrategyInfo[] {
   return [...strategies.values()]
     .map((s) => {
       const needs = s.needs(validateOptions(s, {}));
-      const reads = [needs.gradients === 'gram' ? 'losses+gram' : 'losses', needs.stats ? 'stats' : '']
+      const reads = [needs.gradients === 'none' ? 'losses' : `losses+${needs.gradients}`, needs.stats ? 'stats' : '']
         .filter(Boolean)
         .join('+');
-      return { name: s.name, summary: s.summary, paper: s.paper, reads };
+      return { name: s.name, summary: s.summary, paper: s.paper, reads, kind: s.kind === 'jacobian' ? 'jacobian' as const : 'gram' as const };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** Validate `raw` against the strategy's schema, filling defaults; errors name option, value, rule. */
-export function validateOptions<O>(strategy: Strategy<O>, raw: Record<string, unknown>): O {
+export function validateOptions<O>(strategy: Strategy<O> | JacobianStrategy<O>, raw: Record<string, unknown>): O {
   const result = (strategy.options as z.ZodType<O>).safeParse(raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -141,7 +146,7 @@ export function describeSchema(schema: unknown, depth = 0): string {
 }
 
 /** The option names a strategy's schema accepts (for error messages and docs). */
-export function optionNames(strategy: Strategy): string[] {
+export function optionNames(strategy: AnyStrategy): string[] {
   const shape = (strategy.options as unknown as { shape?: Record<string, unknown> }).shape;
   return shape ? Object.keys(shape) : [];
 }

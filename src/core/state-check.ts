@@ -17,7 +17,7 @@
  */
 import { z } from 'zod';
 import { BalancerError } from './errors.js';
-import type { Strategy } from './types.js';
+import type { JacobianStrategy, Strategy } from './types.js';
 
 /** A saved state failed a check; names the field (dotted path), the term when per-term, and the rule. */
 export class StateError extends BalancerError {
@@ -189,7 +189,7 @@ function allFinite(v: unknown, at: string[], owner: string): void {
  * {@link Strategy.state} schema when it declares one, else the generic check against
  * `strategy.init(options, terms)`. Throws a {@link StateError} naming `state.<path>` and the term.
  */
-export function checkStrategyState<O, S>(strategy: Strategy<O, S>, options: O, terms: readonly string[], saved: unknown, owner: string): void {
+export function checkStrategyState<O, S>(strategy: Strategy<O, S> | JacobianStrategy<O, S>, options: O, terms: readonly string[], saved: unknown, owner: string): void {
   if (strategy.state) {
     checkWithSchema(strategy.state(terms, options), saved, owner, 'state', terms);
     return;

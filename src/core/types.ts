@@ -13,6 +13,8 @@
  * @module
  */
 import type { z } from 'zod';
+// Type-only: erased at run time, so src/core/ and strategies/ load no tfjs (see JacobianStrategy).
+import type * as tfjs from '@tensorflow/tfjs';
 
 /** What a strategy reads from the gradients each step. */
 export interface StrategyNeeds {
@@ -20,8 +22,10 @@ export interface StrategyNeeds {
    * `'none'`: loss values only; the core computes no per-term gradient (one backward pass of the
    * weighted sum). `'gram'`: the T×T Gram matrix of per-term gradients w.r.t. the shared variables
    * (or the shared representation) is computed and passed as {@link StepInput.gram}.
+   * `'jacobian'`: the T×P matrix of per-term gradients over the shared parameters, on the backend
+   * ({@link JacobianInput.jacobian}); only {@link JacobianStrategy | Jacobian-kind} strategies say so.
    */
-  readonly gradients: 'none' | 'gram';
+  readonly gradients: 'none' | 'gram' | 'jacobian';
   /** Per-term mean |g| and max |g| over the shared parameters ({@link StepInput.stats}). */
   readonly stats?: boolean;
 }
@@ -77,6 +81,8 @@ export interface StepOutput<S> {
  * @typeParam S - the JSON-serialisable state.
  */
 export interface Strategy<O = any, S = any> {
+  /** The kind: `'gram'` (or absent), weights from small numbers. See {@link JacobianStrategy}. */
+  readonly kind?: 'gram';
   /** Registry name, e.g. `'gradnorm'`. */
   readonly name: string;
   /** One line for `list()`. */
@@ -118,6 +124,11 @@ export interface Strategy<O = any, S = any> {
    * has one entry per term in `init()`'s state has one entry per term).
    */
   readonly state?: (terms: readonly string[], options: O) => z.ZodType<S, any>;
+  /**
+   * The least number of (balanced) terms the method is defined for with these options, e.g. Krum's
+   * `nByzantine + 3`; binding fewer terms is an error naming the option. @default 1
+   */
+  minTerms?(options: O): number;
   /** The initial state for these term names. */
   init(options: O, terms: readonly string[]): S;
   /** Weights before the first update (default: all ones). */
@@ -136,3 +147,121 @@ export type BalancerSpec =
 
 /** What to do with a non-finite loss or gradient statistic. */
 export type NonFinitePolicy = 'skip' | 'throw';
+
+// ---------------------------------------------------------------------------------------------
+// The second kind: strategies that transform the T×P matrix of per-term gradients.
+// ---------------------------------------------------------------------------------------------
+
+/** The tfjs namespace, handed to a {@link JacobianStrategy} by the trainer. */
+export type Tf = typeof tfjs;
+
+/**
+ * What a {@link JacobianStrategy} receives each update. Every tensor belongs to the caller: the
+ * strategy must not dispose or keep any of them. All losses are finite, and so is every entry of
+ * `jacobian` (the Balancer checks, one download of T booleans).
+ */
+export interface JacobianInput {
+  /** 0-based index of this update, as in {@link StepInput.step}. */
+  readonly step: number;
+  /** Raw (unweighted) per-term loss values, in the order of the term names. */
+  readonly losses: readonly number[];
+  /** 0-based epoch index, when known (see {@link StepInput.epoch}). */
+  readonly epoch?: number;
+  /**
+   * `J`, shape [T, P]: row i is `∂L_i/∂θ` flattened over the shared variables (in the order of the
+   * trainer's shared variables, each flattened row-major); zeros where a term does not reach.
+   */
+  readonly jacobian: tfjs.Tensor2D;
+  /**
+   * The strategy's tensor state as it returned it at its previous update (`{}` before the first,
+   * or rebuilt from a checkpoint). Owned by the Balancer.
+   */
+  readonly tensors: Readonly<Record<string, tfjs.Tensor>>;
+  /** The tfjs namespace (strategies/ never import tfjs at run time; this is how they reach it). */
+  readonly tf: Tf;
+}
+
+/** What a {@link JacobianStrategy} returns. */
+export interface JacobianOutput<S> {
+  /**
+   * The update direction over the shared parameters, shape [P] (same layout as a row of
+   * {@link JacobianInput.jacobian}). Absent: the direction is `Σ w_i g_i` with {@link weights}
+   * (methods that read coordinates but output weights, e.g. ExcessMTL). The caller disposes it.
+   */
+  readonly direction?: tfjs.Tensor1D;
+  /**
+   * One finite number per term: the multipliers logged for this step (the logged objective is
+   * `Σ w_i L_i`), the combination when there is no `direction`, and the weights in force on the
+   * steps in between refreshes (`updateEvery`, warm-up). Methods with no weights of their own
+   * return all ones (the plain sum).
+   */
+  readonly weights: number[];
+  /** The next JSON state (a new object). */
+  readonly state: S;
+  /**
+   * The next tensor state (replaces the previous one, which the Balancer then disposes; return the
+   * same tensor object to keep one unchanged). Absent: unchanged. Tensors created inside the
+   * caller's `tf.tidy` are kept by the Balancer, which owns them from then on.
+   */
+  readonly tensors?: Record<string, tfjs.Tensor>;
+  /** Anything else worth logging, per term. */
+  readonly info?: Readonly<Record<string, number[]>>;
+}
+
+/**
+ * A Jacobian-kind strategy (torchjd's Aggregator, as opposed to its Weighting): a method that needs
+ * the coordinates of the per-term gradients, not only their inner products, e.g. GradDrop (a random
+ * sign mask per coordinate), TrimmedMean (a per-coordinate order statistic), MoCo and ExcessMTL
+ * (per-coordinate state). It runs on the tfjs backend, since P is large; `tf` arrives in the input,
+ * so the file in `strategies/` imports tfjs types only. Its JSON state works as for the Gram kind;
+ * per-coordinate state is a map of tensors, owned and disposed by the Balancer, and written into
+ * checkpoints as numbers.
+ *
+ * Costs, compared to the Gram kind: the T×P matrix (not only T×T numbers) is built every refresh,
+ * and the strategy's own work is O(T·P) or more on the backend; no representation mode (the method
+ * needs the parameters' coordinates), and no per-term `frozen`, `baseWeights` or `bounds` (there
+ * may be no weights to post-process).
+ *
+ * @typeParam O - the validated options, defaults filled.
+ * @typeParam S - the JSON-serialisable state.
+ */
+export interface JacobianStrategy<O = any, S = any> {
+  /** Always `'jacobian'`. */
+  readonly kind: 'jacobian';
+  /** Registry name, e.g. `'graddrop'`. */
+  readonly name: string;
+  /** One line for `list()`. */
+  readonly summary: string;
+  /** Citation (authors, title, venue, year, link). */
+  readonly paper?: string;
+  /** Zod schema of the options; fills defaults, rejects unknown keys. */
+  readonly options: z.ZodType<O, any>;
+  /** Always `{ gradients: 'jacobian' }`. */
+  needs(options: O): StrategyNeeds;
+  /** As {@link Strategy.nonNegativeLosses}. */
+  readonly nonNegativeLosses?: boolean | ((options: O) => boolean);
+  /** As {@link Strategy.signedWeights} (for the logged weights). */
+  readonly signedWeights?: boolean;
+  /**
+   * How variables outside the shared ones are updated: with `'unit'` a variable one term reaches
+   * takes that term's gradient `g_i` (as LibMTL and torchjd do); otherwise `Σ w_i g_i` with the
+   * returned weights. @default 'unit'
+   */
+  readonly headWeights?: 'weighted' | 'unit';
+  /** As {@link Strategy.minTerms}. */
+  minTerms?(options: O): number;
+  /** As {@link Strategy.state}: the shape of the JSON state (the tensor state is checked apart). */
+  readonly state?: (terms: readonly string[], options: O) => z.ZodType<S, any>;
+  /** The initial JSON state for these term names. */
+  init(options: O, terms: readonly string[]): S;
+  /** One update, on the backend. Pure apart from the tensors it creates. */
+  aggregate(options: O, state: S, input: JacobianInput): JacobianOutput<S>;
+}
+
+/** A strategy of either kind, as the registry holds them. */
+export type AnyStrategy = Strategy | JacobianStrategy;
+
+/** Whether a strategy is of the Jacobian kind. */
+export function isJacobianStrategy(s: AnyStrategy): s is JacobianStrategy {
+  return s.kind === 'jacobian';
+}

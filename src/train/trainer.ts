@@ -12,6 +12,7 @@ import {
   checkRepresentation, combine, detectShared, gradientMatrix, gramTensor, parseGram, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
+import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
@@ -166,6 +167,11 @@ export class BalancedTrainer {
         `BalancedTrainer: option "every" is ${this.every} but the balancer has updateEvery ${JSON.stringify(this.balancer.config.updateEvery)}; set the cadence in one place (updateEvery in the balancer spec, or every here)`,
       );
     }
+    if (rep !== undefined && this.balancer.kind === 'jacobian') {
+      throw new BalancerError(
+        `BalancedTrainer: strategy "${this.balancer.name}" is of the Jacobian kind (it needs the coordinates of the parameters' gradients), so option "represent" (representation mode) cannot be used with it; give option "terms"`,
+      );
+    }
     this.sinks = [...(options.keepHistory === false ? [] : [this.history]), ...(options.sinks ?? [])];
     this.sharedVars = options.shared ?? null;
     if (options.shared && options.variables) {
@@ -208,11 +214,12 @@ export class BalancedTrainer {
     const names = this.names!;
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
-    const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
+    const perTerm = refresh && (needs.gradients !== 'none' || !!needs.stats);
     const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
     if (micro !== undefined) return this.stepMicro(micro, vars, names, perTerm, check, refresh);
+    if (perTerm && needs.gradients === 'jacobian') return this.stepJacobian(vars, names, check);
 
-    const snapshot = this.balancer.state();
+    const snapshot = this.balancer.snapshot();
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
     tf.tidy(() => {
       let losses: number[];
@@ -363,6 +370,9 @@ export class BalancedTrainer {
     refresh: boolean,
   ): StepResult {
     if (this.opts.represent) throw new BalancerError('BalancedTrainer: step({ microBatches }) cannot be used with option "represent"');
+    if (this.balancer.kind === 'jacobian') {
+      throw new BalancerError(`BalancedTrainer: step({ microBatches }) is not supported with strategy "${this.balancer.name}" (Jacobian kind)`);
+    }
     microFractions(micro);
     const snapshot = this.balancer.state();
     let outcome!: { losses: number[]; result: UpdateResult; gram?: number[][] };
@@ -386,6 +396,40 @@ export class BalancedTrainer {
       outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot, out.losses), gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /**
+   * {@link step} for a Jacobian-kind strategy on a refresh step: per-term gradients (one forward, T
+   * backward passes), the T×P matrix over the shared variables handed to the balancer on the
+   * backend, its direction cut back into per-variable gradients (src/train/jacobian.ts). Only the T
+   * losses and T squared gradient norms are downloaded here (the balancer adds its finiteness
+   * checks). The balancer's tensor state replaced by this update is released once the step is
+   * applied or rolled back.
+   */
+  private stepJacobian(vars: tf.Variable[], names: string[], check: (t: Record<string, tf.Scalar>) => void): StepResult {
+    const snapshot = this.balancer.snapshot();
+    let outcome!: { losses: number[]; result: UpdateResult; gram: number[][] };
+    try {
+      tf.tidy(() => {
+        const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
+        const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
+        this.sharedVars ??= detectShared(termGrads, vars);
+        const M = gradientMatrix(termGrads, this.sharedVars);
+        const T = names.length;
+        const flat = tf.concat([tf.stack(values), tf.sum(tf.square(M), 1)]).dataSync();
+        const losses = Array.from(flat.subarray(0, T));
+        // gradNorm in the record comes from the diagonal: ‖g_i‖² over the shared variables.
+        const gram = names.map((_, i) => names.map((_, j) => (i === j ? flat[T + i] : 0)));
+        let result = this.balancer.update({ losses, jacobian: M, tf, epoch: this._epoch });
+        const grads = result.skipped ? {} : jacobianGrads(termGrads, result, this.sharedVars, vars, this.balancer.headWeights);
+        result = this.apply(grads, result, snapshot, losses);
+        const { direction: _d, ...kept } = result;
+        outcome = { losses, result: kept, gram };
+      });
+    } finally {
+      this.balancer.settle();
+    }
+    return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: true };
   }
 
   /** Guard the combined gradients, then apply them with the user's optimizer (unless skipped). */
@@ -502,7 +546,7 @@ export class BalancedTrainer {
         options: this.balancer.options,
         terms: names,
         backend: tf.getBackend(),
-        gradients: this.balancer.needs.gradients === 'gram' || this.balancer.needs.stats ? (this.opts.represent ? 'representation' : 'shared') : 'none',
+        gradients: this.balancer.needs.gradients !== 'none' || this.balancer.needs.stats ? (this.opts.represent ? 'representation' : 'shared') : 'none',
         ...(this.every > 1 ? { every: this.every } : {}),
         startedAt: new Date().toISOString(),
         ...this.opts.meta,
