@@ -315,6 +315,9 @@ describe('fitBalanced with balancing strategies', () => {
     const Y = ys();
     await expect(fitBalanced(m, X, Y, { balancer: create('dwa') })).rejects.toThrow(/frozen: \{ regularization: 1 \}/);
     await fitBalanced(m, X, Y, { balancer: create({ name: 'dwa', frozen: { regularization: 1 } }), verbose: 0 });
+    await expect(fitBalanced(m, X, Y, { balancer: create({ name: 'dwa', frozen: { regularization: 1 } }), lossWeights: [1, 2] })).rejects.toThrow(/"lossWeights" cannot be applied to a Balancer instance/);
+    await expect(fitBalanced(m, X, Y, { balancer: { name: 'fixed', frozen: { regularization: 2 } } })).rejects.toThrow(/always has weight 1/);
+    await expect(fitBalanced(m, X, Y, { balancer: 'mgda', representation: m.layers[1].name })).rejects.toThrow(/"representation" cannot be used with a model that has layer regularisation penalties/);
     tf.dispose([X, ...Y]);
     m.dispose();
   });
