@@ -49,7 +49,7 @@ export const CAGRAD_MAX_C = 1e3;
 
 const options = z.strictObject({
   /**
-   * Radius of the ball around g0, relative to ‖g0‖, at most {@link CAGRAD_MAX_C}. @default 0.5
+   * Radius of the ball around g0, relative to ‖g0‖, at most 1e3 (`CAGRAD_MAX_C`). @default 0.5
    */
   c: z.number().finite().nonnegative().max(CAGRAD_MAX_C).default(0.5),
   /** Final division: 0 none, 1 by 1 + c², 2 by 1 + c. @default 1 */

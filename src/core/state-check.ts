@@ -17,6 +17,8 @@
  */
 import { z } from 'zod';
 import { BalancerError } from './errors.js';
+import type { EpochMeans } from './loss-points.js';
+import type { AdamState } from './optim.js';
 import type { JacobianStrategy, Strategy } from './types.js';
 
 /** A saved state failed a check; names the field (dotted path), the term when per-term, and the rule. */
@@ -74,11 +76,11 @@ export const stateSchemas = {
   /** State of the seeded generator of src/core/rng.ts: an unsigned 32-bit integer. */
   rng: z.number({ message: 'must be an integer from 0 to 4294967295' }).int({ message: 'must be an integer from 0 to 4294967295' }).min(0, { message: 'must be an integer from 0 to 4294967295' }).max(4294967295, { message: 'must be an integer from 0 to 4294967295' }),
   /** Adam moments of `T` parameters (src/core/optim.ts). */
-  adam(T: number) {
+  adam(T: number): z.ZodType<AdamState> {
     return z.strictObject({ m: stateSchemas.perTerm(T), v: stateSchemas.perTerm(T, 'nonNegative'), t: stateSchemas.count });
   },
   /** Epoch means of src/core/loss-points.ts for `T` terms. */
-  epochMeans(T: number) {
+  epochMeans(T: number): z.ZodType<EpochMeans> {
     return z.strictObject({
       epoch: stateSchemas.count.nullable(),
       sum: stateSchemas.perTerm(T),

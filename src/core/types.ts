@@ -116,7 +116,7 @@ export interface Strategy<O = any, S = any> {
   readonly headWeights?: 'weighted' | 'unit';
   /**
    * The shape of the state for these (balanced) term names, as a zod schema, in the manner of
-   * {@link options}: `Balancer.load()` checks a saved state against it before loading anything
+   * the options schema: `Balancer.load()` checks a saved state against it before loading anything
    * (finite numbers, one entry per term, counters that are integers), so that a corrupted checkpoint
    * is an error naming the field and term instead of a run whose every later step is skipped.
    * Building blocks: `stateSchemas` in src/core/state-check.ts. Optional: without it the generic
