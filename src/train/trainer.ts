@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
+import { AutoSelector, parseAuto, type AutoState } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from './grads.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
+import type { Tournament } from '../core/tournament.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
@@ -44,7 +46,11 @@ export interface BalancedTrainerOptions {
   singleForward?: boolean;
   /** The optimizer that applies the balanced gradient. */
   optimizer: tf.Optimizer;
-  /** A strategy name, `{ name, ...options }`, or a {@link Balancer}. @default 'fixed' */
+  /**
+   * A strategy name, `{ name, ...options }`, or a {@link Balancer}. `'auto'` (or
+   * `{ name: 'auto', ...AutoOptions }`) selects the strategy during the first steps by successive
+   * halving among candidates (see {@link AutoOptions} and docs/guide-auto.md). @default 'fixed'
+   */
   balancer?: BalancerSpec | Balancer;
   /**
    * The variables this trainer updates, as `optimizer.minimize(f, returnCost, varList)` takes them.
@@ -85,6 +91,11 @@ export interface StepResult {
   skipped?: string;
   /** Whether the weights were refreshed (gradients read, if the strategy reads any) this step. */
   refreshed?: boolean;
+  /**
+   * During an `auto` selection: every live candidate's result, by label (the fields above are equal
+   * weights', whose values the variables hold between steps).
+   */
+  candidates?: Record<string, StepResult>;
 }
 
 /** The serialised form of a trainer (see {@link BalancedTrainer.state}). */
@@ -99,12 +110,19 @@ export interface TrainerState {
   epoch: number;
   /** The balancer's complete state. */
   balancer: BalancerState;
+  /** The `auto` selection (running: every candidate's copies; done: the tournament), when used. */
+  auto?: AutoState;
 }
 
 /** Balances a multi-term loss in a custom training loop. */
 export class BalancedTrainer {
-  /** The balancer choosing the weights. */
+  /**
+   * The balancer choosing the weights. With `balancer: 'auto'`: equal weights' until the selection
+   * ends, then the winner's (its own state and step count).
+   */
   readonly balancer: Balancer;
+  /** The `auto` selection, when `balancer` is `'auto'`. */
+  private readonly selection: AutoSelector | null = null;
   /** Every step so far, in memory (unless `keepHistory: false`). */
   readonly history = new History();
   private readonly opts: BalancedTrainerOptions;
@@ -145,7 +163,17 @@ export class BalancedTrainer {
     // One cadence mechanism: the trainer's `every: k` is the balancer's `updateEvery: k`; the balancer
     // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
     // reading any per-term gradient.
-    this.balancer = create(options.balancer ?? 'fixed', {
+    const auto = parseAuto(options.balancer);
+    if (auto) {
+      this.selection = new AutoSelector(auto, {
+        terms: this.termsFn,
+        optimizer: options.optimizer,
+        shared: options.shared,
+        makeTrainer: (balancer, optimizer, variables) =>
+          new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined }),
+      });
+    }
+    this.balancer = create(auto ? 'fixed' : options.balancer ?? 'fixed', {
       onNonFinite: options.onNonFinite,
       warn: options.warn,
       ...(this.every > 1 ? { updateEvery: this.every } : {}),
@@ -183,6 +211,12 @@ export class BalancedTrainer {
   /** Mark the end of an epoch (used by strategies and records that count epochs). */
   endEpoch(): void {
     this._epoch += 1;
+    this.selection?.endEpoch();
+  }
+
+  /** The `auto` selection's tournament (scores, winner, cost); null without `auto` or before the first step. */
+  get tournament(): Tournament | null {
+    return this.selection?.tournament ?? null;
   }
 
   /**
@@ -195,6 +229,7 @@ export class BalancedTrainer {
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
     const names = this.names!;
+    if (this.selection && !this.selection.done) return this.selectStep(micro, vars, names);
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
@@ -250,6 +285,23 @@ export class BalancedTrainer {
     });
 
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
+  }
+
+  /** One step of the `auto` selection (src/train/auto.ts): every live candidate steps on this batch. */
+  private selectStep(micro: MicroBatches | undefined, vars: tf.Variable[], names: string[]): StepResult {
+    const sel = this.selection!;
+    if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
+    const out = sel.step(micro, this._step, this._epoch);
+    this.openSinks(names);
+    for (const rec of out.records) for (const s of this.sinks) s.write(rec);
+    const t = sel.tournament!;
+    if (t.rounds.length && t.rounds[t.rounds.length - 1].step === this._step + 1) {
+      for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(t)) as Tournament);
+    }
+    const winner = sel.takeWinner();
+    if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
+    this._step += 1;
+    return { ...out.result, candidates: out.candidates };
   }
 
   /** {@link step} with gradient accumulation over micro-batches (src/train/accumulate.ts). */
@@ -313,14 +365,25 @@ export class BalancedTrainer {
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
-  /** Flush and close every sink. */
+  /**
+   * Flush and close every sink. A run ended during an `auto` selection also releases the
+   * candidates' copies of the variables and optimizer slots here.
+   */
   async close(): Promise<void> {
+    if (this.selection && !this.selection.done) this.selection.dispose();
     for (const s of this.sinks) await s.close?.();
   }
 
-  /** The whole trainer state (balancer state, step and epoch counters) as one JSON object. */
+  /**
+   * The whole trainer state (balancer state, step and epoch counters) as one JSON object. During an
+   * `auto` selection it also holds every live candidate's variable values and optimizer slots
+   * (field `auto`), so that a run interrupted mid-selection resumes bit-exactly.
+   */
   state(): TrainerState {
-    return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
+    const s: TrainerState = { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
+    const auto = this.selection?.state();
+    if (auto) s.auto = auto;
+    return s;
   }
 
   /** Restore a state saved by {@link BalancedTrainer.state}. */
@@ -329,6 +392,18 @@ export class BalancedTrainer {
     if (state.version !== 1) throw new BalancerError(`trainer state version ${state.version} is not supported (this version reads 1)`);
     for (const k of ['step', 'epoch'] as const) {
       if (!Number.isInteger(state[k]) || state[k] < 0) throw new BalancerError(`trainer state: field "${k}" is ${JSON.stringify(state[k])}; must be an integer >= 0`);
+    }
+    if (state.auto !== undefined) {
+      if (!this.selection) throw new BalancerError('trainer state holds an auto selection ("auto"), but this trainer was not built with balancer: \'auto\'');
+      this.selection.load(state.auto, this.opts.variables ?? this.variables);
+      const spec = this.selection.winnerSpec();
+      if (spec) {
+        (this as { balancer: Balancer }).balancer = create(spec, {
+          onNonFinite: this.opts.onNonFinite,
+          warn: this.opts.warn,
+          ...(this.every > 1 ? { updateEvery: this.every } : {}),
+        });
+      }
     }
     this.balancer.load(state.balancer);
     this._step = state.step;
@@ -367,10 +442,18 @@ export class BalancedTrainer {
     if (result.info) rec.info = Object.fromEntries(Object.entries(result.info).map(([k, v]) => [k, per(v)]));
     if (result.skipped) rec.skipped = result.skipped;
     if (result.clamped?.length) rec.clamped = [...result.clamped];
+    this.openSinks(names);
+    for (const s of this.sinks) s.write(rec);
+    this._step += 1;
+    return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
+  }
+
+  /** Open the sinks with the run's meta record (once, before the first record). */
+  private openSinks(names: string[]): void {
     if (!this.opened) {
       this.opened = true;
       const meta: RunMeta = {
-        strategy: this.balancer.name,
+        strategy: this.selection ? 'auto' : this.balancer.name,
         options: this.balancer.options,
         terms: names,
         backend: tf.getBackend(),
@@ -381,8 +464,5 @@ export class BalancedTrainer {
       };
       for (const s of this.sinks) s.open?.(meta);
     }
-    for (const s of this.sinks) s.write(rec);
-    this._step += 1;
-    return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
   }
 }
