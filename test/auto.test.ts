@@ -243,3 +243,27 @@ describe('auto: resume and memory', () => {
     b.dispose();
   });
 });
+
+describe('auto: run config, sinks, report, TensorBoard', () => {
+  it('a run config with strategy auto trains, logs every candidate and shows the tournament', async () => {
+    const { validateRunConfig, runExample } = await import('../src/node/run.js');
+    const { readJsonl } = await import('../src/node/sinks.js');
+    const { readEvents } = await import('../src/node/tensorboard.js');
+    const { readdirSync, readFileSync } = await import('node:fs');
+    expect(() => validateRunConfig({ strategy: { name: 'auto', trialStep: 2 } })).toThrow(/trialStep/);
+    const cfg = validateRunConfig({ strategy: { name: 'auto', trialSteps: 2, candidates: ['fixed', 'mgda', 'db-mtl', 'softadapt'] }, steps: 8, output: dir, backend: 'cpu' });
+    const res = await runExample(cfg);
+    expect(res.records.length).toBe(8);
+    const written = readJsonl(res.files.trajectory);
+    expect(written.tournament?.phase).toBe('done');
+    expect(written.records.filter((r) => r.candidate === 'mgda').length).toBeGreaterThan(0);
+    const html = readFileSync(res.files.report, 'utf8');
+    expect(html).toMatch(/Strategy selection \(auto\)/);
+    expect(html).toMatch(/winner/);
+    const subs = readdirSync(join(res.dir, 'auto'));
+    expect(subs).toEqual(expect.arrayContaining(['equal', 'mgda', 'db-mtl', 'softadapt']));
+    const ev = readdirSync(join(res.dir, 'auto', 'mgda')).find((f) => f.startsWith('events.'))!;
+    const { events } = readEvents(join(res.dir, 'auto', 'mgda', ev));
+    expect(events.some((e) => 'alpha/t0' in e.scalars)).toBe(true);
+  });
+});

@@ -108,9 +108,17 @@ export class History implements Sink {
     return this.records.length;
   }
 
-  /** The last record, if any. */
+  /**
+   * The last record, if any. During an `auto` selection: equal weights' record of the last step (the
+   * values the variables hold between steps).
+   */
   get last(): StepRecord | undefined {
-    return this.records[this.records.length - 1];
+    const r = this.records[this.records.length - 1];
+    const t = this.trials[this.trials.length - 1];
+    if (!t || (r && r.step >= t.step)) return r;
+    let i = this.trials.length - 1;
+    while (i > 0 && this.trials[i - 1].step === t.step) i--;
+    return this.trials[i];
   }
 
   /** The weight trajectory of one term (skipped steps included, with the weights kept). */
