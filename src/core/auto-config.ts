@@ -65,8 +65,11 @@ export interface AutoOptions {
 
 /** The validated options (defaults filled). */
 export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights'>> {
+  /** See {@link AutoOptions.candidates}. */
   candidates?: BalancerSpec[];
+  /** See {@link AutoOptions.score}. */
   score?: () => number;
+  /** See {@link AutoOptions.weights}. */
   weights?: Record<string, number> | number[];
 }
 

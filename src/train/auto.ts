@@ -79,11 +79,39 @@ function fromBits(s: SavedBits): tf.Tensor {
   return tf.tensor(s.dtype === 'int32' ? Int32Array.from(s.bits) : Uint8Array.from(s.bits), s.shape, s.dtype);
 }
 
+/** One own property of an optimizer, saved: a tensor, a list of slot variables, or a plain value. */
+export type SavedOptimizerField =
+  | {
+      /** A tensor property (Adam's `accBeta1`). */
+      kind: 'tensor';
+      /** Whether it was a `tf.Variable`. */
+      variable: boolean;
+      /** Its value. */
+      value: SavedBits;
+    }
+  | {
+      /** A list of `{ originalName, variable }` slots (Adam's moments). */
+      kind: 'slots';
+      /** The slots, in order. */
+      items: SavedSlot[];
+    }
+  | {
+      /** A number, string, boolean, null or empty list (`iterations_`, `learningRate`). */
+      kind: 'value';
+      /** The value. */
+      value: unknown;
+    };
+
+/** One optimizer slot, saved. */
+export interface SavedSlot {
+  /** The slot's name (e.g. `dense/kernel/m`). */
+  originalName: string;
+  /** Its value. */
+  value: SavedBits;
+}
+
 /** The state of an optimizer as JSON, per own property. */
-export type SavedOptimizerState = Record<
-  string,
-  { kind: 'tensor'; variable: boolean; value: SavedBits } | { kind: 'slots'; items: { originalName: string; value: SavedBits }[] } | { kind: 'value'; value: unknown }
->;
+export type SavedOptimizerState = Record<string, SavedOptimizerField>;
 
 function saveOptimizerState(opt: tf.Optimizer): SavedOptimizerState {
   const out: SavedOptimizerState = {};
@@ -177,7 +205,31 @@ export interface AutoState {
   /** While running: the raw losses at the common start. */
   start?: number[] | null;
   /** While running: every live candidate's trainer, optimizer, variable values and recent losses. */
-  live?: { index: number; trainer: TrainerState; optimizer: SavedOptimizerState; values: SavedBits[]; recent: number[][] }[];
+  live?: SavedCandidate[];
+}
+
+/** One live candidate of a running selection, saved. */
+export interface SavedCandidate {
+  /** Its index among the tournament's candidates. */
+  index: number;
+  /** Its trainer's state (balancer, step and epoch counters). */
+  trainer: TrainerState;
+  /** Its optimizer's state. */
+  optimizer: SavedOptimizerState;
+  /** Its variable values, in the trainer's variable order. */
+  values: SavedBits[];
+  /** Its raw losses of the current round's last steps (for the default score). */
+  recent: number[][];
+}
+
+/** What {@link AutoSelector.step} returns. */
+export interface AutoStepOutput {
+  /** Equal weights' step result (the values the variables hold between steps). */
+  result: StepResult;
+  /** Every live candidate's step result, by label. */
+  candidates: Record<string, StepResult>;
+  /** The candidates' step records, tagged with `candidate`, for the trainer's sinks. */
+  records: StepRecord[];
 }
 
 /** Runs the tournament for a {@link BalancedTrainer} (see the module's description). */
@@ -313,7 +365,7 @@ export class AutoSelector {
    * One trainer step during the selection: every live candidate takes one step on the current batch.
    * Returns equal weights' result (always live) with every candidate's, and the tagged records.
    */
-  step(micro: MicroBatches | undefined, step: number, epoch: number): { result: StepResult; candidates: Record<string, StepResult>; records: StepRecord[] } {
+  step(micro: MicroBatches | undefined, step: number, epoch: number): AutoStepOutput {
     const t = this.tournament!;
     const results: Record<string, StepResult> = {};
     const records: StepRecord[] = [];
