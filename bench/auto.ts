@@ -3,7 +3,8 @@
  *
  * `npm run bench:auto` (reduced protocol: see the defaults below; writes docs/benchmarks.md between
  * the auto markers) or `npm run bench:auto -- --quick` (tiny settings, no docs: the CI smoke run).
- * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--problems a,b`, `--no-docs`.
+ * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--problems a,b`, `--strategies a,b`,
+ * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`.
  *
  * Each problem gives its runs' held-out metric (lower or higher is better) and, for `auto`, a
  * validation score the selection uses (the user's own metric, on data apart from the test set).
@@ -228,7 +229,7 @@ export const median = (xs: number[]): number => {
 };
 
 /** Run one problem: the grid, each strategy at its defaults, auto (validation score) and auto (default score). */
-export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: readonly string[]; auto: Record<string, unknown>; log: (l: string) => void }): AutoProblemResult {
+export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: readonly string[]; auto: Record<string, unknown>; log: (l: string) => void; only?: readonly string[] }): AutoProblemResult {
   const rows: AutoRow[] = [];
   const configs: { label: string; kind: AutoRow['kind']; spec: BalancerSpec; validation: boolean }[] = [
     ...p.grid.map((g) => ({ label: g.label, kind: 'grid' as const, spec: g.spec, validation: false })),
@@ -236,7 +237,7 @@ export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: re
     { label: 'auto (validation score)', kind: 'auto', spec: { name: 'auto', ...o.auto }, validation: true },
     { label: 'auto (default score)', kind: 'auto', spec: { name: 'auto', ...o.auto }, validation: false },
   ];
-  for (const c of configs) {
+  for (const c of configs.filter((x) => !o.only || o.only.some((k) => x.label.startsWith(k)))) {
     const row: AutoRow = { label: c.label, kind: c.kind, metrics: [], seconds: [] };
     for (let s = 1; s <= o.seeds; s++) {
       try {
@@ -322,7 +323,7 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
   const results: AutoProblemResult[] = [];
   for (const p of problems) {
     log(`bench:auto ${p.name} on ${backend}: ${seeds} seed(s), ${p.steps} steps`);
-    results.push(benchProblem(p, { seeds, strategies, auto, log }));
+    results.push(benchProblem(p, { seeds, strategies, auto, log, only: arg('--only')?.split(',') }));
     p.dispose?.();
   }
   const seconds = (Date.now() - t0) / 1000;

@@ -29,6 +29,13 @@ export interface AutoOptions {
    * terms described in {@link AutoOptions.window}
    */
   score?: () => number;
+  /**
+   * For `fitBalanced`: a History key (`'val_loss'`, `'val_loss/<term>'`) whose value, computed on the
+   * validation data with each candidate's weights in place, is the score. `fitBalanced` turns it into
+   * {@link AutoOptions.score}; a `BalancedTrainer` given `monitor` without `score` is an error.
+   * @default none
+   */
+  monitor?: string;
   /** `'min'`: lower scores are better; `'max'`: higher (as Keras' `monitor`/`mode`). @default 'min' */
   mode?: 'min' | 'max';
   /**
@@ -64,7 +71,9 @@ export interface AutoOptions {
 }
 
 /** The validated options (defaults filled). */
-export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights'>> {
+export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights' | 'monitor'>> {
+  /** See {@link AutoOptions.monitor}. */
+  monitor?: string;
   /** See {@link AutoOptions.candidates}. */
   candidates?: BalancerSpec[];
   /** See {@link AutoOptions.score}. */
@@ -84,7 +93,7 @@ export const FAMILY: Record<string, string> = {
   mgda: 'aggregation', pcgrad: 'aggregation', cagrad: 'aggregation', 'nash-mtl': 'aggregation', imtl: 'aggregation', 'aligned-mtl': 'aggregation', upgrad: 'aggregation',
 };
 
-const KEYS = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
+const KEYS = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
 
 /** `'auto'` or `{ name: 'auto', ... }` → validated options; anything else → null. Errors name the option. */
 export function parseAuto(spec: unknown): AutoConfig | null {
@@ -124,6 +133,10 @@ export function parseAuto(spec: unknown): AutoConfig | null {
   if (o.score !== undefined) {
     if (typeof o.score !== 'function') bad('score', 'allowed: a function () => number');
     cfg.score = o.score as () => number;
+  }
+  if (o.monitor !== undefined) {
+    if (typeof o.monitor !== 'string' || !o.monitor) bad('monitor', "allowed: a History key such as 'val_loss' (resolved by fitBalanced)");
+    cfg.monitor = o.monitor as string;
   }
   if (o.tolerance !== undefined) {
     if (typeof o.tolerance !== 'number' || !(o.tolerance >= 0) || !Number.isFinite(o.tolerance)) bad('tolerance', 'allowed: a number >= 0');

@@ -245,6 +245,9 @@ export class AutoSelector {
   tournament: Tournament | null = null;
 
   constructor(cfg: AutoConfig, host: AutoHost) {
+    if (cfg.monitor !== undefined && !cfg.score) {
+      throw new OptionError('auto', 'monitor', cfg.monitor, 'a History key is resolved by fitBalanced; with a BalancedTrainer pass score: () => number instead');
+    }
     this.cfg = cfg;
     this.host = host;
   }
