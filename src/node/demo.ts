@@ -206,7 +206,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         history: trainer.history,
       };
       results.push(run);
-      const s = summarizeData(trainer.history.records);
+      // A run shorter than an `auto` selection has followed equal weights' trajectory only.
+      const followed = trainer.history.records.length ? trainer.history.records : trainer.history.trials.filter((r) => r.candidate === 'equal');
+      const s = summarizeData(followed);
       log(
         `\n[${label}] ${fmt(seconds)} s  held-out: ` +
           Object.entries(testLoss).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
@@ -237,6 +239,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
     if (r.tournament) {
       const t = r.tournament;
       const won = t.candidates.find((c) => c.label === t.winner);
+      if (!won) {
+        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.trainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
+        continue;
+      }
       log(
         `${r.label} picked ${t.winner} (${won?.family ?? ''}) by itself among ${t.candidates.length} candidates, on held-out pixel error: ${t.reason}; ` +
           `cost ${t.cost.candidateSteps} candidate steps during the first ${t.cost.trainerSteps} steps`,
