@@ -33,6 +33,7 @@ import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import { JsonlSink } from '../src/node/sinks.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
+import type { Tournament } from '../src/core/tournament.js';
 import { digitSplit, trainClassifier, type DigitClassifier, type Digits } from './digits.js';
 import { geomean, syntheticMarkdown, syntheticTable } from './synthetic.js';
 
@@ -171,6 +172,8 @@ export interface SeedRunOptions {
   label?: string;
   /** Called on the model after each generator step (tests use it to check the discriminator). */
   afterGeneratorStep?: (model: SeedModel, step: number) => void;
+  /** Build the spec from the model (e.g. `auto` with a validation score that reads the model); overrides `spec`. */
+  specFor?: (model: SeedModel) => BalancerSpec;
 }
 
 /** What one run measured. */
@@ -197,6 +200,8 @@ export interface SeedRunResult {
   seconds: number;
   skipped: number;
   records: StepRecord[];
+  /** The `auto` selection's tournament, when the spec was `auto`. */
+  tournament?: Tournament;
 }
 
 /** Train the VAE (with its discriminator) once and measure it on the held-out digits. */
@@ -215,7 +220,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
     const trainer = new BalancedTrainer({
       terms: () => model.terms(xb!, eb!),
       optimizer: gOpt,
-      balancer: spec,
+      balancer: o.specFor ? o.specFor(model) : spec,
       variables: model.generatorVars,
       sinks: o.jsonl ? [new JsonlSink(o.jsonl)] : [],
       meta: { run: o.label ?? '', example: 'bench-seed', seed },
@@ -262,6 +267,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
       seconds,
       skipped: d.skipped,
       records,
+      ...(trainer.tournament ? { tournament: trainer.tournament } : {}),
     };
   } finally {
     tf.dispose([xTrain]);

@@ -28,6 +28,7 @@ export { create, list, register, unregister, getStrategy, validateOptions, optio
 export type { StrategyInfo } from './core/registry.js';
 export { BalancedTrainer } from './train/trainer.js';
 export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
+export type { AutoState, SavedBits, SavedOptimizerState, SavedOptimizerField, SavedSlot, SavedCandidate, AutoStepOutput } from './train/auto.js';
 export { fitBalanced } from './train/fit.js';
 export type { FitBalancedArgs, FitBalancedOptions, BalancedHistory, LossFn } from './train/fit.js';
 export type { LossWeights } from './train/fit-args.js';
@@ -35,6 +36,10 @@ export { History } from './core/history.js';
 export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
 export { summarize, summarizeData, fmt } from './core/summary.js';
 export type { TermSummary } from './core/summary.js';
+export { summarizeTournament, followedTrajectory } from './core/tournament.js';
+export type { Tournament, TournamentCandidate, TournamentRound } from './core/tournament.js';
+export { parseAuto, AUTO_FAMILIES } from './core/auto-config.js';
+export type { AutoOptions, AutoConfig } from './core/auto-config.js';
 export { makeToyProblem } from './train/toy.js';
 export type { ToyOptions, ToyProblem } from './train/toy.js';
 export { builtinStrategies } from '../strategies/index.js';

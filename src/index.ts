@@ -60,6 +60,12 @@ export {
 export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './node/checkpoint.js';
 export { summarize, summarizeData, fmt } from './core/summary.js';
 export type { TermSummary } from './core/summary.js';
+export { summarizeTournament, followedTrajectory } from './core/tournament.js';
+export type { Tournament, TournamentCandidate, TournamentRound } from './core/tournament.js';
+export { parseAuto, AUTO_FAMILIES } from './core/auto-config.js';
+export type { AutoOptions, AutoConfig } from './core/auto-config.js';
+export { AutoSelector, cloneOptimizer } from './train/auto.js';
+export type { AutoHost, AutoState, SavedBits, SavedOptimizerState, SavedOptimizerField, SavedSlot, SavedCandidate, AutoStepOutput } from './train/auto.js';
 export { diagnose } from './core/diagnose.js';
 export type { Diagnosis, DiagnoseOptions, TermDiagnosis, WeightStatus } from './core/diagnose.js';
 export { initBackend, currentBackend } from './train/backend.js';

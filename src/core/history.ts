@@ -2,6 +2,7 @@
  * The record of one training step, the in-memory {@link History}, and the sink interface that
  * trainers hand every record to (as tfjs-layers callbacks receive logs).
  */
+import type { Tournament } from './tournament.js';
 
 /** Per-term numbers, keyed by term name. */
 export type PerTerm = Record<string, number>;
@@ -30,6 +31,11 @@ export interface StepRecord {
   skipped?: string;
   /** Terms whose weight a bound (`bounds.min`, `max`, `maxChange`) changed this step. */
   clamped?: string[];
+  /**
+   * During an `auto` selection: the label of the candidate this record belongs to (one record per
+   * live candidate per step; see {@link Tournament}). Absent outside the selection.
+   */
+  candidate?: string;
 }
 
 /** Facts about a run, written once at its start. */
@@ -58,21 +64,38 @@ export interface Sink {
   write(record: StepRecord): void;
   /** Called by `trainer.close()`. */
   close?(): void | Promise<void>;
+  /** Called after each round of an `auto` selection and when its winner takes over. */
+  tournament?(t: Tournament): void;
 }
 
 /** The trajectory so far, in memory. Also a {@link Sink}. */
 export class History implements Sink {
-  /** Every step record received so far, oldest first. */
+  /**
+   * Every step record received so far, oldest first. During an `auto` selection the candidates'
+   * records go to {@link History.trials} instead; when the winner takes over, its trial records
+   * are appended here, so that `records` is the trajectory the run actually followed.
+   */
   readonly records: StepRecord[] = [];
+  /** The records of every candidate of an `auto` selection (tagged with `candidate`). */
+  readonly trials: StepRecord[] = [];
   /** The run's facts, set by {@link History.open}; null before the first step. */
   meta: RunMeta | null = null;
+  /** The `auto` selection's tournament, when the run had one (latest version). */
+  tournamentRecord: Tournament | null = null;
+
+  tournament(t: Tournament): void {
+    const first = this.tournamentRecord?.phase !== 'done';
+    this.tournamentRecord = t;
+    if (t.phase === 'done' && first) this.records.push(...this.trials.filter((r) => r.candidate === t.winner));
+  }
 
   open(meta: RunMeta): void {
     this.meta = meta;
   }
 
   write(record: StepRecord): void {
-    this.records.push(record);
+    if (record.candidate !== undefined) this.trials.push(record);
+    else this.records.push(record);
   }
 
   /** Term names, in order. */
@@ -85,9 +108,17 @@ export class History implements Sink {
     return this.records.length;
   }
 
-  /** The last record, if any. */
+  /**
+   * The last record, if any. During an `auto` selection: equal weights' record of the last step (the
+   * values the variables hold between steps).
+   */
   get last(): StepRecord | undefined {
-    return this.records[this.records.length - 1];
+    const r = this.records[this.records.length - 1];
+    const t = this.trials[this.trials.length - 1];
+    if (!t || (r && r.step >= t.step)) return r;
+    let i = this.trials.length - 1;
+    while (i > 0 && this.trials[i - 1].step === t.step) i--;
+    return this.trials[i];
   }
 
   /** The weight trajectory of one term (skipped steps included, with the weights kept). */

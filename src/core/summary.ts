@@ -3,6 +3,7 @@
  * learned ratio of each term's final alpha to the smallest one ("recon ended at 18.7× kl").
  */
 import type { RunMeta, StepRecord } from './history.js';
+import { followedTrajectory, summarizeTournament, type Tournament } from './tournament.js';
 
 /** Per-term numbers of {@link summarize}. */
 export interface TermSummary {
@@ -63,9 +64,19 @@ export function fmt(x: number): string {
   return Number(x.toPrecision(4)).toString();
 }
 
-/** The console summary of a run. */
-export function summarize(records: readonly StepRecord[], meta?: RunMeta | null): string {
-  if (!records.length) return 'no steps recorded';
+/**
+ * The console summary of a run. With an `auto` selection's `tournament` (e.g. `trainer.tournament`
+ * or `history.tournamentRecord`), the tournament's table, winner and cost follow; candidate records
+ * in `records` (tagged `candidate`) are left out of the per-term table except the winner's.
+ */
+export function summarize(records: readonly StepRecord[], meta?: RunMeta | null, tournament?: Tournament | null): string {
+  if (records.some((r) => r.candidate !== undefined)) records = followedTrajectory(records, tournament);
+  if (!records.length) return tournament ? summarizeTournament(tournament) : 'no steps recorded';
+  const table = summarizeTable(records, meta);
+  return tournament ? `${table}\n${summarizeTournament(tournament)}` : table;
+}
+
+function summarizeTable(records: readonly StepRecord[], meta?: RunMeta | null): string {
   const { terms, reference, skipped } = summarizeData(records);
   const head = meta ? `strategy ${meta.strategy} on backend ${meta.backend}, ` : '';
   const lines = [`${head}${records.length} steps${skipped ? ` (${skipped} skipped)` : ''}`];

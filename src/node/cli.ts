@@ -114,7 +114,8 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       }
       const { summarize } = await import('../core/summary.js');
       const { readJsonl } = await import('./sinks.js');
-      process.stdout.write(`${summarize(result.records, readJsonl(result.files.trajectory).meta)}\n`);
+      const written = readJsonl(result.files.trajectory);
+      process.stdout.write(`${summarize(result.records, written.meta, written.tournament)}\n`);
       process.stdout.write(
         [
           `run folder: ${result.dir}`,
@@ -149,7 +150,12 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       const { findTrajectory } = await import('../viz/report.js');
       const { readJsonl } = await import('./sinks.js');
       const { summarize } = await import('../core/summary.js');
-      const { meta, records, tornLastLine } = readJsonl(findTrajectory(path));
+      const { followedTrajectory, summarizeTournament } = await import('../core/tournament.js');
+      const read = readJsonl(findTrajectory(path));
+      const { meta, tornLastLine, tournament } = read;
+      // An `auto` run: diagnose the trajectory it followed; the tournament is printed after.
+      const records = tournament ? followedTrajectory(read.records, tournament) : read.records;
+      const tail = tournament ? `\n${summarizeTournament(tournament)}` : '';
       if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
       if (!records.length) {
         fail(`${path}: the trajectory has no steps`);
@@ -157,7 +163,7 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       }
       const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['../core/diagnose.js']);
       if (!mod || typeof mod.diagnose !== 'function') {
-        process.stdout.write(`${summarize(records, meta)}\n`);
+        process.stdout.write(`${summarize(records, meta, tournament)}\n`);
         fail('the diagnose module is not available in this build; printed the summary only', 2);
         return;
       }
@@ -166,7 +172,7 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       if (opts.reference !== undefined) options.reference = opts.reference;
       const out = mod.diagnose(records, options);
       const text = typeof out === 'string' ? out : (out as { text?: unknown })?.text;
-      process.stdout.write(opts.json || typeof text !== 'string' ? `${JSON.stringify(out, null, 2)}\n` : `${text}\n`);
+      process.stdout.write(opts.json || typeof text !== 'string' ? `${JSON.stringify(tournament ? { ...(out as object), tournament } : out, null, 2)}\n` : `${text}${tail}\n`);
     });
 
   return program;

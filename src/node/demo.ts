@@ -12,6 +12,7 @@ import type { History } from '../core/history.js';
 import { normal, seedRng, uniform, type RngState } from '../core/rng.js';
 import { JsonlSink } from './sinks.js';
 import { fmt, summarizeData } from '../core/summary.js';
+import { summarizeTournament, type Tournament } from '../core/tournament.js';
 import { BalancedTrainer } from '../train/trainer.js';
 import type { BalancerSpec } from '../core/types.js';
 
@@ -95,6 +96,8 @@ export const DEFAULT_RUNS: Record<string, BalancerSpec> = {
   'hand: recon ×20': { name: 'fixed', weights: { recon_a: 20, recon_b: 20 } },
   'grad-magnitude': { name: 'grad-magnitude', statistic: 'norm', reference: 'kl' },
   gradnorm: 'gradnorm',
+  // Strategy selection: the demo's loop fills in the score (held-out pixel error on a validation split).
+  auto: 'auto',
 };
 
 /** Options of {@link runDemo}. */
@@ -127,6 +130,8 @@ export interface DemoRun {
   ratioReconToKl: number;
   seconds: number;
   history: History;
+  /** The `auto` run's tournament (candidates, scores per round, winner, cost). */
+  tournament?: Tournament;
 }
 
 /** Train the demo VAE with each strategy and print what was found. */
@@ -146,6 +151,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
   const train = tf.tensor2d(blobImages(nTrain, seed), [nTrain, PIXELS]);
   const test = tf.tensor2d(blobImages(nTest, seed + 1), [nTest, PIXELS]);
   const testEps = tf.zeros([nTest, LATENT]) as tf.Tensor2D;
+  // A validation split, apart from train and test: the score `auto` selects on (pixel MSE, lower is better).
+  const nVal = 256;
+  const val = tf.tensor2d(blobImages(nVal, seed + 2), [nVal, PIXELS]);
+  const valEps = tf.zeros([nVal, LATENT]) as tf.Tensor2D;
   const results: DemoRun[] = [];
   try {
     for (const [label, spec] of Object.entries(runs)) {
@@ -153,10 +162,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
       let xb: tf.Tensor2D | null = null;
       let eb: tf.Tensor2D | null = null;
       const file = join(outDir, `${label.replace(/\W+/g, '-')}.jsonl`);
+      const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
+      const balancer: BalancerSpec = isAuto
+        ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score: () => vae.terms(val, valEps).recon_a.dataSync()[0] }
+        : spec;
       const trainer = new BalancedTrainer({
         terms: () => vae.terms(xb!, eb!),
         optimizer: tf.train.adam(3e-3),
-        balancer: spec,
+        balancer,
         variables: vae.vars,
         sinks: [new JsonlSink(file)],
         meta: { run: label, example: 'demo-vae' },
@@ -193,16 +206,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         history: trainer.history,
       };
       results.push(run);
-      const s = summarizeData(trainer.history.records);
+      // A run shorter than an `auto` selection has followed equal weights' trajectory only.
+      const followed = trainer.history.records.length ? trainer.history.records : trainer.history.trials.filter((r) => r.candidate === 'equal');
+      const s = summarizeData(followed);
       log(
         `\n[${label}] ${fmt(seconds)} s  held-out: ` +
           Object.entries(testLoss).map(([k, v]) => `${k} ${fmt(v)}`).join(', '),
       );
       log(`  alphas (start → end, mean): ${s.terms.map((t) => `${t.term} ${fmt(t.start)} → ${fmt(t.end)} (${fmt(t.mean)})`).join('; ')}`);
+      if (trainer.tournament) {
+        run.tournament = trainer.tournament;
+        log(summarizeTournament(trainer.tournament).replace(/^/gm, '  '));
+      }
       vae.vars.forEach((v) => v.dispose());
     }
   } finally {
-    tf.dispose([train, test, testEps]);
+    tf.dispose([train, test, testEps, val, valEps]);
   }
 
   log('\nwhat it found');
@@ -217,6 +236,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
   }
   const baseline = results[0];
   for (const r of results.slice(1)) {
+    if (r.tournament) {
+      const t = r.tournament;
+      const won = t.candidates.find((c) => c.label === t.winner);
+      if (!won) {
+        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.trainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
+        continue;
+      }
+      log(
+        `${r.label} picked ${t.winner} (${won?.family ?? ''}) by itself among ${t.candidates.length} candidates, on held-out pixel error: ${t.reason}; ` +
+          `cost ${t.cost.candidateSteps} candidate steps during the first ${t.cost.trainerSteps} steps`,
+      );
+    }
     if (r.strategy === 'fixed') continue;
     log(
       `${r.label} found by itself: recon_a ${fmt(r.alpha.recon_a / r.alpha.kl)}× kl, recon_b ${fmt(r.alpha.recon_b / r.alpha.kl)}× kl; ` +

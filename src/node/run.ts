@@ -23,6 +23,7 @@ import * as z from 'zod';
 import { BalancerError, describeValue, OptionError } from '../core/errors.js';
 import type { StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
+import { parseAuto } from '../core/auto-config.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
@@ -120,7 +121,8 @@ export function validateRunConfig(raw: unknown, file = '(config)'): RunConfig {
   const strategyName = typeof cfg.strategy === 'string' ? cfg.strategy : cfg.strategy.name;
   // The strategy and its options are checked by the registry (errors name the option).
   try {
-    create(cfg.strategy as Parameters<typeof create>[0]);
+    // `auto` (strategy selection, src/train/auto.ts) is not a registered strategy; its options are checked here.
+    if (!parseAuto(cfg.strategy)) create(cfg.strategy as Parameters<typeof create>[0]);
   } catch (e) {
     if (e instanceof OptionError) throw new ConfigError(file, `strategy.${e.field}`, e.value, e.allowed);
     const msg = (e as Error).message;

@@ -5,6 +5,7 @@
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
+import type { Tournament } from '../core/tournament.js';
 
 /**
  * Writes `{"kind":"meta",...}` then one `{"kind":"step",...}` line per step. Each line goes to the
@@ -51,6 +52,11 @@ export class JsonlSink implements Sink {
     writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'step', ...record }, keepNonFinite)}\n`);
   }
 
+  /** An `auto` selection's tournament, as a line `{ "kind": "tournament", ... }` (the latest one counts). */
+  tournament(t: Tournament): void {
+    writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'tournament', ...t }, keepNonFinite)}\n`);
+  }
+
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
@@ -77,6 +83,11 @@ export interface Trajectory {
   records: StepRecord[];
   /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
   tornLastLine: boolean;
+  /**
+   * The last `auto` tournament line, when the run had a strategy selection; `records` then also hold
+   * the candidates' records (tagged `candidate`; see `followedTrajectory`).
+   */
+  tournament?: Tournament;
 }
 
 /** Read a JSONL trajectory. A torn last line is dropped; a bad line elsewhere is an error naming it. */
@@ -86,6 +97,7 @@ export function readJsonl(path: string): Trajectory {
   let meta: RunMeta | null = null;
   const records: StepRecord[] = [];
   let tornLastLine = false;
+  let tournament: Tournament | undefined;
   lines.forEach((line, i) => {
     let obj: { kind?: string } & Record<string, unknown>;
     try {
@@ -99,7 +111,8 @@ export function readJsonl(path: string): Trajectory {
     }
     const { kind, ...rest } = obj;
     if (kind === 'meta') meta = rest as unknown as RunMeta;
+    else if (kind === 'tournament') tournament = rest as unknown as Tournament;
     else records.push(rest as unknown as StepRecord);
   });
-  return { meta, records, tornLastLine };
+  return tournament ? { meta, records, tornLastLine, tournament } : { meta, records, tornLastLine };
 }

@@ -24,6 +24,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
+import type { Tournament } from '../core/tournament.js';
 
 // ---------------------------------------------------------------------------------------------------
 // CRC32C
@@ -195,6 +196,8 @@ export class TensorBoardSink implements Sink {
   private readonly writer: ScalarWriter | undefined;
   /** The event file's path (set when the first record is written). */
   path: string | null = null;
+  /** One sub-run per `auto` candidate. */
+  private readonly candidates = new Map<string, TensorBoardSink>();
 
   /** @param logdir the run's folder; each sink creates a new event file in it (unless `writer` is given). */
   constructor(
@@ -222,9 +225,39 @@ export class TensorBoardSink implements Sink {
     if (!this.writer) this.ensureOpen();
   }
 
-  /** One `Event` with every scalar of the step, written with one synchronous write. */
+  /**
+   * One `Event` with every scalar of the step, written with one synchronous write. The records of an
+   * `auto` selection's candidates go to one sub-run per candidate, `<logdir>/auto/<label>` (so
+   * TensorBoard overlays their curves); with a `writer`, under the tag prefix `auto/<label>/`.
+   */
   write(record: StepRecord): void {
+    if (record.candidate !== undefined) {
+      const label = record.candidate.replace(/[^A-Za-z0-9._=,-]/g, '_');
+      if (this.writer) {
+        const scalars = Object.fromEntries(Object.entries(scalarsOf(record)).map(([k, v]) => [`auto/${label}/${k}`, v]));
+        this.writeScalars(record.step, scalars);
+        return;
+      }
+      let sub = this.candidates.get(label);
+      if (!sub) {
+        sub = new TensorBoardSink(join(this.logdir, 'auto', label), { now: this.now, host: this.host });
+        this.candidates.set(label, sub);
+      }
+      sub.write({ ...record, candidate: undefined });
+      return;
+    }
     this.writeScalars(record.step, scalarsOf(record));
+  }
+
+  /** The winner of an `auto` selection: its scores as scalars `auto/score` in each candidate's sub-run. */
+  tournament(t: Tournament): void {
+    if (this.writer) return;
+    const r = t.rounds[t.rounds.length - 1];
+    if (!r) return;
+    for (const [label, score] of Object.entries(r.scores)) {
+      if (score === null) continue;
+      this.candidates.get(label.replace(/[^A-Za-z0-9._=,-]/g, '_'))?.writeScalars(r.step, { 'auto/score': score });
+    }
   }
 
   /** Write arbitrary scalars for a step (tags as TensorBoard shows them). */
@@ -239,6 +272,7 @@ export class TensorBoardSink implements Sink {
   }
 
   close(): void {
+    for (const sub of this.candidates.values()) sub.close();
     this.writer?.flush?.();
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
+import { AutoSelector, parseAuto, winnerSpecOf, type AutoState } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
@@ -15,6 +16,7 @@ import {
 import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
+import type { Tournament } from '../core/tournament.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
@@ -46,7 +48,11 @@ export interface BalancedTrainerOptions {
   singleForward?: boolean;
   /** The optimizer that applies the balanced gradient. */
   optimizer: tf.Optimizer;
-  /** A strategy name, `{ name, ...options }`, or a {@link Balancer}. @default 'fixed' */
+  /**
+   * A strategy name, `{ name, ...options }`, or a {@link Balancer}. `'auto'` (or
+   * `{ name: 'auto', ...AutoOptions }`) selects the strategy during the first steps by successive
+   * halving among candidates (see {@link AutoOptions} and docs/guide-auto.md). @default 'fixed'
+   */
   balancer?: BalancerSpec | Balancer;
   /**
    * The variables this trainer updates, as `optimizer.minimize(f, returnCost, varList)` takes them.
@@ -87,6 +93,11 @@ export interface StepResult {
   skipped?: string;
   /** Whether the weights were refreshed (gradients read, if the strategy reads any) this step. */
   refreshed?: boolean;
+  /**
+   * During an `auto` selection: every live candidate's result, by label (the fields above are equal
+   * weights', whose values the variables hold between steps).
+   */
+  candidates?: Record<string, StepResult>;
 }
 
 /** The serialised form of a trainer (see {@link BalancedTrainer.state}). */
@@ -101,6 +112,8 @@ export interface TrainerState {
   epoch: number;
   /** The balancer's complete state. */
   balancer: BalancerState;
+  /** The `auto` selection (running: every candidate's copies; done: the tournament), when used. */
+  auto?: AutoState;
 }
 
 /**
@@ -115,8 +128,13 @@ function overflowReason(step: number, names: readonly string[], weights: readonl
 
 /** Balances a multi-term loss in a custom training loop. */
 export class BalancedTrainer {
-  /** The balancer choosing the weights. */
+  /**
+   * The balancer choosing the weights. With `balancer: 'auto'`: equal weights' until the selection
+   * ends, then the winner's (its own state and step count).
+   */
   readonly balancer: Balancer;
+  /** The `auto` selection, when `balancer` is `'auto'`. */
+  private readonly selection: AutoSelector | null = null;
   /** Every step so far, in memory (unless `keepHistory: false`). */
   readonly history = new History();
   private readonly opts: BalancedTrainerOptions;
@@ -157,7 +175,17 @@ export class BalancedTrainer {
     // One cadence mechanism: the trainer's `every: k` is the balancer's `updateEvery: k`; the balancer
     // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
     // reading any per-term gradient.
-    this.balancer = create(options.balancer ?? 'fixed', {
+    const auto = parseAuto(options.balancer);
+    if (auto) {
+      this.selection = new AutoSelector(auto, {
+        terms: this.termsFn,
+        optimizer: options.optimizer,
+        shared: options.shared,
+        makeTrainer: (balancer, optimizer, variables) =>
+          new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined }),
+      });
+    }
+    this.balancer = create(auto ? 'fixed' : options.balancer ?? 'fixed', {
       onNonFinite: options.onNonFinite,
       warn: options.warn,
       ...(this.every > 1 ? { updateEvery: this.every } : {}),
@@ -200,6 +228,12 @@ export class BalancedTrainer {
   /** Mark the end of an epoch (used by strategies and records that count epochs). */
   endEpoch(): void {
     this._epoch += 1;
+    this.selection?.endEpoch();
+  }
+
+  /** The `auto` selection's tournament (scores, winner, cost); null without `auto` or before the first step. */
+  get tournament(): Tournament | null {
+    return this.selection?.tournament ?? null;
   }
 
   /**
@@ -212,6 +246,7 @@ export class BalancedTrainer {
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
     const names = this.names!;
+    if (this.selection && !this.selection.done) return this.selectStep(micro, vars, names);
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients !== 'none' || !!needs.stats);
@@ -360,6 +395,23 @@ export class BalancedTrainer {
     return { losses: Array.from(flat.subarray(0, T)), reading: parseGram(flat.subarray(T), T, !!this.balancer.needs.stats) };
   }
 
+  /** One step of the `auto` selection (src/train/auto.ts): every live candidate steps on this batch. */
+  private selectStep(micro: MicroBatches | undefined, vars: tf.Variable[], names: string[]): StepResult {
+    const sel = this.selection!;
+    if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
+    const out = sel.step(micro, this._step, this._epoch);
+    this.openSinks(names);
+    for (const rec of out.records) for (const s of this.sinks) s.write(rec);
+    const t = sel.tournament!;
+    if (t.rounds.length && t.rounds[t.rounds.length - 1].step === this._step + 1) {
+      for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(t)) as Tournament);
+    }
+    const winner = sel.takeWinner();
+    if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
+    this._step += 1;
+    return { ...out.result, candidates: out.candidates };
+  }
+
   /** {@link step} with gradient accumulation over micro-batches (src/train/accumulate.ts). */
   private stepMicro(
     micro: MicroBatches,
@@ -465,14 +517,25 @@ export class BalancedTrainer {
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
-  /** Flush and close every sink. */
+  /**
+   * Flush and close every sink. A run ended during an `auto` selection also releases the
+   * candidates' copies of the variables and optimizer slots here.
+   */
   async close(): Promise<void> {
+    if (this.selection && !this.selection.done) this.selection.dispose();
     for (const s of this.sinks) await s.close?.();
   }
 
-  /** The whole trainer state (balancer state, step and epoch counters) as one JSON object. */
+  /**
+   * The whole trainer state (balancer state, step and epoch counters) as one JSON object. During an
+   * `auto` selection it also holds every live candidate's variable values and optimizer slots
+   * (field `auto`), so that a run interrupted mid-selection resumes bit-exactly.
+   */
   state(): TrainerState {
-    return { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
+    const s: TrainerState = { format: 'loss-balancer/trainer', version: 1, step: this._step, epoch: this._epoch, balancer: this.balancer.state() };
+    const auto = this.selection?.state();
+    if (auto) s.auto = auto;
+    return s;
   }
 
   /**
@@ -480,18 +543,37 @@ export class BalancedTrainer {
    * first ({@link checkState}); an error names the field and leaves the trainer unchanged.
    */
   load(state: TrainerState): void {
-    this.checkState(state);
+    // Everything is checked before anything is replaced: the balancer a saved auto selection's winner
+    // needs is built (not installed) first, and the saved balancer state is checked against it.
+    const balancer = this.balancerFor(state);
+    this.checkState(state, balancer);
+    if (state.auto !== undefined) this.selection!.load(state.auto, this.opts.variables ?? this.variables);
+    (this as { balancer: Balancer }).balancer = balancer;
     this.balancer.load(state.balancer);
     this._step = state.step;
     this._epoch = state.epoch;
     this.names = state.balancer.terms ? [...state.balancer.terms] : null;
   }
 
+  /** The balancer in force after loading `state`: this one, or a new one for a saved auto selection's winner. */
+  private balancerFor(state: TrainerState): Balancer {
+    if (!state || typeof state !== 'object' || state.auto === undefined) return this.balancer;
+    if (!this.selection) throw new BalancerError('trainer state holds an auto selection ("auto"), but this trainer was not built with balancer: \'auto\'');
+    if (!state.auto?.tournament) throw new StateError('trainer state', 'auto', state.auto, 'must be an auto selection state');
+    const spec = winnerSpecOf(state.auto.tournament);
+    if (!spec) return this.balancer;
+    return create(spec, {
+      onNonFinite: this.opts.onNonFinite,
+      warn: this.opts.warn,
+      ...(this.every > 1 ? { updateEvery: this.every } : {}),
+    });
+  }
+
   /**
    * Check a saved trainer state as {@link load} would, without loading it. Throws a
    * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`) otherwise.
    */
-  checkState(state: TrainerState): void {
+  checkState(state: TrainerState, balancer: Balancer = this.balancerFor(state)): void {
     const owner = 'trainer state';
     if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
       throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
@@ -501,7 +583,7 @@ export class BalancedTrainer {
       if (!Number.isInteger(state[k]) || state[k] < 0) throw new StateError(owner, k, state[k], 'must be an integer >= 0');
     }
     try {
-      this.balancer.checkState(state.balancer);
+      balancer.checkState(state.balancer);
     } catch (e) {
       if (e instanceof StateError) throw e.within(owner, 'balancer.');
       throw e;
@@ -539,10 +621,18 @@ export class BalancedTrainer {
     if (result.info) rec.info = Object.fromEntries(Object.entries(result.info).map(([k, v]) => [k, per(v)]));
     if (result.skipped) rec.skipped = result.skipped;
     if (result.clamped?.length) rec.clamped = [...result.clamped];
+    this.openSinks(names);
+    for (const s of this.sinks) s.write(rec);
+    this._step += 1;
+    return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
+  }
+
+  /** Open the sinks with the run's meta record (once, before the first record). */
+  private openSinks(names: string[]): void {
     if (!this.opened) {
       this.opened = true;
       const meta: RunMeta = {
-        strategy: this.balancer.name,
+        strategy: this.selection ? 'auto' : this.balancer.name,
         options: this.balancer.options,
         terms: names,
         backend: tf.getBackend(),
@@ -553,8 +643,5 @@ export class BalancedTrainer {
       };
       for (const s of this.sinks) s.open?.(meta);
     }
-    for (const s of this.sinks) s.write(rec);
-    this._step += 1;
-    return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
   }
 }

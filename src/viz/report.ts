@@ -19,6 +19,7 @@ import type { RunMeta, StepRecord } from '../core/history.js';
 import { defaultQuantities, plotSvg, termsOf, type Quantity } from './plot.js';
 import { readJsonl, type Trajectory } from '../node/sinks.js';
 import { fmt, summarizeData } from '../core/summary.js';
+import { followedTrajectory, summarizeTournament, type Tournament } from '../core/tournament.js';
 
 /** The file name `report()` writes in the run folder. */
 export const REPORT_FILE = 'report.html';
@@ -131,7 +132,9 @@ footer{margin-top:32px;color:#5b6472;font-size:.85em}
 
 /** The report page for a trajectory, as an HTML string. */
 export async function renderReport(trajectory: Trajectory, options: ReportOptions = {}): Promise<string> {
-  const { meta, records } = trajectory;
+  const { meta } = trajectory;
+  // With an `auto` selection: the trajectory the run followed (the winner's trial steps, then the run).
+  const records = trajectory.records.some((r) => r.candidate !== undefined) ? followedTrajectory(trajectory.records, trajectory.tournament) : trajectory.records;
   const log = options.log ?? true;
   const runName = typeof meta?.name === 'string' && meta.name !== meta.strategy ? `${meta.name} (${meta.strategy})` : meta?.strategy;
   const title = options.title ?? `loss-balancer run: ${runName ?? 'unknown strategy'}`;
@@ -189,13 +192,32 @@ ${charts.join('\n') || '<p class="placeholder">Nothing to plot.</p>'}
 <section id="summary"><h2>Alphas per term</h2>
 ${table}
 </section>
-<section id="diagnosis"><h2>Diagnosis</h2>
+${trajectory.tournament ? tournamentSection(trajectory.tournament) : ''}<section id="diagnosis"><h2>Diagnosis</h2>
 ${diag}
 </section>
 <footer>Written by loss-balancer${meta?.startedAt ? ` for the run started ${esc(meta.startedAt)}` : ''}.</footer>
 </main>
 </body>
 </html>
+`;
+}
+
+/** The `auto` selection: one row per candidate, its score per round, the winner and the cost. */
+function tournamentSection(t: Tournament): string {
+  const rounds = t.rounds.map((_, i) => `<th class="num">round ${i + 1}</th>`).join('');
+  const rows = t.candidates
+    .map((c) => {
+      const cells = t.rounds.map((_, i) => `<td class="num">${i < c.scores.length && c.scores[i] !== null ? fmt(c.scores[i]!) : ''}</td>`).join('');
+      const status = c.label === t.winner ? '<b>winner</b>' : c.failed ? `failed: ${esc(c.failed)}` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : '';
+      return `<tr><td class="term">${esc(c.label)}</td><td>${esc(c.family)}</td>${cells}<td>${status}</td></tr>`;
+    })
+    .join('');
+  const text = summarizeTournament(t).split('\n');
+  return `<section id="auto"><h2>Strategy selection (auto)</h2>
+<p>${esc(text[0])}</p>
+<table id="tournament"><thead><tr><th>candidate</th><th>family</th>${rounds}<th>status</th></tr></thead><tbody>${rows}</tbody></table>
+<p>${esc(text.slice(-2).join(' · '))}</p>
+</section>
 `;
 }
 

@@ -1,0 +1,353 @@
+/**
+ * `auto` against the hand grid and every strategy at its defaults, on a list of problems.
+ *
+ * `npm run bench:auto` (reduced protocol: see the defaults below; writes docs/benchmarks.md between
+ * the auto markers) or `npm run bench:auto -- --quick` (tiny settings, no docs: the CI smoke run).
+ * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--problems a,b`, `--strategies a,b`,
+ * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`.
+ *
+ * Each problem gives its runs' held-out metric (lower or higher is better) and, for `auto`, a
+ * validation score the selection uses (the user's own metric, on data apart from the test set).
+ * Rows: equal weights; the fixed-weight grid (each point, and the best point chosen on the TEST
+ * metric, an optimistic oracle a hand sweep approximates); each strategy at its defaults; `auto` with
+ * the validation score; `auto` with its default score. Medians over seeds. `auto`'s cost is the
+ * candidate steps it took, as a multiple of the run's steps.
+ *
+ * Problems: `multi-output` (below) and `vae` (the seed's VAE on real digits, bench/seed.ts). A
+ * problem is a {@link BenchProblem}; a PINN (bench/pinn.ts, another branch) plugs in the same way.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { initBackend } from '../src/train/backend.js';
+import { seedRng, uniform, type RngState } from '../src/core/rng.js';
+import type { Tournament } from '../src/core/tournament.js';
+import type { BalancerSpec } from '../src/core/types.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import { digitSplit, subset, trainClassifier } from './digits.js';
+import { HAND_GRID, seedRun } from './seed.js';
+
+/** One run's outcome. */
+export interface ProblemRun {
+  /** The held-out metric. */
+  metric: number;
+  /** The tournament, for `auto` runs. */
+  tournament?: Tournament;
+  seconds: number;
+}
+
+/** A benchmark problem. */
+export interface BenchProblem {
+  name: string;
+  /** What the metric is, for the table. */
+  metricName: string;
+  higherIsBetter: boolean;
+  /** Trainer steps per run. */
+  steps: number;
+  /** The fixed-weight grid: label → spec (equal weights first). */
+  grid: { label: string; spec: BalancerSpec }[];
+  /**
+   * One run. `spec` may be `auto` options; `validationScore` asks the problem to pass its validation
+   * metric as the selection score.
+   */
+  run(spec: BalancerSpec, seed: number, validationScore: boolean): ProblemRun;
+  dispose?(): void;
+}
+
+// -------------------------------------------------------------------------------------------------
+// Multi-output regression with targets on very different scales
+
+/**
+ * A shared tanh trunk (8 → 32) and three linear heads; head i predicts `s_i · f_i(x)` with
+ * s = (1, 100, 0.01), f_i a fixed random teacher, so the raw MSE terms (and their gradients) differ
+ * by up to 10⁸. Metric: the mean over heads of MSE_i / Var(y_i) on held-out data (scale-free, lower
+ * is better). Validation score: the same on a separate validation split.
+ */
+export function multiOutputProblem(steps = 600, batch = 32): BenchProblem {
+  const scales = [1, 100, 0.01];
+  const names = ['y_small', 'y_large', 'y_tiny'];
+  const d = 8;
+  const h = 32;
+  const nTrain = 512;
+  const nVal = 256;
+  const nTest = 512;
+  const make = (n: number, seed: number) =>
+    tf.tidy(() => {
+      const x = tf.randomNormal([n, d], 0, 1, 'float32', seed);
+      const z = tf.tanh(tf.matMul(x, tf.randomNormal([d, 16], 0, 1, 'float32', 77)));
+      const ys = scales.map((s, i) => tf.keep(tf.mul(tf.add(tf.matMul(z, tf.randomNormal([16, 1], 0, 1, 'float32', 80 + i)), tf.randomNormal([n, 1], 0, 0.05, 'float32', seed + 10 + i)), s)));
+      return { x: tf.keep(x), ys };
+    });
+  const train = make(nTrain, 1);
+  const val = make(nVal, 2);
+  const test = make(nTest, 3);
+  const variance = test.ys.map((y) => tf.tidy(() => tf.moments(y).variance.dataSync()[0]));
+  const grid: { label: string; spec: BalancerSpec }[] = [{ label: 'equal weights', spec: 'fixed' }];
+  // The hand normalisation 1/s_i² and a log grid on each term around it.
+  grid.push({ label: 'fixed 1/scale²', spec: { name: 'fixed', weights: Object.fromEntries(names.map((n, i) => [n, 1 / scales[i] ** 2])) } });
+  for (const [i, n] of names.entries()) {
+    for (const k of [1e-4, 1e-2, 1e2, 1e4]) grid.push({ label: `fixed ${n} ×${k}`, spec: { name: 'fixed', weights: { [n]: k } } });
+    void i;
+  }
+  return {
+    name: 'multi-output',
+    metricName: 'mean over heads of held-out MSE / Var(y) (lower is better)',
+    higherIsBetter: false,
+    steps,
+    grid,
+    run(spec, seed, validationScore) {
+      const init = (shape: number[], s: number) => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', s), true);
+      const trunk = init([d, h], seed * 31 + 1);
+      const heads = names.map((_, i) => init([h, 1], seed * 31 + 2 + i));
+      const vars = [trunk, ...heads];
+      const predict = (x: tf.Tensor) => {
+        const z = tf.tanh(tf.matMul(x, trunk));
+        return heads.map((w) => tf.matMul(z, w));
+      };
+      const relErr = (set: { x: tf.Tensor; ys: tf.Tensor[] }, v: number[]) =>
+        tf.tidy(() => {
+          const p = predict(set.x);
+          return p.reduce((a, pi, i) => a + tf.mean(tf.square(tf.sub(pi, set.ys[i]))).dataSync()[0] / v[i], 0) / names.length;
+        });
+      const valVar = val.ys.map((y) => tf.tidy(() => tf.moments(y).variance.dataSync()[0]));
+      let xb: tf.Tensor | null = null;
+      let yb: tf.Tensor[] = [];
+      const terms = () => {
+        const p = predict(xb!);
+        return Object.fromEntries(names.map((n, i) => [n, tf.mean(tf.square(tf.sub(p[i], yb[i]))) as tf.Scalar]));
+      };
+      const optimizer = tf.train.adam(3e-3);
+      const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
+      const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score: () => relErr(val, valVar) } : spec;
+      const trainer = new BalancedTrainer({ terms, optimizer, balancer, variables: vars, warn: () => undefined });
+      let rng: RngState = seedRng(seed * 1000 + 5);
+      const t0 = Date.now();
+      try {
+        for (let s = 0; s < steps; s++) {
+          const idx: number[] = [];
+          for (let k = 0; k < batch; k++) {
+            let u: number;
+            [u, rng] = uniform(rng);
+            idx.push(Math.floor(u * nTrain));
+          }
+          const ix = tf.tensor1d(idx, 'int32');
+          xb = tf.gather(train.x, ix);
+          yb = train.ys.map((y) => tf.gather(y, ix));
+          trainer.step();
+          tf.dispose([ix, xb, ...yb]);
+        }
+        return { metric: relErr(test, variance), seconds: (Date.now() - t0) / 1000, tournament: trainer.tournament ?? undefined };
+      } finally {
+        void trainer.close();
+        optimizer.dispose();
+        vars.forEach((v) => v.dispose());
+      }
+    },
+    dispose() {
+      for (const s of [train, val, test]) tf.dispose([s.x, ...s.ys]);
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// The seed's VAE (bench/seed.ts): metric = classifier accuracy on reconstructions of held-out digits
+
+/**
+ * The seed's VAE on real digits (four terms, a discriminator trained alongside). Metric: accuracy of
+ * a digit classifier on the reconstructions of held-out digits (higher is better). Validation score
+ * for `auto`: the reconstruction BCE on 500 digits split off the training set (the user's natural
+ * metric; not the test metric). Note: the discriminator is outside the trainer, so during the
+ * selection it trains on equal weights' reconstructions only (it is not copied per candidate).
+ */
+export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number; batchSize?: number; sizes?: { hidden: number; latent: number; discHidden: number } } = {}): BenchProblem {
+  const { nTrain = 8000, nTest = 2000, batchSize = 128 } = opts;
+  const split = digitSplit({ nTrain, nTest, pooled: true });
+  const nVal = Math.min(500, Math.floor(nTrain / 5));
+  const train = subset(split.train, [...Array(nTrain - nVal).keys()]);
+  const val = subset(split.train, [...Array(nVal).keys()].map((i) => nTrain - nVal + i));
+  const classifier = trainClassifier(split.train, split.test);
+  const xVal = tf.tensor2d(val.images, [val.n, val.side * val.side]);
+  return {
+    name: 'vae',
+    metricName: 'classifier accuracy on reconstructions of held-out digits (higher is better)',
+    higherIsBetter: true,
+    steps,
+    grid: HAND_GRID.map((k) => ({ label: k === 1 ? 'equal weights' : `fixed recon_a ×${k}`, spec: k === 1 ? 'fixed' : { name: 'fixed', weights: { recon_a: k } } })),
+    run(spec, seed, validationScore) {
+      const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
+      const r = seedRun({
+        train,
+        test: split.test,
+        classifier,
+        spec,
+        seed,
+        steps,
+        batchSize,
+        lr: 3e-3,
+        sizes: opts.sizes,
+        specFor: isAuto && validationScore ? (model) => ({ ...(typeof spec === 'object' ? spec : { name: 'auto' }), score: () => model.evaluate(xVal).recon_a }) : undefined,
+      });
+      return { metric: r.accuracy, seconds: r.seconds, tournament: r.tournament };
+    },
+    dispose() {
+      xVal.dispose();
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+
+/** A row of the table: one configuration over seeds. */
+export interface AutoRow {
+  label: string;
+  kind: 'grid' | 'grid-best' | 'strategy' | 'auto';
+  metrics: number[];
+  seconds: number[];
+  /** For auto rows: candidate steps / steps, per seed, and the winners. */
+  cost?: number[];
+  winners?: string[];
+  error?: string;
+}
+
+/** One problem's results. */
+export interface AutoProblemResult {
+  problem: string;
+  metricName: string;
+  higherIsBetter: boolean;
+  steps: number;
+  seeds: number;
+  rows: AutoRow[];
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Run one problem: the grid, each strategy at its defaults, auto (validation score) and auto (default score). */
+export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: readonly string[]; auto: Record<string, unknown>; log: (l: string) => void; only?: readonly string[] }): AutoProblemResult {
+  const rows: AutoRow[] = [];
+  const configs: { label: string; kind: AutoRow['kind']; spec: BalancerSpec; validation: boolean }[] = [
+    ...p.grid.map((g) => ({ label: g.label, kind: 'grid' as const, spec: g.spec, validation: false })),
+    ...o.strategies.map((s) => ({ label: s, kind: 'strategy' as const, spec: s as BalancerSpec, validation: false })),
+    { label: 'auto (validation score)', kind: 'auto', spec: { name: 'auto', ...o.auto }, validation: true },
+    { label: 'auto (default score)', kind: 'auto', spec: { name: 'auto', ...o.auto }, validation: false },
+  ];
+  for (const c of configs.filter((x) => !o.only || o.only.some((k) => x.label.startsWith(k)))) {
+    const row: AutoRow = { label: c.label, kind: c.kind, metrics: [], seconds: [] };
+    for (let s = 1; s <= o.seeds; s++) {
+      try {
+        const r = p.run(c.spec, s, c.validation);
+        row.metrics.push(r.metric);
+        row.seconds.push(r.seconds);
+        if (r.tournament) {
+          (row.cost ??= []).push(r.tournament.cost.candidateSteps / p.steps);
+          (row.winners ??= []).push(r.tournament.winner ?? '(running)');
+        }
+        o.log(`  ${p.name} ${c.label} seed ${s}: ${r.metric.toPrecision(4)}${r.tournament ? ` (picked ${r.tournament.winner}, ${r.tournament.cost.candidateSteps} candidate steps)` : ''}, ${r.seconds.toFixed(1)} s`);
+      } catch (e) {
+        row.error = (e as Error).message;
+        o.log(`  ${p.name} ${c.label}: threw: ${row.error}`);
+        break;
+      }
+    }
+    rows.push(row);
+  }
+  // The best grid point, chosen per seed on the test metric (an oracle: what a hand sweep aims at).
+  const grid = rows.filter((r) => r.kind === 'grid');
+  const best: number[] = [];
+  for (let s = 0; s < o.seeds; s++) {
+    const vals = grid.map((r) => r.metrics[s]).filter((v) => v !== undefined && Number.isFinite(v));
+    if (vals.length) best.push(p.higherIsBetter ? Math.max(...vals) : Math.min(...vals));
+  }
+  rows.splice(grid.length, 0, { label: 'best grid point (oracle, per seed)', kind: 'grid-best', metrics: best, seconds: [] });
+  return { problem: p.name, metricName: p.metricName, higherIsBetter: p.higherIsBetter, steps: p.steps, seeds: o.seeds, rows };
+}
+
+const f4 = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : '—');
+
+/** The Markdown table of a problem. */
+export function autoTable(r: AutoProblemResult): string {
+  const lines = [
+    `**${r.problem}** — ${r.metricName}; ${r.steps} steps, median over ${r.seeds} seed(s)`,
+    '',
+    '| run | median | per seed | auto: picked | auto: cost (candidate steps / steps) |',
+    '|---|---|---|---|---|',
+  ];
+  for (const row of r.rows) {
+    const m = row.error ? `threw: ${row.error.slice(0, 60)}` : f4(median(row.metrics));
+    const label = row.kind === 'auto' || row.kind === 'grid-best' ? `**${row.label}**` : row.label;
+    lines.push(`| ${label} | ${m} | ${row.metrics.map(f4).join(', ')} | ${row.winners?.join(', ') ?? ''} | ${row.cost ? row.cost.map((c) => c.toFixed(2)).join(', ') : ''} |`);
+  }
+  return lines.join('\n');
+}
+
+const START = '<!-- auto:start -->';
+const END = '<!-- auto:end -->';
+
+/** Replace (or append) the text between the auto markers of `file`. */
+export function writeAutoSection(file: string, body: string): void {
+  const block = `${START}\n${body.trim()}\n${END}`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
+  else text = `${text.replace(/\s*$/, '')}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
+
+/** Parse argv, run, print, and (full runs) write docs/benchmarks.md between the auto markers. */
+export async function main(argv: readonly string[]): Promise<AutoProblemResult[]> {
+  const quick = argv.includes('--quick');
+  const arg = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const num = (name: string, d: number) => (arg(name) !== undefined ? Number(arg(name)) : d);
+  const backend = await initBackend();
+  const seeds = num('--seeds', quick ? 1 : 3);
+  const steps = num('--steps', quick ? 20 : 600);
+  const vaeSteps = num('--vae-steps', quick ? 12 : 300);
+  const wanted = (arg('--problems') ?? 'multi-output,vae').split(',');
+  const strategies = quick ? ['mgda', 'softadapt'] : (arg('--strategies')?.split(',') ?? ['softadapt', 'uncertainty', 'db-mtl', 'grad-magnitude', 'gradnorm', 'mgda', 'pcgrad', 'nash-mtl', 'upgrad', 'dwa']);
+  const auto = quick ? { trialSteps: 2, maxCandidates: 5 } : { trialSteps: num('--trial-steps', 25) };
+  const log = (l: string) => console.error(l);
+  const problems: BenchProblem[] = [];
+  if (wanted.includes('multi-output')) problems.push(multiOutputProblem(steps));
+  if (wanted.includes('vae')) problems.push(vaeProblem(vaeSteps, quick ? { nTrain: 300, nTest: 100, batchSize: 16, sizes: { hidden: 16, latent: 4, discHidden: 8 } } : {}));
+  const t0 = Date.now();
+  const results: AutoProblemResult[] = [];
+  for (const p of problems) {
+    log(`bench:auto ${p.name} on ${backend}: ${seeds} seed(s), ${p.steps} steps`);
+    results.push(benchProblem(p, { seeds, strategies, auto, log, only: arg('--only')?.split(',') }));
+    p.dispose?.();
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const tables = results.map(autoTable).join('\n\n');
+  console.log(tables);
+  if (!quick && !argv.includes('--no-docs')) {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+    const cpu = cpus()[0]?.model ?? 'unknown CPU';
+    const body = [
+      '## `auto`: strategy selection against the hand grid and the strategies at their defaults',
+      '',
+      `Command: \`npm run bench:auto -- ${argv.filter((a) => a !== '--no-docs').join(' ')}\` (${new Date().toISOString().slice(0, 10)}, ${cpus().length} vCPU ${cpu}, shared with other jobs; backend ${backend}; ${seconds.toFixed(0)} s).`,
+      `auto: ${JSON.stringify(auto)} with default candidates; "validation score" = the problem's validation metric passed as \`score\`; "default score" = the built-in score over the raw terms. "best grid point" is chosen on the test metric per seed (an oracle).`,
+      '',
+      tables,
+    ].join('\n');
+    writeAutoSection(join(root, 'docs', 'benchmarks.md'), body);
+  }
+  return results;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

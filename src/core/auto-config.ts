@@ -1,0 +1,171 @@
+/**
+ * The options of the `auto` balancer (strategy selection by successive halving, src/train/auto.ts):
+ * types, defaults and validation. Browser-safe, no tfjs, so that configs can be checked without
+ * loading a backend.
+ *
+ * @module
+ */
+import { OptionError } from './errors.js';
+import type { BalancerSpec } from './types.js';
+
+/** Options of the `auto` balancer: `{ name: 'auto', ...AutoOptions }`. */
+export interface AutoOptions {
+  /**
+   * The candidates (strategy names or `{ name, label?, ...options }`), in order of simplicity (ties
+   * go to the earlier one). Equal weights (`'fixed'`) are always added first when absent.
+   * @default equal weights, {@link AutoOptions.weights}, the fixed-weight grid, then {@link AutoOptions.families}
+   */
+  candidates?: BalancerSpec[];
+  /** New steps each live candidate takes per round. @default 25 */
+  trialSteps?: number;
+  /** Most rounds; after the last one the best live candidate wins. @default until ≤ 2 challengers remain */
+  rounds?: number;
+  /** Keep the best ⌈n/eta⌉ challengers after each round. @default 2 */
+  eta?: number;
+  /**
+   * The selection score, evaluated with each candidate's variable values in place (e.g. a
+   * validation loss or metric on held-out data). Called once per live candidate per round; must
+   * return a number (tensors it creates are disposed). @default the scale-free score over the raw
+   * terms described in {@link AutoOptions.window}
+   */
+  score?: () => number;
+  /**
+   * For `fitBalanced`: a History key (`'val_loss'`, `'val_loss/<term>'`) whose value, computed on the
+   * validation data with each candidate's weights in place, is the score. `fitBalanced` turns it into
+   * {@link AutoOptions.score}; a `BalancedTrainer` given `monitor` without `score` is an error.
+   * @default none
+   */
+  monitor?: string;
+  /** `'min'`: lower scores are better; `'max'`: higher (as Keras' `monitor`/`mode`). @default 'min' */
+  mode?: 'min' | 'max';
+  /**
+   * Without `score`: the default score of a candidate is the mean over its last `window` steps of
+   * Σ_i log(L_i / L_i⁰), with L_i its raw loss of term i on that step's batch (before its update;
+   * every candidate sees the same batches) and L_i⁰ the loss at the common start. Scale-free: a
+   * term whose loss halves counts the same whatever its units. Terms that can be ≤ 0 use
+   * (L_i − L_i⁰) / (|L_i⁰| + 1e-12). @default ⌈trialSteps / 2⌉
+   */
+  window?: number;
+  /** Your own fixed weights (by term name or in term order), added as a candidate. @default none */
+  weights?: Record<string, number> | number[];
+  /**
+   * Multipliers of the fixed-weight grid around the measured gradient-magnitude ratio of each term.
+   * `[]` turns the grid off. @default [0.1, 1, 10]
+   */
+  grid?: number[];
+  /**
+   * The method representatives added after the fixed-weight candidates.
+   * @default ['softadapt', 'uncertainty', 'db-mtl', 'grad-magnitude', 'mgda', 'pcgrad']
+   */
+  families?: BalancerSpec[];
+  /**
+   * Most candidates (memory: one copy of the variables and optimizer slots each). When the default
+   * list is longer, grid points are dropped, the largest multipliers first. @default 16
+   */
+  maxCandidates?: number;
+  /**
+   * A challenger must beat every earlier (simpler) candidate by this relative margin to be preferred
+   * (`|Δscore| > tolerance · |score|`). @default 0
+   */
+  tolerance?: number;
+}
+
+/** The validated options (defaults filled). */
+export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights' | 'monitor'>> {
+  /** See {@link AutoOptions.monitor}. */
+  monitor?: string;
+  /** See {@link AutoOptions.candidates}. */
+  candidates?: BalancerSpec[];
+  /** See {@link AutoOptions.score}. */
+  score?: () => number;
+  /** See {@link AutoOptions.weights}. */
+  weights?: Record<string, number> | number[];
+}
+
+/** The default representatives of the method families. */
+export const AUTO_FAMILIES: readonly string[] = ['softadapt', 'uncertainty', 'db-mtl', 'grad-magnitude', 'mgda', 'pcgrad'];
+
+/** The family of each registered strategy, as the tournament reports it. */
+export const FAMILY: Record<string, string> = {
+  fixed: 'fixed', softadapt: 'loss', dwa: 'loss', 'loss-ratio': 'loss', relobralo: 'loss', famo: 'loss', cov: 'loss', rlw: 'loss',
+  uncertainty: 'learned', gradnorm: 'learned',
+  'grad-magnitude': 'gradient', 'db-mtl': 'gradient',
+  mgda: 'aggregation', pcgrad: 'aggregation', cagrad: 'aggregation', 'nash-mtl': 'aggregation', imtl: 'aggregation', 'aligned-mtl': 'aggregation', upgrad: 'aggregation',
+};
+
+const KEYS = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
+
+/** `'auto'` or `{ name: 'auto', ... }` → validated options; anything else → null. Errors name the option. */
+export function parseAuto(spec: unknown): AutoConfig | null {
+  if (spec === 'auto') return parseAuto({ name: 'auto' });
+  if (!spec || typeof spec !== 'object' || (spec as { name?: unknown }).name !== 'auto') return null;
+  const o = spec as Record<string, unknown>;
+  const bad = (key: string, rule: string): never => {
+    throw new OptionError('auto', key, o[key], rule);
+  };
+  for (const k of Object.keys(o)) if (k !== 'name' && !KEYS.includes(k)) bad(k, `unknown option; allowed: ${KEYS.join(', ')}`);
+  const int = (k: string, d: number | undefined, min: number) => {
+    const v = o[k] ?? d;
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < min)) bad(k, `allowed: an integer >= ${min}`);
+    return v as number;
+  };
+  const trialSteps = int('trialSteps', 25, 1);
+  const cfg: AutoConfig = {
+    trialSteps,
+    rounds: int('rounds', Number.MAX_SAFE_INTEGER, 1),
+    eta: 2,
+    mode: 'min',
+    window: int('window', Math.ceil(trialSteps / 2), 1),
+    grid: [0.1, 1, 10],
+    families: [...AUTO_FAMILIES],
+    maxCandidates: int('maxCandidates', 16, 1),
+    tolerance: 0,
+  };
+  if (cfg.window > trialSteps) bad('window', `allowed: an integer <= trialSteps (${trialSteps})`);
+  if (o.eta !== undefined) {
+    if (typeof o.eta !== 'number' || !Number.isFinite(o.eta) || o.eta <= 1) bad('eta', 'allowed: a number > 1');
+    cfg.eta = o.eta as number;
+  }
+  if (o.mode !== undefined) {
+    if (o.mode !== 'min' && o.mode !== 'max') bad('mode', "allowed: 'min' or 'max'");
+    cfg.mode = o.mode as 'min' | 'max';
+  }
+  if (o.score !== undefined) {
+    if (typeof o.score !== 'function') bad('score', 'allowed: a function () => number');
+    cfg.score = o.score as () => number;
+  }
+  if (o.monitor !== undefined) {
+    if (typeof o.monitor !== 'string' || !o.monitor) bad('monitor', "allowed: a History key such as 'val_loss' (resolved by fitBalanced)");
+    cfg.monitor = o.monitor as string;
+  }
+  if (o.tolerance !== undefined) {
+    if (typeof o.tolerance !== 'number' || !(o.tolerance >= 0) || !Number.isFinite(o.tolerance)) bad('tolerance', 'allowed: a number >= 0');
+    cfg.tolerance = o.tolerance as number;
+  }
+  if (o.grid !== undefined) {
+    if (!Array.isArray(o.grid) || o.grid.some((m) => typeof m !== 'number' || !(m > 0) || !Number.isFinite(m))) bad('grid', 'allowed: a list of positive numbers');
+    cfg.grid = [...(o.grid as number[])];
+  }
+  const specs = (k: string): BalancerSpec[] | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' && !(s && typeof s === 'object' && typeof (s as { name?: unknown }).name === 'string'))) {
+      bad(k, "allowed: a list of strategy names or { name, ...options }");
+    }
+    if ((v as BalancerSpec[]).some((s) => (typeof s === 'string' ? s : s.name) === 'auto')) bad(k, "'auto' cannot be its own candidate");
+    return (v as BalancerSpec[]).map((s) => (typeof s === 'string' ? s : { ...s }));
+  };
+  cfg.candidates = specs('candidates');
+  if (cfg.candidates && cfg.candidates.length === 0) bad('candidates', 'allowed: a non-empty list');
+  cfg.families = specs('families') ?? cfg.families;
+  if (o.weights !== undefined) {
+    const w = o.weights;
+    const ok = Array.isArray(w)
+      ? w.every((v) => typeof v === 'number' && v >= 0 && Number.isFinite(v))
+      : !!w && typeof w === 'object' && Object.values(w).every((v) => typeof v === 'number' && v >= 0 && Number.isFinite(v));
+    if (!ok) bad('weights', 'allowed: finite weights >= 0, by term name or in term order');
+    cfg.weights = Array.isArray(w) ? [...w] : { ...(w as Record<string, number>) };
+  }
+  return cfg;
+}
+

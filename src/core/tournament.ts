@@ -1,0 +1,117 @@
+/**
+ * The record of an `auto` strategy selection (see src/train/auto.ts): which candidates took part,
+ * their score at the end of each round of successive halving, who was kept, who won and what it
+ * cost. Plain JSON, browser-safe; sinks receive it through {@link Sink.tournament}, the console
+ * summary prints it with {@link summarizeTournament}.
+ *
+ * @module
+ */
+import type { PerTerm, StepRecord } from './history.js';
+
+/** One candidate of a tournament. */
+export interface TournamentCandidate {
+  /** Unique label, also the `candidate` tag of its step records (e.g. `equal`, `fixed[kl=10]`, `mgda`). */
+  label: string;
+  /** The balancer spec it ran with (a strategy name or `{ name, ...options }`). */
+  spec: string | Record<string, unknown>;
+  /** `'fixed'` (equal, user or grid weights), `'loss'`, `'learned'`, `'gradient'` or `'aggregation'`. */
+  family: string;
+  /** Its score at the end of each round it took part in (`null`: not finite). */
+  scores: (number | null)[];
+  /** Steps it trained during the selection. */
+  steps: number;
+  /** The round after which it was dropped, if it was (0-based). */
+  droppedAfter?: number;
+  /** Why it stopped early, when a step threw (e.g. a strategy that needs non-negative losses). */
+  failed?: string;
+}
+
+/** One round (rung) of successive halving. */
+export interface TournamentRound {
+  /** The trainer step (0-based) at which the round was scored: the step count after its last step. */
+  step: number;
+  /** Score of every candidate that trained in this round, by label (`null`: not finite). */
+  scores: Record<string, number | null>;
+  /** The labels kept for the next round (or the winner, after the last round). */
+  kept: string[];
+}
+
+/** The whole tournament. */
+export interface Tournament {
+  /** `'running'` while candidates train, `'done'` once the winner took over. */
+  phase: 'running' | 'done';
+  /** Trainer step at which the selection started. */
+  startStep: number;
+  /** New steps each live candidate takes per round. */
+  trialSteps: number;
+  /** Fraction kept per round: the best ⌈n/eta⌉ challengers (equal weights always stay). */
+  eta: number;
+  /** `'user'` (the `score` option) or `'default'` (recent raw losses, see docs/guide-auto.md). */
+  score: 'user' | 'default';
+  /** `'min'` or `'max'`: which direction of the score is better. */
+  mode: 'min' | 'max';
+  /** Every candidate, in order of simplicity (ties go to the earlier one). */
+  candidates: TournamentCandidate[];
+  /** The rounds scored so far. */
+  rounds: TournamentRound[];
+  /** ‖∂L_i/∂θ_shared‖ per term at the start, which placed the fixed-weight grid. */
+  gradNorms?: PerTerm;
+  /** The label of the winner, once chosen. */
+  winner?: string;
+  /** Why the winner won, in one line. */
+  reason?: string;
+  /** Cost: candidate steps taken (and planned, when still running). */
+  cost: {
+    /** Candidate steps taken so far (each is one full training step of one candidate). */
+    candidateSteps: number;
+    /** Candidate steps the whole selection takes (planned at the start; exact once done). */
+    plannedCandidateSteps: number;
+    /** Trainer steps (calls of `step()`) the selection lasts. */
+    trainerSteps: number;
+    /** Copies of the trained variables held during the selection (one per candidate). */
+    copies: number;
+    /** Bytes of those copies (float32 variables; optimizer slots come on top, e.g. ×3 with Adam). */
+    bytes: number;
+  };
+}
+
+/** Score formatting: 4 significant digits. */
+function num(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(2);
+  return Number(x.toPrecision(4)).toString();
+}
+
+/** The tournament as console lines: one row per candidate, its score per round, and the verdict. */
+export function summarizeTournament(t: Tournament): string {
+  const lines: string[] = [];
+  const scoreWhat = t.score === 'user' ? `your score (${t.mode === 'min' ? 'lower' : 'higher'} is better)` : 'default score Σ log(L_i / L_i at start) over recent steps (lower is better)';
+  lines.push(
+    `auto: ${t.candidates.length} candidates from step ${t.startStep}, ${t.trialSteps} steps per round, successive halving (keep 1/${t.eta}); ${scoreWhat}`,
+  );
+  const w = Math.max(9, ...t.candidates.map((c) => c.label.length));
+  const head = `${'candidate'.padEnd(w)}  ${t.rounds.map((r, i) => `round ${i + 1}`.padStart(10)).join('  ')}  status`;
+  lines.push(head);
+  for (const c of t.candidates) {
+    const cells = t.rounds.map((_, i) => num(c.scores[i]).padStart(10).slice(0, 10)).map((s, i) => (i < c.scores.length ? s : ''.padStart(10)));
+    const status = c.label === t.winner ? 'WINNER' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
+    lines.push(`${c.label.padEnd(w)}  ${cells.join('  ')}  ${status}`);
+  }
+  if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
+  const mb = t.cost.bytes / 2 ** 20;
+  lines.push(
+    `auto cost: ${t.cost.candidateSteps} candidate steps over ${t.cost.trainerSteps} trainer steps, ${t.cost.copies} copies of the variables (${mb < 0.1 ? `${(t.cost.bytes / 1024).toFixed(1)} KiB` : `${mb.toFixed(1)} MiB`})`,
+  );
+  return lines.join('\n');
+}
+
+/**
+ * The trajectory a run followed, from a stream of records that may hold an `auto` selection's
+ * candidate records (e.g. read back from a JSONL file): records without a `candidate` tag, and the
+ * winner's trial records. While the selection is running (no winner yet), equal weights' records.
+ */
+export function followedTrajectory(records: readonly StepRecord[], t?: Tournament | null): StepRecord[] {
+  const keep = t?.winner ?? 'equal';
+  return records.filter((r) => r.candidate === undefined || r.candidate === keep);
+}
