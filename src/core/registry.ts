@@ -8,6 +8,7 @@ import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
 import type { BalancerSpec, Strategy } from './types.js';
 import { builtinStrategies } from '../../strategies/index.js';
+import { caveatsOf } from './caveats.js';
 
 const strategies = new Map<string, Strategy>(builtinStrategies.map((s) => [s.name, s]));
 
@@ -45,6 +46,11 @@ export interface StrategyInfo {
   paper?: string;
   /** What it reads with its default options: `'losses'` or `'gram'` (+ `'stats'`). */
   reads: string;
+  /**
+   * Where a default is a poor first choice for common problems, with the paper's reason (one
+   * paragraph each, prefixed with the option); absent when none is recorded. See src/core/caveats.ts.
+   */
+  caveats?: string[];
 }
 
 /** The registered strategies, sorted by name, with one-line descriptions. */
@@ -55,7 +61,8 @@ export function list(): StrategyInfo[] {
       const reads = [needs.gradients === 'gram' ? 'losses+gram' : 'losses', needs.stats ? 'stats' : '']
         .filter(Boolean)
         .join('+');
-      return { name: s.name, summary: s.summary, paper: s.paper, reads };
+      const caveats = caveatsOf(s.name).map((c) => `${c.option}: ${c.text}`);
+      return { name: s.name, summary: s.summary, paper: s.paper, reads, ...(caveats.length ? { caveats } : {}) };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
