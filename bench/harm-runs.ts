@@ -54,7 +54,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const { train, test } = digitSplit({ nTrain: 8000, nTest: 2000, pooled: true });
     const classifier = trainClassifier(train, test);
     const runs: [string, BalancerSpec, Record<string, unknown>][] = [
-      ['fixed', 'fixed', {}],
+      ...(argv.includes('--no-control') ? [] : [['fixed', 'fixed', {}] as [string, BalancerSpec, Record<string, unknown>]]),
       ['grad-magnitude', 'grad-magnitude', {}],
       ['gradnorm', 'gradnorm', { minWeight: 1e-3 }],
     ];

@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { list } from '../core/registry.js';
+import type { DiagnoseOptions } from '../core/diagnose.js';
 
 function version(): string {
   for (const rel of ['../../package.json', '../../../package.json']) {
@@ -54,9 +55,12 @@ export function buildCli(): Command {
         process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
         return;
       }
-      const w = Math.max(...all.map((s) => s.name.length));
-      const r = Math.max(...all.map((s) => s.reads.length));
-      for (const s of all) process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}\n`);
+      const w = all.reduce((m, s) => Math.max(m, s.name.length), 0);
+      const r = all.reduce((m, s) => Math.max(m, s.reads.length), 0);
+      for (const s of all) {
+        process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}\n`);
+        for (const c of s.caveats ?? []) process.stdout.write(`${''.padEnd(w + r + 4)}caveat: ${c}\n`);
+      }
     });
 
   program
@@ -147,26 +151,14 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
     .option('--json', 'print the whole diagnosis as JSON')
     .action(async (path: string, opts: { tail?: number; reference?: string; json?: boolean }) => {
       const { findTrajectory } = await import('../viz/report.js');
-      const { readJsonl } = await import('./sinks.js');
-      const { summarize } = await import('../core/summary.js');
-      const { meta, records, tornLastLine } = readJsonl(findTrajectory(path));
-      if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
-      if (!records.length) {
-        fail(`${path}: the trajectory has no steps`);
-        return;
-      }
-      const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['../core/diagnose.js']);
-      if (!mod || typeof mod.diagnose !== 'function') {
-        process.stdout.write(`${summarize(records, meta)}\n`);
-        fail('the diagnose module is not available in this build; printed the summary only', 2);
-        return;
-      }
-      const options: Record<string, unknown> = {};
+      const { diagnoseJsonl } = await import('./sinks.js');
+      const options: DiagnoseOptions = {};
       if (opts.tail !== undefined) options.tail = opts.tail;
       if (opts.reference !== undefined) options.reference = opts.reference;
-      const out = mod.diagnose(records, options);
-      const text = typeof out === 'string' ? out : (out as { text?: unknown })?.text;
-      process.stdout.write(opts.json || typeof text !== 'string' ? `${JSON.stringify(out, null, 2)}\n` : `${text}\n`);
+      // streamed twice, never held in memory: a run of any length
+      const { diagnosis, tornLastLine } = diagnoseJsonl(findTrajectory(path), options);
+      if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
+      process.stdout.write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : `${diagnosis.text}\n`);
     });
 
   return program;
