@@ -33,16 +33,15 @@
  * ```ts
  * import { diagnose, readJsonl } from 'loss-balancer';
  * const { records } = readJsonl('runs/x/trajectory.jsonl');
- * const d = diagnose(records);
+ * const d = diagnose(records);   // or diagnoseJsonl('runs/x/trajectory.jsonl').diagnosis: streamed, any length
  * console.log(d.text);            // plain words
  * console.log(d.recommended);     // { recon_a: 18.2, recon_b: 3.1, kl: 1 } → balancer: { name: 'fixed', weights: d.recommended }
  * ```
  * @module
  */
-import type { PerTerm, StepRecord } from './history.js';
+import type { PerTerm, RunMeta, StepRecord } from './history.js';
 import { fmt } from './summary.js';
 import { HarmDetector, type HarmOptions, type HarmSummary } from './harm.js';
-import type { RunMeta } from './history.js';
 
 /** Options of {@link diagnose}. */
 export interface DiagnoseOptions {

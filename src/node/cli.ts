@@ -49,7 +49,8 @@ export function buildCli(): Command {
     .command('list')
     .description('list the available strategies, one line each')
     .option('--json', 'print JSON instead of a table')
-    .action((opts: { json?: boolean }) => {
+    .option('--caveats', 'also print, under each strategy, where its defaults are a poor first choice and why')
+    .action((opts: { json?: boolean; caveats?: boolean }) => {
       const all = list();
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
@@ -58,8 +59,9 @@ export function buildCli(): Command {
       const w = all.reduce((m, s) => Math.max(m, s.name.length), 0);
       const r = all.reduce((m, s) => Math.max(m, s.reads.length), 0);
       for (const s of all) {
-        process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}\n`);
-        for (const c of s.caveats ?? []) process.stdout.write(`${''.padEnd(w + r + 4)}caveat: ${c}\n`);
+        const mark = s.caveats && !opts.caveats ? ' (caveat: list --caveats)' : '';
+        process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}${mark}\n`);
+        if (opts.caveats) for (const c of s.caveats ?? []) process.stdout.write(`${''.padEnd(w + r + 4)}caveat: ${c}\n`);
       }
     });
 
