@@ -48,13 +48,17 @@ describe('live harm warnings on real runs', () => {
 });
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'harm');
-describe.skipIf(!existsSync(join(fixtures, 'vae-gradnorm.jsonl')))('harm flags on the recorded seed-VAE runs of the issue (bench/harm-runs.ts)', () => {
-  it('gradnorm at its defaults: a weight pinned at minWeight', () => {
+const has = (f: string) => existsSync(join(fixtures, f));
+describe('harm flags on the recorded seed-VAE runs of the issue (bench/harm-runs.ts --fixtures; 1,500 steps, batch 64, seed 1)', () => {
+  it.skipIf(!has('vae-grad-magnitude.jsonl'))('grad-magnitude at its defaults (accuracy on reconstructions 0.139): the reference recon_a starved, runaway weights, with the caveat', () => {
+    const { diagnosis } = diagnoseJsonl(join(fixtures, 'vae-grad-magnitude.jsonl'));
+    const flags = diagnosis.harm.map((h) => `${h.first.kind}:${h.first.term}`);
+    expect(flags).toContain('starved:recon_a');
+    expect(flags.some((f) => f.startsWith('runaway:'))).toBe(true);
+    expect(diagnosis.text).toMatch(/Note on grad-magnitude \(reference\)/);
+  });
+  it.skipIf(!has('vae-gradnorm.jsonl'))('gradnorm at its defaults: a weight pinned at minWeight', () => {
     const { diagnosis } = diagnoseJsonl(join(fixtures, 'vae-gradnorm.jsonl'));
     expect(diagnosis.harm.map((h) => h.first.kind)).toContain('pinned');
-  });
-  it('grad-magnitude at its defaults: kl pushed up (runaway or starved reference)', () => {
-    const { diagnosis } = diagnoseJsonl(join(fixtures, 'vae-grad-magnitude.jsonl'));
-    expect(diagnosis.harm.some((h) => (h.first.kind === 'runaway' && h.first.term === 'kl') || h.first.kind === 'starved')).toBe(true);
   });
 });
