@@ -95,10 +95,28 @@ export interface Trajectory {
 
 /** One line of a JSONL trajectory, as {@link streamJsonl} yields it. */
 export type JsonlItem =
-  | { kind: 'meta'; meta: RunMeta; line: number }
-  | { kind: 'step'; record: StepRecord; line: number }
-  /** The last line was incomplete (a run killed mid-write) and was dropped. */
-  | { kind: 'torn'; line: number };
+  | {
+      /** The run's meta line. */
+      kind: 'meta';
+      /** The run's facts. */
+      meta: RunMeta;
+      /** 1-based line number in the file. */
+      line: number;
+    }
+  | {
+      /** A step record. */
+      kind: 'step';
+      /** The record, non-finite numbers revived. */
+      record: StepRecord;
+      /** 1-based line number in the file. */
+      line: number;
+    }
+  | {
+      /** The last line was incomplete (a run killed mid-write) and was dropped. */
+      kind: 'torn';
+      /** 1-based line number in the file. */
+      line: number;
+    };
 
 /** Bytes read per `read(2)` by {@link streamJsonl}. */
 const CHUNK = 1 << 20;
@@ -198,8 +216,11 @@ export function readJsonl(path: string): Trajectory {
 
 /** What {@link diagnoseJsonl} returns: the diagnosis and the file's facts. */
 export interface JsonlDiagnosis {
+  /** The diagnosis of the file's step records. */
   diagnosis: Diagnosis;
+  /** The file's meta line; null when it has none. */
   meta: RunMeta | null;
+  /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
   tornLastLine: boolean;
 }
 
