@@ -32,7 +32,7 @@ export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
 export { summarize, summarizeData, fmt } from './core/summary.js';
 export type { TermSummary } from './core/summary.js';
 export { HarmDetector, HarmMonitor, harmOptions } from './core/harm.js';
-export type { HarmKind, HarmOptions, HarmFinding, HarmSummary, HarmMonitorOptions } from './core/harm.js';
+export type { HarmKind, HarmOptions, ResolvedHarmOptions, HarmFinding, HarmSummary, HarmMonitorOptions } from './core/harm.js';
 export { STRATEGY_CAVEATS, caveatsOf } from './core/caveats.js';
 export type { StrategyCaveat } from './core/caveats.js';
 export { makeToyProblem } from './train/toy.js';

@@ -62,7 +62,7 @@ export { diagnose } from './core/diagnose.js';
 export type { Diagnosis, DiagnoseOptions, TermDiagnosis, WeightStatus } from './core/diagnose.js';
 export type { RecordSource } from './core/diagnose.js';
 export { HarmDetector, HarmMonitor, harmOptions } from './core/harm.js';
-export type { HarmKind, HarmOptions, HarmFinding, HarmSummary, HarmMonitorOptions } from './core/harm.js';
+export type { HarmKind, HarmOptions, ResolvedHarmOptions, HarmFinding, HarmSummary, HarmMonitorOptions } from './core/harm.js';
 export { STRATEGY_CAVEATS, caveatsOf } from './core/caveats.js';
 export type { StrategyCaveat } from './core/caveats.js';
 export { initBackend, currentBackend } from './train/backend.js';

@@ -98,8 +98,11 @@ const DEFAULTS = {
   cooldown: 1000,
 };
 
+/** {@link HarmOptions} with every default filled (`floor` stays optional: none when the strategy has no floor). */
+export type ResolvedHarmOptions = Required<Omit<HarmOptions, 'floor'>> & Pick<HarmOptions, 'floor'>;
+
 /** The options with defaults filled; a bad value is an error naming the option, the value and the rule. */
-export function harmOptions(options: HarmOptions = {}): Required<Omit<HarmOptions, 'floor'>> & { floor?: number } {
+export function harmOptions(options: HarmOptions = {}): ResolvedHarmOptions {
   if (options === null || typeof options !== 'object') throw new Error(`harm options must be an object; got ${JSON.stringify(options)}`);
   const o = { ...DEFAULTS, ...options };
   const int = (k: keyof HarmOptions, min: number) => {
@@ -141,7 +144,7 @@ const num = (x: number): string => {
  */
 export class HarmDetector {
   /** The validated options. */
-  readonly options: ReturnType<typeof harmOptions>;
+  readonly options: ResolvedHarmOptions;
   private terms: string[] | null = null;
   private strategy = '';
   private floor: number | undefined;
