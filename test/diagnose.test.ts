@@ -69,6 +69,48 @@ describe('diagnose on hand-made trajectories', () => {
     }
   });
 
+  it('judges stability on log-weights: a moving large weight is not "converged", the small constant reference not "oscillating"', () => {
+    // big oscillates ±10% around 1000; ref is constant 1. Normalised by Σα (the old criterion) big looked
+    // constant (≈ 0.999) and ref oscillated (1/(big+1) moves ±10%): the verdicts were swapped.
+    const d = diagnose(records(200, (s) => ({ big: s % 2 ? 1100 : 900, ref: 1 })));
+    const [big, ref] = d.terms;
+    expect(big.status).toBe('oscillating');
+    expect(big.cv).toBeCloseTo((Math.log(1100 / 900) / 2) * Math.sqrt(40 / 39), 9); // sample std of log α over the 40 tail steps
+    expect(ref.status).toBe('converged');
+    expect(ref.cv).toBe(0);
+    // a large weight still rising ×e over the tail, beside a constant one: drifting, the constant one converged
+    const up = diagnose(records(200, (s) => ({ big: 1e4 * Math.exp(s / 40), ref: 1 })));
+    expect(up.terms[0].status).toBe('drifting');
+    expect(up.terms[1].status).toBe('converged');
+    // a large constant weight: converged, whatever its size
+    expect(diagnose(records(100, (s) => ({ big: 1e6, small: 1 + 0.001 * (s % 2) }))).status).toBe('converged');
+  });
+
+  it('streaming (a function giving the records, read twice) gives the same diagnosis as the array', () => {
+    const recs = records(333, (s) => ({ a: 2 + Math.sin(s / 7), b: 1 + s / 100, c: 0.5 }), (s) => ({ a: 1, b: 0.1 + s / 1000, c: 3 }));
+    recs[17].skipped = 'non-finite loss';
+    let calls = 0;
+    const streamed = diagnose(() => {
+      calls += 1;
+      return (function* () {
+        for (const r of recs) yield r;
+      })();
+    });
+    const inMemory = diagnose(recs);
+    expect(calls).toBe(2);
+    expect(JSON.parse(JSON.stringify(streamed))).toEqual(JSON.parse(JSON.stringify(inMemory)));
+    expect(streamed.text).toBe(inMemory.text);
+  });
+
+  it('reports the harm checks; the strategy floor comes from options.meta', () => {
+    const recs = records(400, () => ({ big: 1e-3, small: 1.999 }), () => ({ big: 100, small: 0.1 }));
+    const d = diagnose(recs, { meta: { strategy: 'gradnorm', options: { minWeight: 1e-3 } } });
+    expect(d.harm.map((h) => `${h.first.kind}:${h.first.term}`)).toContain('pinned:big');
+    expect(d.text).toMatch(/Harm checks .*\n  - pinned .*"big" is pinned at the strategy's floor/);
+    expect(diagnose(recs, { harm: false }).harm).toEqual([]);
+    expect(diagnose(records(50, () => ({ a: 1, b: 1 }))).text).toMatch(/Harm checks .*nothing found/);
+  });
+
   it('rejects bad input with errors naming the fault', () => {
     expect(() => diagnose([])).toThrow(/no steps/);
     expect(() => diagnose(records(5, () => ({ a: 1 })), { tail: 0 })).toThrow(/"tail"/);

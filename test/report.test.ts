@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunMeta, StepRecord } from '../src/core/history.js';
-import { findTrajectory, loadDiagnose, renderReport, report } from '../src/viz/report.js';
+import { findTrajectory, renderReport, report } from '../src/viz/report.js';
+import { diagnose } from '../src/core/diagnose.js';
 import { JsonlSink, readJsonl } from '../src/node/sinks.js';
 import { HAVE_CHROMIUM, openPage } from './chromium.js';
 
@@ -66,7 +67,16 @@ describe('report', () => {
     expect(html).not.toContain('kl<&>');
     expect((html.match(/<svg /g) ?? []).length).toBe(3); // alpha, loss, gradnorm
     expect(html).toContain('id="diagnosis"');
-    expect(html).toContain('No diagnosis available');
+    expect(html).toContain('No diagnosis (turned off by the caller)');
+  });
+
+  it('a streamed file keeps a bounded sample of records for the charts, and the table over every step', async () => {
+    const dir = writeRun(tmp(), 500);
+    const { html } = await report(dir, { diagnosis: null, maxRecords: 20, quantities: ['alpha'] });
+    const full = await renderReport(readJsonl(join(dir, 'trajectory.jsonl')), { diagnosis: null, quantities: [] });
+    const table = (h: string) => h.slice(h.indexOf('<table id="alphas"'), h.indexOf('</table>', h.indexOf('<table id="alphas"')));
+    expect(table(html)).toBe(table(full));
+    expect(html).toContain('500 (1 skipped)');
   });
 
   it('puts the given diagnosis text in, escaped', async () => {
@@ -76,12 +86,14 @@ describe('report', () => {
     expect((html.match(/<svg /g) ?? []).length).toBe(1);
   });
 
-  it('uses src/core/diagnose.ts when present, else the placeholder', async () => {
-    const fn = await loadDiagnose();
-    expect(fn !== null).toBe(existsSync(join(import.meta.dirname, '..', 'src', 'core', 'diagnose.ts')));
-    const html = await renderReport(readJsonl(join(writeRun(tmp(), 5), 'trajectory.jsonl')), { quantities: [] });
-    if (fn) expect(html).not.toContain('No diagnosis available');
-    else expect(html).toContain('No diagnosis available');
+  it('puts the diagnosis of diagnose() in, from memory and from a streamed file alike', async () => {
+    const file = join(writeRun(tmp(), 5), 'trajectory.jsonl');
+    const traj = readJsonl(file);
+    const html = await renderReport(traj, { quantities: [] });
+    const text = diagnose(traj.records, { meta: traj.meta! }).text;
+    expect(html).toContain(`<pre>${text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')}</pre>`);
+    const { html: streamed } = await report(file, { quantities: [], out: join(tmp(), 'x.html') });
+    expect(streamed).toBe(html);
   });
 
   it('finds the trajectory of a run folder and names what is wrong', () => {

@@ -51,7 +51,7 @@ export function renormalize(w: readonly number[], total = w.length): number[] {
 /** Numerically stable softmax of `x / temperature`. */
 export function softmax(x: readonly number[], temperature = 1): number[] {
   const z = x.map((v) => v / temperature);
-  const m = Math.max(...z);
+  const m = z.reduce((a, v) => Math.max(a, v), Number.NEGATIVE_INFINITY);
   const e = z.map((v) => Math.exp(v - m));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / s);

@@ -55,8 +55,8 @@ export function solveBoundedQP(
 ): QPResult {
   const n = Q.length;
   const hasEq = sum !== undefined;
-  const scale = Math.max(1e-300, ...Q.map((r, i) => Math.abs(r[i])), ...c.map(Math.abs));
-  const tol = QP_TOL * scale * Math.max(1, ...lb.map(Math.abs), hasEq ? Math.abs(sum) : 0);
+  const scale = [...Q.map((r, i) => Math.abs(r[i])), ...c.map(Math.abs)].reduce((m, v) => Math.max(m, v), 1e-300);
+  const tol = QP_TOL * scale * lb.reduce((m, v) => Math.max(m, Math.abs(v)), Math.max(1, hasEq ? Math.abs(sum) : 0));
   // A feasible start: all bounds active, or (with the equality) the slack spread evenly.
   let x: number[];
   const active = new Array<boolean>(n).fill(!hasEq);
@@ -90,11 +90,11 @@ export function solveBoundedQP(
       if (hasEq) nu = z[k];
     }
     const p = target.map((t, i) => t - x[i]);
-    const pNorm = Math.max(0, ...p.map(Math.abs));
-    if (pNorm <= 1e-14 * Math.max(1, ...x.map(Math.abs))) {
+    const pNorm = p.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    if (pNorm <= 1e-14 * x.reduce((m, v) => Math.max(m, Math.abs(v)), 1)) {
       // Stationary on this face: release the bound with the most negative multiplier, if any.
       const grad = Q.map((row, i) => row.reduce((acc, q, j) => acc + q * x[j], c[i]));
-      if (hasEq && free.length === 0) nu = -Math.min(...grad);
+      if (hasEq && free.length === 0) nu = -grad.reduce((m, v) => Math.min(m, v), Number.POSITIVE_INFINITY);
       let worst = -1;
       let worstVal = -tol;
       for (let i = 0; i < n; i++) {
@@ -195,7 +195,7 @@ export function projectSimplex(y: readonly number[]): number[] {
 export function kktResidual(Q: Gram, c: readonly number[], lb: readonly number[], x: readonly number[], sum?: number): number {
   const n = Q.length;
   const grad = Q.map((row, i) => row.reduce((acc, q, j) => acc + q * x[j], c[i]));
-  const scale = Math.max(1e-300, ...grad.map(Math.abs), ...Q.map((r, i) => Math.abs(r[i])));
+  const scale = [...grad.map(Math.abs), ...Q.map((r, i) => Math.abs(r[i]))].reduce((m, v) => Math.max(m, v), 1e-300);
   let res = 0;
   for (let i = 0; i < n; i++) res = Math.max(res, lb[i] - x[i]);
   let nu = 0;

@@ -8,6 +8,7 @@ import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
 import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './types.js';
 import { builtinStrategies } from '../../strategies/index.js';
+import { caveatsOf } from './caveats.js';
 
 const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
 
@@ -50,6 +51,11 @@ export interface StrategyInfo {
   reads: string;
   /** `'jacobian'` for a {@link JacobianStrategy} (transforms the per-term gradients), else `'gram'`. */
   kind: 'gram' | 'jacobian';
+  /**
+   * Where a default is a poor first choice for common problems, with the paper's reason (one
+   * paragraph each, prefixed with the option); absent when none is recorded. See src/core/caveats.ts.
+   */
+  caveats?: string[];
 }
 
 /** The registered strategies, sorted by name, with one-line descriptions. */
@@ -60,7 +66,8 @@ export function list(): StrategyInfo[] {
       const reads = [needs.gradients === 'none' ? 'losses' : `losses+${needs.gradients}`, needs.stats ? 'stats' : '']
         .filter(Boolean)
         .join('+');
-      return { name: s.name, summary: s.summary, paper: s.paper, reads, kind: s.kind === 'jacobian' ? 'jacobian' as const : 'gram' as const };
+      const caveats = caveatsOf(s.name).map((c) => `${c.option}: ${c.text}`);
+      return { name: s.name, summary: s.summary, paper: s.paper, reads, kind: s.kind === 'jacobian' ? 'jacobian' as const : 'gram' as const, ...(caveats.length ? { caveats } : {}) };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -25,9 +25,10 @@ export interface TermSummary {
 
 /**
  * The summary as data. `records` must be non-empty. Skipped steps are left out (unless every step
- * was skipped).
+ * was skipped). Any iterable works (one pass, memory bounded by the number of terms), so a trajectory
+ * streamed from a file can be summarised without holding it.
  */
-export function summarizeData(records: readonly StepRecord[]): {
+export function summarizeData(records: Iterable<StepRecord>): {
   /** One entry per term, in term order. */
   terms: TermSummary[];
   /** The term with the smallest positive end alpha: the denominator of every {@link TermSummary.ratio}. */
@@ -35,25 +36,40 @@ export function summarizeData(records: readonly StepRecord[]): {
   /** Number of skipped steps among `records`. */
   skipped: number;
 } {
-  const kept = records.filter((r) => !r.skipped);
-  const use = kept.length ? kept : records;
-  const names = Object.keys(use[0].weight);
-  const first = use[0];
-  const last = use[use.length - 1];
+  // over the kept steps, and over all steps (used when every step was skipped)
+  const acc = () => ({ first: null as StepRecord | null, last: null as StepRecord | null, n: 0, sum: new Map<string, number>() });
+  const kept = acc();
+  const all = acc();
+  const add = (a: ReturnType<typeof acc>, r: StepRecord) => {
+    a.first ??= r;
+    a.last = r;
+    a.n += 1;
+    for (const [k, v] of Object.entries(r.weight)) a.sum.set(k, (a.sum.get(k) ?? 0) + v);
+  };
+  for (const r of records) {
+    add(all, r);
+    if (!r.skipped) add(kept, r);
+  }
+  if (!all.n) throw new Error('summarizeData: no records');
+  const use = kept.n ? kept : all;
+  const first = use.first!;
+  const last = use.last!;
+  const names = Object.keys(first.weight);
   const ends = names.map((n) => last.weight[n]);
-  const positive = ends.filter((e) => e > 0);
-  const minEnd = positive.length ? Math.min(...positive) : 1;
+  let minEnd = Number.POSITIVE_INFINITY;
+  for (const e of ends) if (e > 0 && e < minEnd) minEnd = e;
+  if (minEnd === Number.POSITIVE_INFINITY) minEnd = 1;
   const reference = names[ends.indexOf(minEnd)] ?? names[0];
   const terms = names.map((n) => ({
     term: n,
     start: first.weight[n],
     end: last.weight[n],
-    mean: use.reduce((a, r) => a + r.weight[n], 0) / use.length,
+    mean: (use.sum.get(n) ?? Number.NaN) / use.n,
     ratio: last.weight[n] / minEnd,
     lossStart: first.loss[n],
     lossEnd: last.loss[n],
   }));
-  return { terms, reference, skipped: records.length - kept.length };
+  return { terms, reference, skipped: all.n - kept.n };
 }
 
 /** Format a number for tables: 4 significant digits, exponent for very small or large values. */
@@ -80,7 +96,7 @@ function summarizeTable(records: readonly StepRecord[], meta?: RunMeta | null): 
   const { terms, reference, skipped } = summarizeData(records);
   const head = meta ? `strategy ${meta.strategy} on backend ${meta.backend}, ` : '';
   const lines = [`${head}${records.length} steps${skipped ? ` (${skipped} skipped)` : ''}`];
-  const w = Math.max(4, ...terms.map((t) => t.term.length));
+  const w = terms.reduce((m, t) => Math.max(m, t.term.length), 4);
   lines.push(
     `${'term'.padEnd(w)}  ${'alpha start'.padStart(11)}  ${'end'.padStart(9)}  ${'mean'.padStart(9)}  ${`× ${reference}`.padStart(10)}  ${'loss start'.padStart(10)}  ${'loss end'.padStart(9)}`,
   );

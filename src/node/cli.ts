@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { list } from '../core/registry.js';
+import type { DiagnoseOptions } from '../core/diagnose.js';
 
 function version(): string {
   for (const rel of ['../../package.json', '../../../package.json']) {
@@ -48,15 +49,20 @@ export function buildCli(): Command {
     .command('list')
     .description('list the available strategies, one line each')
     .option('--json', 'print JSON instead of a table')
-    .action((opts: { json?: boolean }) => {
+    .option('--caveats', 'also print, under each strategy, where its defaults are a poor first choice and why')
+    .action((opts: { json?: boolean; caveats?: boolean }) => {
       const all = list();
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
         return;
       }
-      const w = Math.max(...all.map((s) => s.name.length));
-      const r = Math.max(...all.map((s) => s.reads.length));
-      for (const s of all) process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}\n`);
+      const w = all.reduce((m, s) => Math.max(m, s.name.length), 0);
+      const r = all.reduce((m, s) => Math.max(m, s.reads.length), 0);
+      for (const s of all) {
+        const mark = s.caveats && !opts.caveats ? ' (caveat: list --caveats)' : '';
+        process.stdout.write(`${s.name.padEnd(w)}  ${s.reads.padEnd(r)}  ${s.summary}${mark}\n`);
+        if (opts.caveats) for (const c of s.caveats ?? []) process.stdout.write(`${''.padEnd(w + r + 4)}caveat: ${c}\n`);
+      }
     });
 
   program
@@ -148,31 +154,17 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
     .option('--json', 'print the whole diagnosis as JSON')
     .action(async (path: string, opts: { tail?: number; reference?: string; json?: boolean }) => {
       const { findTrajectory } = await import('../viz/report.js');
-      const { readJsonl } = await import('./sinks.js');
-      const { summarize } = await import('../core/summary.js');
-      const { followedTrajectory, summarizeTournament } = await import('../core/tournament.js');
-      const read = readJsonl(findTrajectory(path));
-      const { meta, tornLastLine, tournament } = read;
-      // An `auto` run: diagnose the trajectory it followed; the tournament is printed after.
-      const records = tournament ? followedTrajectory(read.records, tournament) : read.records;
-      const tail = tournament ? `\n${summarizeTournament(tournament)}` : '';
-      if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
-      if (!records.length) {
-        fail(`${path}: the trajectory has no steps`);
-        return;
-      }
-      const mod = await importOptional<{ diagnose?: (r: unknown, o?: Record<string, unknown>) => unknown }>(['../core/diagnose.js']);
-      if (!mod || typeof mod.diagnose !== 'function') {
-        process.stdout.write(`${summarize(records, meta, tournament)}\n`);
-        fail('the diagnose module is not available in this build; printed the summary only', 2);
-        return;
-      }
-      const options: Record<string, unknown> = {};
+      const { diagnoseJsonl } = await import('./sinks.js');
+      const { summarizeTournament } = await import('../core/tournament.js');
+      const options: DiagnoseOptions = {};
       if (opts.tail !== undefined) options.tail = opts.tail;
       if (opts.reference !== undefined) options.reference = opts.reference;
-      const out = mod.diagnose(records, options);
-      const text = typeof out === 'string' ? out : (out as { text?: unknown })?.text;
-      process.stdout.write(opts.json || typeof text !== 'string' ? `${JSON.stringify(tournament ? { ...(out as object), tournament } : out, null, 2)}\n` : `${text}${tail}\n`);
+      // streamed, never held in memory: a run of any length. An `auto` run: the trajectory it
+      // followed is diagnosed, and the tournament is printed after.
+      const { diagnosis, tornLastLine, tournament } = diagnoseJsonl(findTrajectory(path), options);
+      if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
+      const tail = tournament ? `\n${summarizeTournament(tournament)}` : '';
+      process.stdout.write(opts.json ? `${JSON.stringify(tournament ? { ...diagnosis, tournament } : diagnosis, null, 2)}\n` : `${diagnosis.text}${tail}\n`);
     });
 
   return program;

@@ -225,7 +225,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
   }
 
   log('\nwhat it found');
-  const w = Math.max(...results.map((r) => r.label.length));
+  const w = results.reduce((m, r) => Math.max(m, r.label.length), 0);
   log(`${'run'.padEnd(w)}  ${'recon_a'.padStart(9)}  ${'recon_b'.padStart(9)}  ${'kl'.padStart(7)}   alpha recon_a : recon_b : kl`);
   for (const r of results) {
     const a = r.alpha;

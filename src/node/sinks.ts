@@ -2,10 +2,11 @@
  * Sinks that write the trajectory out: JSONL (one JSON object a line, written with a synchronous
  * write per line so a crash loses at most the line being written) and its tolerant reader.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, fstatSync, readSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 import type { Tournament } from '../core/tournament.js';
+import { diagnose, type DiagnoseOptions, type Diagnosis } from '../core/diagnose.js';
 
 /**
  * Writes `{"kind":"meta",...}` then one `{"kind":"step",...}` line per step. Each line goes to the
@@ -32,10 +33,10 @@ export class JsonlSink implements Sink {
     if (this.fd === null) {
       mkdirSync(dirname(this.path), { recursive: true });
       if (this.append && existsSync(this.path)) {
-        const text = readFileSync(this.path);
-        const end = text.lastIndexOf(0x0a) + 1; // keep everything up to the last complete line
         this.fd = openSync(this.path, 'r+');
-        if (end < text.length) ftruncateSync(this.fd, end);
+        const size = fstatSync(this.fd).size;
+        const end = lastNewline(this.fd, size) + 1; // keep everything up to the last complete line
+        if (end < size) ftruncateSync(this.fd, end);
         this.fd = (closeSync(this.fd), openSync(this.path, 'a'));
       } else {
         this.fd = openSync(this.path, this.append ? 'a' : 'w');
@@ -61,6 +62,19 @@ export class JsonlSink implements Sink {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/** Offset of the last newline of an open file of `size` bytes (-1 if none), read backwards in chunks. */
+function lastNewline(fd: number, size: number): number {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - buf.length);
+    const n = readSync(fd, buf, 0, end - start, start);
+    const i = buf.subarray(0, n).lastIndexOf(0x0a);
+    if (i >= 0) return start + i;
+    end = start;
+  }
+  return -1;
 }
 
 /**
@@ -90,29 +104,183 @@ export interface Trajectory {
   tournament?: Tournament;
 }
 
-/** Read a JSONL trajectory. A torn last line is dropped; a bad line elsewhere is an error naming it. */
+/** One line of a JSONL trajectory, as {@link streamJsonl} yields it. */
+export type JsonlItem =
+  | {
+      /** The run's meta line. */
+      kind: 'meta';
+      /** The run's facts. */
+      meta: RunMeta;
+      /** 1-based line number in the file. */
+      line: number;
+    }
+  | {
+      /** A step record. */
+      kind: 'step';
+      /** The record, non-finite numbers revived. */
+      record: StepRecord;
+      /** 1-based line number in the file. */
+      line: number;
+    }
+  | {
+      /** An `auto` selection's tournament (the last such line of a file is the final one). */
+      kind: 'tournament';
+      /** The tournament as written by the trainer. */
+      tournament: Tournament;
+      /** 1-based line number in the file. */
+      line: number;
+    }
+  | {
+      /** The last line was incomplete (a run killed mid-write) and was dropped. */
+      kind: 'torn';
+      /** 1-based line number in the file. */
+      line: number;
+    };
+
+/** Bytes read per `read(2)` by {@link streamJsonl}. */
+const CHUNK = 1 << 20;
+
+/**
+ * Read a JSONL trajectory line by line, with memory bounded by the longest line (it never holds the
+ * file as one string, so files over 512 MiB, V8's longest string, work). A torn last line is reported
+ * as `{ kind: 'torn' }`; a line that is not a JSON object elsewhere is an error naming the file and
+ * the line (`path:LINE: ...`), as is an unreadable file. Lines of any `kind` other than `meta` are
+ * step records. Empty lines are skipped.
+ */
+export function* streamJsonl(path: string): Generator<JsonlItem> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(`${path}: cannot open the trajectory (${(e as Error).message})`);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let rest: Buffer | null = null;
+    let lineNo = 0;
+    let pending: { line: number; error: string } | null = null;
+    const parse = function* (bytes: Buffer, start: number, end: number): Generator<JsonlItem> {
+      lineNo += 1;
+      if (end > start && bytes[end - 1] === 0x0d) end -= 1; // CRLF
+      if (end <= start) return;
+      if (pending) throw new Error(`${path}:${pending.line}: ${pending.error}`);
+      let obj: unknown;
+      try {
+        obj = JSON.parse(bytes.toString('utf8', start, end), reviveNonFinite);
+      } catch {
+        pending = { line: lineNo, error: 'not a JSON line' };
+        return;
+      }
+      if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+        pending = { line: lineNo, error: 'not a JSON object (a trajectory line is { "kind": "meta" | "step", ... })' };
+        return;
+      }
+      const { kind, ...rest2 } = obj as { kind?: unknown } & Record<string, unknown>;
+      if (kind === 'meta') yield { kind: 'meta', meta: rest2 as unknown as RunMeta, line: lineNo };
+      else if (kind === 'tournament') yield { kind: 'tournament', tournament: rest2 as unknown as Tournament, line: lineNo };
+      else yield { kind: 'step', record: rest2 as unknown as StepRecord, line: lineNo };
+    };
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, CHUNK, null);
+      } catch (e) {
+        throw new Error(`${path}:${lineNo + 1}: read error (${(e as Error).message})`);
+      }
+      if (n === 0) break;
+      let chunk = buf.subarray(0, n);
+      if (rest) {
+        chunk = Buffer.concat([rest, chunk]);
+        rest = null;
+      }
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+        yield* parse(chunk, from, nl);
+        from = nl + 1;
+      }
+      // copy the partial line: `buf` is reused by the next read
+      if (from < chunk.length) rest = Buffer.from(chunk.subarray(from));
+    }
+    if (rest) yield* parse(rest, 0, rest.length);
+    if (pending) {
+      const p = pending as { line: number; error: string };
+      if (p.error === 'not a JSON line') yield { kind: 'torn', line: p.line };
+      else throw new Error(`${path}:${p.line}: ${p.error}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The step records of a JSONL trajectory, streamed (see {@link streamJsonl}); meta and torn lines are left out. */
+export function* jsonlRecords(path: string): Generator<StepRecord> {
+  for (const item of streamJsonl(path)) if (item.kind === 'step') yield item.record;
+}
+
+/**
+ * Read a JSONL trajectory into memory. A torn last line is dropped; a bad line elsewhere is an error
+ * naming the file and the line. Reads the file in chunks ({@link streamJsonl}); for very long runs use
+ * {@link streamJsonl} or {@link diagnoseJsonl}, which do not hold every record.
+ */
 export function readJsonl(path: string): Trajectory {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
   let meta: RunMeta | null = null;
   const records: StepRecord[] = [];
   let tornLastLine = false;
   let tournament: Tournament | undefined;
-  lines.forEach((line, i) => {
-    let obj: { kind?: string } & Record<string, unknown>;
-    try {
-      obj = JSON.parse(line, reviveNonFinite);
-    } catch {
-      if (i === lines.length - 1) {
-        tornLastLine = true;
-        return;
-      }
-      throw new Error(`${path}:${i + 1}: not a JSON line`);
-    }
-    const { kind, ...rest } = obj;
-    if (kind === 'meta') meta = rest as unknown as RunMeta;
-    else if (kind === 'tournament') tournament = rest as unknown as Tournament;
-    else records.push(rest as unknown as StepRecord);
-  });
+  for (const item of streamJsonl(path)) {
+    if (item.kind === 'meta') meta = item.meta;
+    else if (item.kind === 'step') records.push(item.record);
+    else if (item.kind === 'tournament') tournament = item.tournament;
+    else tornLastLine = true;
+  }
   return tournament ? { meta, records, tornLastLine, tournament } : { meta, records, tornLastLine };
+}
+
+/** What {@link diagnoseJsonl} returns: the diagnosis and the file's facts. */
+export interface JsonlDiagnosis {
+  /** The diagnosis of the file's step records. */
+  diagnosis: Diagnosis;
+  /** The file's meta line; null when it has none. */
+  meta: RunMeta | null;
+  /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
+  tornLastLine: boolean;
+  /** The run's `auto` tournament, when it had a strategy selection (the diagnosis is then of the followed trajectory). */
+  tournament?: Tournament;
+}
+
+/**
+ * {@link diagnose} a JSONL trajectory without holding it in memory: the file is streamed twice
+ * (memory bounded by the number of terms and the harm checks' window). An error about a record names
+ * the file and the line.
+ */
+export function diagnoseJsonl(path: string, options: DiagnoseOptions = {}): JsonlDiagnosis {
+  let meta: RunMeta | null = null;
+  let tornLastLine = false;
+  let line = 0;
+  const pass = function* (): Generator<StepRecord> {
+    for (const item of streamJsonl(path)) {
+      line = item.line;
+      if (item.kind === 'meta') meta ??= item.meta;
+      else if (item.kind === 'torn') tornLastLine = true;
+      else if (item.kind === 'step' && (item.record.candidate === undefined || item.record.candidate === keep)) yield item.record;
+    }
+  };
+  // A first pass reads the meta line (so the harm checks know the strategy) and, for an `auto` run, the
+  // final tournament: the passes then keep the trajectory the run followed (untagged records and the
+  // winner's trial records; see followedTrajectory).
+  let tournament: Tournament | undefined;
+  for (const item of streamJsonl(path)) {
+    if (item.kind === 'meta') meta ??= item.meta;
+    else if (item.kind === 'tournament') tournament = item.tournament;
+  }
+  const keep = tournament?.winner ?? 'equal';
+  const m = meta as RunMeta | null;
+  try {
+    const diagnosis = diagnose(pass, { ...(m ? { meta: m } : {}), ...options });
+    return tournament ? { diagnosis, meta, tornLastLine, tournament } : { diagnosis, meta, tornLastLine };
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (msg.startsWith(`${path}:`)) throw e;
+    throw new Error(`${path}:${line}: ${msg}`);
+  }
 }

@@ -86,7 +86,7 @@ class ProtoWriter {
     this.key(field, 1);
     const b = new Uint8Array(8);
     new DataView(b.buffer).setFloat64(0, v, true);
-    this.chunks.push(...b);
+    for (const x of b) this.chunks.push(x);
     return this;
   }
 
@@ -94,7 +94,7 @@ class ProtoWriter {
     this.key(field, 5);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
-    this.chunks.push(...b);
+    for (const x of b) this.chunks.push(x);
     return this;
   }
 

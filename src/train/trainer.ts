@@ -17,6 +17,7 @@ import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
 import type { Tournament } from '../core/tournament.js';
+import { HarmMonitor, type HarmOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
@@ -75,6 +76,12 @@ export interface BalancedTrainerOptions {
   warn?: (message: string) => void;
   /** Extra facts for the run's meta record (e.g. the model's name). */
   meta?: Record<string, unknown>;
+  /**
+   * Live harm checks (a starved term, a weight pinned at a bound, runaway weight ratios, a loss rising
+   * while the others fall), reported through `warn`, rate-limited: thresholds as in {@link HarmOptions},
+   * or `false` to turn them off. @default {} (on, default thresholds)
+   */
+  harm?: HarmOptions | false;
 }
 
 /** What {@link BalancedTrainer.step} returns. */
@@ -201,6 +208,7 @@ export class BalancedTrainer {
       );
     }
     this.sinks = [...(options.keepHistory === false ? [] : [this.history]), ...(options.sinks ?? [])];
+    if (options.harm !== false) this.sinks.push(new HarmMonitor({ ...options.harm, warn: options.warn }));
     this.sharedVars = options.shared ?? null;
     if (options.shared && options.variables) {
       const names = new Set(options.variables.map((v) => v.name));

@@ -17,7 +17,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { RunMeta, StepRecord } from '../core/history.js';
 import { defaultQuantities, plotSvg, termsOf, type Quantity } from './plot.js';
-import { readJsonl, type Trajectory } from '../node/sinks.js';
+import { diagnoseJsonl, streamJsonl, type Trajectory } from '../node/sinks.js';
+import { diagnose } from '../core/diagnose.js';
 import { fmt, summarizeData } from '../core/summary.js';
 import { followedTrajectory, summarizeTournament, type Tournament } from '../core/tournament.js';
 
@@ -25,39 +26,6 @@ import { followedTrajectory, summarizeTournament, type Tournament } from '../cor
 export const REPORT_FILE = 'report.html';
 /** The trajectory file name the CLI writes and `report()` looks for first. */
 export const TRAJECTORY_FILE = 'trajectory.jsonl';
-
-/** A diagnose function: records in, explanation text out. */
-export type DiagnoseFn = (records: readonly StepRecord[]) => string;
-
-/** `diagnose()` may return the text itself or an object carrying it as `text`. */
-function asText(out: unknown): string {
-  if (typeof out === 'string') return out;
-  if (out && typeof out === 'object' && typeof (out as { text?: unknown }).text === 'string') return (out as { text: string }).text;
-  return JSON.stringify(out, null, 2);
-}
-
-/**
- * The `diagnose` function of `src/core/diagnose.ts` when that module is present (its text: a returned
- * string, or the `text` of a returned object), else `null`. Loaded lazily (and only once) so the
- * report works with or without it.
- */
-export async function loadDiagnose(): Promise<DiagnoseFn | null> {
-  diagnoseModule ??= (async () => {
-    const spec = '../core/diagnose.js';
-    try {
-      const mod = (await import(/* @vite-ignore */ spec)) as { diagnose?: unknown };
-      const fn = mod.diagnose;
-      return typeof fn === 'function' ? (records: readonly StepRecord[]) => asText(fn(records)) : null;
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      const msg = String((e as Error)?.message ?? e);
-      if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module|Failed to load url|does not exist/i.test(msg)) return null;
-      throw e;
-    }
-  })();
-  return diagnoseModule;
-}
-let diagnoseModule: Promise<DiagnoseFn | null> | null = null;
 
 /** The trajectory file of a run folder: `trajectory.jsonl`, else the only `*.jsonl` in it. A file path is returned as is. */
 export function findTrajectory(runDirOrFile: string): string {
@@ -79,8 +47,13 @@ export interface ReportOptions {
   log?: boolean;
   /** Charts to include. @default alpha, loss (+ gradnorm when logged) */
   quantities?: Quantity[];
-  /** Diagnosis text; `undefined` asks `src/core/diagnose.ts` when present, `null` leaves the placeholder. */
+  /** Diagnosis text; `undefined` runs `diagnose` on the trajectory, `null` leaves the section out (a placeholder says so). */
   diagnosis?: string | null;
+  /**
+   * Most step records kept for the charts when {@link report} streams a file: every k-th step, k doubling
+   * as the run grows, plus the last (a chart shows at most `maxPoints` anyway). @default 4000
+   */
+  maxRecords?: number;
 }
 
 const esc = (s: unknown): string =>
@@ -95,7 +68,7 @@ function scopeSvg(svg: string, prefix: string): string {
     .replace(/^<svg /, `<svg role="img" aria-label="${prefix} chart" `);
 }
 
-function configRows(meta: RunMeta | null, records: readonly StepRecord[]): [string, string][] {
+function configRows(meta: RunMeta | null, count: number, skipped: number): [string, string][] {
   const rows: [string, string][] = [];
   if (!meta) {
     rows.push(['meta', 'no meta line in the trajectory']);
@@ -109,9 +82,30 @@ function configRows(meta: RunMeta | null, records: readonly StepRecord[]): [stri
     const known = new Set(['strategy', 'options', 'terms', 'backend', 'gradients', 'startedAt']);
     for (const [k, v] of Object.entries(meta)) if (!known.has(k)) rows.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
   }
-  const skipped = records.filter((r) => r.skipped).length;
-  rows.push(['steps recorded', `${records.length}${skipped ? ` (${skipped} skipped)` : ''}`]);
+  rows.push(['steps recorded', `${count}${skipped ? ` (${skipped} skipped)` : ''}`]);
   return rows;
+}
+
+/** The diagnosis text of a run, or a sentence saying why there is none (diagnose's own error). */
+function diagnosisText(run: () => string): string {
+  try {
+    return run();
+  } catch (e) {
+    return `diagnose could not explain this run: ${(e as Error).message}`;
+  }
+}
+
+/** What the page is made of; {@link renderReport} takes it from records in memory, {@link report} from a streamed file. */
+interface PageParts {
+  meta: RunMeta | null;
+  tornLastLine: boolean;
+  /** Records for the charts (all of them, or a bounded sample). */
+  sample: readonly StepRecord[];
+  count: number;
+  summary: ReturnType<typeof summarizeData> | null;
+  diagnosis: string | null;
+  /** An `auto` run's tournament. */
+  tournament?: Tournament;
 }
 
 const CSS = `
@@ -130,33 +124,35 @@ pre{background:#fff;border:1px solid #dde1e6;padding:10px;white-space:pre-wrap}
 footer{margin-top:32px;color:#5b6472;font-size:.85em}
 `;
 
-/** The report page for a trajectory, as an HTML string. */
+/** The report page for a trajectory held in memory, as an HTML string. */
 export async function renderReport(trajectory: Trajectory, options: ReportOptions = {}): Promise<string> {
   const { meta } = trajectory;
   // With an `auto` selection: the trajectory the run followed (the winner's trial steps, then the run).
   const records = trajectory.records.some((r) => r.candidate !== undefined) ? followedTrajectory(trajectory.records, trajectory.tournament) : trajectory.records;
+  const summary = records.length ? summarizeData(records) : null;
+  let diagnosis = options.diagnosis;
+  if (diagnosis === undefined) diagnosis = records.length ? diagnosisText(() => diagnose(records, meta ? { meta } : {}).text) : null;
+  return renderPage({ meta, tornLastLine: trajectory.tornLastLine, sample: records, count: records.length, summary, diagnosis, tournament: trajectory.tournament }, options);
+}
+
+async function renderPage(parts: PageParts, options: ReportOptions): Promise<string> {
+  const { meta, sample, summary, diagnosis, count } = parts;
   const log = options.log ?? true;
   const runName = typeof meta?.name === 'string' && meta.name !== meta.strategy ? `${meta.name} (${meta.strategy})` : meta?.strategy;
   const title = options.title ?? `loss-balancer run: ${runName ?? 'unknown strategy'}`;
-  const terms = meta?.terms?.length ? meta.terms : termsOf(records);
-
-  let diagnosis = options.diagnosis;
-  if (diagnosis === undefined) {
-    const fn = records.length ? await loadDiagnose() : null;
-    diagnosis = fn ? fn(records) : null;
-  }
+  const terms = meta?.terms?.length ? meta.terms : termsOf(sample);
 
   const charts: string[] = [];
-  if (records.length) {
-    for (const q of options.quantities ?? defaultQuantities(records)) {
-      const svg = await plotSvg(records, { quantity: q, log, width: 720, height: 260 });
+  if (sample.length) {
+    for (const q of options.quantities ?? defaultQuantities(sample)) {
+      const svg = await plotSvg(sample, { quantity: q, log, width: 720, height: 260 });
       charts.push(`<figure id="chart-${q}">${scopeSvg(svg, `chart-${q}`)}</figure>`);
     }
   }
 
   let table = '<p class="placeholder">No steps were recorded.</p>';
-  if (records.length) {
-    const { terms: rows, reference } = summarizeData(records);
+  if (summary) {
+    const { terms: rows, reference } = summary;
     table = `<table id="alphas"><thead><tr><th>term</th><th class="num">alpha start</th><th class="num">alpha end</th><th class="num">alpha mean</th><th class="num">end ÷ ${esc(reference)}</th><th class="num">loss start</th><th class="num">loss end</th></tr></thead><tbody>${rows
       .map(
         (t) =>
@@ -167,7 +163,7 @@ export async function renderReport(trajectory: Trajectory, options: ReportOption
 
   const diag =
     diagnosis === null || diagnosis === undefined
-      ? '<p class="placeholder">No diagnosis available (the diagnose module is not installed in this build).</p>'
+      ? `<p class="placeholder">${count ? 'No diagnosis (turned off by the caller).' : 'No diagnosis: no steps were recorded.'}</p>`
       : `<pre>${esc(diagnosis)}</pre>`;
 
   return `<!doctype html>
@@ -181,9 +177,9 @@ export async function renderReport(trajectory: Trajectory, options: ReportOption
 <body>
 <main>
 <h1>${esc(title)}</h1>
-<p class="sub">Terms: ${terms.map((t) => `<span class="mono">${esc(t)}</span>`).join(', ')}${trajectory.tornLastLine ? ' · the last line of the trajectory was incomplete and was dropped' : ''}</p>
+<p class="sub">Terms: ${terms.map((t) => `<span class="mono">${esc(t)}</span>`).join(', ')}${parts.tornLastLine ? ' · the last line of the trajectory was incomplete and was dropped' : ''}</p>
 <section id="config"><h2>Run</h2>
-<table>${configRows(meta, records)
+<table>${configRows(meta, count, summary?.skipped ?? 0)
     .map(([k, v]) => `<tr><th>${esc(k)}</th><td class="mono">${esc(v)}</td></tr>`)
     .join('')}</table></section>
 <section id="plots"><h2>Trajectories</h2>
@@ -192,7 +188,7 @@ ${charts.join('\n') || '<p class="placeholder">Nothing to plot.</p>'}
 <section id="summary"><h2>Alphas per term</h2>
 ${table}
 </section>
-${trajectory.tournament ? tournamentSection(trajectory.tournament) : ''}<section id="diagnosis"><h2>Diagnosis</h2>
+${parts.tournament ? tournamentSection(parts.tournament) : ''}<section id="diagnosis"><h2>Diagnosis</h2>
 ${diag}
 </section>
 <footer>Written by loss-balancer${meta?.startedAt ? ` for the run started ${esc(meta.startedAt)}` : ''}.</footer>
@@ -221,6 +217,54 @@ function tournamentSection(t: Tournament): string {
 `;
 }
 
+/**
+ * One streamed pass over a trajectory file: meta, counts, the summary table, and a bounded sample of
+ * records for the charts (every k-th step, k doubling whenever the sample reaches 2 × `maxRecords`,
+ * plus the last step).
+ */
+function scanTrajectory(file: string, maxRecords: number): Omit<PageParts, 'diagnosis'> {
+  let meta: RunMeta | null = null;
+  // An `auto` run: its final tournament decides which candidate records belong to the followed trajectory.
+  let tournament: Tournament | undefined;
+  for (const item of streamJsonl(file)) if (item.kind === 'tournament') tournament = item.tournament;
+  const keep = tournament?.winner ?? 'equal';
+  let tornLastLine = false;
+  let count = 0;
+  let stride = 1;
+  let sample: { i: number; r: StepRecord }[] = [];
+  let last: { i: number; r: StepRecord } | null = null;
+  const steps = function* (): Generator<StepRecord> {
+    for (const item of streamJsonl(file)) {
+      if (item.kind === 'meta') meta ??= item.meta;
+      else if (item.kind === 'torn') tornLastLine = true;
+      else if (item.kind === 'step' && (item.record.candidate === undefined || item.record.candidate === keep)) {
+        const i = count++;
+        last = { i, r: item.record };
+        if (i % stride === 0) {
+          sample.push(last);
+          if (sample.length >= 2 * maxRecords) {
+            stride *= 2;
+            sample = sample.filter((x) => x.i % stride === 0);
+          }
+        }
+        yield item.record;
+      }
+    }
+  };
+  let summary: PageParts['summary'] = null;
+  const it = steps();
+  const firstStep = it.next();
+  if (!firstStep.done) {
+    summary = summarizeData((function* () {
+      yield firstStep.value;
+      yield* it;
+    })());
+  }
+  const l = last as { i: number; r: StepRecord } | null;
+  if (l && sample[sample.length - 1]?.i !== l.i) sample.push(l);
+  return { meta, tornLastLine, sample: sample.map((x) => x.r), count, summary, ...(tournament ? { tournament } : {}) };
+}
+
 /** What {@link report} returns. */
 export interface ReportResult {
   /** Where the page was written. */
@@ -231,11 +275,17 @@ export interface ReportResult {
 
 /**
  * Write `report.html` for a run folder (or a trajectory file: the page goes beside it). Returns the
- * page's path and text.
+ * page's path and text. The trajectory is streamed (three passes: summary and chart sample, then the
+ * two of `diagnose`), so memory stays bounded for a run of any length.
  */
 export async function report(runDirOrFile: string, options: ReportOptions & { out?: string } = {}): Promise<ReportResult> {
   const file = findTrajectory(runDirOrFile);
-  const html = await renderReport(readJsonl(file), options);
+  const maxRecords = options.maxRecords ?? 4000;
+  if (!Number.isInteger(maxRecords) || maxRecords < 2) throw new Error(`report: option "maxRecords" got ${maxRecords}; must be an integer >= 2`);
+  const parts = scanTrajectory(file, maxRecords);
+  let diagnosis = options.diagnosis;
+  if (diagnosis === undefined) diagnosis = parts.count ? diagnosisText(() => diagnoseJsonl(file).diagnosis.text) : null;
+  const html = await renderPage({ ...parts, diagnosis }, options);
   const path = options.out ?? join(dirname(file), basename(file) === TRAJECTORY_FILE ? REPORT_FILE : `${basename(file, '.jsonl')}.html`);
   writeFileSync(path, html);
   return { path, html };
