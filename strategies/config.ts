@@ -62,6 +62,8 @@ export const config: Strategy<ConFIGOptions, Record<string, never>> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   signedWeights: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init(o, terms) {
     if (o.preference && o.preference.length !== terms.length) {
       throw new BalancerError(`config: option "preference" has ${o.preference.length} entries for ${terms.length} terms (${terms.join(', ')})`);

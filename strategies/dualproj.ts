@@ -58,6 +58,8 @@ export const dualproj: Strategy<DualProjOptions, Record<string, never>> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init(o, terms) {
     if (o.preference && o.preference.length !== terms.length) {
       throw new BalancerError(`dualproj: option "preference" has ${o.preference.length} entries for ${terms.length} terms (${terms.join(', ')})`);

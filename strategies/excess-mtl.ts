@@ -25,6 +25,7 @@
 import { z } from 'zod';
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -58,6 +59,12 @@ export const excessMtl: JacobianStrategy<ExcessMTLOptions, ExcessMTLState> = {
   options,
   needs: () => ({ gradients: 'jacobian' }),
   headWeights: 'weighted',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      weights: ss.perTerm(terms.length, 'nonNegative'),
+      initial: ss.perTerm(terms.length, 'nonNegative').nullable(),
+    }),
   init: (_o, terms) => ({ weights: terms.map(() => 1), initial: null }),
   aggregate(o, state, { jacobian: J, tensors, tf }) {
     const T = J.shape[0];

@@ -90,6 +90,8 @@ export const fairgrad: Strategy<FairGradOptions, Record<string, never>> = {
   paper: 'Ban & Ji, "Fair Resource Allocation in Multi-Task Learning", ICML 2024, https://openreview.net/forum?id=KLmWRMg6nL',
   options,
   needs: () => ({ gradients: 'gram' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram }) {
     const G = gram!;

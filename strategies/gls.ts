@@ -41,6 +41,8 @@ export const gls: Strategy<GlsOptions, Record<string, never>> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(_o, state, { losses }) {
     const logs = losses.map((l) => Math.log(Math.max(l, LOSS_EPS)));

@@ -34,6 +34,7 @@ import { z } from 'zod';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { BalancerError } from '../src/core/errors.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { JacobianStrategy, Tf } from '../src/core/types.js';
 
 const unit = z.number().min(0).max(1);
@@ -86,6 +87,8 @@ export const graddrop: JacobianStrategy<GradDropOptions, GradDropState> = {
   paper: 'Chen et al., "Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout", NeurIPS 2020, https://arxiv.org/abs/2010.06808',
   options,
   needs: () => ({ gradients: 'jacobian' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({ rng: ss.rng }),
   init(o, terms) {
     if (Array.isArray(o.leak) && o.leak.length !== terms.length) {
       throw new BalancerError(`graddrop: option "leak" has ${o.leak.length} entries for ${terms.length} terms (${terms.join(', ')}); give one number or one per term`);

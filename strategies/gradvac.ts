@@ -29,6 +29,7 @@
 import { z } from 'zod';
 import { gramTimes, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -45,6 +46,9 @@ const options = z.strictObject({
  * @useDeclaredType
  */
 export type GradVacOptions = z.infer<typeof options>;
+
+const TARGET_RULE = 'must be a cosine target, a finite number from -1 to 1';
+const TARGET = z.number({ message: TARGET_RULE }).min(-1.001, { message: TARGET_RULE }).max(1.001, { message: TARGET_RULE });
 
 /** State of {@link gradvac}. */
 export interface GradVacState {
@@ -97,6 +101,20 @@ export const gradvac: Strategy<GradVacOptions, GradVacState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /**
+   * Checked by `Balancer.load()` before a saved state is loaded. A target is an average of cosines,
+   * so within [−1, 1] (up to rounding of a Gram matrix computed in float32, hence the 1e-3 slack); a
+   * larger one would make the next steps' corrections explode (the denominator √(1 − φ²) vanishes).
+   */
+  state: (terms) =>
+    z.strictObject({
+      rng: ss.rng,
+      targets: z
+        .array(z.array(TARGET, { message: `must be a list of ${terms.length} cosine targets` }).length(terms.length, { message: `must have ${terms.length} entries, one per term` }), {
+          message: `must be a ${terms.length}×${terms.length} matrix (a list of lists)`,
+        })
+        .length(terms.length, { message: `must have ${terms.length} rows, one per term` }),
+    }),
   init: (o, terms) => ({ rng: seedRng(o.seed), targets: terms.map(() => terms.map(() => 0)) }),
   update(o, state, { gram }) {
     const G = gram!;

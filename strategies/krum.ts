@@ -64,6 +64,8 @@ export const krum: Strategy<KrumOptions, Record<string, never>> = {
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
   minTerms: (o) => Math.max(o.nByzantine + 3, o.nSelected),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   update(o, state, { gram }) {
     const { weights, scores } = krumWeights(gram!, o.nByzantine, o.nSelected);

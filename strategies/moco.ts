@@ -27,6 +27,7 @@
 import { z } from 'zod';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -68,6 +69,8 @@ export const moco: JacobianStrategy<MoCoOptions, MoCoState> = {
   options,
   needs: () => ({ gradients: 'jacobian' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ t: ss.count, lambda: ss.perTerm(terms.length, 'nonNegative') }),
   init: (_o, terms) => ({ t: 0, lambda: terms.map(() => 1 / terms.length) }),
   aggregate(o, state, { jacobian: J, losses, tensors, tf }) {
     const T = J.shape[0];

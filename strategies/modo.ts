@@ -25,6 +25,7 @@
  */
 import { z } from 'zod';
 import { projectSimplex } from '../src/core/qp.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -58,6 +59,8 @@ export const modo: Strategy<MoDoOptions, MoDoState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ lambda: ss.perTerm(terms.length, 'nonNegative') }),
   init: (_o, terms) => ({ lambda: terms.map(() => 1 / terms.length) }),
   initialWeights: (_o, s) => s.lambda.map((l) => l * s.lambda.length),
   update(o, state, { gram }) {

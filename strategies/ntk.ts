@@ -36,6 +36,7 @@
  */
 import { z } from 'zod';
 import { LOSS_EPS } from '../src/core/gram.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -74,6 +75,8 @@ export const ntk: Strategy<NtkOptions, NtkState> = {
   paper: 'Wang, Yu & Perdikaris, "When and why PINNs fail to train: A neural tangent kernel perspective", J. Comput. Phys. 2022, https://arxiv.org/abs/2007.14527',
   options,
   needs: () => ({ gradients: 'gram' }),
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ weights: ss.perTerm(terms.length, 'nonNegative') }),
   init: (_o, terms) => ({ weights: terms.map(() => 1) }),
   initialWeights: (_o, s) => [...s.weights],
   update(o, state, { losses, gram }) {

@@ -25,6 +25,7 @@
 import { z } from 'zod';
 import { LOSS_EPS, mean } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -72,6 +73,13 @@ export const resnorm: Strategy<ResNormOptions, ResNormState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      logWeights: ss.perTerm(terms.length),
+      initialLosses: ss.perTerm(terms.length, 'nonNegative').nullable(),
+      adam: ss.adam(terms.length),
+    }),
   init: (_o, terms) => ({ logWeights: terms.map(() => 0), initialLosses: null, adam: adamInit(terms.length) }),
   initialWeights: (_o, s) => normalizeLog(s.logWeights).map(Math.exp),
   update(o, state, { losses }) {

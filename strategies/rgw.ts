@@ -22,6 +22,7 @@
 import { z } from 'zod';
 import { softmax } from '../src/core/gram.js';
 import { seedRng, type RngState } from '../src/core/rng.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 import { normals } from './rlw.js';
 
@@ -54,6 +55,8 @@ export const rgw: Strategy<RgwOptions, RgwState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({ rng: ss.rng }),
   init: (o) => ({ rng: seedRng(o.seed) }),
   update(_o, state, { losses }) {
     const T = losses.length;

@@ -27,6 +27,7 @@
  */
 import { z } from 'zod';
 import { projectSimplex } from '../src/core/qp.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
@@ -60,6 +61,8 @@ export const sdmgrad: Strategy<SdmGradOptions, SdmGradState> = {
   options,
   needs: () => ({ gradients: 'gram' }),
   headWeights: 'unit',
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) => z.strictObject({ w: ss.perTerm(terms.length, 'nonNegative') }),
   init: (_o, terms) => ({ w: terms.map(() => 1 / terms.length) }),
   update(o, state, { gram }) {
     const G = gram!;

@@ -24,6 +24,7 @@
  */
 import { z } from 'zod';
 import { LOSS_EPS } from '../src/core/gram.js';
+import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 /** LibMTL's ε inside the logarithms. */
@@ -64,6 +65,13 @@ export const stch: Strategy<StchOptions, StchState> = {
   options,
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: (terms) =>
+    z.strictObject({
+      nadirSum: ss.perTerm(terms.length, 'nonNegative'),
+      nadirCount: ss.count,
+      nadir: ss.perTerm(terms.length, 'positive').nullable(),
+    }),
   init: (_o, terms) => ({ nadirSum: terms.map(() => 0), nadirCount: 0, nadir: null }),
   update(o, state, { losses, epoch, step }) {
     const e = epoch ?? step;

@@ -62,6 +62,8 @@ export const trimmedMean: JacobianStrategy<TrimmedMeanOptions, Record<string, ne
   options,
   needs: () => ({ gradients: 'jacobian' }),
   minTerms: (o) => 2 * o.trimNumber + 1,
+  /** Checked by `Balancer.load()` before a saved state is loaded. */
+  state: () => z.strictObject({}),
   init: () => ({}),
   aggregate(o, state, { jacobian, tf }) {
     return { direction: trimmedMeanDirection(tf, jacobian, o.trimNumber), weights: Array<number>(jacobian.shape[0]).fill(1), state };

@@ -6,15 +6,20 @@
  * term (never "undefined") and the balancer left as it was, or accepted, and then the next updates
  * are not all skipped. A strategy without a schema gets the generic check.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { BalancerState } from '../src/core/balancer.js';
 import { create, list, register, unregister } from '../src/core/registry.js';
 import { StateError } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 import { ordinary } from './fixtures/degenerate-cases.js';
+import { feed, useTestBackend } from './helpers.js';
 
 const TERMS = ['a', 'b', 'c'];
+
+// Jacobian-kind strategies are fed the rows of `ordinary(...)` as a Jacobian tensor (helpers.feed).
+beforeAll(() => useTestBackend());
 
 /** Every leaf (number, string, boolean, null) and every array of the strategy state, by path. */
 function paths(v: unknown, at: (string | number)[] = []): (string | number)[][] {
@@ -43,23 +48,35 @@ const CORRUPTIONS: [string, (old: unknown) => unknown][] = [
 function saved(name: string): BalancerState {
   const b = create(name);
   b.bind(TERMS);
-  for (const x of ordinary(3, 4, 2)) b.update(x);
-  return b.state();
+  for (const x of ordinary(3, 4, 2)) feed(b, x);
+  const state = b.state();
+  b.dispose();
+  return state;
 }
 
 describe.each(list().map((s) => s.name))('%s', (name) => {
   it('declares a state schema that accepts its own states (initial and after updates)', () => {
+    const before = tf.memory().numTensors;
     const b = create(name);
     expect(typeof b.strategy.state, `${name} has no state schema`).toBe('function');
     b.bind(TERMS);
     expect(() => b.checkState(b.state())).not.toThrow();
     for (const x of ordinary(3, 6, 3)) {
-      b.update(x);
+      const r = feed(b, x);
+      expect(r.skipped, `${name}: an ordinary step was skipped, so its state was never exercised`).toBeFalsy();
       expect(() => b.checkState(b.state())).not.toThrow();
     }
+    // a saved state (with its tensor state, for the Jacobian kind) loads into a fresh balancer
+    const fresh = create(name);
+    fresh.load(b.state());
+    expect(fresh.state()).toEqual(b.state());
+    b.dispose();
+    fresh.dispose();
+    expect(tf.memory().numTensors, `${name}: tensors left after dispose`).toBe(before);
   });
 
   it('every corruption of every field of the strategy state: refused naming field and term, or harmless', () => {
+    const before = tf.memory().numTensors;
     const good = saved(name);
     const leaves = paths(good.state).filter((p) => p.length > 0);
     let refused = 0;
@@ -90,15 +107,18 @@ describe.each(list().map((s) => s.name))('%s', (name) => {
             expect(msg, `${field} ${what}`).toMatch(new RegExp(`\\(term "${TERMS[path.at(-1) as number]}"\\)`));
           }
           expect(b.terms, `${field} ${what}: nothing loaded`).toBeNull();
+          b.dispose();
           continue;
         }
         // accepted: the next updates must train (not all skipped), with valid weights
-        const results = ordinary(3, 3, 9).map((x) => b.update(x));
+        const results = ordinary(3, 3, 9).map((x) => feed(b, x));
+        b.dispose();
         expect(results.some((r) => !r.skipped), `${field} ${what} accepted, but every later step is skipped: ${results[0].skipped}`).toBe(true);
         for (const r of results) expect(r.weights.every(Number.isFinite), `${field} ${what}`).toBe(true);
       }
     }
     if (leaves.length) expect(refused).toBeGreaterThan(0);
+    expect(tf.memory().numTensors, `${name}: tensors left after the corruption checks`).toBe(before);
   });
 });
 
