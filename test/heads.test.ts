@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BalancedTrainer, Balancer, list, getStrategy, type Strategy } from '../src/index.js';
+import { BalancedTrainer, Balancer, create, list, getStrategy, type Strategy } from '../src/index.js';
 import { makeToy, useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
@@ -33,8 +33,12 @@ const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => a.sub(b).abs().max
 describe("headWeights: 'unit'", () => {
   it('every gradient-aggregation strategy declares it; loss-weighting strategies do not', () => {
     const unit = list().filter((s) => getStrategy(s.name).headWeights === 'unit').map((s) => s.name).sort();
-    expect(unit).toEqual(['aligned-mtl', 'cagrad', 'imtl', 'mgda', 'modo', 'nash-mtl', 'pcgrad', 'rgw', 'sdmgrad', 'upgrad']);
+    expect(unit).toEqual(['aligned-mtl', 'cagrad', 'config', 'dualproj', 'gradvac', 'imtl', 'krum', 'mgda', 'modo', 'nash-mtl', 'pcgrad', 'rgw', 'sdmgrad', 'upgrad']);
     expect(getStrategy('gradnorm').headWeights ?? 'weighted').toBe('weighted');
+    // in force: the Jacobian kind defaults to 'unit' (excess-mtl declares 'weighted')
+    const inForce = list().filter((s) => create(s.name).headWeights === 'unit').map((s) => s.name).sort();
+    expect(inForce).toEqual([...unit, 'graddrop', 'moco', 'trimmed-mean'].sort());
+    expect(create('excess-mtl').headWeights).toBe('weighted');
   });
 
   for (const mode of ['exact', 'representation'] as const) {
