@@ -369,12 +369,12 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
   const auto = quick ? { trialSteps: 2, maxCandidates: 5 } : { trialSteps: num('--trial-steps', 25) };
   const log = (l: string) => console.error(l);
   const problems: BenchProblem[] = [];
+  const unknown = wanted.filter((w) => !['multi-output', 'vae', ...Object.keys(PINN_PROBLEMS)].includes(w));
+  if (unknown.length) throw new Error(`bench:auto: unknown problem(s) ${unknown.join(', ')}; known: multi-output, vae, ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   if (wanted.includes('multi-output')) problems.push(multiOutputProblem(steps));
   for (const [name, make] of Object.entries(PINN_PROBLEMS)) {
     if (wanted.includes(name)) problems.push(pinnProblem(make(), num('--pinn-steps', quick ? 20 : 2000), quick ? 32 : 128));
   }
-  const unknown = wanted.filter((w) => !['multi-output', 'vae', ...Object.keys(PINN_PROBLEMS)].includes(w));
-  if (unknown.length) throw new Error(`bench:auto: unknown problem(s) ${unknown.join(', ')}; known: multi-output, vae, ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   if (wanted.includes('vae')) problems.push(vaeProblem(vaeSteps, quick ? { nTrain: 300, nTest: 100, batchSize: 16, sizes: { hidden: 16, latent: 4, discHidden: 8 } } : {}));
   const t0 = Date.now();
   const results: AutoProblemResult[] = [];
