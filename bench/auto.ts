@@ -3,7 +3,8 @@
  *
  * `npm run bench:auto` (reduced protocol: see the defaults below; writes docs/benchmarks.md between
  * the auto markers) or `npm run bench:auto -- --quick` (tiny settings, no docs: the CI smoke run).
- * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--problems a,b`, `--strategies a,b`,
+ * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--pinn-steps N`, `--problems a,b`
+ * (multi-output, vae, poisson1d, helmholtz; default multi-output,vae), `--strategies a,b`,
  * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`.
  *
  * Each problem gives its runs' held-out metric (lower or higher is better) and, for `auto`, a
@@ -13,8 +14,8 @@
  * the validation score; `auto` with its default score. Medians over seeds. `auto`'s cost is the
  * candidate steps it took, as a multiple of the run's steps.
  *
- * Problems: `multi-output` (below) and `vae` (the seed's VAE on real digits, bench/seed.ts). A
- * problem is a {@link BenchProblem}; a PINN (bench/pinn.ts, another branch) plugs in the same way.
+ * Problems: `multi-output` (below), `vae` (the seed's VAE on real digits, bench/seed.ts) and the PINNs
+ * `poisson1d` and `helmholtz` (bench/pinn/problems.ts), each a {@link BenchProblem}.
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ import type { BalancerSpec } from '../src/core/types.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { digitSplit, subset, trainClassifier } from './digits.js';
 import { HAND_GRID, seedRun } from './seed.js';
+import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnProblem } from './pinn/problems.js';
 
 /** One run's outcome. */
 export interface ProblemRun {
@@ -198,6 +200,56 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
 }
 
 // -------------------------------------------------------------------------------------------------
+// PINNs (bench/pinn/problems.ts): metric = relative L2 error of u on the problem's evaluation grid
+
+/**
+ * A PINN of bench/pinn/problems.ts (`poisson1d`, `helmholtz`): two terms, `residual` and `boundary`, on
+ * fresh collocation points every step; Adam 1e-3 with the authors' decay, as bench/pinn.ts. Metric: the
+ * relative L2 error of u on the evaluation grid (lower is better). Validation score for `auto`:
+ * Σ_i log L_i of the two terms on one fixed held-out batch of collocation points (what a PINN user can
+ * compute without the exact solution; scale-free, so neither term's units dominate).
+ */
+export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128): BenchProblem {
+  const grid: { label: string; spec: BalancerSpec }[] = [{ label: 'equal weights', spec: 'fixed' }];
+  for (const k of [0.1, 10, 100, 1000]) grid.push({ label: `fixed boundary ×${k}`, spec: { name: 'fixed', weights: { boundary: k } } });
+  return {
+    name: problem.name,
+    metricName: 'relative L2 error of u (lower is better)',
+    higherIsBetter: false,
+    steps,
+    grid,
+    run(spec, seed, validationScore) {
+      const model = problem.build(seed, { batch });
+      const held = problem.build(seed + 1000, { batch }); // only its sampler: a held-out batch
+      const valBatch = held.sample();
+      held.dispose();
+      let b: PinnBatch = model.sample();
+      const optimizer = tf.train.adam(1e-3);
+      const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
+      const score = () => tf.tidy(() => Object.values(model.terms(valBatch)).reduce((a, l) => a + Math.log(l.dataSync()[0]), 0));
+      const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score } : spec;
+      const trainer = new BalancedTrainer({ terms: () => model.terms(b), optimizer, balancer, variables: model.net.variables, keepHistory: false, warn: () => undefined });
+      const t0 = Date.now();
+      try {
+        for (let s = 0; s < steps; s++) {
+          (optimizer as unknown as { learningRate: number }).learningRate = 1e-3 * 0.9 ** (s / 1000);
+          trainer.step();
+          disposeBatch(b);
+          b = model.sample();
+        }
+        return { metric: model.error(), seconds: (Date.now() - t0) / 1000, tournament: trainer.tournament ?? undefined };
+      } finally {
+        void trainer.close();
+        disposeBatch(b);
+        disposeBatch(valBatch);
+        optimizer.dispose();
+        model.dispose();
+      }
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
 
 /** A row of the table: one configuration over seeds. */
 export interface AutoRow {
@@ -317,7 +369,12 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
   const auto = quick ? { trialSteps: 2, maxCandidates: 5 } : { trialSteps: num('--trial-steps', 25) };
   const log = (l: string) => console.error(l);
   const problems: BenchProblem[] = [];
+  const unknown = wanted.filter((w) => !['multi-output', 'vae', ...Object.keys(PINN_PROBLEMS)].includes(w));
+  if (unknown.length) throw new Error(`bench:auto: unknown problem(s) ${unknown.join(', ')}; known: multi-output, vae, ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   if (wanted.includes('multi-output')) problems.push(multiOutputProblem(steps));
+  for (const [name, make] of Object.entries(PINN_PROBLEMS)) {
+    if (wanted.includes(name)) problems.push(pinnProblem(make(), num('--pinn-steps', quick ? 20 : 2000), quick ? 32 : 128));
+  }
   if (wanted.includes('vae')) problems.push(vaeProblem(vaeSteps, quick ? { nTrain: 300, nTest: 100, batchSize: 16, sizes: { hidden: 16, latent: 4, discHidden: 8 } } : {}));
   const t0 = Date.now();
   const results: AutoProblemResult[] = [];

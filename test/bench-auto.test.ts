@@ -28,4 +28,15 @@ describe('bench:auto --quick', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
   }, 300_000);
+
+  it('runs the PINN poisson1d (bench/pinn/problems.ts): error metric finite, auto picks a candidate; unknown problems named', async () => {
+    const [r] = await main(['--quick', '--problems', 'poisson1d', '--pinn-steps', '6', '--only', 'equal weights,auto (validation']);
+    expect(r.problem).toBe('poisson1d');
+    expect(r.metricName).toMatch(/relative L2 error of u/);
+    const auto = r.rows.find((x) => x.label === 'auto (validation score)')!;
+    expect(auto.error).toBeUndefined();
+    expect(auto.winners?.length).toBe(1);
+    for (const row of r.rows) expect(row.metrics.every(Number.isFinite)).toBe(true);
+    await expect(main(['--quick', '--problems', 'poisson'])).rejects.toThrow(/unknown problem\(s\) poisson; known: multi-output, vae, helmholtz, poisson1d/);
+  }, 300_000);
 });

@@ -30,9 +30,12 @@ export interface AutoOptions {
    */
   score?: () => number;
   /**
-   * For `fitBalanced`: a History key (`'val_loss'`, `'val_loss/<term>'`) whose value, computed on the
-   * validation data with each candidate's weights in place, is the score. `fitBalanced` turns it into
-   * {@link AutoOptions.score}; a `BalancedTrainer` given `monitor` without `score` is an error.
+   * For `fitBalanced`: a History key (`'val_loss'`, `'val_loss/<out>'`, `'val_<out>_loss'`, a compiled
+   * metric such as `'val_acc'`, or the same without `val_` for the training part; not training
+   * `'loss'`) whose value, computed with each candidate's weights in place, is the score (Keras'
+   * `val_loss`: Σ lossWeights_i·L_i + penalties). `fitBalanced` turns it into {@link AutoOptions.score}
+   * and, unless given, {@link AutoOptions.mode} (`'max'` for accuracies, else `'min'`); see
+   * docs/guide-auto.md. A `BalancedTrainer` given `monitor` without `score` is an error.
    * @default none
    */
   monitor?: string;

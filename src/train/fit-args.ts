@@ -24,7 +24,7 @@ export const MODEL_FIT_KEYS = {
 } as const;
 
 /** The balancing options {@link fitBalanced} adds to `ModelFitArgs`. */
-export const BALANCING_KEYS = ['balancer', 'lossWeights', 'seed', 'shared', 'representation', 'every', 'sinks', 'onNonFinite', 'warn'] as const;
+export const BALANCING_KEYS = ['balancer', 'lossWeights', 'seed', 'shared', 'representation', 'every', 'sinks', 'onNonFinite', 'warn', 'harm'] as const;
 
 /** Levenshtein distance (small strings only). */
 function distance(a: string, b: string): number {

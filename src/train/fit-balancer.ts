@@ -2,7 +2,8 @@
  * The one place where {@link fitBalanced} turns its `balancer` argument into the spec the trainer
  * builds: Keras' `lossWeights` become the balancer's `baseWeights`, and the model's layer
  * regularisation penalties become one frozen term of weight 1 (added unweighted, as `model.fit` and
- * Keras add them). A strategy selected automatically (`'auto'`) is to be resolved here as well.
+ * Keras add them). For the automatic selection (`'auto'`), a `monitor` key becomes the selector's
+ * `score` (the named quantity evaluated with each candidate's weights in place) and its `mode`.
  */
 import { Balancer } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
@@ -17,6 +18,11 @@ export interface FitBalancerContext {
   baseWeights?: Record<string, number>;
   /** Whether the model has layer regularisation penalties (then the frozen term is added). */
   regularization: boolean;
+  /**
+   * Resolves an `auto` balancer's `monitor` key to its score function and Keras `'auto'` mode
+   * (src/train/fit-monitor.ts); throws naming the option when the key cannot be computed.
+   */
+  monitor?: (key: string) => { score: () => number; mode: 'min' | 'max' };
 }
 
 /**
@@ -52,5 +58,26 @@ export function resolveFitBalancer(spec: BalancerSpec | Balancer | undefined, ct
     }
     obj.frozen = { ...frozen, [REGULARIZATION_TERM]: 1 };
   }
+  if (obj.name === 'auto' && obj.monitor !== undefined) resolveMonitor(obj, ctx);
   return obj as BalancerSpec;
+}
+
+/**
+ * `{ name: 'auto', monitor, mode? }` → `{ name: 'auto', score, mode }` (in place). `mode` `'auto'` or
+ * absent takes the key's Keras mode (`'max'` for accuracies, else `'min'`).
+ */
+function resolveMonitor(obj: Record<string, unknown>, ctx: FitBalancerContext): void {
+  const key = obj.monitor;
+  if (typeof key !== 'string' || !key) {
+    throw new BalancerError(`fitBalanced: balancer option "monitor" is ${JSON.stringify(key)}; allowed: a History key such as 'val_loss'`);
+  }
+  if (obj.score !== undefined) throw new BalancerError('fitBalanced: give the auto balancer "monitor" or "score", not both');
+  if (!ctx.monitor) throw new BalancerError('fitBalanced: balancer option "monitor" cannot be resolved here');
+  const { score, mode } = ctx.monitor(key);
+  if (obj.mode !== undefined && obj.mode !== 'auto' && obj.mode !== 'min' && obj.mode !== 'max') {
+    throw new BalancerError(`fitBalanced: balancer option "mode" is ${JSON.stringify(obj.mode)}; allowed: 'min', 'max' or 'auto' (from the monitor key)`);
+  }
+  if (obj.mode === undefined || obj.mode === 'auto') obj.mode = mode;
+  delete obj.monitor;
+  obj.score = score;
 }

@@ -19,6 +19,8 @@ import { permutation, seedRng } from '../core/rng.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 import { checkFitArgs, lossWeightsByName, type LossWeights } from './fit-args.js';
 import { REGULARIZATION_TERM, resolveFitBalancer } from './fit-balancer.js';
+import { monitorScore } from './fit-monitor.js';
+import type { HarmOptions } from '../core/harm.js';
 import { splitModel } from './split.js';
 import { BalancedTrainer } from './trainer.js';
 
@@ -56,6 +58,12 @@ export interface FitBalancedArgs extends tf.ModelFitArgs {
   onNonFinite?: NonFinitePolicy;
   /** Where warnings go. @default console.warn */
   warn?: (message: string) => void;
+  /**
+   * Live harm checks of the trainer (a starved output, a weight pinned at a bound, runaway weight
+   * ratios, a loss rising while the others fall), reported through `warn`: thresholds as in
+   * `HarmOptions`, or `false` to turn them off. @default {} (on, default thresholds)
+   */
+  harm?: HarmOptions | false;
 }
 
 /** @deprecated Use {@link FitBalancedArgs} (the same type). */
@@ -280,7 +288,18 @@ export async function fitBalanced(
       return Array.isArray(p) ? p : [p];
     };
     const lw = args.lossWeights !== undefined ? lossWeightsByName(args.lossWeights, outputNames) : undefined;
-    const balancer = resolveFitBalancer(args.balancer, { baseWeights: lw, regularization: hasReg });
+    const trainX = inputs;
+    const trainY = targets;
+    const balancer = resolveFitBalancer(args.balancer, {
+      baseWeights: lw,
+      regularization: hasReg,
+      monitor: (key) =>
+        monitorScore(key, {
+          model, outputNames, labels: outLabels, lossFns, metricsTensors, baseWeights: lw, hasReg, batchSize,
+          val: doValidation ? { x: valX!, y: valY! } : undefined,
+          train: { x: trainX, y: trainY },
+        }),
+    });
     const rep = args.representation !== undefined ? splitModel(model, args.representation) : null;
     if (rep && hasReg) throw new BalancerError('fitBalanced: argument "representation" cannot be used with a model that has layer regularisation penalties');
     const variables = (m.collectedTrainableWeights ?? model.trainableWeights).map((w) => w.read() as tf.Variable);
@@ -296,6 +315,7 @@ export async function fitBalanced(
       sinks: args.sinks,
       onNonFinite: args.onNonFinite,
       warn: args.warn,
+      ...(args.harm !== undefined ? { harm: args.harm } : {}),
       meta: { model: model.name },
     });
     const warn = args.warn ?? ((s: string) => console.warn(s));
