@@ -193,7 +193,12 @@ function runMatrix(name: string, mode: Mode, policy: 'skip' | 'throw', kinds: Ki
 const names = list().map((s) => s.name);
 /** Loss-only strategies take the same code path in 'exact', 'per-term' and 'representation' mode. */
 const lossOnly = new Set(list().filter((s) => s.reads === 'losses').map((s) => s.name));
-const namesFor = (mode: Mode) => (mode === 'exact' || mode === 'accumulate' ? names : names.filter((n) => !lossOnly.has(n)));
+/** Jacobian-kind strategies reject micro-batches and representation mode (tested in strategies-jacobian.test.ts). */
+const jacobianKind = new Set(list().filter((s) => s.kind === 'jacobian').map((s) => s.name));
+const namesFor = (mode: Mode) =>
+  (mode === 'exact' || mode === 'accumulate' ? names : names.filter((n) => !lossOnly.has(n))).filter(
+    (n) => !(jacobianKind.has(n) && (mode === 'accumulate' || mode === 'representation')),
+  );
 
 describe('bad-input matrix (strategy × mode × input kind) through the trainer', () => {
   beforeAll(() => useTestBackend());
