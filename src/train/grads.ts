@@ -189,9 +189,10 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   const outermost = engine.state.gradientDepth === 0;
   const kept: tf.NamedTensorMap = {};
   const probe = tf.scalar(0);
+  const transposed = new Map<number, tf.Tensor>();
   const tape: Tape = {
     grads: (y, xs, dy) => {
-      const { grads } = engine.gradients(() => y, xs as tf.Tensor[], dy, true);
+      const { grads } = withPlainMatMul(engine, transposed, () => engine.gradients(() => y, xs as tf.Tensor[], dy, true));
       return grads.map((g) => g ?? null);
     },
   };
@@ -214,6 +215,7 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
     throw e;
   } finally {
     probe.dispose();
+    for (const t of transposed.values()) t.dispose();
   }
   // Hand the results over as ordinary (non-kept) tensors of the caller's scope. One tensor may stand
   // under several keys (terms() returned the same tensor under two names): clone every key first,
@@ -222,6 +224,51 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   for (const [k, t] of Object.entries(kept)) result[k] = t.clone();
   for (const t of new Set(Object.values(kept))) t.dispose();
   return result;
+}
+
+/**
+ * Run a backward pass with every transposed matrix product (`BatchMatMul` with `transposeA` or
+ * `transposeB`, which is what tfjs's MatMul gradient asks for) computed as an explicit transpose
+ * followed by a plain product, on the wasm backend only. Same numbers; on tfjs-backend-wasm 4.x the
+ * transposed-operand kernel is about 10× slower than transpose + plain product at the sizes of a
+ * Dense layer (128×256ᵀ·128×256: 25 ms against 2 ms, bench/grad-read.ts, docs/benchmarks.md). The
+ * transposed operands are cached by tensor id in `cache` (forward activations and weights are the
+ * same tensors in each of the T backward passes), kept, and disposed by the caller. The engine's
+ * `runKernel` is wrapped on the engine instance for the duration of `f` only (synchronous) and
+ * restored after, on every path: nothing outside this backward pass sees it, and tfjs's gradient
+ * registry is not touched.
+ */
+function withPlainMatMul<R>(engine: ReturnType<typeof tf.engine>, cache: Map<number, tf.Tensor>, f: () => R): R {
+  if (!plainMatMulOn || tf.getBackend() !== 'wasm') return f();
+  type RunKernel = (name: string, inputs: Record<string, tf.Tensor>, attrs?: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
+  const e = engine as unknown as { runKernel: RunKernel };
+  const own = Object.prototype.hasOwnProperty.call(e, 'runKernel');
+  const original = e.runKernel;
+  const swap = (t: tf.Tensor): tf.Tensor => {
+    let u = cache.get(t.id);
+    if (!u) {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      u = tf.keep(original.call(e, 'Transpose', { x: t }, { perm }) as tf.Tensor);
+      cache.set(t.id, u);
+    }
+    return u;
+  };
+  e.runKernel = function (name, inputs, attrs) {
+    if (name === 'BatchMatMul' && attrs && (attrs.transposeA || attrs.transposeB)) {
+      const a = attrs.transposeA ? swap(inputs.a) : inputs.a;
+      const b = attrs.transposeB ? swap(inputs.b) : inputs.b;
+      return original.call(e, name, { a, b }, { ...attrs, transposeA: false, transposeB: false });
+    }
+    return original.call(e, name, inputs, attrs);
+  };
+  try {
+    return f();
+  } finally {
+    if (own) e.runKernel = original;
+    else delete (e as { runKernel?: RunKernel }).runKernel;
+  }
 }
 
 /** After a failed forward the engine keeps the tape's saved tensors; release them. */
@@ -347,6 +394,10 @@ export function representationGradients(
   headWeights: 'weighted' | 'unit' = 'weighted',
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const trainable = vars.filter((v) => v.trainable);
+  if (representationCopies && tapeWorks()) {
+    const flat = withTape((tape) => representationOnCopies(tape, rep, names, trainable, check, decide, headWeights));
+    return unflattenRepresentation(flat, names, trainable);
+  }
   const body = (tape: Tape | null): tf.NamedTensorMap => {
     const z = checkRepresentation(rep.trunk());
     const t = rep.heads(z);
@@ -375,6 +426,21 @@ export function representationGradients(
     return out;
   };
   const flat = tapeWorks() ? withTape((tape) => body(tape)) : body(null);
+  return unflattenRepresentation(flat, names, trainable);
+}
+
+/** BENCH SWITCH (temporary). */
+export let plainMatMulOn = true;
+export function setPlainMatMul(v: boolean): void {
+  plainMatMulOn = v;
+}
+/** BENCH SWITCH (temporary): per-term copies of z. */
+export let representationCopies = true;
+export function setRepresentationCopies(v: boolean): void {
+  representationCopies = v;
+}
+
+function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string[], trainable: readonly tf.Variable[]): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
   const grads: tf.NamedTensorMap = {};
   trainable.forEach((v, k) => {
@@ -382,6 +448,55 @@ export function representationGradients(
     if (g) grads[v.name] = g;
   });
   return { values, grads };
+}
+
+/**
+ * Representation mode with ONE backward pass for every ∂L_i/∂z: each term i is evaluated by the heads
+ * on its own copy z_i of z (an identity op recorded on the tape), so that L_i depends on z only
+ * through z_i and one backward pass of Σ_i L_i(z_i) to [z_1 … z_T] returns ∂L_i/∂z_i = ∂L_i/∂z for
+ * every i. The price is T forward passes of the heads (each keeps one of its terms). The combined
+ * gradient is one more backward pass of Σ_i w_i L_i(z_i) through the heads, the copies and the trunk.
+ */
+function representationOnCopies(
+  tape: Tape,
+  rep: Representation,
+  names: readonly string[],
+  trainable: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+  decide: Decide,
+  headWeights: 'weighted' | 'unit',
+): tf.NamedTensorMap {
+  const z = checkRepresentation(rep.trunk());
+  const copies = names.map(() => tf.clone(z));
+  const ys = names.map((n, i) => {
+    const t = rep.heads(copies[i]);
+    if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
+    if (i === 0) check(t);
+    return scalarOf(t, n);
+  });
+  const sum = ys.length === 1 ? ys[0] : (tf.addN([...ys]) as tf.Scalar);
+  const dz = tape.grads(sum, copies);
+  const rows = dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]));
+  const losses = Array.from(tf.stack(ys).dataSync());
+  const w = decide(losses, tf.stack(rows) as tf.Tensor2D);
+  const out: tf.NamedTensorMap = {};
+  ys.forEach((y, i) => (out[`v${i}`] = y));
+  if (!w) return out;
+  let gs: (tf.Tensor | null)[];
+  if (headWeights === 'unit') {
+    const upstream = tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])));
+    const trunk = tape.grads(z, trainable, upstream);
+    const headVars = trainable.filter((_, k) => trunk[k] === null);
+    const heads = headVars.length ? tape.grads(sum, headVars) : [];
+    let h = 0;
+    gs = trunk.map((g) => g ?? heads[h++] ?? null);
+  } else {
+    gs = tape.grads(tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar, trainable);
+  }
+  gs.forEach((g, k) => {
+    if (g) out[`g:${k}`] = g;
+  });
+  return out;
 }
 
 /**
