@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
-import { setPlainMatMul, setRepresentationCopies } from '../src/train/grads.js';
+import { setPlainMatMul } from '../src/train/grads.js';
 
 const argv = process.argv.slice(2);
 const flag = (n: string) => argv.includes(`--${n}`);
@@ -87,10 +87,6 @@ async function runT(T: number): Promise<Record<string, { ms: number; ratio: numb
     configs.push({ key: 'exact, tfjs transposed MatMul (old)', n: BLOCK, times: [], run: () => { setPlainMatMul(false); try { t.step(); } finally { setPlainMatMul(true); } } });
     const t2 = new BalancedTrainer({ optimizer: tf.train.adam(1e-4), balancer: STRATEGY, variables: p.vars, keepHistory: false, warn: () => {}, represent: { trunk: p.trunk, heads: p.heads } } as BalancedTrainerOptions);
     configs.push({ key: 'representation, tfjs transposed MatMul', n: BLOCK, times: [], run: () => { setPlainMatMul(false); try { t2.step(); } finally { setPlainMatMul(true); } } });
-  }
-  if (flag('compare-rep')) {
-    const t = new BalancedTrainer({ optimizer: tf.train.adam(1e-4), balancer: STRATEGY, variables: p.vars, keepHistory: false, warn: () => {}, represent: { trunk: p.trunk, heads: p.heads } } as BalancedTrainerOptions);
-    configs.push({ key: 'representation, T backward passes (old)', n: BLOCK, times: [], run: () => { setRepresentationCopies(false); try { t.step(); } finally { setRepresentationCopies(true); } } });
   }
   for (const k of EVERYS) {
     trainer(`representation every=${k}`, { represent: { trunk: p.trunk, heads: p.heads }, every: k }, k);

@@ -1,7 +1,7 @@
 /**
  * The faster gradient reading of issue 15 gives the same numbers as the plain per-term path:
- * transposed matrix products in the backward pass rewritten as transpose + plain product (wasm), and
- * representation mode's per-term copies of z. References: one `tf.variableGrads` per term (tfjs's
+ * transposed matrix products in the backward pass rewritten as transpose + plain product (wasm), in
+ * exact and in representation mode. References: one `tf.variableGrads` per term (tfjs's
  * own gradients) and `tf.grad` of each head w.r.t. z.
  */
 import * as tf from '@tensorflow/tfjs';

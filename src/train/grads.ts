@@ -394,10 +394,6 @@ export function representationGradients(
   headWeights: 'weighted' | 'unit' = 'weighted',
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const trainable = vars.filter((v) => v.trainable);
-  if (representationCopies && tapeWorks()) {
-    const flat = withTape((tape) => representationOnCopies(tape, rep, names, trainable, check, decide, headWeights));
-    return unflattenRepresentation(flat, names, trainable);
-  }
   const body = (tape: Tape | null): tf.NamedTensorMap => {
     const z = checkRepresentation(rep.trunk());
     const t = rep.heads(z);
@@ -434,12 +430,6 @@ export let plainMatMulOn = true;
 export function setPlainMatMul(v: boolean): void {
   plainMatMulOn = v;
 }
-/** BENCH SWITCH (temporary): per-term copies of z. */
-export let representationCopies = true;
-export function setRepresentationCopies(v: boolean): void {
-  representationCopies = v;
-}
-
 function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string[], trainable: readonly tf.Variable[]): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
   const grads: tf.NamedTensorMap = {};
@@ -448,55 +438,6 @@ function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string
     if (g) grads[v.name] = g;
   });
   return { values, grads };
-}
-
-/**
- * Representation mode with ONE backward pass for every ∂L_i/∂z: each term i is evaluated by the heads
- * on its own copy z_i of z (an identity op recorded on the tape), so that L_i depends on z only
- * through z_i and one backward pass of Σ_i L_i(z_i) to [z_1 … z_T] returns ∂L_i/∂z_i = ∂L_i/∂z for
- * every i. The price is T forward passes of the heads (each keeps one of its terms). The combined
- * gradient is one more backward pass of Σ_i w_i L_i(z_i) through the heads, the copies and the trunk.
- */
-function representationOnCopies(
-  tape: Tape,
-  rep: Representation,
-  names: readonly string[],
-  trainable: readonly tf.Variable[],
-  check: (got: Record<string, tf.Scalar>) => void,
-  decide: Decide,
-  headWeights: 'weighted' | 'unit',
-): tf.NamedTensorMap {
-  const z = checkRepresentation(rep.trunk());
-  const copies = names.map(() => tf.clone(z));
-  const ys = names.map((n, i) => {
-    const t = rep.heads(copies[i]);
-    if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
-    if (i === 0) check(t);
-    return scalarOf(t, n);
-  });
-  const sum = ys.length === 1 ? ys[0] : (tf.addN([...ys]) as tf.Scalar);
-  const dz = tape.grads(sum, copies);
-  const rows = dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]));
-  const losses = Array.from(tf.stack(ys).dataSync());
-  const w = decide(losses, tf.stack(rows) as tf.Tensor2D);
-  const out: tf.NamedTensorMap = {};
-  ys.forEach((y, i) => (out[`v${i}`] = y));
-  if (!w) return out;
-  let gs: (tf.Tensor | null)[];
-  if (headWeights === 'unit') {
-    const upstream = tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])));
-    const trunk = tape.grads(z, trainable, upstream);
-    const headVars = trainable.filter((_, k) => trunk[k] === null);
-    const heads = headVars.length ? tape.grads(sum, headVars) : [];
-    let h = 0;
-    gs = trunk.map((g) => g ?? heads[h++] ?? null);
-  } else {
-    gs = tape.grads(tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar, trainable);
-  }
-  gs.forEach((g, k) => {
-    if (g) out[`g:${k}`] = g;
-  });
-  return out;
 }
 
 /**
