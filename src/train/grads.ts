@@ -51,16 +51,20 @@ export function perTermGradients(
  * `tf.variableGrads`, releasing the tape's saved tensors when `f` (or the backward pass) throws.
  * tfjs keeps every tensor the tape saved for the backward pass until the next outermost gradient
  * call replaces the tape; after an exception (a rejected step: terms changed, a non-scalar term, a
- * balancer error thrown inside `f`) they would never be freed.
+ * balancer error thrown inside `f`) they would never be freed. On wasm, transposed matrix products
+ * run as transpose + plain product (see `withPlainMatMul`).
  */
 export function variableGrads(f: () => tf.Scalar, vars: readonly tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
   const engine = tf.engine();
   const outermost = engine.state.gradientDepth === 0;
+  const transposed = new Map<number, tf.Tensor>();
   try {
-    return tf.variableGrads(f, vars as tf.Variable[]);
+    return withPlainMatMul(engine, transposed, () => tf.variableGrads(f, vars as tf.Variable[]));
   } catch (e) {
     if (outermost) releaseTape(engine);
     throw e;
+  } finally {
+    for (const t of transposed.values()) t.dispose();
   }
 }
 
@@ -425,11 +429,16 @@ export function representationGradients(
   return unflattenRepresentation(flat, names, trainable);
 }
 
-/** BENCH SWITCH (temporary). */
-export let plainMatMulOn = true;
-export function setPlainMatMul(v: boolean): void {
-  plainMatMulOn = v;
+let plainMatMulOn = true;
+/**
+ * For benchmarks and tests (not exported by the package): turn off (false) or on (true, the default)
+ * the rewrite of transposed matrix products in backward passes on wasm (see `withPlainMatMul`), so
+ * that bench/grad-read.ts can measure tfjs's own MatMul gradient beside it in one run.
+ */
+export function setPlainMatMul(on: boolean): void {
+  plainMatMulOn = on;
 }
+
 function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string[], trainable: readonly tf.Variable[]): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
   const grads: tf.NamedTensorMap = {};
