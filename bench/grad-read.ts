@@ -80,6 +80,10 @@ async function runT(T: number): Promise<Record<string, { ms: number; ratio: numb
     const t = new BalancedTrainer({ optimizer: tf.train.adam(1e-4), balancer: STRATEGY, variables: p.vars, keepHistory: false, warn: () => {}, ...o } as BalancedTrainerOptions);
     configs.push({ key, n, times: [], run: () => void t.step() });
   };
+  {
+    const t = new BalancedTrainer({ optimizer: tf.train.adam(1e-4), balancer: 'uncertainty', variables: p.vars, keepHistory: false, warn: () => {}, terms: p.terms } as BalancedTrainerOptions);
+    configs.push({ key: 'loss-only (uncertainty)', n: BLOCK, times: [], run: () => void t.step() });
+  }
   trainer('representation', { represent: { trunk: p.trunk, heads: p.heads } });
   trainer('exact', { terms: p.terms });
   if (flag('compare-exact')) {
