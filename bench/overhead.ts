@@ -16,10 +16,12 @@
  * Options: --backends a,b  --T 2,4  --cpu-T 4  --rounds N  --block N  --strategies a,b
  *          --long  --long-steps N (10000)  --long-width N (64)  --long-batch N (32)
  *          --leak-steps N (quick growth check in the default run, 300)  --no-write
+ *          --no-anchor (skip the PyTorch anchor, bench/torch-anchor.py, run at the end when /usr/bin/python3 has torch)
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { create, list } from '../src/core/registry.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
@@ -525,9 +527,31 @@ async function main() {
     const gv = verdicts.filter((v) => / growth /.test(v));
     out.push(...gv.map((v) => `- ${v}`));
   }
+  if (!LONG) out.push('', ...torchAnchor(), '');
   const text = out.join('\n');
   process.stdout.write(`${text}\n`);
   if (WRITE) writeSection(LONG ? 'overhead-long' : 'overhead', text);
+}
+
+/**
+ * The PyTorch anchor (bench/torch-anchor.py: same model, batch and Adam; LibMTL-style per-term
+ * gradients; single thread) run in Debian's /usr/bin/python3 when it has torch, for the same T;
+ * skipped with --no-anchor. Returns the lines to print.
+ */
+function torchAnchor(): string[] {
+  if (flag('no-anchor')) return ['PyTorch anchor: skipped (--no-anchor)'];
+  if (!existsSync('/usr/bin/python3')) return ['PyTorch anchor: skipped (/usr/bin/python3 not found)'];
+  try {
+    const raw = execFileSync('/usr/bin/python3', ['bench/torch-anchor.py', '--T', TS.join(','), '--rounds', String(Math.max(ROUNDS, 5))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const a = JSON.parse(raw.trim().split('\n').pop()!) as { torch: string; T: Record<string, { representation: number; exact: number }> };
+    return [
+      `PyTorch anchor (bench/torch-anchor.py, torch ${a.torch}, one thread, same model/batch/Adam, CPU-time ratios to its own plain step, run after the rounds above):`,
+      '',
+      table(['T', 'representation ×', 'exact ×'], Object.entries(a.T).map(([T, r]) => [T, r.representation.toFixed(2), r.exact.toFixed(2)])),
+    ];
+  } catch (e) {
+    return [`PyTorch anchor: skipped (/usr/bin/python3 has no torch, or the script failed: ${(e as Error).message.split('\n')[0]})`];
+  }
 }
 
 await main();

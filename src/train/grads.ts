@@ -51,16 +51,20 @@ export function perTermGradients(
  * `tf.variableGrads`, releasing the tape's saved tensors when `f` (or the backward pass) throws.
  * tfjs keeps every tensor the tape saved for the backward pass until the next outermost gradient
  * call replaces the tape; after an exception (a rejected step: terms changed, a non-scalar term, a
- * balancer error thrown inside `f`) they would never be freed.
+ * balancer error thrown inside `f`) they would never be freed. On wasm, transposed matrix products
+ * run as transpose + plain product (see `withPlainMatMul`).
  */
 export function variableGrads(f: () => tf.Scalar, vars: readonly tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
   const engine = tf.engine();
   const outermost = engine.state.gradientDepth === 0;
+  const transposed = new Map<number, tf.Tensor>();
   try {
-    return tf.variableGrads(f, vars as tf.Variable[]);
+    return withPlainMatMul(engine, transposed, () => tf.variableGrads(f, vars as tf.Variable[]));
   } catch (e) {
     if (outermost) releaseTape(engine);
     throw e;
+  } finally {
+    for (const t of transposed.values()) t.dispose();
   }
 }
 
@@ -189,9 +193,10 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   const outermost = engine.state.gradientDepth === 0;
   const kept: tf.NamedTensorMap = {};
   const probe = tf.scalar(0);
+  const transposed = new Map<number, tf.Tensor>();
   const tape: Tape = {
     grads: (y, xs, dy) => {
-      const { grads } = engine.gradients(() => y, xs as tf.Tensor[], dy, true);
+      const { grads } = withPlainMatMul(engine, transposed, () => engine.gradients(() => y, xs as tf.Tensor[], dy, true));
       return grads.map((g) => g ?? null);
     },
   };
@@ -214,6 +219,7 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
     throw e;
   } finally {
     probe.dispose();
+    for (const t of transposed.values()) t.dispose();
   }
   // Hand the results over as ordinary (non-kept) tensors of the caller's scope. One tensor may stand
   // under several keys (terms() returned the same tensor under two names): clone every key first,
@@ -222,6 +228,51 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   for (const [k, t] of Object.entries(kept)) result[k] = t.clone();
   for (const t of new Set(Object.values(kept))) t.dispose();
   return result;
+}
+
+/**
+ * Run a backward pass with every transposed matrix product (`BatchMatMul` with `transposeA` or
+ * `transposeB`, which is what tfjs's MatMul gradient asks for) computed as an explicit transpose
+ * followed by a plain product, on the wasm backend only. Same numbers; on tfjs-backend-wasm 4.x the
+ * transposed-operand kernel is about 10× slower than transpose + plain product at the sizes of a
+ * Dense layer (128×256ᵀ·128×256: 25 ms against 2 ms, bench/grad-read.ts, docs/benchmarks.md). The
+ * transposed operands are cached by tensor id in `cache` (forward activations and weights are the
+ * same tensors in each of the T backward passes), kept, and disposed by the caller. The engine's
+ * `runKernel` is wrapped on the engine instance for the duration of `f` only (synchronous) and
+ * restored after, on every path: nothing outside this backward pass sees it, and tfjs's gradient
+ * registry is not touched.
+ */
+function withPlainMatMul<R>(engine: ReturnType<typeof tf.engine>, cache: Map<number, tf.Tensor>, f: () => R): R {
+  if (!plainMatMulOn || tf.getBackend() !== 'wasm') return f();
+  type RunKernel = (name: string, inputs: Record<string, tf.Tensor>, attrs?: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
+  const e = engine as unknown as { runKernel: RunKernel };
+  const own = Object.prototype.hasOwnProperty.call(e, 'runKernel');
+  const original = e.runKernel;
+  const swap = (t: tf.Tensor): tf.Tensor => {
+    let u = cache.get(t.id);
+    if (!u) {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      u = tf.keep(original.call(e, 'Transpose', { x: t }, { perm }) as tf.Tensor);
+      cache.set(t.id, u);
+    }
+    return u;
+  };
+  e.runKernel = function (name, inputs, attrs) {
+    if (name === 'BatchMatMul' && attrs && (attrs.transposeA || attrs.transposeB)) {
+      const a = attrs.transposeA ? swap(inputs.a) : inputs.a;
+      const b = attrs.transposeB ? swap(inputs.b) : inputs.b;
+      return original.call(e, name, { a, b }, { ...attrs, transposeA: false, transposeB: false });
+    }
+    return original.call(e, name, inputs, attrs);
+  };
+  try {
+    return f();
+  } finally {
+    if (own) e.runKernel = original;
+    else delete (e as { runKernel?: RunKernel }).runKernel;
+  }
 }
 
 /** After a failed forward the engine keeps the tape's saved tensors; release them. */
@@ -375,6 +426,20 @@ export function representationGradients(
     return out;
   };
   const flat = tapeWorks() ? withTape((tape) => body(tape)) : body(null);
+  return unflattenRepresentation(flat, names, trainable);
+}
+
+let plainMatMulOn = true;
+/**
+ * For benchmarks and tests (not exported by the package): turn off (false) or on (true, the default)
+ * the rewrite of transposed matrix products in backward passes on wasm (see `withPlainMatMul`), so
+ * that bench/grad-read.ts can measure tfjs's own MatMul gradient beside it in one run.
+ */
+export function setPlainMatMul(on: boolean): void {
+  plainMatMulOn = on;
+}
+
+function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string[], trainable: readonly tf.Variable[]): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
   const grads: tf.NamedTensorMap = {};
   trainable.forEach((v, k) => {
