@@ -43,7 +43,7 @@ function expected(kind: Kind, step: number): RegExp {
     case 'inf-loss':
       return new RegExp(`step ${step}: loss of term "b" is Infinity`);
     case 'nan-gradient':
-      return new RegExp(`step ${step}: (the gradient of variable "[^"]+" is not finite|(gradient \\(Gram matrix row\\)|mean \\|gradient\\|) of term "b" is NaN)`);
+      return new RegExp(`step ${step}: (the gradient of variable "[^"]+" is not finite|(gradient \\(Gram matrix row\\)|mean \\|gradient\\|) of term "b" is NaN|gradient \\(Jacobian row\\) of term "b" is (NaN|not finite))`);
   }
 }
 

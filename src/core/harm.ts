@@ -439,6 +439,8 @@ export class HarmMonitor implements Sink {
   }
 
   write(record: StepRecord): void {
+    // During an `auto` selection the candidates' trial records are not the run's own trajectory.
+    if (record.candidate !== undefined) return;
     for (const f of this.detector.push(record)) this.warn(f.message);
   }
 }
