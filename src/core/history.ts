@@ -86,7 +86,7 @@ export class History implements Sink {
   tournament(t: Tournament): void {
     const first = this.tournamentRecord?.phase !== 'done';
     this.tournamentRecord = t;
-    if (t.phase === 'done' && first) this.records.push(...this.trials.filter((r) => r.candidate === t.winner));
+    if (t.phase === 'done' && first) for (const r of this.trials) if (r.candidate === t.winner) this.records.push(r);
   }
 
   open(meta: RunMeta): void {

@@ -90,7 +90,7 @@ export function summarizeTournament(t: Tournament): string {
   lines.push(
     `auto: ${t.candidates.length} candidates from step ${t.startStep}, ${t.trialSteps} steps per round, successive halving (keep 1/${t.eta}); ${scoreWhat}`,
   );
-  const w = Math.max(9, ...t.candidates.map((c) => c.label.length));
+  const w = t.candidates.reduce((m, c) => Math.max(m, c.label.length), 9);
   const head = `${'candidate'.padEnd(w)}  ${t.rounds.map((r, i) => `round ${i + 1}`.padStart(10)).join('  ')}  status`;
   lines.push(head);
   for (const c of t.candidates) {

@@ -341,7 +341,7 @@ export class AutoSelector {
     }
     if (this.cfg.weights) add('user-weights', { name: 'fixed', weights: this.cfg.weights });
     const fixedPart = out.length;
-    const top = Math.max(...norms);
+    const top = norms.reduce((m, n) => Math.max(m, n), -Infinity);
     const b = norms.map((n) => (n > 0 && top > 0 ? top / n : 1));
     const r = (x: number) => Number(x.toPrecision(3));
     const grid: { label: string; spec: BalancerSpec; rank: number }[] = [];

@@ -371,7 +371,7 @@ export class BalancedTrainer {
           }, vars).grads);
         }
       }
-      held.push(...Object.values(grads));
+      for (const g of Object.values(grads)) held.push(g);
       if (!result.skipped && Object.keys(grads).length) {
         const gradNames = Object.keys(grads);
         const flags = tf.tidy(() => tf.stack(gradNames.map((n) => tf.all(tf.isFinite(grads[n])))));
