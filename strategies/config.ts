@@ -19,7 +19,7 @@
  *
  * Options: `preference` (p, one number per term) @default all ones (torchjd's SumWeighting).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import { gramTimes, normalizeGram, norms, NORM_EPS, type Gram } from '../src/core/gram.js';
 import { psdPinvSolve } from '../src/core/qp.js';

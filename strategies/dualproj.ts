@@ -19,7 +19,7 @@
  * Options: `normEps` @default 1e-4; `regEps` @default 1e-4 (torchjd's defaults); `preference` (u, one
  * number ≥ 0 per term) @default all ones.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { projectDualCone } from '../src/core/qp.js';

@@ -22,7 +22,7 @@
  *
  * Options: `stepSize` (LibMTL's robust_step_size) @default 0.01.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';

@@ -25,7 +25,7 @@
  *
  * Options: `alpha` (fairness, > 0) @default 1 (LibMTL's `FairGrad_alpha`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { solveLinear } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
 

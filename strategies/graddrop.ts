@@ -30,7 +30,7 @@
  * Options: `leak` (one number for every term, or one per term, each in [0, 1]) @default 0 (LibMTL's
  * default; torchjd's default "None" is also no leak); `seed` @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { BalancerError } from '../src/core/errors.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';

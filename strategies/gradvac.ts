@@ -26,7 +26,7 @@
  * Options: `beta` (β, EMA rate of the targets) @default 0.5 (LibMTL's default; the paper uses 0.01);
  * `eps` (ε, LibMTL's 1e-8, absolute) @default 1e-8; `seed` @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { gramTimes, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';

@@ -17,7 +17,7 @@
  * Options: `nByzantine` (f) @default 0 (torchjd has no default); `nSelected` (m) @default 1
  * (torchjd's default).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Gram } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 

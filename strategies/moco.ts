@@ -24,7 +24,7 @@
  *
  * Options (LibMTL's defaults): `beta` 0.5, `betaSigma` 0.5, `gamma` 0.1, `gammaSigma` 0.5, `rho` 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -32,7 +32,7 @@ import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Step size of the gradient tracking y. @default 0.5 */
-  beta: z.number().finite().positive().default(0.5),
+  beta: z.number().finite().positive().max(1, { message: 'at most 1 (the tracking step y ← y − β(y − g) overshoots beyond 1)' }).default(0.5),
   /** Decay exponent of beta: β_t = beta / t^betaSigma. @default 0.5 */
   betaSigma: z.number().finite().nonnegative().default(0.5),
   /** Step size of λ. @default 0.1 */

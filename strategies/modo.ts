@@ -23,7 +23,7 @@
  * (LibMTL's `MoDo_gamma`, `MoDo_rho`). With unnormalised gradients γ = 1e-3 moves λ slowly: scale it
  * with the size of G.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { projectSimplex } from '../src/core/qp.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';

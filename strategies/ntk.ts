@@ -34,7 +34,7 @@
  *
  * Options: `scale` ('sum' | 'mean') @default 'sum'.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';

@@ -22,7 +22,8 @@
  * `optimizer` ('adam' | 'sgd') @default 'adam' (Modulus's default optimizer; PyTorch's Adam
  * β = (0.9, 0.999), ε = 1e-8). Losses must be ≥ 0; an initial loss of 0 is guarded by LOSS_EPS.
  */
-import { z } from 'zod';
+import * as z from 'zod';
+import { MAX_WEIGHT_LR, MAX_WEIGHT_LR_RULE } from '../src/core/limits.js';
 import { LOSS_EPS, mean } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -32,7 +33,7 @@ const options = z.strictObject({
   /** Asymmetry α: how strongly lagging terms are pushed. @default 1 (Modulus Sym) */
   alpha: z.number().finite().nonnegative().default(1),
   /** Learning rate of the log-weights λ. @default 1e-3 (Modulus Sym's default Adam) */
-  lr: z.number().finite().positive().default(1e-3),
+  lr: z.number().finite().positive().max(MAX_WEIGHT_LR, { message: MAX_WEIGHT_LR_RULE }).default(1e-3),
   /** Optimiser of the log-weights. @default 'adam' */
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
 });

@@ -19,7 +19,7 @@
  *
  * Options: `seed` @default 0.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { softmax } from '../src/core/gram.js';
 import { seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';

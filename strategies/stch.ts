@@ -22,7 +22,7 @@
  * Options: `mu` (smoothing; → 0 is the Tchebycheff max, large μ the mean of the log-losses)
  * @default 1; `warmupEpochs` @default 4 (LibMTL's `STCH_mu`, `STCH_warmup_epoch`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { LOSS_EPS } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';

@@ -19,7 +19,7 @@
  * Options: `trimNumber` (values removed at each end, per coordinate) @default 1 (torchjd has no
  * default; 1 is the smallest that trims anything, and makes T = 3 the median).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import type { JacobianStrategy, Tf } from '../src/core/types.js';
 

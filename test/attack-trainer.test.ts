@@ -187,6 +187,8 @@ describe('item 8: no accepted option stalls training', () => {
         } catch (e) {
           // an option whose valid range depends on the terms (an index) fails at the first step, naming it
           if (new RegExp(`option "${key}"`).test((e as Error).message)) continue;
+          // a count that must stay below the number of terms (krum, trimmed-mean): the first step names the options and the terms
+          if (new RegExp(`"${key}":${max}.*needs at least \\d+ balanced terms`).test((e as Error).message)) continue;
           failures.push(`${name}.${key} = ${max}: threw ${(e as Error).message}`);
         }
       }

@@ -15,7 +15,7 @@
  * Browser-safe (no tfjs).
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BalancerError } from './errors.js';
 import type { EpochMeans } from './loss-points.js';
 import type { AdamState } from './optim.js';

@@ -103,7 +103,7 @@ export async function initBackend(choice?: BackendChoice, warn: (m: string) => v
   const candidates = wanted === 'auto' ? ORDER : [wanted as BackendName, ...ORDER.filter((b) => b !== wanted)];
   for (const name of candidates) {
     if (await start(name)) {
-      if (wanted !== 'auto' && name !== wanted) warn(`loss-balancer: backend "${wanted}" is not available; using "${name}"${wanted === 'wasm' ? ' (install the optional peer: npm install @tensorflow/tfjs-backend-wasm@<your tfjs version>)' : wanted === 'tensorflow' ? ' (install the optional peer @tensorflow/tfjs-node)' : ''}`);
+      if (wanted !== 'auto' && name !== wanted) warn(`loss-balancer: backend "${wanted}" is not available; using "${name}"${wanted === 'wasm' ? ' (install the optional peer: npm install @tensorflow/tfjs-backend-wasm@<your tfjs version>)' : ''}`);
       return name;
     }
   }
