@@ -75,14 +75,13 @@ export interface StepOutput<S> {
 }
 
 /**
- * A loss-balancing method. One per file in `strategies/`.
+ * What both kinds of loss-balancing method share (one per file in `strategies/`): name, citation,
+ * options schema, needs, state shape and initial state. See {@link Strategy} and {@link JacobianStrategy}.
  *
  * @typeParam O - the validated options, defaults filled.
  * @typeParam S - the JSON-serialisable state.
  */
-export interface Strategy<O = any, S = any> {
-  /** The kind: `'gram'` (or absent), weights from small numbers. See {@link JacobianStrategy}. */
-  readonly kind?: 'gram';
+export interface StrategyBase<O = any, S = any> {
   /** Registry name, e.g. `'gradnorm'`. */
   readonly name: string;
   /** One line for `list()`. */
@@ -131,6 +130,17 @@ export interface Strategy<O = any, S = any> {
   minTerms?(options: O): number;
   /** The initial state for these term names. */
   init(options: O, terms: readonly string[]): S;
+}
+
+/**
+ * A strategy of the Gram kind: small numbers in (losses, Gram matrix, statistics), weights out.
+ *
+ * @typeParam O - the validated options, defaults filled.
+ * @typeParam S - the JSON-serialisable state.
+ */
+export interface Strategy<O = any, S = any> extends StrategyBase<O, S> {
+  /** The kind: `'gram'` (or absent), weights from small numbers. See {@link JacobianStrategy}. */
+  readonly kind?: 'gram';
   /** Weights before the first update (default: all ones). */
   initialWeights?(options: O, state: S): number[];
   /** One update. Pure: returns a new state. */
@@ -225,35 +235,15 @@ export interface JacobianOutput<S> {
  * @typeParam O - the validated options, defaults filled.
  * @typeParam S - the JSON-serialisable state.
  */
-export interface JacobianStrategy<O = any, S = any> {
+export interface JacobianStrategy<O = any, S = any> extends StrategyBase<O, S> {
   /** Always `'jacobian'`. */
   readonly kind: 'jacobian';
-  /** Registry name, e.g. `'graddrop'`. */
-  readonly name: string;
-  /** One line for `list()`. */
-  readonly summary: string;
-  /** Citation (authors, title, venue, year, link). */
-  readonly paper?: string;
-  /** Zod schema of the options; fills defaults, rejects unknown keys. */
-  readonly options: z.ZodType<O, any>;
-  /** Always `{ gradients: 'jacobian' }`. */
-  needs(options: O): StrategyNeeds;
-  /** As {@link Strategy.nonNegativeLosses}. */
-  readonly nonNegativeLosses?: boolean | ((options: O) => boolean);
-  /** As {@link Strategy.signedWeights} (for the logged weights). */
-  readonly signedWeights?: boolean;
   /**
    * How variables outside the shared ones are updated: with `'unit'` a variable one term reaches
    * takes that term's gradient `g_i` (as LibMTL and torchjd do); otherwise `Σ w_i g_i` with the
    * returned weights. @default 'unit'
    */
   readonly headWeights?: 'weighted' | 'unit';
-  /** As {@link Strategy.minTerms}. */
-  minTerms?(options: O): number;
-  /** As {@link Strategy.state}: the shape of the JSON state (the tensor state is checked apart). */
-  readonly state?: (terms: readonly string[], options: O) => z.ZodType<S, any>;
-  /** The initial JSON state for these term names. */
-  init(options: O, terms: readonly string[]): S;
   /** One update, on the backend. Pure apart from the tensors it creates. */
   aggregate(options: O, state: S, input: JacobianInput): JacobianOutput<S>;
 }
