@@ -5,7 +5,9 @@
  * the auto markers) or `npm run bench:auto -- --quick` (tiny settings, no docs: the CI smoke run).
  * Options: `--seeds N`, `--steps N` (multi-output), `--vae-steps N`, `--pinn-steps N`, `--problems a,b`
  * (multi-output, vae, poisson1d, helmholtz; default multi-output,vae), `--strategies a,b`,
- * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`.
+ * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`,
+ * `--seed-list 1,2` (run these seeds instead of 1..N), `--json out.json` (write the results), and
+ * `--merge a.json,b.json` (print the tables of results run in separate processes, seeds joined in file order).
  *
  * Each problem gives its runs' held-out metric (lower or higher is better) and, for `auto`, a
  * validation score the selection uses (the user's own metric, on data apart from the test set).
@@ -270,6 +272,8 @@ export interface AutoProblemResult {
   higherIsBetter: boolean;
   steps: number;
   seeds: number;
+  /** The seeds run, in order (rows' per-seed arrays follow it). */
+  seedList?: number[];
   rows: AutoRow[];
 }
 
@@ -281,7 +285,8 @@ export const median = (xs: number[]): number => {
 };
 
 /** Run one problem: the grid, each strategy at its defaults, auto (validation score) and auto (default score). */
-export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: readonly string[]; auto: Record<string, unknown>; log: (l: string) => void; only?: readonly string[] }): AutoProblemResult {
+export function benchProblem(p: BenchProblem, o: { seeds: number; seedList?: readonly number[]; strategies: readonly string[]; auto: Record<string, unknown>; log: (l: string) => void; only?: readonly string[] }): AutoProblemResult {
+  const seedList = o.seedList ?? Array.from({ length: o.seeds }, (_, i) => i + 1);
   const rows: AutoRow[] = [];
   const configs: { label: string; kind: AutoRow['kind']; spec: BalancerSpec; validation: boolean }[] = [
     ...p.grid.map((g) => ({ label: g.label, kind: 'grid' as const, spec: g.spec, validation: false })),
@@ -291,7 +296,7 @@ export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: re
   ];
   for (const c of configs.filter((x) => !o.only || o.only.some((k) => x.label.startsWith(k)))) {
     const row: AutoRow = { label: c.label, kind: c.kind, metrics: [], seconds: [] };
-    for (let s = 1; s <= o.seeds; s++) {
+    for (const s of seedList) {
       try {
         const r = p.run(c.spec, s, c.validation);
         row.metrics.push(r.metric);
@@ -312,12 +317,52 @@ export function benchProblem(p: BenchProblem, o: { seeds: number; strategies: re
   // The best grid point, chosen per seed on the test metric (an oracle: what a hand sweep aims at).
   const grid = rows.filter((r) => r.kind === 'grid');
   const best: number[] = [];
-  for (let s = 0; s < o.seeds; s++) {
+  for (let s = 0; s < seedList.length; s++) {
     const vals = grid.map((r) => r.metrics[s]).filter((v) => v !== undefined && Number.isFinite(v));
     if (vals.length) best.push(p.higherIsBetter ? Math.max(...vals) : Math.min(...vals));
   }
   rows.splice(grid.length, 0, { label: 'best grid point (oracle, per seed)', kind: 'grid-best', metrics: best, seconds: [] });
-  return { problem: p.name, metricName: p.metricName, higherIsBetter: p.higherIsBetter, steps: p.steps, seeds: o.seeds, rows };
+  return { problem: p.name, metricName: p.metricName, higherIsBetter: p.higherIsBetter, steps: p.steps, seeds: seedList.length, seedList: [...seedList], rows };
+}
+
+/**
+ * Merge results of the same problem run in separate processes (`--seed-list` split, `--json` files):
+ * rows with the same label are joined seed by seed, in the order of the files; the oracle row is
+ * recomputed from the merged grid rows.
+ */
+export function mergeAutoResults(parts: readonly AutoProblemResult[]): AutoProblemResult[] {
+  const byProblem = new Map<string, AutoProblemResult[]>();
+  for (const r of parts) byProblem.set(`${r.problem}|${r.steps}`, [...(byProblem.get(`${r.problem}|${r.steps}`) ?? []), r]);
+  return [...byProblem.values()].map((rs) => {
+    const seedList = rs.flatMap((r) => r.seedList ?? Array.from({ length: r.seeds }, (_, i) => i + 1));
+    const labels: string[] = [];
+    for (const r of rs) for (const row of r.rows) if (row.kind !== 'grid-best' && !labels.includes(row.label)) labels.push(row.label);
+    const rows: AutoRow[] = labels.map((label) => {
+      const found = rs.map((r) => r.rows.find((x) => x.label === label));
+      const first = found.find((x) => x)!;
+      const row: AutoRow = { label, kind: first.kind, metrics: [], seconds: [] };
+      rs.forEach((r, i) => {
+        const x = found[i];
+        const n = r.seedList?.length ?? r.seeds;
+        for (let k = 0; k < n; k++) {
+          row.metrics.push(x?.metrics[k] ?? Number.NaN);
+          row.seconds.push(x?.seconds[k] ?? Number.NaN);
+          if (x?.cost) (row.cost ??= []).push(x.cost[k]);
+          if (x?.winners) (row.winners ??= []).push(x.winners[k]);
+        }
+        if (x?.error) row.error = x.error;
+      });
+      return row;
+    });
+    const first = rs[0];
+    const grid = rows.filter((r) => r.kind === 'grid');
+    const best = seedList.map((_, s) => {
+      const vals = grid.map((r) => r.metrics[s]).filter((v) => v !== undefined && Number.isFinite(v));
+      return first.higherIsBetter ? Math.max(...vals) : Math.min(...vals);
+    });
+    rows.splice(grid.length, 0, { label: 'best grid point (oracle, per seed)', kind: 'grid-best', metrics: best, seconds: [] });
+    return { ...first, seeds: seedList.length, seedList, rows };
+  });
 }
 
 const f4 = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : '—');
@@ -360,8 +405,18 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const num = (name: string, d: number) => (arg(name) !== undefined ? Number(arg(name)) : d);
+  const merge = arg('--merge');
+  if (merge) {
+    // tables from `--json` files written by separate processes (e.g. one per seed, two at a time)
+    const parts = merge.split(',').map((f) => JSON.parse(readFileSync(f, 'utf8')) as AutoProblemResult[]);
+    const merged = mergeAutoResults(parts.flat());
+    console.log(merged.map(autoTable).join('\n\n'));
+    return merged;
+  }
   const backend = await initBackend();
-  const seeds = num('--seeds', quick ? 1 : 3);
+  const seedList = arg('--seed-list')?.split(',').map(Number);
+  if (seedList && seedList.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`bench:auto: --seed-list takes positive integers, got "${arg('--seed-list')}"`);
+  const seeds = seedList?.length ?? num('--seeds', quick ? 1 : 3);
   const steps = num('--steps', quick ? 20 : 600);
   const vaeSteps = num('--vae-steps', quick ? 12 : 300);
   const wanted = (arg('--problems') ?? 'multi-output,vae').split(',');
@@ -380,12 +435,14 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
   const results: AutoProblemResult[] = [];
   for (const p of problems) {
     log(`bench:auto ${p.name} on ${backend}: ${seeds} seed(s), ${p.steps} steps`);
-    results.push(benchProblem(p, { seeds, strategies, auto, log, only: arg('--only')?.split(',') }));
+    results.push(benchProblem(p, { seeds, seedList, strategies, auto, log, only: arg('--only')?.split(',') }));
     p.dispose?.();
   }
   const seconds = (Date.now() - t0) / 1000;
   const tables = results.map(autoTable).join('\n\n');
   console.log(tables);
+  const json = arg('--json');
+  if (json) writeFileSync(json, JSON.stringify(results, null, 1));
   if (!quick && !argv.includes('--no-docs')) {
     const root = join(dirname(fileURLToPath(import.meta.url)), '..');
     const cpu = cpus()[0]?.model ?? 'unknown CPU';
