@@ -16,6 +16,8 @@ import type { Schema } from './schema.js';
 // Type-only: erased at run time, so src/core/ and strategies/ load no tfjs (see JacobianStrategy).
 import type * as tfjs from '@tensorflow/tfjs';
 
+export type { Schema } from './schema.js';
+
 /** What a strategy reads from the gradients each step. */
 export interface StrategyNeeds {
   /**
