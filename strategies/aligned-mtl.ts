@@ -25,7 +25,7 @@
  * Options: `scale` ('min' | 'median' | 'rmse') @default 'min'; `preference` (pre-weights p, one per
  * term, finite) @default all ones.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
@@ -35,9 +35,9 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Which eigenvalue the aligned singular values are set to. @default 'min' */
-  scale: z.enum(['min', 'median', 'rmse']).default('min'),
+  scale: z._default(z.enum(['min', 'median', 'rmse']), 'min'),
   /** Pre-weights p (one per term), each within ±1e12 (MAX_WEIGHT, src/core/limits.ts); w = B·p. @default all ones */
-  preference: z.array(z.number().finite().min(-MAX_WEIGHT).max(MAX_WEIGHT)).optional(),
+  preference: z.optional(z.array(z.number().check(z.minimum(-MAX_WEIGHT), z.maximum(MAX_WEIGHT)))),
 });
 
 /**

@@ -33,7 +33,7 @@
  * Options: `c` (radius of the ball relative to ‖g0‖; the convergence guarantee needs c < 1; at most
  * 1e3) @default 0.5; `rescale` (0 | 1 | 2, see above) @default 1 (official NYUv2 code and LibMTL).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex } from '../src/core/qp.js';
@@ -51,9 +51,9 @@ const options = z.strictObject({
   /**
    * Radius of the ball around g0, relative to ‖g0‖, at most 1e3 (`CAGRAD_MAX_C`). @default 0.5
    */
-  c: z.number().finite().nonnegative().max(CAGRAD_MAX_C).default(0.5),
+  c: z._default(z.number().check(z.nonnegative(), z.maximum(CAGRAD_MAX_C)), 0.5),
   /** Final division: 0 none, 1 by 1 + c², 2 by 1 + c. @default 1 */
-  rescale: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+  rescale: z._default(z.union([z.literal(0), z.literal(1), z.literal(2)]), 1),
 });
 
 /** Relative ridge of the inner min-norm QPs (small: it perturbs ‖g_w‖ near a Pareto-stationary point). */

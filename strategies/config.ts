@@ -19,7 +19,7 @@
  *
  * Options: `preference` (p, one number per term) @default all ones (torchjd's SumWeighting).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BalancerError } from '../src/core/errors.js';
 import { gramTimes, normalizeGram, norms, NORM_EPS, type Gram } from '../src/core/gram.js';
 import { psdPinvSolve } from '../src/core/qp.js';
@@ -27,7 +27,7 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** The target cosines' weights p (one number per term). @default all ones */
-  preference: z.array(z.number().finite()).optional(),
+  preference: z.optional(z.array(z.number())),
 });
 
 /**

@@ -31,7 +31,7 @@
  * @default 1 (authors' code; with 1 the means stay at their first values — set e.g. 0.99 for a
  * decaying mean).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
@@ -41,9 +41,9 @@ export const VARIANCE_EPS = 1e-8;
 
 const options = z.strictObject({
   /** Full running mean, or an exponentially decaying one. @default 'full' */
-  mean: z.enum(['full', 'decay']).default('full'),
+  mean: z._default(z.enum(['full', 'decay']), 'full'),
   /** Weight of the old mean when `mean` is 'decay'. @default 1 */
-  meanDecay: z.number().min(0).max(1).default(1),
+  meanDecay: z._default(z.number().check(z.minimum(0), z.maximum(1)), 1),
 });
 
 /**
@@ -85,7 +85,7 @@ export const cov: Strategy<CovOptions, CovState> = {
       meanLoss: ss.perTerm(terms.length),
       meanRatio: ss.perTerm(terms.length),
       sumSq: ss.perTerm(terms.length, 'nonNegative'),
-      stdRatio: ss.perTerm(terms.length, 'nonNegative').nullable(),
+      stdRatio: z.nullable(ss.perTerm(terms.length, 'nonNegative')),
     }),
   init: (_o, terms) => {
     const zeros = terms.map(() => 0);

@@ -29,7 +29,7 @@
  * Options: `beta` (β, EMA weight of the past) @default 0.9 (LibMTL); `betaSigma` (σ, decay of β with
  * the step count) @default 0 (LibMTL).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
@@ -39,9 +39,9 @@ export const DB_EPS = 1e-8;
 
 const options = z.strictObject({
   /** β: weight of the past in the moving average of the log-gradient norms. @default 0.9 */
-  beta: z.number().min(0).max(1).default(0.9),
+  beta: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0.9),
   /** σ: β is divided by k^σ at update k (1-based). @default 0 */
-  betaSigma: z.number().finite().nonnegative().default(0),
+  betaSigma: z._default(z.number().check(z.nonnegative()), 0),
 });
 
 /**

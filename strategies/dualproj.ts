@@ -19,7 +19,7 @@
  * Options: `normEps` @default 1e-4; `regEps` @default 1e-4 (torchjd's defaults); `preference` (u, one
  * number ≥ 0 per term) @default all ones.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BalancerError } from '../src/core/errors.js';
 import type { Gram } from '../src/core/gram.js';
 import { projectDualCone } from '../src/core/qp.js';
@@ -27,11 +27,11 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Below this trace the Gram matrix is treated as zero. @default 1e-4 */
-  normEps: z.number().finite().nonnegative().default(1e-4),
+  normEps: z._default(z.number().check(z.nonnegative()), 1e-4),
   /** Ridge added to the trace-normalised Gram matrix. @default 1e-4 */
-  regEps: z.number().finite().positive().default(1e-4),
+  regEps: z._default(z.number().check(z.positive()), 1e-4),
   /** The combination u projected (one number ≥ 0 per term). @default all ones */
-  preference: z.array(z.number().finite().nonnegative()).optional(),
+  preference: z.optional(z.array(z.number().check(z.nonnegative()))),
 });
 
 /**

@@ -27,7 +27,7 @@
  *
  * Options: `temperature` @default 2 (paper); `average` ('step' | 'epoch') @default 'step'.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
@@ -35,9 +35,9 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Softmax temperature; larger is softer (closer to equal weights). @default 2 */
-  temperature: z.number().finite().positive().default(2),
+  temperature: z._default(z.number().check(z.positive()), 2),
   /** What one period is: one update, or one epoch (needs `epoch` in every input). @default 'step' */
-  average: z.enum(['step', 'epoch']).default('step'),
+  average: z._default(z.enum(['step', 'epoch']), 'step'),
 });
 
 /**
@@ -74,7 +74,7 @@ export const dwa: Strategy<DwaOptions, DwaState> = {
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
   /** Checked by `Balancer.load()` before a saved state is loaded. */
-  state: (terms) => z.strictObject({ recent: z.array(ss.perTerm(terms.length)).max(2), epochs: ss.epochMeans(terms.length) }),
+  state: (terms) => z.strictObject({ recent: z.array(ss.perTerm(terms.length)).check(z.maxLength(2)), epochs: ss.epochMeans(terms.length) }),
   init: (_o, terms) => ({ recent: [], epochs: epochInit(terms.length) }),
   update(o, state, { step, losses, epoch }) {
     const T = losses.length;

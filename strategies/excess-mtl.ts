@@ -22,7 +22,7 @@
  *
  * Options: `stepSize` (LibMTL's robust_step_size) @default 0.01.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -30,7 +30,7 @@ import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Step size of the exponential weight update. @default 0.01 */
-  stepSize: z.number().finite().nonnegative().default(0.01),
+  stepSize: z._default(z.number().check(z.nonnegative()), 0.01),
 });
 
 /**
@@ -63,7 +63,7 @@ export const excessMtl: JacobianStrategy<ExcessMTLOptions, ExcessMTLState> = {
   state: (terms) =>
     z.strictObject({
       weights: ss.perTerm(terms.length, 'nonNegative'),
-      initial: ss.perTerm(terms.length, 'nonNegative').nullable(),
+      initial: z.nullable(ss.perTerm(terms.length, 'nonNegative')),
     }),
   init: (_o, terms) => ({ weights: terms.map(() => 1), initial: null }),
   aggregate(o, state, { jacobian: J, tensors, tf }) {

@@ -25,7 +25,7 @@
  *
  * Options: `alpha` (fairness, > 0) @default 1 (LibMTL's `FairGrad_alpha`).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { solveLinear } from '../src/core/qp.js';
 import type { Strategy } from '../src/core/types.js';
 
@@ -34,7 +34,7 @@ export const FAIRGRAD_RIDGE = 1e-10;
 
 const options = z.strictObject({
   /** α of the α-fair utility (> 0; 1 = proportional fairness). @default 1 */
-  alpha: z.number().finite().positive().default(1),
+  alpha: z._default(z.number().check(z.positive()), 1),
 });
 
 /**

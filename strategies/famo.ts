@@ -33,7 +33,7 @@
  * the official example uses 0.01); `minLoss` (L_min: one number, an array in term order, or
  * `{ term: value }`) @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { BalancerError } from '../src/core/errors.js';
@@ -46,13 +46,11 @@ export const FAMO_EPS = 1e-8;
 
 const options = z.strictObject({
   /** Learning rate of the logits (Adam), at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.025 */
-  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.025),
+  lr: z._default(z.number().check(z.positive(), z.maximum(MAX_WEIGHT_LR)), 0.025),
   /** L2 weight decay γ of the logits. @default 1e-3 */
-  weightDecay: z.number().finite().nonnegative().default(1e-3),
+  weightDecay: z._default(z.number().check(z.nonnegative()), 1e-3),
   /** L_min: lower bound of each loss. @default 0 */
-  minLoss: z
-    .union([z.number().finite(), z.array(z.number().finite()), z.record(z.string(), z.number().finite())])
-    .default(0),
+  minLoss: z._default(z.union([z.number(), z.array(z.number()), z.record(z.string(), z.number())]), 0),
 });
 
 /**
@@ -107,13 +105,13 @@ export const famo: Strategy<FamoOptions, FamoState> = {
       minLoss: ss.perTerm(terms.length),
       logits: ss.perTerm(terms.length),
       adam: ss.adam(terms.length),
-      previous: ss.perTerm(terms.length).nullable(),
-    }).superRefine((s, ctx) => {
+      previous: z.nullable(ss.perTerm(terms.length)),
+    }).check(z.superRefine((s, ctx) => {
       // L(t−1) enters log(L − L_min + ε): it must lie above L_min, as at the update that stored it
       s.previous?.forEach((l, i) => {
         if (!(l - s.minLoss[i] + FAMO_EPS > 0)) ctx.addIssue({ code: 'custom', path: ['previous', i], message: `must be above minLoss (${s.minLoss[i]})` });
       });
-    }),
+    })),
   init: (o, terms) => ({
     terms: [...terms],
     minLoss: resolveMinLoss(o.minLoss, terms),

@@ -7,7 +7,7 @@
  * - `weights` — an array in term order, or an object `{ term: weight }` (terms not named get 1).
  *   @default all 1
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { BalancerError } from '../src/core/errors.js';
 import { MAX_WEIGHT } from '../src/core/limits.js';
@@ -18,9 +18,7 @@ const options = z.strictObject({
    * Weights by term name or in term order, each in [0, 1e12] (MAX_WEIGHT: a larger weight times an
    * ordinary loss overflows float32, and every step would be skipped). @default all 1
    */
-  weights: z
-    .union([z.array(z.number().finite().nonnegative().max(MAX_WEIGHT)), z.record(z.string(), z.number().finite().nonnegative().max(MAX_WEIGHT))])
-    .optional(),
+  weights: z.optional(z.union([z.array(z.number().check(z.nonnegative(), z.maximum(MAX_WEIGHT))), z.record(z.string(), z.number().check(z.nonnegative(), z.maximum(MAX_WEIGHT)))])),
 });
 
 /**

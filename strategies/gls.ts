@@ -18,7 +18,7 @@
  *
  * Options: none.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { LOSS_EPS } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 

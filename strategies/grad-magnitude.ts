@@ -37,7 +37,7 @@
  * `max-mean` and `norm`, 0.01 for `mean-mean`; `reference` (term name or index) @default the first
  * term; `numerator` ('reference' | 'mean') @default 'reference'; `weighted` @default false.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { BalancerError } from '../src/core/errors.js';
 import { NORM_EPS, norms } from '../src/core/gram.js';
@@ -45,19 +45,19 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Which gradient statistic is compared. @default 'max-mean' */
-  statistic: z.enum(['max-mean', 'mean-mean', 'norm']).default('max-mean'),
+  statistic: z._default(z.enum(['max-mean', 'mean-mean', 'norm']), 'max-mean'),
   /**
    * Weight α of the new estimate in the moving average.
    * @default 0.9 for 'max-mean' and 'norm' (Wang et al.), 0.01 for 'mean-mean' (Modulus Sym)
    */
-  alpha: z.number().min(0).max(1).optional(),
+  alpha: z.optional(z.number().check(z.minimum(0), z.maximum(1))),
   /** The reference term: name or 0-based index. @default 0 */
-  reference: z.union([z.string(), z.number().int().nonnegative()]).default(0),
+  reference: z._default(z.union([z.string(), z.number().check(z.int(), z.nonnegative())]), 0),
   /**
    * What each term's statistic is compared with: the reference term's, or the mean over all terms
    * (jaxpi's grad-norm weighting; no term is fixed at 1 then). @default 'reference'
    */
-  numerator: z.enum(['reference', 'mean']).default('reference'),
+  numerator: z._default(z.enum(['reference', 'mean']), 'reference'),
   /**
    * Compare with the statistic of each term's WEIGHTED gradient λ_i·∇L_i instead of ∇L_i, as the
    * authors' code does (PredictiveIntelligenceLab/GradientPathologiesPINNs, Helmholtz2D_model_tf.py:
@@ -65,7 +65,7 @@ const options = z.strictObject({
    * stat_ref / (λ_i·stat_i) and λ_i settles at √(stat_ref / stat_i) rather than stat_ref / stat_i.
    * @default false
    */
-  weighted: z.boolean().default(false),
+  weighted: z._default(z.boolean(), false),
 });
 
 /** The default α of each statistic: the value of the source that defines the variant. */
@@ -97,7 +97,7 @@ export const gradMagnitude: Strategy<GradMagnitudeOptions, GradMagnitudeState> =
   options,
   needs: (o) => (o.statistic === 'norm' ? { gradients: 'gram' } : { gradients: 'none', stats: true }),
   /** Checked by `Balancer.load()` before a saved state is loaded. */
-  state: (terms) => z.strictObject({ reference: ss.count.max(terms.length - 1, { message: `must be a term index from 0 to ${terms.length - 1}` }), lambda: ss.perTerm(terms.length, 'nonNegative') }),
+  state: (terms) => z.strictObject({ reference: ss.count.check(z.maximum(terms.length - 1, { message: `must be a term index from 0 to ${terms.length - 1}` })), lambda: ss.perTerm(terms.length, 'nonNegative') }),
   init(o, terms) {
     const ref = typeof o.reference === 'number' ? o.reference : terms.indexOf(o.reference);
     if (ref < 0 || ref >= terms.length) {

@@ -30,19 +30,19 @@
  * Options: `leak` (one number for every term, or one per term, each in [0, 1]) @default 0 (LibMTL's
  * default; torchjd's default "None" is also no leak); `seed` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { BalancerError } from '../src/core/errors.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { JacobianStrategy, Tf } from '../src/core/types.js';
 
-const unit = z.number().min(0).max(1);
+const unit = z.number().check(z.minimum(0), z.maximum(1));
 const options = z.strictObject({
   /** How much of each term's gradient always goes through: one number, or one per term, in [0, 1]. @default 0 */
-  leak: z.union([unit, z.array(unit)]).default(0),
+  leak: z._default(z.union([unit, z.array(unit)]), 0),
   /** Seed of the random thresholds U. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**

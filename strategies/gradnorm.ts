@@ -19,7 +19,7 @@
  * Options: `alpha` (restoring-force strength) @default 1.5; `lr` (learning rate of the weights)
  * @default 0.025; `optimizer` ('adam' | 'sgd') @default 'adam'; `minWeight` @default 1e-3.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { LOSS_EPS, mean, norms, renormalize } from '../src/core/gram.js';
@@ -28,13 +28,13 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Asymmetry α: how strongly lagging terms are pushed. @default 1.5 */
-  alpha: z.number().finite().nonnegative().default(1.5),
+  alpha: z._default(z.number().check(z.nonnegative()), 1.5),
   /** Learning rate of the weights, at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.025 */
-  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.025),
+  lr: z._default(z.number().check(z.positive(), z.maximum(MAX_WEIGHT_LR)), 0.025),
   /** Optimiser of the weights. @default 'adam' */
-  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  optimizer: z._default(z.enum(['adam', 'sgd']), 'adam'),
   /** Lower clip of a weight before renormalisation. @default 1e-3 */
-  minWeight: z.number().finite().nonnegative().default(1e-3),
+  minWeight: z._default(z.number().check(z.nonnegative()), 1e-3),
 });
 
 /**
@@ -69,7 +69,7 @@ export const gradnorm: Strategy<GradNormOptions, GradNormState> = {
   state: (terms) =>
     z.strictObject({
       weights: ss.perTerm(terms.length, 'nonNegative'),
-      initialLosses: ss.perTerm(terms.length).nullable(),
+      initialLosses: z.nullable(ss.perTerm(terms.length)),
       adam: ss.adam(terms.length),
     }),
   init: (_o, terms) => ({ weights: terms.map(() => 1), initialLosses: null, adam: adamInit(terms.length) }),

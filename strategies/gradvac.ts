@@ -26,7 +26,7 @@
  * Options: `beta` (β, EMA rate of the targets) @default 0.5 (LibMTL's default; the paper uses 0.01);
  * `eps` (ε, LibMTL's 1e-8, absolute) @default 1e-8; `seed` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { gramTimes, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -34,11 +34,11 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** EMA rate of the target cosines φ̂. @default 0.5 */
-  beta: z.number().min(0).max(1).default(0.5),
+  beta: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0.5),
   /** Added to the denominators (absolute, as in LibMTL). @default 1e-8 */
-  eps: z.number().finite().nonnegative().default(1e-8),
+  eps: z._default(z.number().check(z.nonnegative()), 1e-8),
   /** Seed of the random visiting orders. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**
@@ -48,7 +48,7 @@ const options = z.strictObject({
 export type GradVacOptions = z.infer<typeof options>;
 
 const TARGET_RULE = 'must be a cosine target, a finite number from -1 to 1';
-const TARGET = z.number({ message: TARGET_RULE }).min(-1.001, { message: TARGET_RULE }).max(1.001, { message: TARGET_RULE });
+const TARGET = z.number({ message: TARGET_RULE }).check(z.minimum(-1.001, { message: TARGET_RULE }), z.maximum(1.001, { message: TARGET_RULE }));
 
 /** State of {@link gradvac}. */
 export interface GradVacState {
@@ -110,10 +110,10 @@ export const gradvac: Strategy<GradVacOptions, GradVacState> = {
     z.strictObject({
       rng: ss.rng,
       targets: z
-        .array(z.array(TARGET, { message: `must be a list of ${terms.length} cosine targets` }).length(terms.length, { message: `must have ${terms.length} entries, one per term` }), {
+        .array(z.array(TARGET, { message: `must be a list of ${terms.length} cosine targets` }).check(z.length(terms.length, { message: `must have ${terms.length} entries, one per term` })), {
           message: `must be a ${terms.length}×${terms.length} matrix (a list of lists)`,
         })
-        .length(terms.length, { message: `must have ${terms.length} rows, one per term` }),
+        .check(z.length(terms.length, { message: `must have ${terms.length} rows, one per term` })),
     }),
   init: (o, terms) => ({ rng: seedRng(o.seed), targets: terms.map(() => terms.map(() => 0)) }),
   update(o, state, { gram }) {

@@ -24,7 +24,7 @@
  *
  * IMTL's loss part (IMTL-L, learned loss scales) is not included here. Options: none.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, norms, type Gram } from '../src/core/gram.js';
 import { psdPinvSolve, solveLinear, symmetricEigen } from '../src/core/qp.js';

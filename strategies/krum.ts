@@ -17,15 +17,15 @@
  * Options: `nByzantine` (f) @default 0 (torchjd has no default); `nSelected` (m) @default 1
  * (torchjd's default).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Gram } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** How many gradients may be adversarial (f). @default 0 */
-  nByzantine: z.number().int().nonnegative().default(0),
+  nByzantine: z._default(z.number().check(z.int(), z.nonnegative()), 0),
   /** How many gradients are kept and averaged (m; Multi-Krum when > 1). @default 1 */
-  nSelected: z.number().int().positive().default(1),
+  nSelected: z._default(z.number().check(z.int(), z.positive()), 1),
 });
 
 /**

@@ -11,18 +11,18 @@
  * Options: `reference` ('initial' | 'ema') @default 'initial'; `decay` (β of the EMA) @default 0.99;
  * `normalize` ('sum' | 'none') @default 'sum'.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize } from '../src/core/gram.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** What each term is divided by. @default 'initial' */
-  reference: z.enum(['initial', 'ema']).default('initial'),
+  reference: z._default(z.enum(['initial', 'ema']), 'initial'),
   /** β of the EMA reference. @default 0.99 */
-  decay: z.number().min(0).max(1).default(0.99),
+  decay: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0.99),
   /** Rescale the weights to sum to T ('sum') or leave them as 1/ref ('none'). @default 'sum' */
-  normalize: z.enum(['sum', 'none']).default('sum'),
+  normalize: z._default(z.enum(['sum', 'none']), 'sum'),
 });
 
 /**
@@ -49,7 +49,7 @@ export const lossRatio: Strategy<LossRatioOptions, LossRatioState> = {
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: true,
   /** Checked by `Balancer.load()` before a saved state is loaded. */
-  state: (terms) => z.strictObject({ reference: ss.perTerm(terms.length, 'nonNegative').nullable() }),
+  state: (terms) => z.strictObject({ reference: z.nullable(ss.perTerm(terms.length, 'nonNegative')) }),
   init: () => ({ reference: null }),
   update(o, state, { losses }) {
     let ref: number[];

@@ -34,7 +34,7 @@
  *
  * Options: `normalization` @default 'none'.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, NORM_EPS, norms } from '../src/core/gram.js';
 import { minNormSimplex } from '../src/core/qp.js';
@@ -42,7 +42,7 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Gradient normalisation before the min-norm solve. @default 'none' */
-  normalization: z.enum(['none', 'l2', 'loss', 'loss+']).default('none'),
+  normalization: z._default(z.enum(['none', 'l2', 'loss', 'loss+']), 'none'),
 });
 
 /**

@@ -24,7 +24,7 @@
  *
  * Options (LibMTL's defaults): `beta` 0.5, `betaSigma` 0.5, `gamma` 0.1, `gammaSigma` 0.5, `rho` 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import { softmax } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -32,15 +32,15 @@ import type { JacobianStrategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Step size of the gradient tracking y. @default 0.5 */
-  beta: z.number().finite().positive().max(1, { message: 'at most 1 (the tracking step y ← y − β(y − g) overshoots beyond 1)' }).default(0.5),
+  beta: z._default(z.number().check(z.positive(), z.maximum(1, { message: 'at most 1 (the tracking step y ← y − β(y − g) overshoots beyond 1)' })), 0.5),
   /** Decay exponent of beta: β_t = beta / t^betaSigma. @default 0.5 */
-  betaSigma: z.number().finite().nonnegative().default(0.5),
+  betaSigma: z._default(z.number().check(z.nonnegative()), 0.5),
   /** Step size of λ. @default 0.1 */
-  gamma: z.number().finite().positive().default(0.1),
+  gamma: z._default(z.number().check(z.positive()), 0.1),
   /** Decay exponent of gamma. @default 0.5 */
-  gammaSigma: z.number().finite().nonnegative().default(0.5),
+  gammaSigma: z._default(z.number().check(z.nonnegative()), 0.5),
   /** ℓ2 regularisation of the λ update. @default 0 */
-  rho: z.number().finite().nonnegative().default(0),
+  rho: z._default(z.number().check(z.nonnegative()), 0),
 });
 
 /**

@@ -23,16 +23,16 @@
  * (LibMTL's `MoDo_gamma`, `MoDo_rho`). With unnormalised gradients γ = 1e-3 moves λ slowly: scale it
  * with the size of G.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { projectSimplex } from '../src/core/qp.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Step size γ of λ. @default 1e-3 */
-  gamma: z.number().finite().nonnegative().default(1e-3),
+  gamma: z._default(z.number().check(z.nonnegative()), 1e-3),
   /** ℓ2 regularisation ρ of λ's update. @default 0.1 */
-  rho: z.number().finite().nonnegative().default(0.1),
+  rho: z._default(z.number().check(z.nonnegative()), 0.1),
 });
 
 /**

@@ -30,7 +30,7 @@
  * Options: `updateFrequency` @default 1; `maxNorm` (0 disables) @default 1 (official code). Since
  * ‖Σα_i g_i‖ = √T before the cap, the default cap makes every step's direction norm 1 for T ≥ 2.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { combinedNorm, type Gram } from '../src/core/gram.js';
 import { meanDiag, minNormSimplex, solveLinear } from '../src/core/qp.js';
@@ -38,9 +38,9 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Solve every this many updates, reuse the weights in between. @default 1 */
-  updateFrequency: z.number().int().positive().default(1),
+  updateFrequency: z._default(z.number().check(z.int(), z.positive()), 1),
   /** Upper bound on ‖Σ w_i g_i‖ (0: none). @default 1 */
-  maxNorm: z.number().finite().nonnegative().default(1),
+  maxNorm: z._default(z.number().check(z.nonnegative()), 1),
 });
 
 /**

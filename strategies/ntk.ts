@@ -34,14 +34,14 @@
  *
  * Options: `scale` ('sum' | 'mean') @default 'sum'.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { LOSS_EPS } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Numerator of the weights: Σ_j n_j (Modulus Sym) or mean_j n_j (all ones at balance). @default 'sum' */
-  scale: z.enum(['sum', 'mean']).default('sum'),
+  scale: z._default(z.enum(['sum', 'mean']), 'sum'),
 });
 
 /**

@@ -21,7 +21,7 @@
  *
  * Options: `seed` (seed of the order generator) @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { NORM_EPS, type Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
@@ -29,7 +29,7 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Seed of the random projection orders. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**

@@ -26,7 +26,7 @@
  * Options: `alpha` (EMA weight of the history) @default 0.95; `expectedLookback` (E[ρ], probability
  * of keeping λ(t−1)) @default 0.99; `temperature` (τ) @default 1; `seed` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, softmax } from '../src/core/gram.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
@@ -34,13 +34,13 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** α: weight of the history term in the moving average. @default 0.95 */
-  alpha: z.number().min(0).max(1).default(0.95),
+  alpha: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0.95),
   /** E[ρ]: probability that the history keeps λ(t−1) rather than looking back to L(0). @default 0.99 */
-  expectedLookback: z.number().min(0).max(1).default(0.99),
+  expectedLookback: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0.99),
   /** τ: softmax temperature. @default 1 */
-  temperature: z.number().finite().positive().default(1),
+  temperature: z._default(z.number().check(z.positive()), 1),
   /** Seed of the Bernoulli draws. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**
@@ -83,8 +83,8 @@ export const relobralo: Strategy<ReLoBRaLoOptions, ReLoBRaLoState> = {
   state: (terms) =>
     z.strictObject({
       lambda: ss.perTerm(terms.length, 'nonNegative'),
-      initialLosses: ss.perTerm(terms.length).nullable(),
-      previousLosses: ss.perTerm(terms.length).nullable(),
+      initialLosses: z.nullable(ss.perTerm(terms.length)),
+      previousLosses: z.nullable(ss.perTerm(terms.length)),
       rng: ss.rng,
     }),
   init: (o, terms) => ({ lambda: terms.map(() => 1), initialLosses: null, previousLosses: null, rng: seedRng(o.seed) }),

@@ -22,7 +22,7 @@
  * `optimizer` ('adam' | 'sgd') @default 'adam' (Modulus's default optimizer; PyTorch's Adam
  * β = (0.9, 0.999), ε = 1e-8). Losses must be ≥ 0; an initial loss of 0 is guarded by LOSS_EPS.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { MAX_WEIGHT_LR, MAX_WEIGHT_LR_RULE } from '../src/core/limits.js';
 import { LOSS_EPS, mean } from '../src/core/gram.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
@@ -31,11 +31,11 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Asymmetry α: how strongly lagging terms are pushed. @default 1 (Modulus Sym) */
-  alpha: z.number().finite().nonnegative().default(1),
+  alpha: z._default(z.number().check(z.nonnegative()), 1),
   /** Learning rate of the log-weights λ. @default 1e-3 (Modulus Sym's default Adam) */
-  lr: z.number().finite().positive().max(MAX_WEIGHT_LR, { message: MAX_WEIGHT_LR_RULE }).default(1e-3),
+  lr: z._default(z.number().check(z.positive(), z.maximum(MAX_WEIGHT_LR, { message: MAX_WEIGHT_LR_RULE })), 1e-3),
   /** Optimiser of the log-weights. @default 'adam' */
-  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  optimizer: z._default(z.enum(['adam', 'sgd']), 'adam'),
 });
 
 /**
@@ -78,7 +78,7 @@ export const resnorm: Strategy<ResNormOptions, ResNormState> = {
   state: (terms) =>
     z.strictObject({
       logWeights: ss.perTerm(terms.length),
-      initialLosses: ss.perTerm(terms.length, 'nonNegative').nullable(),
+      initialLosses: z.nullable(ss.perTerm(terms.length, 'nonNegative')),
       adam: ss.adam(terms.length),
     }),
   init: (_o, terms) => ({ logWeights: terms.map(() => 0), initialLosses: null, adam: adamInit(terms.length) }),

@@ -19,7 +19,7 @@
  *
  * Options: `seed` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { softmax } from '../src/core/gram.js';
 import { seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
@@ -28,7 +28,7 @@ import { normals } from './rlw.js';
 
 const options = z.strictObject({
   /** Seed of the normal draws. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**

@@ -19,7 +19,7 @@
  *
  * Options: `seed` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { softmax } from '../src/core/gram.js';
 import { normal, seedRng, type RngState } from '../src/core/rng.js';
@@ -27,7 +27,7 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Seed of the normal draws. @default 0 */
-  seed: z.number().int().default(0),
+  seed: z._default(z.number().check(z.int()), 0),
 });
 
 /**

@@ -25,16 +25,16 @@
  * Options: `lambda` (regularisation λ towards the average gradient) @default 0.3; `iterations`
  * @default 20 (LibMTL's `SDMGrad_lamda`, `SDMGrad_niter`).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { projectSimplex } from '../src/core/qp.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** λ: weight of the average gradient in the direction. @default 0.3 */
-  lambda: z.number().finite().nonnegative().default(0.3),
+  lambda: z._default(z.number().check(z.nonnegative()), 0.3),
   /** Projected momentum steps on w per update. @default 20 */
-  iterations: z.number().int().nonnegative().max(10_000, { message: 'at most 10000 (inner projected steps per update: the cost of a step grows with it)' }).default(20),
+  iterations: z._default(z.number().check(z.int(), z.nonnegative(), z.maximum(10_000, { message: 'at most 10000 (inner projected steps per update: the cost of a step grows with it)' })), 20),
 });
 
 /**

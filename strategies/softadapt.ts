@@ -31,7 +31,7 @@
  * Options: `beta` @default 0.1 (authors' package); `variant` ('plain' | 'loss-weighted' |
  * 'normalized') @default 'plain'; `average` ('step' | 'epoch') @default 'step'.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { LOSS_EPS, renormalize, softmax } from '../src/core/gram.js';
 import { epochAdd, epochAdvance, epochInit, type EpochMeans } from '../src/core/loss-points.js';
@@ -39,11 +39,11 @@ import type { Strategy } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** β: how sharply the weights follow the slopes; may be negative. @default 0.1 */
-  beta: z.number().finite().default(0.1),
+  beta: z._default(z.number(), 0.1),
   /** Which SoftAdapt variant. @default 'plain' */
-  variant: z.enum(['plain', 'loss-weighted', 'normalized']).default('plain'),
+  variant: z._default(z.enum(['plain', 'loss-weighted', 'normalized']), 'plain'),
   /** What one period is: one update, or one epoch (needs `epoch` in every input). @default 'step' */
-  average: z.enum(['step', 'epoch']).default('step'),
+  average: z._default(z.enum(['step', 'epoch']), 'step'),
 });
 
 /**
@@ -93,7 +93,7 @@ export const softadapt: Strategy<SoftAdaptOptions, SoftAdaptState> = {
   needs: () => ({ gradients: 'none' }),
   nonNegativeLosses: (o) => o.variant === 'loss-weighted',
   /** Checked by `Balancer.load()` before a saved state is loaded. */
-  state: (terms) => z.strictObject({ previous: ss.perTerm(terms.length).nullable(), epochs: ss.epochMeans(terms.length) }),
+  state: (terms) => z.strictObject({ previous: z.nullable(ss.perTerm(terms.length)), epochs: ss.epochMeans(terms.length) }),
   init: (_o, terms) => ({ previous: null, epochs: epochInit(terms.length) }),
   update(o, state, { step, losses, epoch }) {
     const T = losses.length;

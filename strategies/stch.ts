@@ -22,7 +22,7 @@
  * Options: `mu` (smoothing; → 0 is the Tchebycheff max, large μ the mean of the log-losses)
  * @default 1; `warmupEpochs` @default 4 (LibMTL's `STCH_mu`, `STCH_warmup_epoch`).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { LOSS_EPS } from '../src/core/gram.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
@@ -32,9 +32,9 @@ const STCH_EPS = 1e-20;
 
 const options = z.strictObject({
   /** Smoothing μ of the log-sum-exp. @default 1 */
-  mu: z.number().finite().positive().default(1),
+  mu: z._default(z.number().check(z.positive()), 1),
   /** Epochs of log-loss warm-up before the nadir point is fixed (one more epoch averages it). @default 4 */
-  warmupEpochs: z.number().int().nonnegative().default(4),
+  warmupEpochs: z._default(z.number().check(z.int(), z.nonnegative()), 4),
 });
 
 /**
@@ -70,7 +70,7 @@ export const stch: Strategy<StchOptions, StchState> = {
     z.strictObject({
       nadirSum: ss.perTerm(terms.length, 'nonNegative'),
       nadirCount: ss.count,
-      nadir: ss.perTerm(terms.length, 'positive').nullable(),
+      nadir: z.nullable(ss.perTerm(terms.length, 'positive')),
     }),
   init: (_o, terms) => ({ nadirSum: terms.map(() => 0), nadirCount: 0, nadir: null }),
   update(o, state, { losses, epoch, step }) {

@@ -19,13 +19,13 @@
  * Options: `trimNumber` (values removed at each end, per coordinate) @default 1 (torchjd has no
  * default; 1 is the smallest that trims anything, and makes T = 3 the median).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Tensor1D, Tensor2D } from '@tensorflow/tfjs';
 import type { JacobianStrategy, Tf } from '../src/core/types.js';
 
 const options = z.strictObject({
   /** Number of largest and of smallest values removed in each coordinate. @default 1 */
-  trimNumber: z.number().int().nonnegative().default(1),
+  trimNumber: z._default(z.number().check(z.int(), z.nonnegative()), 1),
 });
 
 /**

@@ -19,7 +19,7 @@
  * Options: `form` ('regression' | 'classification', per term as an object) @default 'regression';
  * `lr` @default 0.01; `optimizer` ('adam' | 'sgd') @default 'adam'; `initialLogVariance` @default 0.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import { MAX_WEIGHT_LR } from '../src/core/limits.js';
 import { adamInit, adamStep, sgdStep, type AdamState } from '../src/core/optim.js';
@@ -29,13 +29,13 @@ import type { Strategy } from '../src/core/types.js';
 const form = z.enum(['regression', 'classification']);
 const options = z.strictObject({
   /** Objective form, for all terms or per term name. @default 'regression' */
-  form: z.union([form, z.record(z.string(), form)]).default('regression'),
+  form: z._default(z.union([form, z.record(z.string(), form)]), 'regression'),
   /** Learning rate of the log-variances, at most 10 (MAX_WEIGHT_LR, src/core/limits.ts). @default 0.01 */
-  lr: z.number().finite().positive().max(MAX_WEIGHT_LR).default(0.01),
+  lr: z._default(z.number().check(z.positive(), z.maximum(MAX_WEIGHT_LR)), 0.01),
   /** Optimiser of the log-variances. @default 'adam' */
-  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  optimizer: z._default(z.enum(['adam', 'sgd']), 'adam'),
   /** Initial s_i = log σ_i². @default 0 */
-  initialLogVariance: z.number().finite().default(0),
+  initialLogVariance: z._default(z.number(), 0),
 });
 
 /**

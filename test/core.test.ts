@@ -35,6 +35,19 @@ describe('registry', () => {
     expect(() => create({ name: 'loss-ratio', decay: 'fast' })).toThrow(/option "decay" got "fast"/);
   });
 
+  it("a rule without a message of its own reads in zod's English even where no zod locale is configured (the browser entry's case)", () => {
+    // `import 'zod'` configures the English locale globally; the library's schemas (zod/mini) get it
+    // per parse (src/core/schema.ts), so the message does not depend on which zod API was loaded.
+    const localeError = z.config().localeError;
+    z.config({ localeError: undefined });
+    try {
+      expect(() => create({ name: 'famo', lr: 100 })).toThrow(/famo: option "lr" got 100; Too big: expected number to be <=10; allowed: a finite number > 0 and <= 10/);
+      expect(() => create({ name: 'gradvac', seed: 0.5 })).toThrow(/gradvac: option "seed" got 0.5; Invalid input: expected int, received number/);
+    } finally {
+      z.config({ localeError });
+    }
+  });
+
   it('an unknown option is rejected with the list of known options', () => {
     expect(() => create({ name: 'gradnorm', alhpa: 1 })).toThrow(/option "alhpa" got 1; unknown option; known options: alpha, lr, optimizer, minWeight/);
   });

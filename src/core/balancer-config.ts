@@ -15,15 +15,13 @@
  *
  * @module
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BalancerError, OptionError } from './errors.js';
 import { MAX_WEIGHT, MAX_WEIGHT_RULE } from './limits.js';
+import { safeParse, type Schema } from './schema.js';
 
 // Bounded above by MAX_WEIGHT (src/core/limits.ts): larger weights overflow float32 on every step.
-const weight = z
-  .number({ message: 'must be a finite number >= 0' })
-  .nonnegative({ message: 'must be a finite number >= 0' })
-  .max(MAX_WEIGHT, { message: MAX_WEIGHT_RULE });
+const weight = z.number({ message: 'must be a finite number >= 0' }).check(z.nonnegative({ message: 'must be a finite number >= 0' }), z.maximum(MAX_WEIGHT, { message: MAX_WEIGHT_RULE }));
 const weightMap = z.record(z.string(), weight, { message: 'must be an object { termName: weight }' });
 
 /** Schema of the core settings that post-process a strategy's weights. */
@@ -32,50 +30,48 @@ export const coreConfigSchema = z.strictObject({
    * Prior weights multiplied with the adaptive weights of balanced terms (absent terms: 1).
    * @default {}
    */
-  baseWeights: weightMap.optional(),
+  baseWeights: z.optional(weightMap),
   /**
    * Terms kept at a fixed weight; the strategy balances only the others. @default {}
    */
-  frozen: weightMap.optional(),
+  frozen: z.optional(weightMap),
   /**
    * When the strategy is called: every step, once per epoch (with the epoch's mean losses), or every
    * k steps. @default 'step'
    */
-  updateEvery: z
-    .union([z.enum(['step', 'epoch']), z.number().int().positive()], {
-      message: "must be 'step', 'epoch' or an integer k >= 1",
-    })
-    .default('step'),
+  updateEvery: z._default(
+    z.union([z.enum(['step', 'epoch']), z.number().check(z.int(), z.positive())], { message: "must be 'step', 'epoch' or an integer k >= 1" }),
+    'step',
+  ),
   /**
    * Fixed weights for the first `steps` steps before the strategy takes over. `weights` by term
    * name; absent terms get their base weight (frozen terms their frozen weight). @default none
    */
-  warmup: z
-    .strictObject({
+  warmup: z.optional(
+    z.strictObject({
       /** Number of warm-up steps. */
-      steps: z.number({ message: 'must be an integer >= 0' }).int({ message: 'must be an integer >= 0' }).nonnegative({ message: 'must be an integer >= 0' }),
+      steps: z.number({ message: 'must be an integer >= 0' }).check(z.int({ message: 'must be an integer >= 0' }), z.nonnegative({ message: 'must be an integer >= 0' })),
       /** Warm-up weights by term name. */
-      weights: weightMap.optional(),
-    })
-    .optional(),
+      weights: z.optional(weightMap),
+    }),
+  ),
   /**
    * Bounds on the weights of the balanced terms, applied after the strategy: `min`, `max`, and
    * `maxChange`, the largest relative change per weight refresh (a factor: with 0.1 a weight moves
    * at most ×1.1 or ÷1.1 from the weight in force before). @default none
    */
-  bounds: z
-    .strictObject({
-      /** Smallest weight of a balanced term. */
-      min: weight.optional(),
-      /** Largest weight of a balanced term. */
-      max: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).max(MAX_WEIGHT, { message: MAX_WEIGHT_RULE }).optional(),
-      /** Largest relative change per refresh (a factor 1 + maxChange either way). */
-      maxChange: z.number({ message: 'must be a finite number > 0' }).positive({ message: 'must be a finite number > 0' }).optional(),
-    })
-    .refine((b) => b.min === undefined || b.max === undefined || b.min <= b.max, {
-      message: 'min must not exceed max',
-    })
-    .optional(),
+  bounds: z.optional(
+    z
+      .strictObject({
+        /** Smallest weight of a balanced term. */
+        min: z.optional(weight),
+        /** Largest weight of a balanced term. */
+        max: z.optional(z.number({ message: 'must be a finite number > 0' }).check(z.positive({ message: 'must be a finite number > 0' }), z.maximum(MAX_WEIGHT, { message: MAX_WEIGHT_RULE }))),
+        /** Largest relative change per refresh (a factor 1 + maxChange either way). */
+        maxChange: z.optional(z.number({ message: 'must be a finite number > 0' }).check(z.positive({ message: 'must be a finite number > 0' }))),
+      })
+      .check(z.refine((b) => b.min === undefined || b.max === undefined || b.min <= b.max, { message: 'min must not exceed max' })),
+  ),
 });
 
 /**
@@ -89,7 +85,7 @@ export const CORE_KEYS = ['baseWeights', 'frozen', 'updateEvery', 'warmup', 'bou
 
 /** Validate the core settings; errors name the option (dotted path, with the term), the value and the rule. */
 export function parseCoreConfig(raw: Record<string, unknown>, strategy: string): CoreConfig {
-  const result = coreConfigSchema.safeParse(raw);
+  const result = safeParse(coreConfigSchema, raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   if (issue.code === 'unrecognized_keys') {

@@ -19,8 +19,8 @@ import {
   type CadenceState,
   type CoreConfig,
 } from './balancer-config.js';
-import type { z } from 'zod';
 import { BalancerError, NonFiniteError, OptionError } from './errors.js';
+import { parse, safeParse, type Schema } from './schema.js';
 import { checkStrategyState, checkWithSchema, coreStateSchema, StateError } from './state-check.js';
 import {
   isJacobianStrategy,
@@ -671,7 +671,7 @@ export class Balancer<O = unknown, S = unknown> {
     }
     checkSavedState(saved, this.strategy);
     const owner = `balancer state for "${this.name}"`;
-    const options = (this.strategy.options as z.ZodType<O>).parse(saved.options ?? {});
+    const options = parse(this.strategy.options as Schema<O>, saved.options ?? {});
     const copy = JSON.parse(JSON.stringify(saved)) as BalancerState;
     const core = copy.core;
     let config = this.core;
@@ -816,7 +816,7 @@ export interface LoadedState<O, S> {
 function checkSavedState(saved: BalancerState, strategy: Strategy | JacobianStrategy): void {
   const bad = (field: string, value: unknown, rule: string, term?: string) =>
     new StateError(`balancer state for "${strategy.name}"`, field, value, rule, term);
-  const parsed = strategy.options.safeParse(saved.options ?? {});
+  const parsed = safeParse(strategy.options, saved.options ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const path = ['options', ...issue.path.map(String)].join('.');

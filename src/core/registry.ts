@@ -3,12 +3,12 @@
  * `{ name, ...options }` object or an existing {@link Balancer} into a ready balancer, validating the
  * options; `list()` names what is available.
  */
-import type { z } from 'zod';
 import { Balancer, type BalancerConfig, BALANCER_KEYS } from './balancer.js';
 import { BalancerError, OptionError } from './errors.js';
 import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './types.js';
 import { builtinStrategies } from '../../strategies/index.js';
 import { caveatsOf } from './caveats.js';
+import { safeParse } from './schema.js';
 
 const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
 
@@ -74,7 +74,7 @@ export function list(): StrategyInfo[] {
 
 /** Validate `raw` against the strategy's schema, filling defaults; errors name option, value, rule. */
 export function validateOptions<O>(strategy: Strategy<O> | JacobianStrategy<O>, raw: Record<string, unknown>): O {
-  const result = (strategy.options as z.ZodType<O>).safeParse(raw);
+  const result = safeParse(strategy.options, raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   if (issue.code === 'unrecognized_keys') {

@@ -15,11 +15,12 @@
  * Browser-safe (no tfjs).
  * @module
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BalancerError } from './errors.js';
 import type { EpochMeans } from './loss-points.js';
 import type { AdamState } from './optim.js';
 import type { JacobianStrategy, Strategy } from './types.js';
+import { safeParse, type Schema } from './schema.js';
 
 /** A saved state failed a check; names the field (dotted path), the term when per-term, and the rule. */
 export class StateError extends BalancerError {
@@ -61,28 +62,28 @@ export const stateSchemas = {
   /** A finite number. */
   finite: z.number({ message: FINITE }),
   /** A finite number ≥ 0. */
-  nonNegative: z.number({ message: FINITE }).nonnegative({ message: 'must be a finite number >= 0' }),
+  nonNegative: z.number({ message: FINITE }).check(z.nonnegative({ message: 'must be a finite number >= 0' })),
   /** An integer ≥ 0 (a counter). */
-  count: z.number({ message: 'must be an integer >= 0' }).int({ message: 'must be an integer >= 0' }).nonnegative({ message: 'must be an integer >= 0' }),
+  count: z.number({ message: 'must be an integer >= 0' }).check(z.int({ message: 'must be an integer >= 0' }), z.nonnegative({ message: 'must be an integer >= 0' })),
   /** One finite number per term (`T` of them), optionally each ≥ 0 or > 0. */
   perTerm(T: number, sign: 'any' | 'nonNegative' | 'positive' = 'any') {
     const el = sign === 'any'
       ? z.number({ message: FINITE })
       : sign === 'nonNegative'
-      ? z.number({ message: FINITE }).nonnegative({ message: 'must be a finite number >= 0' })
-      : z.number({ message: FINITE }).positive({ message: 'must be a finite number > 0' });
-    return z.array(el, { message: `must be a list of ${T} numbers, one per term` }).length(T, { message: `must have ${T} entries, one per term` });
+      ? z.number({ message: FINITE }).check(z.nonnegative({ message: 'must be a finite number >= 0' }))
+      : z.number({ message: FINITE }).check(z.positive({ message: 'must be a finite number > 0' }));
+    return z.array(el, { message: `must be a list of ${T} numbers, one per term` }).check(z.length(T, { message: `must have ${T} entries, one per term` }));
   },
   /** State of the seeded generator of src/core/rng.ts: an unsigned 32-bit integer. */
-  rng: z.number({ message: 'must be an integer from 0 to 4294967295' }).int({ message: 'must be an integer from 0 to 4294967295' }).min(0, { message: 'must be an integer from 0 to 4294967295' }).max(4294967295, { message: 'must be an integer from 0 to 4294967295' }),
+  rng: z.number({ message: 'must be an integer from 0 to 4294967295' }).check(z.int({ message: 'must be an integer from 0 to 4294967295' }), z.minimum(0, { message: 'must be an integer from 0 to 4294967295' }), z.maximum(4294967295, { message: 'must be an integer from 0 to 4294967295' })),
   /** Adam moments of `T` parameters (src/core/optim.ts). */
-  adam(T: number): z.ZodType<AdamState> {
+  adam(T: number): z.ZodMiniType<AdamState> {
     return z.strictObject({ m: stateSchemas.perTerm(T), v: stateSchemas.perTerm(T, 'nonNegative'), t: stateSchemas.count });
   },
   /** Epoch means of src/core/loss-points.ts for `T` terms. */
-  epochMeans(T: number): z.ZodType<EpochMeans> {
+  epochMeans(T: number): z.ZodMiniType<EpochMeans> {
     return z.strictObject({
-      epoch: stateSchemas.count.nullable(),
+      epoch: z.nullable(stateSchemas.count),
       sum: stateSchemas.perTerm(T),
       count: stateSchemas.count,
       means: z.array(stateSchemas.perTerm(T), { message: 'must be a list of per-term lists' }),
@@ -90,9 +91,7 @@ export const stateSchemas = {
   },
   /** The balanced term names themselves, in order (for strategies that keep them for messages). */
   termNames(terms: readonly string[]) {
-    return z
-      .array(z.string(), { message: 'must be the list of term names' })
-      .refine((a) => a.length === terms.length && a.every((n, i) => n === terms[i]), { message: `must be the term names ${JSON.stringify(terms)}` });
+    return z.array(z.string(), { message: 'must be the list of term names' }).check(z.refine((a) => a.length === terms.length && a.every((n, i) => n === terms[i]), { message: `must be the term names ${JSON.stringify(terms)}` }));
   },
 };
 
@@ -117,8 +116,8 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /** Check `value` against `schema`; throw a {@link StateError} naming `prefix` + the failing path. */
-export function checkWithSchema(schema: z.ZodType, value: unknown, owner: string, prefix: string, terms: readonly string[]): void {
-  const r = schema.safeParse(value);
+export function checkWithSchema(schema: Schema, value: unknown, owner: string, prefix: string, terms: readonly string[]): void {
+  const r = safeParse(schema, value);
   if (r.success) return;
   const issue = r.error.issues[0];
   const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
@@ -208,25 +207,27 @@ export function coreStateSchema(T: number, active: readonly number[], signedWeig
   const count = stateSchemas.count;
   const adaptive = signedWeights ? stateSchemas.perTerm(active.length) : stateSchemas.perTerm(active.length, 'nonNegative');
   return z.looseObject({
-    active: z
-      .array(count, { message: 'must be the list of balanced term indices' })
-      .refine((a) => a.length === active.length && a.every((v, i) => v === active[i]), {
-        message: `must be ${JSON.stringify(active)}, the terms not frozen by the saved settings`,
-      })
-      .nullable(),
-    adaptive: adaptive.nullable(),
-    regularizer: stateSchemas.perTerm(T).nullable(),
-    cadence: z
-      .strictObject({
-        tick: count,
-        lastUpdateTick: count.nullable(),
-        epoch: count,
-        epochKnown: z.boolean({ message: 'must be true or false' }),
-        epochSum: stateSchemas.perTerm(T),
-        epochCount: count,
-        pending: stateSchemas.perTerm(T).nullable(),
-      })
-      .refine((c) => c.lastUpdateTick === null || c.lastUpdateTick <= c.tick, { message: 'lastUpdateTick must not exceed tick', path: ['lastUpdateTick'] })
-      .nullable(),
+    active: z.nullable(
+      z.array(count, { message: 'must be the list of balanced term indices' }).check(
+        z.refine((a) => a.length === active.length && a.every((v, i) => v === active[i]), {
+          message: `must be ${JSON.stringify(active)}, the terms not frozen by the saved settings`,
+        }),
+      ),
+    ),
+    adaptive: z.nullable(adaptive),
+    regularizer: z.nullable(stateSchemas.perTerm(T)),
+    cadence: z.nullable(
+      z
+        .strictObject({
+          tick: count,
+          lastUpdateTick: z.nullable(count),
+          epoch: count,
+          epochKnown: z.boolean({ message: 'must be true or false' }),
+          epochSum: stateSchemas.perTerm(T),
+          epochCount: count,
+          pending: z.nullable(stateSchemas.perTerm(T)),
+        })
+        .check(z.refine((c) => c.lastUpdateTick === null || c.lastUpdateTick <= c.tick, { message: 'lastUpdateTick must not exceed tick', path: ['lastUpdateTick'] })),
+    ),
   });
 }

@@ -12,9 +12,11 @@
  *
  * @module
  */
-import type { z } from 'zod';
+import type { Schema } from './schema.js';
 // Type-only: erased at run time, so src/core/ and strategies/ load no tfjs (see JacobianStrategy).
 import type * as tfjs from '@tensorflow/tfjs';
+
+export type { Schema } from './schema.js';
 
 /** What a strategy reads from the gradients each step. */
 export interface StrategyNeeds {
@@ -89,7 +91,7 @@ export interface StrategyBase<O = any, S = any> {
   /** Citation (authors, title, venue, year, link). */
   readonly paper?: string;
   /** Zod schema of the options; fills defaults, rejects unknown keys. */
-  readonly options: z.ZodType<O, any>;
+  readonly options: Schema<O>;
   /** What the strategy reads; may depend on the options. */
   needs(options: O): StrategyNeeds;
   /**
@@ -122,7 +124,7 @@ export interface StrategyBase<O = any, S = any> {
    * check applies (every number finite; the same keys and kinds as `init()`'s state; an array that
    * has one entry per term in `init()`'s state has one entry per term).
    */
-  readonly state?: (terms: readonly string[], options: O) => z.ZodType<S, any>;
+  readonly state?: (terms: readonly string[], options: O) => Schema<S>;
   /**
    * The least number of (balanced) terms the method is defined for with these options, e.g. Krum's
    * `nByzantine + 3`; binding fewer terms is an error naming the option. @default 1

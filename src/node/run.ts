@@ -19,11 +19,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BalancerError, describeValue, OptionError } from '../core/errors.js';
 import type { StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
 import { parseAuto } from '../core/auto-config.js';
+import { safeParse } from '../core/schema.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
@@ -53,22 +54,23 @@ const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 /** The schema of a run config file. */
 export const RunConfigSchema = z.strictObject({
-  name: z.string().regex(NAME).optional(),
-  strategy: z.union([z.string().min(1), z.looseObject({ name: z.string().min(1) })]),
-  steps: z.number().int().min(1).max(100_000).default(200),
-  lr: z.number().gt(0).max(10).default(0.01),
-  seed: z.number().int().min(0).max(2_147_483_647).default(1),
-  output: z.string().min(1).default('runs'),
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-  example: z
-    .strictObject({
-      scales: z.array(z.number().gt(0).max(1e6)).min(1).max(16).default([1, 10, 100]),
-      names: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).optional(),
-      hidden: z.number().int().min(1).max(1024).default(16),
-      samples: z.number().int().min(1).max(100_000).default(64),
-    })
-    .default({ scales: [1, 10, 100], hidden: 16, samples: 64 }),
-  logScale: z.boolean().default(true),
+  name: z.optional(z.string().check(z.regex(NAME))),
+  strategy: z.union([z.string().check(z.minLength(1)), z.looseObject({ name: z.string().check(z.minLength(1)) })]),
+  steps: z._default(z.number().check(z.int(), z.minimum(1), z.maximum(100_000)), 200),
+  lr: z._default(z.number().check(z.gt(0), z.maximum(10)), 0.01),
+  seed: z._default(z.number().check(z.int(), z.minimum(0), z.maximum(2_147_483_647)), 1),
+  output: z._default(z.string().check(z.minLength(1)), 'runs'),
+  backend: z._default(z.enum(['auto', 'tensorflow', 'wasm', 'cpu']), 'auto'),
+  example: z._default(
+    z.strictObject({
+      scales: z._default(z.array(z.number().check(z.gt(0), z.maximum(1e6))).check(z.minLength(1), z.maxLength(16)), [1, 10, 100]),
+      names: z.optional(z.array(z.string().check(z.regex(/^[A-Za-z0-9_-]+$/)))),
+      hidden: z._default(z.number().check(z.int(), z.minimum(1), z.maximum(1024)), 16),
+      samples: z._default(z.number().check(z.int(), z.minimum(1), z.maximum(100_000)), 64),
+    }),
+    { scales: [1, 10, 100], hidden: 16, samples: 64 },
+  ),
+  logScale: z._default(z.boolean(), true),
 });
 
 /** A validated run config, defaults filled. */
@@ -98,13 +100,13 @@ export function validateRunConfig(raw: unknown, file = '(config)'): RunConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, '(root)', raw, 'an object with fields strategy, steps, lr, seed, output, example');
   }
-  const res = RunConfigSchema.safeParse(raw);
+  const res = safeParse(RunConfigSchema, raw);
   if (!res.success) {
     const issue = res.error.issues[0];
     if (issue.code === 'unrecognized_keys') {
       const field = [...issue.path, issue.keys[0]].join('.');
       const parent = issue.path.length ? (RunConfigSchema.shape as any)[issue.path[0] as string] : null;
-      const known = issue.path.length ? Object.keys(parent?.unwrap?.().shape ?? parent?.shape ?? {}) : Object.keys(RunConfigSchema.shape);
+      const known = issue.path.length ? Object.keys(parent?.def?.innerType?.shape ?? parent?.shape ?? {}) : Object.keys(RunConfigSchema.shape);
       throw new ConfigError(file, field, valueAt(raw, [...issue.path, issue.keys[0]]), `no such field; known fields: ${known.join(', ')}`);
     }
     const path = issue.path.map(String);
