@@ -240,7 +240,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
       const t = r.tournament;
       const won = t.candidates.find((c) => c.label === t.winner);
       if (!won) {
-        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.trainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
+        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.plannedTrainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
         continue;
       }
       log(

@@ -390,12 +390,7 @@ export async function fitBalanced(
     }
     await list.onTrainEnd();
     await history.syncData();
-    const t = trainer.tournament;
-    if (t && t.phase !== 'done') {
-      warn(
-        `loss-balancer: auto: the strategy selection did not finish within this fit (${trainer.stepCount} steps; each round takes ${t.trialSteps} steps per candidate), so training used equal weights throughout; lower "trialSteps" or train longer. The candidates' copies are kept for further trainer.step() calls; trainer.close() releases them`,
-      );
-    }
+    trainer.warnUnfinishedSelection('the end of fitBalanced');
     return Object.assign(history, { trainer });
   } finally {
     m.isTraining = false;
