@@ -11,6 +11,7 @@ import { summarize } from '../src/core/summary.js';
 import { summarizeTournament } from '../src/core/tournament.js';
 import type { BalancerSpec } from '../src/core/types.js';
 import { initBackend } from '../src/train/backend.js';
+import { fitBalanced } from '../src/train/fit.js';
 import { makeToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 
@@ -115,5 +116,84 @@ describe('a custom loop that stops during the selection is warned', () => {
     expect(s.warnings).toEqual([]);
     expect(s.trainer.warnUnfinishedSelection('x')).toBe(false);
     s.dispose();
+  });
+});
+
+/** Two outputs on one trunk, with a metric per output. */
+function twoOutputs(): tf.LayersModel {
+  const input = tf.input({ shape: [3] });
+  const h = tf.layers.dense({ units: 8, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  const a = tf.layers.dense({ units: 1, name: 'small', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
+  const b = tf.layers.dense({ units: 1, name: 'big', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: [a, b] });
+  model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'], metrics: ['mae'] });
+  return model;
+}
+
+describe("fitBalanced's History during an auto selection describes the winner", () => {
+  it('equals, key by key, the History of the winner fitted alone; the selection epochs are marked; callbacks saw equal weights live', async () => {
+    const x = tf.randomNormal([40, 3], 0, 1, 'float32', 11);
+    const s = x.sum(1, true);
+    const ys = [s.mul(0.01), s.square().mul(100)];
+    // 30 training samples in batches of 8: 4 steps per epoch. The selection lasts 2 rounds of 3
+    // steps: all of epoch 0 (its validation during the selection) and half of epoch 1.
+    const args = { epochs: 3, batchSize: 8, validationSplit: 0.25, verbose: 0, seed: 1, harm: false } as const;
+    // A score that ranks the candidates in the order it is called: the last live one wins each round.
+    let calls = 0;
+    const auto = { name: 'auto', trialSteps: 3, candidates: ['fixed', { name: 'fixed', weights: [3, 0.5] }, 'uncertainty', 'grad-magnitude'], score: () => -calls++ };
+    const seen: number[] = [];
+    const before = tf.memory().numTensors;
+    const m1 = twoOutputs();
+    const h1 = await fitBalanced(m1, x, ys, { ...args, balancer: auto, callbacks: { onEpochEnd: async (_e, logs) => void seen.push(logs!['alpha/big'] as number) } });
+    const t = h1.trainer.tournament!;
+    expect(t.winner).toBe('grad-magnitude');
+    expect(t.cost.trainerSteps).toBe(6);
+    expect(h1.selectionEpochs).toEqual([0, 1]);
+    const m2 = twoOutputs();
+    const h2 = await fitBalanced(m2, x, ys, { ...args, balancer: 'grad-magnitude' });
+    expect(Object.keys(h1.history).sort()).toEqual(Object.keys(h2.history).sort());
+    for (const k of Object.keys(h2.history)) expect(h1.history[k], k).toEqual(h2.history[k]);
+    // the model holds the winner's values
+    expect(m1.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(m2.getWeights().map((w) => Array.from(w.dataSync())));
+    // live, epoch 0 (all in the selection) was equal weights' alpha 1; the returned History has the winner's
+    expect(seen[0]).toBe(1);
+    expect(h1.history['alpha/big'][0]).not.toBe(1);
+    await h1.trainer.close();
+    await h2.trainer.close();
+    for (const m of [m1, m2]) {
+      m.optimizer.dispose();
+      m.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before); // no leak (metrics and validation of every candidate included)
+    tf.dispose([x, s, ...ys]);
+  });
+
+  it('a fit that ends during the selection keeps equal weights\' numbers, warns once (close() does not repeat it) and leaks nothing', async () => {
+    const x = tf.randomNormal([24, 3], 0, 1, 'float32', 12);
+    const s = x.sum(1, true);
+    const ys = [s.mul(0.01), s.square().mul(100)];
+    const warnings: string[] = [];
+    const args = { epochs: 1, batchSize: 8, validationSplit: 0.25, verbose: 0, seed: 1, harm: false, warn: (w: string) => warnings.push(w) } as const;
+    // Baseline: a plain fit of the same model, model and optimizer disposed, leaves nothing.
+    const before = tf.memory().numTensors;
+    const m0 = twoOutputs();
+    await (await fitBalanced(m0, x, ys, args)).trainer.close();
+    m0.optimizer.dispose();
+    m0.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const m = twoOutputs();
+    const h = await fitBalanced(m, x, ys, { ...args, balancer: { name: 'auto', trialSteps: 3, candidates: ['fixed', 'uncertainty', 'grad-magnitude', 'mgda'] } });
+    expect(h.trainer.tournament!.phase).toBe('running');
+    expect(h.selectionEpochs).toEqual([0]);
+    expect(h.history['alpha/big']).toEqual([1]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/at the end of fitBalanced, after 3 steps, the strategy selection is still running: it needs 3 more step\(\) calls/);
+    await h.trainer.close();
+    expect(warnings).toHaveLength(1);
+    m.dispose();
+    m.optimizer.dispose();
+    // nothing left: close() released the candidates' copies of the variables and optimizers
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, s, ...ys]);
   });
 });

@@ -383,9 +383,11 @@ export class AutoSelector {
       const label = t.candidates[c.index].label;
       this.swapIn(c);
       let r: StepResult;
+      this.current = label;
       try {
         r = c.trainer.step(micro);
       } catch (e) {
+        this.current = null;
         // The values of a failed step are not kept; equal weights failing is the user's error.
         if (c.index === 0 || !(e instanceof BalancerError)) throw e;
         t.candidates[c.index].failed = (e as Error).message;
@@ -393,6 +395,7 @@ export class AutoSelector {
         replan = true;
         continue;
       }
+      this.current = null;
       this.swapOut(c);
       c.recent.push(c.trainer.terms!.map((n) => r.losses[n]));
       if (c.recent.length > this.cfg.window) c.recent.shift();
@@ -411,6 +414,26 @@ export class AutoSelector {
     if (this.stepsInRound >= this.cfg.trialSteps) this.endRound(step + 1);
     else if (replan) this.plan();
     return { result: { ...first!, step }, candidates: results, records };
+  }
+
+  /** The label of the candidate whose step is running (inside its `terms()` calls), else null. */
+  current: string | null = null;
+
+  /**
+   * With each live candidate's variable values in place in turn (equal weights first), call `fn`
+   * with its label; equal weights' values are in place again afterwards, also when `fn` throws.
+   * Nothing happens when no selection is running.
+   */
+  async forEachLive(fn: (label: string) => void | Promise<void>): Promise<void> {
+    if (!this.tournament || this.done || !this.live.length) return;
+    try {
+      for (const c of [...this.live]) {
+        this.swapIn(c);
+        await fn(this.tournament.candidates[c.index].label);
+      }
+    } finally {
+      this.swapIn(this.live[0]);
+    }
   }
 
   private swapIn(c: Live): void {

@@ -525,6 +525,25 @@ export class BalancedTrainer {
     return { weights: this.balancer.weights, step: result.step, skipped: reason };
   }
 
+  /**
+   * During an `auto` selection, read inside `terms()`: the label of the candidate whose step is
+   * running (each `step()` call runs every live candidate's step in turn), else null. Lets the
+   * caller attribute what its `terms()` computes (e.g. a metric) to that candidate.
+   */
+  get selectingCandidate(): string | null {
+    return this.selection?.current ?? null;
+  }
+
+  /**
+   * During an `auto` selection: with each live candidate's variable values in place in turn, call
+   * `fn(label)` (e.g. to evaluate a validation metric for each); afterwards, also when `fn` throws,
+   * the variables hold equal weights' values again, as between steps. Does nothing when no
+   * selection is running. Only the trainer's variables are swapped (see docs/guide-auto.md, Limits).
+   */
+  async forEachCandidate(fn: (label: string) => void | Promise<void>): Promise<void> {
+    await this.selection?.forEachLive(fn);
+  }
+
   /** The step count at which {@link warnUnfinishedSelection} last warned (once per step count). */
   private selectionWarnedAt = -1;
 
