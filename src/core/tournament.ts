@@ -66,13 +66,13 @@ export interface Tournament {
     candidateSteps: number;
     /**
      * Candidate steps the whole selection takes: taken + still planned by the halving rule (revised
-     * after each round and when a candidate fails); equal to {@link candidateSteps} once done.
+     * after each round and when a candidate fails); equal to `candidateSteps` once done.
      */
     plannedCandidateSteps: number;
     /** Trainer steps (calls of `step()`) taken during the selection so far. */
     trainerSteps: number;
     /**
-     * Trainer steps the whole selection lasts: taken + still planned; equal to {@link trainerSteps}
+     * Trainer steps the whole selection lasts: taken + still planned; equal to `trainerSteps`
      * once done. While running, `plannedTrainerSteps − trainerSteps` more `step()` calls end it.
      */
     plannedTrainerSteps: number;
