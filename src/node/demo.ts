@@ -173,6 +173,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         variables: vae.vars,
         sinks: [new JsonlSink(file)],
         meta: { run: label, example: 'demo-vae' },
+        // A run shorter than the selection is reported in the demo's own summary below (its
+        // "ended during the selection" line), so close()'s warning about it is not repeated.
+        warn: (m) => {
+          if (!/strategy selection is still running/.test(m)) console.warn(m);
+        },
       });
       const t0 = Date.now();
       let rng = seedRng(seed + 99);
