@@ -178,7 +178,7 @@ interface Row {
 }
 
 function strategies() {
-  const all = list().filter((s) => !ONLY || ONLY.includes(s.name));
+  const all = list().filter((s) => s.kind !== 'selector' && (!ONLY || ONLY.includes(s.name)));
   return all;
 }
 

@@ -167,6 +167,8 @@ export function runPinn(o: PinnRunOptions): PinnResult {
       wallSeconds: (performance.now() - t0) / 1000,
     };
   } finally {
+    // close() releases an unfinished auto selection's copies (synchronously, before its first await)
+    void trainer.close();
     disposeBatch(batch);
     opt.dispose();
     model.dispose();

@@ -326,7 +326,7 @@ export function seedSpecs(strategies?: readonly string[]): { label: string; spec
     spec: k === 1 ? 'fixed' : { name: 'fixed', weights: { recon_a: k } },
     kind: 'hand' as const,
   }));
-  const names = strategies ?? list().map((s) => s.name).filter((n) => n !== 'fixed');
+  const names = strategies ?? list().filter((s) => s.kind !== 'selector').map((s) => s.name).filter((n) => n !== 'fixed');
   for (const n of names) out.push({ label: n, spec: n, kind: 'auto' });
   // `auto` at its defaults (default candidates and score), whether or not list() names it
   if (!strategies && !names.includes('auto')) out.push({ label: 'auto', spec: 'auto', kind: 'auto' });

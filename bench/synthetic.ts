@@ -159,7 +159,7 @@ export function syntheticTable(options: { factor?: number; seeds?: number; steps
   const specs: [string, BalancerSpec][] = [
     ['fixed: equal', 'fixed'],
     [`fixed: known optimum (a ×${factor})`, { name: 'fixed', weights: { a: factor, b: 1 } }],
-    ...(options.strategies ?? list().map((s) => s.name).filter((n) => n !== 'fixed')).flatMap((n): [string, BalancerSpec][] =>
+    ...(options.strategies ?? list().filter((s) => s.kind !== 'selector').map((s) => s.name).filter((n) => n !== 'fixed')).flatMap((n): [string, BalancerSpec][] =>
       n === 'grad-magnitude'
         ? [
             ['grad-magnitude (max-mean, paper)', n],

@@ -172,7 +172,7 @@ describe('item 8: no accepted option stalls training', () => {
 
   it('every option at its largest accepted value trains without a skipped step (numeric options of every strategy)', () => {
     const failures: string[] = [];
-    for (const { name } of list()) {
+    for (const { name } of list().filter((s) => s.kind !== 'selector')) {
       const shape = (create(name).strategy.options as unknown as { shape: Record<string, { def?: unknown }> }).shape;
       for (const key of Object.keys(shape)) {
         const max = largestAccepted(name, key);

@@ -190,7 +190,7 @@ function runMatrix(name: string, mode: Mode, policy: 'skip' | 'throw', kinds: Ki
   }
 }
 
-const names = list().map((s) => s.name);
+const names = list().filter((s) => s.kind !== 'selector').map((s) => s.name);
 /** Loss-only strategies take the same code path in 'exact', 'per-term' and 'representation' mode. */
 const lossOnly = new Set(list().filter((s) => s.reads === 'losses').map((s) => s.name));
 /** Jacobian-kind strategies reject micro-batches and representation mode (tested in strategies-jacobian.test.ts). */

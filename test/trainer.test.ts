@@ -155,7 +155,7 @@ describe('BalancedTrainer', () => {
 
   it('every registered strategy: 100 steps, no tensor leak, finite non-negative weights', async () => {
     const toy = makeToy([1, 30, 0.02]);
-    for (const { name } of list()) {
+    for (const { name } of list().filter((s) => s.kind !== 'selector')) {
       // one strategy at a time, yielding in between: a long synchronous loop starves vitest's worker RPC
       await new Promise((res) => setImmediate(res));
       const optimizer = tf.train.sgd(0.01);

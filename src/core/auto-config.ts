@@ -96,7 +96,17 @@ export const FAMILY: Record<string, string> = {
   mgda: 'aggregation', pcgrad: 'aggregation', cagrad: 'aggregation', 'nash-mtl': 'aggregation', imtl: 'aggregation', 'aligned-mtl': 'aggregation', upgrad: 'aggregation',
 };
 
-const KEYS = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
+/** The options `{ name: 'auto', ... }` takes, in the order {@link AutoOptions} documents them. */
+export const AUTO_OPTION_NAMES: readonly string[] = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
+
+/** What `list()` says about `auto` (a strategy selector, not a strategy: `create()` does not build it). */
+export const AUTO_INFO = {
+  name: 'auto',
+  summary:
+    'Strategy selection during training: equal weights, a fixed-weight grid around the measured gradient-magnitude ratios and one method per family train from the same state on the same batches; successive halving keeps the best, training continues with the winner (docs/guide-auto.md)',
+  paper:
+    'Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and Hyperparameter Optimization", AISTATS 2016, https://arxiv.org/abs/1502.07943 (successive halving; Karnin, Koren & Somekh, ICML 2013)',
+} as const;
 
 /** `'auto'` or `{ name: 'auto', ... }` → validated options; anything else → null. Errors name the option. */
 export function parseAuto(spec: unknown): AutoConfig | null {
@@ -106,7 +116,7 @@ export function parseAuto(spec: unknown): AutoConfig | null {
   const bad = (key: string, rule: string): never => {
     throw new OptionError('auto', key, o[key], rule);
   };
-  for (const k of Object.keys(o)) if (k !== 'name' && !KEYS.includes(k)) bad(k, `unknown option; allowed: ${KEYS.join(', ')}`);
+  for (const k of Object.keys(o)) if (k !== 'name' && !AUTO_OPTION_NAMES.includes(k)) bad(k, `unknown option; allowed: ${AUTO_OPTION_NAMES.join(', ')}`);
   const int = (k: string, d: number | undefined, min: number) => {
     const v = o[k] ?? d;
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < min)) bad(k, `allowed: an integer >= ${min}`);

@@ -9,6 +9,7 @@ import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './ty
 import { builtinStrategies } from '../../strategies/index.js';
 import { caveatsOf } from './caveats.js';
 import { safeParse } from './schema.js';
+import { AUTO_INFO, AUTO_OPTION_NAMES } from './auto-config.js';
 
 const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
 
@@ -28,6 +29,11 @@ export function unregister(name: string): boolean {
 /** The strategy registered under `name`; an unknown name is an error that lists the known ones. */
 export function getStrategy(name: string): AnyStrategy {
   const s = strategies.get(name);
+  if (!s && name === AUTO_INFO.name) {
+    throw new BalancerError(
+      `"auto" is a strategy selector, not a strategy, so it cannot be built on its own; pass balancer: 'auto' to BalancedTrainer or fitBalanced (docs/guide-auto.md). list() marks it with kind 'selector'`,
+    );
+  }
   if (!s) {
     throw new BalancerError(
       `unknown strategy "${name}"; known strategies: ${[...strategies.keys()].sort().join(', ')}`,
@@ -49,8 +55,15 @@ export interface StrategyInfo {
    * `'losses+jacobian'` (the T×P per-term gradients, for a strategy of the Jacobian kind).
    */
   reads: string;
-  /** `'jacobian'` for a {@link JacobianStrategy} (transforms the per-term gradients), else `'gram'`. */
-  kind: 'gram' | 'jacobian';
+  /**
+   * `'jacobian'` for a {@link JacobianStrategy} (transforms the per-term gradients), `'gram'` for the
+   * other strategies, `'selector'` for `auto` (which picks a strategy during training: give it as
+   * `balancer: 'auto'` to a trainer; {@link create} does not build it). Code that builds every
+   * strategy from `list()` skips `'selector'`.
+   */
+  kind: 'gram' | 'jacobian' | 'selector';
+  /** The option names it accepts (besides the balancer settings such as `bounds`, `updateEvery`). */
+  options: string[];
   /**
    * Where a default is a poor first choice for common problems, with the paper's reason (one
    * paragraph each, prefixed with the option); absent when none is recorded. See src/core/caveats.ts.
@@ -58,17 +71,23 @@ export interface StrategyInfo {
   caveats?: string[];
 }
 
-/** The registered strategies, sorted by name, with one-line descriptions. */
+/**
+ * The registered strategies and the `auto` selector (kind `'selector'`), sorted by name, with
+ * one-line descriptions. To build every strategy, skip the selector:
+ * `list().filter((s) => s.kind !== 'selector')`.
+ */
 export function list(): StrategyInfo[] {
+  const selector: StrategyInfo = { ...AUTO_INFO, reads: 'losses+gram', kind: 'selector', options: [...AUTO_OPTION_NAMES] };
   return [...strategies.values()]
-    .map((s) => {
+    .map((s): StrategyInfo => {
       const needs = s.needs(validateOptions(s, {}));
       const reads = [needs.gradients === 'none' ? 'losses' : `losses+${needs.gradients}`, needs.stats ? 'stats' : '']
         .filter(Boolean)
         .join('+');
       const caveats = caveatsOf(s.name).map((c) => `${c.option}: ${c.text}`);
-      return { name: s.name, summary: s.summary, paper: s.paper, reads, kind: s.kind === 'jacobian' ? 'jacobian' as const : 'gram' as const, ...(caveats.length ? { caveats } : {}) };
+      return { name: s.name, summary: s.summary, paper: s.paper, reads, kind: s.kind === 'jacobian' ? 'jacobian' : 'gram', options: optionNames(s), ...(caveats.length ? { caveats } : {}) };
     })
+    .concat(strategies.has(selector.name) ? [] : [selector])
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 

@@ -60,19 +60,33 @@ export interface Tournament {
   winner?: string;
   /** Why the winner won, in one line. */
   reason?: string;
-  /** Cost: candidate steps taken (and planned, when still running). */
+  /** Cost: what was actually run so far, and the plan while the selection runs. */
   cost: {
     /** Candidate steps taken so far (each is one full training step of one candidate). */
     candidateSteps: number;
-    /** Candidate steps the whole selection takes (planned at the start; exact once done). */
+    /**
+     * Candidate steps the whole selection takes: taken + still planned by the halving rule (revised
+     * after each round and when a candidate fails); equal to `candidateSteps` once done.
+     */
     plannedCandidateSteps: number;
-    /** Trainer steps (calls of `step()`) the selection lasts. */
+    /** Trainer steps (calls of `step()`) taken during the selection so far. */
     trainerSteps: number;
+    /**
+     * Trainer steps the whole selection lasts: taken + still planned; equal to `trainerSteps`
+     * once done. While running, `plannedTrainerSteps − trainerSteps` more `step()` calls end it.
+     */
+    plannedTrainerSteps: number;
     /** Copies of the trained variables held during the selection (one per candidate). */
     copies: number;
     /** Bytes of those copies (float32 variables; optimizer slots come on top, e.g. ×3 with Adam). */
     bytes: number;
   };
+}
+
+/** Trainer steps an unfinished selection still needs (0 once done). */
+export function remainingSelectionSteps(t: Tournament): number {
+  if (t.phase === 'done') return 0;
+  return Math.max(0, (t.cost.plannedTrainerSteps ?? t.cost.trainerSteps) - t.cost.trainerSteps);
 }
 
 /** Score formatting: 4 significant digits. */
@@ -100,9 +114,16 @@ export function summarizeTournament(t: Tournament): string {
   }
   if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
   const mb = t.cost.bytes / 2 ** 20;
-  lines.push(
-    `auto cost: ${t.cost.candidateSteps} candidate steps over ${t.cost.trainerSteps} trainer steps, ${t.cost.copies} copies of the variables (${mb < 0.1 ? `${(t.cost.bytes / 1024).toFixed(1)} KiB` : `${mb.toFixed(1)} MiB`})`,
-  );
+  const size = `${t.cost.copies} copies of the variables (${mb < 0.1 ? `${(t.cost.bytes / 1024).toFixed(1)} KiB` : `${mb.toFixed(1)} MiB`})`;
+  if (t.phase === 'done') {
+    lines.push(`auto cost: ${t.cost.candidateSteps} candidate steps over ${t.cost.trainerSteps} trainer steps, ${size}`);
+  } else {
+    const more = remainingSelectionSteps(t);
+    lines.push(
+      `auto cost so far: ${t.cost.candidateSteps} candidate steps over ${t.cost.trainerSteps} trainer steps, ${size}; ` +
+        `the selection is still running (planned: ${t.cost.plannedCandidateSteps} candidate steps over ${t.cost.plannedTrainerSteps} trainer steps, ${more} more step() calls); until it ends, training follows equal weights`,
+    );
+  }
   return lines.join('\n');
 }
 

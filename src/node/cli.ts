@@ -161,7 +161,7 @@ Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, p
       if (opts.reference !== undefined) options.reference = opts.reference;
       // streamed, never held in memory: a run of any length. An `auto` run: the trajectory it
       // followed is diagnosed, and the tournament is printed after.
-      const { diagnosis, tornLastLine, tournament } = diagnoseJsonl(findTrajectory(path), options);
+      const { diagnosis, tornLastLine, tournament } = diagnoseJsonl(findTrajectory(path, 'diagnose'), options);
       if (tornLastLine) process.stderr.write('note: the last line was incomplete (killed run?) and was dropped\n');
       const tail = tournament ? `\n${summarizeTournament(tournament)}` : '';
       process.stdout.write(opts.json ? `${JSON.stringify(tournament ? { ...diagnosis, tournament } : diagnosis, null, 2)}\n` : `${diagnosis.text}${tail}\n`);

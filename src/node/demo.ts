@@ -173,6 +173,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         variables: vae.vars,
         sinks: [new JsonlSink(file)],
         meta: { run: label, example: 'demo-vae' },
+        // A run shorter than the selection is reported in the demo's own summary below (its
+        // "ended during the selection" line), so close()'s warning about it is not repeated.
+        warn: (m) => {
+          if (!/strategy selection is still running/.test(m)) console.warn(m);
+        },
       });
       const t0 = Date.now();
       let rng = seedRng(seed + 99);
@@ -240,7 +245,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
       const t = r.tournament;
       const won = t.candidates.find((c) => c.label === t.winner);
       if (!won) {
-        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.trainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
+        log(`${r.label}: the run ended during the selection (it lasts ${t.cost.plannedTrainerSteps} steps); it followed equal weights (use more steps or a smaller trialSteps)`);
         continue;
       }
       log(

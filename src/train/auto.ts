@@ -278,7 +278,7 @@ export class AutoSelector {
       candidates: list.map(({ label, spec }) => ({ label, spec: spec as TournamentCandidate['spec'], family: FAMILY[specName(spec)] ?? 'other', scores: [], steps: 0 })),
       rounds: [],
       gradNorms: Object.fromEntries(names.map((n, i) => [n, norms[i]])),
-      cost: { candidateSteps: 0, plannedCandidateSteps: 0, trainerSteps: 0, copies: list.length, bytes: bytes * list.length },
+      cost: { candidateSteps: 0, plannedCandidateSteps: 0, trainerSteps: 0, plannedTrainerSteps: 0, copies: list.length, bytes: bytes * list.length },
     };
     this.plan();
     this.specs = list.map((c) => c.spec);
@@ -292,13 +292,18 @@ export class AutoSelector {
     return { index, trainer, optimizer, values: this.vars.map((v) => tf.keep(v.clone())), recent: [] };
   }
 
-  /** Planned candidate steps and trainer steps, from the halving rule. */
+  /**
+   * The plan: candidate steps and trainer steps the whole selection takes, from what was taken so
+   * far (`cost.candidateSteps`, `cost.trainerSteps`) and the halving rule for the rest. Revised
+   * after each round and when a candidate fails.
+   */
   private plan(): void {
     const t = this.tournament!;
-    let n = t.candidates.length - t.candidates.filter((c) => c.failed || c.droppedAfter !== undefined).length;
+    let n = this.live.length || t.candidates.filter((c) => !c.failed && c.droppedAfter === undefined).length;
     let rounds = t.rounds.length;
-    let steps = t.cost.candidateSteps + n * (this.cfg.trialSteps - this.stepsInRound);
-    let trainer = t.cost.trainerSteps + (this.cfg.trialSteps - this.stepsInRound);
+    const left = this.cfg.trialSteps - this.stepsInRound;
+    let steps = t.cost.candidateSteps + n * left;
+    let trainer = t.cost.trainerSteps + left;
     while (true) {
       rounds += 1;
       if (n - 1 <= 2 || rounds >= this.cfg.rounds) break;
@@ -307,7 +312,7 @@ export class AutoSelector {
       trainer += this.cfg.trialSteps;
     }
     t.cost.plannedCandidateSteps = steps;
-    t.cost.trainerSteps = trainer;
+    t.cost.plannedTrainerSteps = trainer;
   }
 
   /** ‖∂L_i/∂θ_shared‖ per term at the common start (one per-term gradient read). */
@@ -373,19 +378,24 @@ export class AutoSelector {
     const results: Record<string, StepResult> = {};
     const records: StepRecord[] = [];
     let first: StepResult | null = null;
+    let replan = false;
     for (const c of [...this.live]) {
       const label = t.candidates[c.index].label;
       this.swapIn(c);
       let r: StepResult;
+      this.current = label;
       try {
         r = c.trainer.step(micro);
       } catch (e) {
+        this.current = null;
         // The values of a failed step are not kept; equal weights failing is the user's error.
         if (c.index === 0 || !(e instanceof BalancerError)) throw e;
         t.candidates[c.index].failed = (e as Error).message;
         this.drop(c);
+        replan = true;
         continue;
       }
+      this.current = null;
       this.swapOut(c);
       c.recent.push(c.trainer.terms!.map((n) => r.losses[n]));
       if (c.recent.length > this.cfg.window) c.recent.shift();
@@ -400,8 +410,30 @@ export class AutoSelector {
     if (!this.startLosses) this.startLosses = this.live[0].recent[0];
     this.swapIn(this.live[0]);
     this.stepsInRound += 1;
+    t.cost.trainerSteps += 1;
     if (this.stepsInRound >= this.cfg.trialSteps) this.endRound(step + 1);
+    else if (replan) this.plan();
     return { result: { ...first!, step }, candidates: results, records };
+  }
+
+  /** The label of the candidate whose step is running (inside its `terms()` calls), else null. */
+  current: string | null = null;
+
+  /**
+   * With each live candidate's variable values in place in turn (equal weights first), call `fn`
+   * with its label; equal weights' values are in place again afterwards, also when `fn` throws.
+   * Nothing happens when no selection is running.
+   */
+  async forEachLive(fn: (label: string) => void | Promise<void>): Promise<void> {
+    if (!this.tournament || this.done || !this.live.length) return;
+    try {
+      for (const c of [...this.live]) {
+        this.swapIn(c);
+        await fn(this.tournament.candidates[c.index].label);
+      }
+    } finally {
+      this.swapIn(this.live[0]);
+    }
   }
 
   private swapIn(c: Live): void {
@@ -492,7 +524,7 @@ export class AutoSelector {
     this.winner = win.trainer;
     t.phase = 'done';
     t.cost.plannedCandidateSteps = t.cost.candidateSteps;
-    t.cost.trainerSteps = t.rounds.length * this.cfg.trialSteps;
+    t.cost.plannedTrainerSteps = t.cost.trainerSteps;
   }
 
   /** The winning candidate's trainer, once done (its balancer continues the run). */

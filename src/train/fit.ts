@@ -19,6 +19,7 @@ import { permutation, seedRng } from '../core/rng.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 import { checkFitArgs, lossWeightsByName, type LossWeights } from './fit-args.js';
 import { REGULARIZATION_TERM, resolveFitBalancer } from './fit-balancer.js';
+import { SelectionHistory } from './fit-auto-history.js';
 import { monitorScore } from './fit-monitor.js';
 import type { HarmOptions } from '../core/harm.js';
 import { splitModel } from './split.js';
@@ -84,6 +85,15 @@ export type FitBalancedOptions = FitBalancedArgs;
 export type BalancedHistory = tf.History & {
   /** The trainer, with the per-step `history` and the balancer state. */
   trainer: BalancedTrainer;
+  /**
+   * With `balancer: 'auto'`: the epochs (numbered as in `epoch`) that overlapped the strategy
+   * selection. Once a winner was picked, their values in `history` are the winner's own trajectory
+   * (its batch logs averaged as `model.fit` averages them, its validation at each epoch's end):
+   * the numbers of the model you hold. Callbacks saw equal weights' numbers for those epochs while
+   * the selection ran (the values the variables held between steps), and so does `history` when
+   * the selection did not finish within the fit. See docs/guide-auto.md.
+   */
+  selectionEpochs?: number[];
 };
 
 type Internal = {
@@ -220,6 +230,8 @@ export async function fitBalanced(
   let valY: tf.Tensor[] | undefined;
   const split: tf.Tensor[] = [];
   let metricVals: tf.Scalar[] = [];
+  // During an auto selection: each candidate's metric values of its step, by label.
+  const metricBy = new Map<string, tf.Scalar[]>();
   try {
     const batchSize = args.batchSize == null ? 32 : args.batchSize;
     tf.util.assert(batchSize > 0 && Number.isInteger(batchSize), () => `batchSize is required to be a positive integer, but got ${batchSize}`);
@@ -275,8 +287,15 @@ export async function fitBalanced(
         if (bw[i]) l = tf.mul(l, bw[i]!);
         out[nm] = tf.mean(l) as tf.Scalar;
       });
-      tf.dispose(metricVals);
-      metricVals = metricsTensors.slice(firstMetric).map(([fn, o]) => tf.keep(tf.mean(fn(by[o], preds[o])) as tf.Scalar));
+      const vals = metricsTensors.slice(firstMetric).map(([fn, o]) => tf.keep(tf.mean(fn(by[o], preds[o])) as tf.Scalar));
+      const candidate = trainer?.selectingCandidate;
+      if (candidate != null) {
+        tf.dispose(metricBy.get(candidate) ?? []);
+        metricBy.set(candidate, vals);
+      } else {
+        tf.dispose(metricVals);
+        metricVals = vals;
+      }
       if (hasReg) out[REGULARIZATION_TERM] = tf.addN(model.calculateLosses()) as tf.Scalar;
       return out;
     };
@@ -328,6 +347,29 @@ export async function fitBalanced(
     const numTrainSamples = inputs[0].shape[0];
     const callbackMetrics = doValidation ? [...outLabels, ...outLabels.map((n) => `val_${n}`)] : [...outLabels];
     const history = new tf.History();
+    const selection = new SelectionHistory();
+    /** One batch's logs, as model.fit logs them, plus the balancing keys. */
+    const logsOf = (r: { total: number; losses: Record<string, number>; weights: Record<string, number> }, metrics: number[]): tf.Logs => {
+      const l: tf.Logs = { loss: r.total };
+      if (multi) outputNames.forEach((nm) => (l[`${nm}_loss`] = r.losses[nm]));
+      metrics.forEach((v, i) => (l[outLabels[1 + firstMetric + i]] = v));
+      outputNames.forEach((nm) => (l[`alpha/${nm}`] = r.weights[nm]));
+      if (hasReg) l[REGULARIZATION_TERM] = r.losses[REGULARIZATION_TERM];
+      return l;
+    };
+    /** The validation logs of the model as it is now (model.evaluate, as model.fit validates). */
+    const validate = async (): Promise<tf.Logs> => {
+      const logs: tf.Logs = {};
+      const out = model.evaluate(valX!.length === 1 ? valX![0] : valX!, valY!.length === 1 ? valY![0] : valY!, { batchSize });
+      const outs = Array.isArray(out) ? out : [out];
+      const v = await Promise.all(outs.map((t) => t.data()));
+      tf.dispose(outs);
+      outLabels.forEach((label, i) => (logs[`val_${label}`] = v[i][0]));
+      // tfjs's val_loss / val_<out>_loss are shifted for several outputs (its test function pushes
+      // running sums); evaluate's entries after the first n are each output's own loss: logged beside.
+      if (multi) outputNames.forEach((nm, i) => (logs[`val_loss/${nm}`] = v[outputNames.length + i][0]));
+      return logs;
+    };
     const list = new tf.CallbackList([new EpochMeans(() => [...callbackMetrics, ...extraKeys]), ...standardizeCallbacks(args.callbacks, args.yieldEvery), history]);
     list.setParams({ epochs, initialEpoch, samples: numTrainSamples, steps: null as unknown as number, batchSize, verbose, doValidation, metrics: callbackMetrics });
     list.setModel(model);
@@ -363,23 +405,39 @@ export async function fitBalanced(
         } finally {
           tf.dispose([...bx, ...by, ...(bw.filter(Boolean) as tf.Tensor[])]);
         }
-        batchLogs.loss = res.total;
-        if (multi) outputNames.forEach((nm) => (batchLogs[`${nm}_loss`] = res.losses[nm]));
-        const vals = await Promise.all(metricVals.map((t) => t.data()));
-        vals.forEach((v, i) => (batchLogs[outLabels[1 + firstMetric + i]] = v[0]));
+        if (res.candidates) {
+          // auto selection: every live candidate ran this batch. Callbacks see equal weights' numbers
+          // (the values the variables hold between steps); every candidate's are kept so that the
+          // returned History can describe the winner's trajectory (src/train/fit-auto-history.ts).
+          const byCandidate: Record<string, tf.Logs> = {};
+          for (const [label, r] of Object.entries(res.candidates)) {
+            const ms = metricBy.get(label) ?? [];
+            byCandidate[label] = logsOf(r, (await Promise.all(ms.map((t) => t.data()))).map((v) => v[0]));
+          }
+          for (const ms of metricBy.values()) tf.dispose(ms);
+          metricBy.clear();
+          selection.selectionBatch(epoch, end - start, byCandidate);
+          Object.assign(batchLogs, byCandidate[trainer.tournament!.candidates[0].label]);
+        } else {
+          const vals = await Promise.all(metricVals.map((t) => t.data()));
+          Object.assign(batchLogs, logsOf(res, vals.map((v) => v[0])));
+          selection.laterBatch(epoch, end - start, batchLogs);
+        }
         tf.dispose(metricVals);
         metricVals = [];
-        outputNames.forEach((nm) => (batchLogs[`alpha/${nm}`] = res.weights[nm]));
-        if (hasReg) batchLogs[REGULARIZATION_TERM] = res.losses[REGULARIZATION_TERM];
         if (b === batches.length - 1 && doValidation) {
-          const out = model.evaluate(valX!.length === 1 ? valX![0] : valX!, valY!.length === 1 ? valY![0] : valY!, { batchSize });
-          const outs = Array.isArray(out) ? out : [out];
-          const v = await Promise.all(outs.map((t) => t.data()));
-          tf.dispose(outs);
-          outLabels.forEach((label, i) => (epochLogs[`val_${label}`] = v[i][0]));
-          // tfjs's val_loss / val_<out>_loss are shifted for several outputs (its test function pushes
-          // running sums); evaluate's entries after the first n are each output's own loss: logged beside.
-          if (multi) outputNames.forEach((nm, i) => (epochLogs[`val_loss/${nm}`] = v[outputNames.length + i][0]));
+          const selecting = !!trainer.tournament && trainer.tournament.phase !== 'done';
+          if (selecting) {
+            // During the selection: each live candidate's validation, with its values in place.
+            const byCandidate: Record<string, tf.Logs> = {};
+            await trainer.forEachCandidate(async (label) => {
+              byCandidate[label] = await validate();
+            });
+            selection.selectionValidation(epoch, byCandidate);
+            Object.assign(epochLogs, byCandidate[trainer.tournament!.candidates[0].label]);
+          } else {
+            Object.assign(epochLogs, await validate());
+          }
         }
         await list.onBatchEnd(b, batchLogs);
         if (model.stopTraining) break;
@@ -390,16 +448,15 @@ export async function fitBalanced(
     }
     await list.onTrainEnd();
     await history.syncData();
+    trainer.warnUnfinishedSelection('the end of fitBalanced');
     const t = trainer.tournament;
-    if (t && t.phase !== 'done') {
-      warn(
-        `loss-balancer: auto: the strategy selection did not finish within this fit (${trainer.stepCount} steps; each round takes ${t.trialSteps} steps per candidate), so training used equal weights throughout; lower "trialSteps" or train longer. The candidates' copies are kept for further trainer.step() calls; trainer.close() releases them`,
-      );
-    }
+    const selectionEpochs = t?.winner ? selection.rewrite(history, t.winner, [...callbackMetrics, ...extraKeys]) : selection.touched;
+    if (t) return Object.assign(history, { trainer, selectionEpochs });
     return Object.assign(history, { trainer });
   } finally {
     m.isTraining = false;
     tf.dispose(metricVals.filter((t) => !t.isDisposed));
+    for (const ms of metricBy.values()) tf.dispose(ms.filter((t) => !t.isDisposed));
     tf.dispose(split.filter((t) => !t.isDisposed));
     disposeNew(inputs, x);
     disposeNew(targets, y);

@@ -16,7 +16,7 @@ import {
 import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
-import type { Tournament } from '../core/tournament.js';
+import { remainingSelectionSteps, type Tournament } from '../core/tournament.js';
 import { HarmMonitor, type HarmOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
@@ -526,10 +526,58 @@ export class BalancedTrainer {
   }
 
   /**
+   * During an `auto` selection, read inside `terms()`: the label of the candidate whose step is
+   * running (each `step()` call runs every live candidate's step in turn), else null. Lets the
+   * caller attribute what its `terms()` computes (e.g. a metric) to that candidate.
+   */
+  get selectingCandidate(): string | null {
+    return this.selection?.current ?? null;
+  }
+
+  /**
+   * During an `auto` selection: with each live candidate's variable values in place in turn, call
+   * `fn(label)` (e.g. to evaluate a validation metric for each); afterwards, also when `fn` throws,
+   * the variables hold equal weights' values again, as between steps. Does nothing when no
+   * selection is running. Only the trainer's variables are swapped (see docs/guide-auto.md, Limits).
+   */
+  async forEachCandidate(fn: (label: string) => void | Promise<void>): Promise<void> {
+    await this.selection?.forEachLive(fn);
+  }
+
+  /** The step count at which {@link warnUnfinishedSelection} last warned (once per step count). */
+  private selectionWarnedAt = -1;
+
+  /**
+   * When an `auto` selection is still running: warn through the `warn` option that no winner was
+   * picked, that training so far followed equal weights, and how many more `step()` calls the
+   * selection needs. Called by {@link close} and at the end of `fitBalanced`; rate-limited to once
+   * per step count (a `close()` right after `fitBalanced` does not repeat it).
+   * @param where The moment, named in the message (e.g. `'close()'`).
+   * @returns Whether it warned.
+   */
+  warnUnfinishedSelection(where: string): boolean {
+    const t = this.selection?.tournament;
+    if (!t || t.phase === 'done' || this.selectionWarnedAt === this._step) return false;
+    this.selectionWarnedAt = this._step;
+    const more = remainingSelectionSteps(t);
+    const after = where === 'close()'
+      ? "close() releases the candidates' copies: the variables keep equal weights' values."
+      : "the candidates' copies are kept for further trainer.step() calls; trainer.close() releases them.";
+    (this.opts.warn ?? ((m: string) => console.warn(m)))(
+      `loss-balancer: auto: at ${where}, after ${this._step} steps, the strategy selection is still running: it needs ${more} more step() call${more === 1 ? '' : 's'} ` +
+        `(it lasts ${t.cost.plannedTrainerSteps} steps from step ${t.startStep}, ${t.trialSteps} per round), so no winner was picked and training so far followed equal weights; ` +
+        `lower "trialSteps" or train longer; ${after}`,
+    );
+    return true;
+  }
+
+  /**
    * Flush and close every sink. A run ended during an `auto` selection also releases the
-   * candidates' copies of the variables and optimizer slots here.
+   * candidates' copies of the variables and optimizer slots here, and warns (see
+   * {@link warnUnfinishedSelection}) that no winner was picked.
    */
   async close(): Promise<void> {
+    this.warnUnfinishedSelection('close()');
     if (this.selection && !this.selection.done) this.selection.dispose();
     for (const s of this.sinks) await s.close?.();
   }

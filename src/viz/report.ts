@@ -27,16 +27,21 @@ export const REPORT_FILE = 'report.html';
 /** The trajectory file name the CLI writes and `report()` looks for first. */
 export const TRAJECTORY_FILE = 'trajectory.jsonl';
 
-/** The trajectory file of a run folder: `trajectory.jsonl`, else the only `*.jsonl` in it. A file path is returned as is. */
-export function findTrajectory(runDirOrFile: string): string {
-  if (!existsSync(runDirOrFile)) throw new Error(`report: "${runDirOrFile}" does not exist`);
+/**
+ * The trajectory file of a run folder: `trajectory.jsonl`, else the only `*.jsonl` in it. A file path
+ * is returned as is. `command` (default `'report'`) prefixes the errors, naming who asked (the CLI's
+ * `diagnose` passes `'diagnose'`).
+ * @throws Error naming the command and the path: it does not exist, holds no trajectory, or several.
+ */
+export function findTrajectory(runDirOrFile: string, command = 'report'): string {
+  if (!existsSync(runDirOrFile)) throw new Error(`${command}: "${runDirOrFile}" does not exist (give a .jsonl trajectory or a run folder holding one)`);
   if (statSync(runDirOrFile).isFile()) return runDirOrFile;
   const preferred = join(runDirOrFile, TRAJECTORY_FILE);
   if (existsSync(preferred)) return preferred;
   const jsonl = readdirSync(runDirOrFile).filter((f) => f.endsWith('.jsonl'));
   if (jsonl.length === 1) return join(runDirOrFile, jsonl[0]);
-  if (jsonl.length === 0) throw new Error(`report: no ${TRAJECTORY_FILE} (or other .jsonl trajectory) in "${runDirOrFile}"`);
-  throw new Error(`report: "${runDirOrFile}" holds several trajectories (${jsonl.join(', ')}); pass one file`);
+  if (jsonl.length === 0) throw new Error(`${command}: no ${TRAJECTORY_FILE} (or other .jsonl trajectory) in "${runDirOrFile}"`);
+  throw new Error(`${command}: "${runDirOrFile}" holds several trajectories (${jsonl.join(', ')}); pass one file`);
 }
 
 /** Options of {@link renderReport} and {@link report}. */
