@@ -4,7 +4,8 @@
  * batch 64, seed 1, as in the issue), equal weights beside them, and the 1-D PINN of bench/harm-pinn.ts
  * with `grad-magnitude` (reference: the residual) beside equal weights.
  *
- * `npx tsx bench/harm-runs.ts [--steps N] [--fixtures]`: prints one block per run; `--fixtures` also
+ * `npx tsx bench/harm-runs.ts [--steps N] [--fixtures] [--vae-only | --pinn-only] [--no-control]
+ * [--strategies gradnorm,...]` (VAE runs to do, by label): prints one block per run; `--fixtures` also
  * writes the VAE trajectories (weights, losses, gradient norms, 4 significant digits) to
  * test/fixtures/harm/ for test/harm-real.test.ts.
  */
@@ -58,7 +59,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       ['grad-magnitude', 'grad-magnitude', {}],
       ['gradnorm', 'gradnorm', { minWeight: 1e-3 }],
     ];
-    for (const [label, spec, options] of runs) {
+    const k = argv.indexOf('--strategies');
+    const wanted = k >= 0 ? argv[k + 1].split(',') : undefined;
+    for (const [label, spec, options] of runs.filter(([l]) => !wanted || wanted.includes(l))) {
       const r = seedRun({ train, test, classifier, spec, seed: 1, steps, batchSize: 64, label });
       console.log(`\nVAE ${label} (defaults, ${steps} steps, batch 64, seed 1): accuracy on reconstructions ${r.accuracy.toFixed(3)}, recon_a ${r.recon_a.toFixed(4)}, kl ${r.kl.toFixed(2)}, ${r.seconds.toFixed(0)} s`);
       const lines = harmLines(r.records, label, options);
