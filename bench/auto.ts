@@ -7,7 +7,8 @@
  * (multi-output, vae, poisson1d, helmholtz; default multi-output,vae), `--strategies a,b`,
  * `--trial-steps N`, `--only <label prefixes>` (run only those rows, e.g. to split the work), `--no-docs`,
  * `--seed-list 1,2` (run these seeds instead of 1..N), `--json out.json` (write the results), and
- * `--merge a.json,b.json` (print the tables of results run in separate processes, seeds joined in file order).
+ * `--pinn-score sum-log|worst-term` (the PINNs' validation score: Σ_i log L_i, or max_i log(L_i / L_i⁰)
+ * on the held-out batch), `--merge a.json,b.json` (print the tables of results run in separate processes, seeds joined in file order).
  *
  * Each problem gives its runs' held-out metric (lower or higher is better) and, for `auto`, a
  * validation score the selection uses (the user's own metric, on data apart from the test set).
@@ -211,7 +212,7 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
  * Σ_i log L_i of the two terms on one fixed held-out batch of collocation points (what a PINN user can
  * compute without the exact solution; scale-free, so neither term's units dominate).
  */
-export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128): BenchProblem {
+export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128, validation: 'sum-log' | 'worst-term' = 'sum-log'): BenchProblem {
   const grid: { label: string; spec: BalancerSpec }[] = [{ label: 'equal weights', spec: 'fixed' }];
   for (const k of [0.1, 10, 100, 1000]) grid.push({ label: `fixed boundary ×${k}`, spec: { name: 'fixed', weights: { boundary: k } } });
   return {
@@ -228,7 +229,14 @@ export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128): Be
       let b: PinnBatch = model.sample();
       const optimizer = tf.train.adam(1e-3);
       const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
-      const score = () => tf.tidy(() => Object.values(model.terms(valBatch)).reduce((a, l) => a + Math.log(l.dataSync()[0]), 0));
+      const valLosses = () => tf.tidy(() => Object.values(model.terms(valBatch)).map((l) => l.dataSync()[0]));
+      // 'sum-log': Σ_i log L_i; 'worst-term': max_i log(L_i / L_i at the start), so that no candidate
+      // wins by driving one term to zero while another stays where it started
+      const start = validation === 'worst-term' ? valLosses() : [];
+      const score = () => {
+        const ls = valLosses();
+        return validation === 'worst-term' ? Math.max(...ls.map((l, i) => Math.log(l / start[i]))) : ls.reduce((a, l) => a + Math.log(l), 0);
+      };
       const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score } : spec;
       const trainer = new BalancedTrainer({ terms: () => model.terms(b), optimizer, balancer, variables: model.net.variables, keepHistory: false, warn: () => undefined });
       const t0 = Date.now();
@@ -428,7 +436,9 @@ export async function main(argv: readonly string[]): Promise<AutoProblemResult[]
   if (unknown.length) throw new Error(`bench:auto: unknown problem(s) ${unknown.join(', ')}; known: multi-output, vae, ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   if (wanted.includes('multi-output')) problems.push(multiOutputProblem(steps));
   for (const [name, make] of Object.entries(PINN_PROBLEMS)) {
-    if (wanted.includes(name)) problems.push(pinnProblem(make(), num('--pinn-steps', quick ? 20 : 2000), quick ? 32 : 128));
+    const validation = (arg('--pinn-score') ?? 'sum-log') as 'sum-log' | 'worst-term';
+    if (!['sum-log', 'worst-term'].includes(validation)) throw new Error(`bench:auto: --pinn-score takes sum-log or worst-term, got "${validation}"`);
+    if (wanted.includes(name)) problems.push(pinnProblem(make(), num('--pinn-steps', quick ? 20 : 2000), quick ? 32 : 128, validation));
   }
   if (wanted.includes('vae')) problems.push(vaeProblem(vaeSteps, quick ? { nTrain: 300, nTest: 100, batchSize: 16, sizes: { hidden: 16, latent: 4, discHidden: 8 } } : {}));
   const t0 = Date.now();
