@@ -51,11 +51,11 @@ export type GradReadResult = Record<number, Record<string, GradReadCell>>;
 export type Anchor = { torch: string; T: Record<string, { representation: number; exact: number }> };
 
 /**
- * Peak tensor bytes of one exact step at T = 16 above the bytes held when the step began, for the
- * code before issue 15 (commit 349299b, tfjs's own MatMul gradient, T backward passes recorded on the
- * shared tape) and after the transposed-product rewrite (b9f4ef3..fed497b), measured by
- * `npx tsx bench/grad-read.ts --compare-src …` (docs/benchmarks.md). Deterministic for a given
- * tfjs version: it counts tensors, not time.
+ * Peak tensor bytes (MB) of one exact mgda step at T = 16 above the bytes held when the step began,
+ * for the code before issue 15 (commit 349299b: tfjs's own MatMul gradient, the T backward passes
+ * recorded on the shared tape), measured with that commit's src/ loaded beside this one
+ * (`--compare-src`, docs/benchmarks.md). It counts tensors, not time, so it does not depend on the
+ * machine's load (tfjs 4.22, wasm). The issue's target: exact mode's peak at T = 16 not above it.
  */
 export const EXACT_T16_STEP_PEAK_BEFORE_MB = 40.21;
 
