@@ -200,7 +200,8 @@ function runT(backend: string, T: number): { rows: Row[]; plainMs: number; exact
   for (const s of strategies()) {
     reads[s.name] = s.reads;
     if (s.reads === 'losses') configs.push(trainerConfig(p, s.name, 'loss-only'));
-    else for (const m of ['exact', 'representation', 'every'] as const) configs.push(trainerConfig(p, s.name, m));
+    // Jacobian-kind strategies refuse representation mode by design (they need parameter coordinates)
+    else for (const m of ['exact', 'representation', 'every'] as const) if (m !== 'representation' || !s.reads.includes('jacobian')) configs.push(trainerConfig(p, s.name, m));
   }
   // one per-term reference (T forward passes) to show what the single recorded forward saves
   const firstGram = strategies().find((s) => s.reads !== 'losses');
@@ -456,6 +457,7 @@ async function main() {
     body.push([r0.backend, r0.T, r0.strategy, r0.reads, ...modes.map(cell)]);
   }
   out.push(table(['backend', 'T', 'strategy', 'reads', 'loss-only ×', 'exact ×', 'representation ×', `every=${EVERY} ×`], body), '');
+  out.push('(Strategies that read the Jacobian, `losses+jacobian`, refuse representation mode by design: no cell.)', '');
 
   // strategy math at T=16
   if (wasmT16) {
