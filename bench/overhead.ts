@@ -12,20 +12,27 @@
  *   npm run bench                       # wasm T=2,4,8,16 + cpu T=4; ~10 CPU-minutes (25 wall-minutes on a busy 2-core machine)
  *   npm run bench -- --long             # only growth: 10,000 steps per mode on wasm, T=4 (tensors, RSS)
  *   npm run bench -- --backends wasm --T 4 --rounds 3 --no-write
+ *   npm run bench -- --quick            # smoke: wasm, T=2, 3 strategies, 1 round of 2 steps, no write, no anchor
+ *
+ * After the overhead table, the gradient-reading benchmark of issue 15 (bench/grad-read.ts: mgda in
+ * representation and exact mode, with every = 10, peak tensor bytes per step) runs on wasm at T = 4
+ * and 16 (those of --T), and the PyTorch anchor's ratios are printed beside it; the issue's targets
+ * are checked in the target list.
  *
  * Options: --backends a,b  --T 2,4  --cpu-T 4  --rounds N  --block N  --strategies a,b
  *          --long  --long-steps N (10000)  --long-width N (64)  --long-batch N (32)
  *          --leak-steps N (quick growth check in the default run, 300)  --no-write
  *          --no-anchor (skip the PyTorch anchor, bench/torch-anchor.py, run at the end when /usr/bin/python3 has torch)
+ *          --grad-rounds N (rounds of the gradient-reading table, 5)  --no-grad-read  --quick
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { create, list } from '../src/core/registry.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import { tapeWorks } from '../src/train/grads.js';
+import { gradReading, gradReadingTable, gradReadingVerdicts, torchAnchor as runTorchAnchor, type Anchor, type GradReadOptions, type GradReadResult } from './grad-read.js';
 
 // ----------------------------------------------------------------------------- arguments
 const argv = process.argv.slice(2);
@@ -35,18 +42,22 @@ const opt = (name: string, def: string) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
 };
 const nums = (s: string) => s.split(',').filter(Boolean).map(Number);
-const BACKENDS = opt('backends', 'wasm,cpu').split(',');
-const TS = nums(opt('T', '2,4,8,16'));
+const QUICK = flag('quick');
+const BACKENDS = opt('backends', QUICK ? 'wasm' : 'wasm,cpu').split(',');
+const TS = nums(opt('T', QUICK ? '2' : '2,4,8,16'));
 const CPU_TS = nums(opt('cpu-T', '4'));
-const ROUNDS = Number(opt('rounds', '3'));
-const BLOCK = Number(opt('block', '10'));
-const ONLY = opt('strategies', '') ? opt('strategies', '').split(',') : null;
+const ROUNDS = Number(opt('rounds', QUICK ? '1' : '3'));
+const BLOCK = Number(opt('block', QUICK ? '2' : '10'));
+const ONLY = opt('strategies', QUICK ? 'fixed,uncertainty,mgda' : '') ? opt('strategies', QUICK ? 'fixed,uncertainty,mgda' : '').split(',') : null;
+const GRAD_READ = !flag('no-grad-read');
+const GRAD_ROUNDS = Number(opt('grad-rounds', QUICK ? '1' : '5'));
+const NO_ANCHOR = QUICK || flag('no-anchor');
 const LONG = flag('long');
 const LONG_STEPS = Number(opt('long-steps', '10000'));
 const LONG_WIDTH = Number(opt('long-width', '64'));
 const LONG_BATCH = Number(opt('long-batch', '32'));
-const LEAK_STEPS = Number(opt('leak-steps', '300'));
-const WRITE = !flag('no-write');
+const LEAK_STEPS = Number(opt('leak-steps', QUICK ? '20' : '300'));
+const WRITE = !QUICK && !flag('no-write');
 const EVERY = 10;
 const BATCH = 128;
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -189,7 +200,8 @@ function runT(backend: string, T: number): { rows: Row[]; plainMs: number; exact
   for (const s of strategies()) {
     reads[s.name] = s.reads;
     if (s.reads === 'losses') configs.push(trainerConfig(p, s.name, 'loss-only'));
-    else for (const m of ['exact', 'representation', 'every'] as const) configs.push(trainerConfig(p, s.name, m));
+    // Jacobian-kind strategies refuse representation mode by design (they need parameter coordinates)
+    else for (const m of ['exact', 'representation', 'every'] as const) if (m !== 'representation' || !s.reads.includes('jacobian')) configs.push(trainerConfig(p, s.name, m));
   }
   // one per-term reference (T forward passes) to show what the single recorded forward saves
   const firstGram = strategies().find((s) => s.reads !== 'losses');
@@ -307,7 +319,7 @@ function settle(): void {
 function growth(mode: Config['mode'], strategy: string, steps: number, T = 4): Growth {
   const p = LONG ? problem(T, LONG_WIDTH, LONG_BATCH) : problem(T);
   const c = trainerConfig(p, strategy, mode);
-  const warm = Math.max(200, Math.round(steps / 10));
+  const warm = QUICK ? 5 : Math.max(200, Math.round(steps / 10));
   for (let i = 0; i < warm; i++) c.run();
   settle();
   const tensorsBefore = tf.memory().numTensors;
@@ -445,11 +457,13 @@ async function main() {
     body.push([r0.backend, r0.T, r0.strategy, r0.reads, ...modes.map(cell)]);
   }
   out.push(table(['backend', 'T', 'strategy', 'reads', 'loss-only ×', 'exact ×', 'representation ×', `every=${EVERY} ×`], body), '');
+  out.push('(Strategies that read the Jacobian, `losses+jacobian`, refuse representation mode by design: no cell.)', '');
 
   // strategy math at T=16
   if (wasmT16) {
     const mathRows: (string | number)[][] = [];
-    for (const s of strategies().filter((x) => x.reads !== 'losses')) {
+    // Jacobian-kind strategies compute on the backend inside the step (no Gram-only update to time)
+    for (const s of strategies().filter((x) => x.reads !== 'losses' && !x.reads.includes('jacobian'))) {
       const m = strategyMath(s.name, 16);
       const ex = wasmT16.exactMs[s.name];
       const rp = wasmT16.repMs[s.name];
@@ -487,6 +501,20 @@ async function main() {
     verdicts.push(`${okR ? 'ok' : 'MISSED'}: ${g.mode} RSS growth over ${g.steps} steps: ${pct(g.rssGrowth)} (target < 5%)`);
   }
 
+  // the gradient-reading table of issue 15 (wasm, T = 4 and 16 of --T) and the PyTorch anchor once for both tables
+  let gradRead: { o: GradReadOptions; r: GradReadResult } | null = null;
+  if (!LONG && GRAD_READ && used.includes('wasm')) {
+    await tf.setBackend('wasm');
+    const gTs = QUICK ? TS : TS.filter((T) => T === 4 || T === 16);
+    if (gTs.length) {
+      const o: GradReadOptions = { Ts: gTs, rounds: GRAD_ROUNDS, block: BLOCK, everys: [EVERY], strategy: 'mgda' };
+      log(`gradient reading (issue 15): T=${gTs.join(',')}, ${GRAD_ROUNDS} rounds`);
+      gradRead = { o, r: await gradReading(o) };
+      verdicts.push(...gradReadingVerdicts(gradRead.r));
+    }
+  }
+  const anchor = LONG ? { anchor: null, note: '' } : NO_ANCHOR ? { anchor: null, note: 'skipped (--no-anchor or --quick)' } : runTorchAnchor(TS, Math.max(ROUNDS, 5));
+
   // targets (wasm, T=4)
   for (const [, rows] of grouped) {
     const r0 = rows[0];
@@ -506,7 +534,7 @@ async function main() {
     }
   }
   const missed = verdicts.filter((v) => v.startsWith('MISSED'));
-  out.push(`Tensor count and memory (wasm, T=4; quick check: ${LEAK_STEPS} steps per mode after a warm-up of 200; the 10,000-step check is \`--long\`, below):`, '');
+  out.push(`Tensor count and memory (wasm, T=4; quick check: ${LEAK_STEPS} steps per mode after a warm-up of ${QUICK ? 5 : 200}; the 10,000-step check is \`--long\`, below):`, '');
   out.push(growthTable, '');
   out.push(`Targets (wasm, T=4 unless stated): ${verdicts.length - missed.length} met, ${missed.length} missed.`, '');
   if (missed.length) out.push(...missed.map((m) => `- ${m}`), '');
@@ -527,7 +555,8 @@ async function main() {
     const gv = verdicts.filter((v) => / growth /.test(v));
     out.push(...gv.map((v) => `- ${v}`));
   }
-  if (!LONG) out.push('', ...torchAnchor(), '');
+  if (!LONG && gradRead) out.push('', '### Gradient reading (issue 15)', '', ...gradReadingTable(gradRead.r, gradRead.o, anchor.anchor));
+  if (!LONG) out.push('', ...anchorLines(anchor), '');
   const text = out.join('\n');
   process.stdout.write(`${text}\n`);
   if (WRITE) writeSection(LONG ? 'overhead-long' : 'overhead', text);
@@ -535,23 +564,16 @@ async function main() {
 
 /**
  * The PyTorch anchor (bench/torch-anchor.py: same model, batch and Adam; LibMTL-style per-term
- * gradients; single thread) run in Debian's /usr/bin/python3 when it has torch, for the same T;
- * skipped with --no-anchor. Returns the lines to print.
+ * gradients; single thread), run once by `main` in Debian's /usr/bin/python3 when it has torch, for
+ * the same T; skipped with --no-anchor. Returns the lines to print.
  */
-function torchAnchor(): string[] {
-  if (flag('no-anchor')) return ['PyTorch anchor: skipped (--no-anchor)'];
-  if (!existsSync('/usr/bin/python3')) return ['PyTorch anchor: skipped (/usr/bin/python3 not found)'];
-  try {
-    const raw = execFileSync('/usr/bin/python3', ['bench/torch-anchor.py', '--T', TS.join(','), '--rounds', String(Math.max(ROUNDS, 5))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const a = JSON.parse(raw.trim().split('\n').pop()!) as { torch: string; T: Record<string, { representation: number; exact: number }> };
-    return [
-      `PyTorch anchor (bench/torch-anchor.py, torch ${a.torch}, one thread, same model/batch/Adam, CPU-time ratios to its own plain step, run after the rounds above):`,
-      '',
-      table(['T', 'representation ×', 'exact ×'], Object.entries(a.T).map(([T, r]) => [T, r.representation.toFixed(2), r.exact.toFixed(2)])),
-    ];
-  } catch (e) {
-    return [`PyTorch anchor: skipped (/usr/bin/python3 has no torch, or the script failed: ${(e as Error).message.split('\n')[0]})`];
-  }
+function anchorLines({ anchor: a, note }: { anchor: Anchor | null; note: string }): string[] {
+  if (!a) return [`PyTorch anchor: ${note}`];
+  return [
+    `PyTorch anchor (bench/torch-anchor.py, torch ${a.torch}, one thread, same model/batch/Adam, CPU-time ratios to its own plain step, run after the rounds above):`,
+    '',
+    table(['T', 'representation ×', 'exact ×'], Object.entries(a.T).map(([T, r]) => [T, r.representation.toFixed(2), r.exact.toFixed(2)])),
+  ];
 }
 
 await main();

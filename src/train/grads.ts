@@ -57,14 +57,14 @@ export function perTermGradients(
 export function variableGrads(f: () => tf.Scalar, vars: readonly tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
   const engine = tf.engine();
   const outermost = engine.state.gradientDepth === 0;
-  const transposed = new Map<number, tf.Tensor>();
+  const transposed: TransposeCache = new Map();
   try {
     return withPlainMatMul(engine, transposed, () => tf.variableGrads(f, vars as tf.Variable[]));
   } catch (e) {
     if (outermost) releaseTape(engine);
     throw e;
   } finally {
-    for (const t of transposed.values()) t.dispose();
+    for (const t of transposed.values()) t?.dispose();
   }
 }
 
@@ -88,12 +88,19 @@ export function detectShared(grads: readonly TermGrads[], vars: readonly tf.Vari
   return shared.length ? shared : vars.filter((v) => count(v) >= 1);
 }
 
-/** The T×P matrix of per-term gradients flattened over `shared` (zeros where a term does not reach). */
+/**
+ * The T×P matrix of per-term gradients flattened over `shared` (zeros where a term does not reach).
+ * Built by one concatenation in its own `tf.tidy`, so that no per-row copies outlive the call.
+ */
 export function gradientMatrix(grads: readonly TermGrads[], shared: readonly tf.Variable[]): tf.Tensor2D {
-  const rows = grads.map((g) =>
-    tf.concat(shared.map((v) => (g.get(v.name) ?? tf.zerosLike(v)).reshape([-1]))),
-  );
-  return tf.stack(rows) as tf.Tensor2D;
+  return tf.tidy(() => {
+    const parts = grads.flatMap((g) => shared.map((v) => (g.get(v.name) ?? tf.zerosLike(v)).reshape([-1])));
+    const flat = tf.concat(parts);
+    // The flattened views are released before the reshape (tfjs counts a view's bytes as its own).
+    const own = new Set(grads.flatMap((g) => [...g.values()]));
+    tf.dispose(parts.filter((t) => !own.has(t)));
+    return flat.reshape([grads.length, -1]) as tf.Tensor2D;
+  });
 }
 
 /** What {@link readGram} downloads. */
@@ -112,6 +119,10 @@ export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
  * `withStats` mean |g_i| and max |g_i| (T each). For a caller that reads it asynchronously.
  */
 export function gramTensor(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
+  return tf.tidy(() => gramTensorOf(M, withStats));
+}
+
+function gramTensorOf(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
   const T = M.shape[0];
   // wasm: a transposed operand is slow beyond a few rows (T=16, P=32768: 28 ms with transposeB,
   // 11 ms with an explicit transpose, measured interleaved); for T ≤ 4 transposeB is the faster one.
@@ -147,15 +158,20 @@ export function combine(
 ): tf.NamedTensorMap {
   const out: tf.NamedTensorMap = {};
   for (const v of vars) {
-    let acc: tf.Tensor | null = null;
     const head = headWeights === 'unit' && grads.filter((g) => g.has(v.name)).length === 1;
-    grads.forEach((g, i) => {
-      const gi = g.get(v.name);
-      if (!gi) return;
-      const term = head ? gi : gi.mul(weights[i]);
-      acc = acc ? acc.add(term) : term;
+    // One tidy per variable: the products and partial sums of one variable are released before the
+    // next is combined (peak memory), the numbers are the same.
+    if (!grads.some((g) => g.has(v.name))) continue;
+    out[v.name] = tf.tidy(() => {
+      let acc: tf.Tensor | null = null;
+      grads.forEach((g, i) => {
+        const gi = g.get(v.name);
+        if (!gi) return;
+        const term = head ? gi : gi.mul(weights[i]);
+        acc = acc ? acc.add(term) : term;
+      });
+      return acc!;
     });
-    if (acc) out[v.name] = acc;
   }
   return out;
 }
@@ -180,6 +196,12 @@ export interface Tape {
    * which makes this a vector-Jacobian product for a non-scalar y.
    */
   grads(y: tf.Tensor, xs: readonly tf.Tensor[], dy?: tf.Tensor): (tf.Tensor | null)[];
+  /**
+   * Run `f` without recording its operations on the tape: for tensors that are read (losses, the
+   * gradient matrix, an upstream gradient) but never differentiated. Saves the copies of saved
+   * tensors that recording would keep until the end of {@link withTape}.
+   */
+  unrecorded<R>(f: () => R): R;
 }
 
 /**
@@ -193,12 +215,13 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   const outermost = engine.state.gradientDepth === 0;
   const kept: tf.NamedTensorMap = {};
   const probe = tf.scalar(0);
-  const transposed = new Map<number, tf.Tensor>();
+  const transposed: TransposeCache = new Map();
   const tape: Tape = {
     grads: (y, xs, dy) => {
-      const { grads } = withPlainMatMul(engine, transposed, () => engine.gradients(() => y, xs as tf.Tensor[], dy, true));
+      const { grads } = withPlainMatMul(engine, transposed, () => unrecorded(engine, () => engine.gradients(() => y, xs as tf.Tensor[], dy, true)));
       return grads.map((g) => g ?? null);
     },
+    unrecorded: (f) => unrecorded(engine, f),
   };
   try {
     const out = engine.gradients(
@@ -219,7 +242,7 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
     throw e;
   } finally {
     probe.dispose();
-    for (const t of transposed.values()) t.dispose();
+    for (const t of transposed.values()) t?.dispose();
   }
   // Hand the results over as ordinary (non-kept) tensors of the caller's scope. One tensor may stand
   // under several keys (terms() returned the same tensor under two names): clone every key first,
@@ -230,40 +253,55 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
   return result;
 }
 
+/** Transposed operands by the id of the operand: `null` after its first use, the kept transpose after the second. */
+type TransposeCache = Map<number, tf.Tensor | null>;
+
 /**
  * Run a backward pass with every transposed matrix product (`BatchMatMul` with `transposeA` or
  * `transposeB`, which is what tfjs's MatMul gradient asks for) computed as an explicit transpose
  * followed by a plain product, on the wasm backend only. Same numbers; on tfjs-backend-wasm 4.x the
  * transposed-operand kernel is about 10× slower than transpose + plain product at the sizes of a
  * Dense layer (128×256ᵀ·128×256: 25 ms against 2 ms, bench/grad-read.ts, docs/benchmarks.md). The
- * transposed operands are cached by tensor id in `cache` (forward activations and weights are the
- * same tensors in each of the T backward passes), kept, and disposed by the caller. The engine's
+ * transposed operands are cached by tensor id in `cache` from their second use on (the trunk's saved
+ * activations and weights are the same tensors in each of the T backward passes), kept, and disposed
+ * by the caller; an operand's first transpose is released right after its product, so an operand
+ * used once (each head's own saved copy of z) costs no memory beyond that product. The engine's
  * `runKernel` is wrapped on the engine instance for the duration of `f` only (synchronous) and
  * restored after, on every path: nothing outside this backward pass sees it, and tfjs's gradient
  * registry is not touched.
  */
-function withPlainMatMul<R>(engine: ReturnType<typeof tf.engine>, cache: Map<number, tf.Tensor>, f: () => R): R {
+function withPlainMatMul<R>(engine: ReturnType<typeof tf.engine>, cache: TransposeCache, f: () => R): R {
   if (!plainMatMulOn || tf.getBackend() !== 'wasm') return f();
   type RunKernel = (name: string, inputs: Record<string, tf.Tensor>, attrs?: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
   const e = engine as unknown as { runKernel: RunKernel };
   const own = Object.prototype.hasOwnProperty.call(e, 'runKernel');
   const original = e.runKernel;
+  const temporary: tf.Tensor[] = [];
   const swap = (t: tf.Tensor): tf.Tensor => {
-    let u = cache.get(t.id);
-    if (!u) {
-      const perm = t.shape.map((_, i) => i);
-      const r = perm.length;
-      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-      u = tf.keep(original.call(e, 'Transpose', { x: t }, { perm }) as tf.Tensor);
-      cache.set(t.id, u);
+    const cached = cache.get(t.id);
+    if (cached) return cached;
+    const perm = t.shape.map((_, i) => i);
+    const r = perm.length;
+    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+    const u = original.call(e, 'Transpose', { x: t }, { perm }) as tf.Tensor;
+    // Cached from its second use on: an operand used once (a head's copy of z, in the one pass of
+    // that head) is released right after its product instead of staying until the end of the step.
+    if (cache.has(t.id)) cache.set(t.id, tf.keep(u));
+    else {
+      cache.set(t.id, null);
+      temporary.push(u);
     }
     return u;
   };
   e.runKernel = function (name, inputs, attrs) {
     if (name === 'BatchMatMul' && attrs && (attrs.transposeA || attrs.transposeB)) {
-      const a = attrs.transposeA ? swap(inputs.a) : inputs.a;
-      const b = attrs.transposeB ? swap(inputs.b) : inputs.b;
-      return original.call(e, name, { a, b }, { ...attrs, transposeA: false, transposeB: false });
+      try {
+        const a = attrs.transposeA ? swap(inputs.a) : inputs.a;
+        const b = attrs.transposeB ? swap(inputs.b) : inputs.b;
+        return original.call(e, name, { a, b }, { ...attrs, transposeA: false, transposeB: false });
+      } finally {
+        for (const u of temporary.splice(0)) u.dispose();
+      }
     }
     return original.call(e, name, inputs, attrs);
   };
@@ -272,6 +310,26 @@ function withPlainMatMul<R>(engine: ReturnType<typeof tf.engine>, cache: Map<num
   } finally {
     if (own) e.runKernel = original;
     else delete (e as { runKernel?: RunKernel }).runKernel;
+  }
+}
+
+/**
+ * Run a backward pass inside {@link withTape} without recording its operations on the open tape.
+ * While the outer gradient call of `withTape` records, tfjs records every operation of a nested
+ * backward pass too (for higher-order gradients) and keeps a copy of each tensor those operations
+ * save for their own backward pass until the outer call ends; nothing differentiates the per-term
+ * gradients again, so that was pure cost (at T = 16 on the benchmark MLP about 2.4 MB per pass).
+ * The engine's own switch is used: it stops recording while `kernelDepth > 0` (that is how it keeps
+ * the insides of a kernel off the tape). The user's forward (`terms()`, which may contain its own
+ * `tf.grad`) is still recorded in full; only the library's backward passes are not.
+ */
+function unrecorded<R>(engine: ReturnType<typeof tf.engine>, f: () => R): R {
+  const state = engine.state;
+  state.kernelDepth++;
+  try {
+    return f();
+  } finally {
+    state.kernelDepth--;
   }
 }
 
@@ -405,9 +463,17 @@ export function representationGradients(
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
     const dz = tape ? names.map((_, i) => tape.grads(ys[i], [z])[0]) : headGradsByRecomputation(rep, names, z);
-    const rows = dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]));
-    const losses = Array.from(tf.stack(ys).dataSync());
-    const w = decide(losses, tf.stack(rows) as tf.Tensor2D);
+    // Losses, M and the strategy's reading are never differentiated: not recorded on the tape. M is
+    // released as soon as `decide` has read it (the backward pass below does not need it).
+    const w = (tape ? tape.unrecorded.bind(tape) : <R>(f: () => R) => f())(() => {
+      const losses = Array.from(tf.stack(ys).dataSync());
+      const M = tf.tidy(() => tf.concat(dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]))).reshape([names.length, -1]) as tf.Tensor2D);
+      try {
+        return decide(losses, M);
+      } finally {
+        M.dispose();
+      }
+    });
     const out: tf.NamedTensorMap = {};
     ys.forEach((y, i) => (out[`v${i}`] = y));
     if (!w) return out;
@@ -462,7 +528,7 @@ function unitHeadGrads(
   ys: readonly tf.Scalar[],
   trainable: readonly tf.Variable[],
 ): (tf.Tensor | null)[] {
-  const upstream = tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])));
+  const upstream = tape.unrecorded(() => tf.tidy(() => tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])))));
   const trunk = tape.grads(z, trainable, upstream);
   const headVars = trainable.filter((_, k) => trunk[k] === null);
   const heads = headVars.length ? tape.grads(tf.addN([...ys]), headVars) : [];

@@ -394,7 +394,8 @@ export class BalancedTrainer {
     const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
     const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
     this.sharedVars ??= detectShared(termGrads, vars);
-    const flat = tf.concat([tf.stack(values), gramTensor(gradientMatrix(termGrads, this.sharedVars), !!this.balancer.needs.stats)]) as tf.Tensor1D;
+    // Own tidy: the T×P matrix is released here, not kept until the end of the step (peak memory).
+    const flat = tf.tidy(() => tf.concat([tf.stack(values), gramTensor(gradientMatrix(termGrads, this.sharedVars!), !!this.balancer.needs.stats)]) as tf.Tensor1D);
     return { termGrads, flat };
   }
 
