@@ -115,6 +115,37 @@ describe('auto: selection', () => {
     b.dispose();
   });
 
+  it('a learning-rate schedule set on the user\'s optimizer during the selection reaches every candidate and survives the hand-over (Adam and SGD)', () => {
+    for (const make of [() => tf.train.adam(0.02), () => tf.train.sgd(0.02)]) {
+      const run = (balancer: BalancerSpec) => {
+        const r = setup(balancer);
+        r.optimizer.dispose();
+        const optimizer = make();
+        const trainer = new BalancedTrainer({ terms: () => r.toy.terms(), variables: r.toy.variables, optimizer, balancer, warn: () => undefined });
+        for (let i = 0; i < 14; i++) {
+          // a step schedule, as a Keras LearningRateScheduler callback would set it
+          const lr = 0.02 * 0.5 ** Math.floor(i / 4);
+          const o = optimizer as unknown as { learningRate: number; setLearningRate?: (x: number) => void };
+          if (o.setLearningRate) o.setLearningRate(lr);
+          else o.learningRate = lr;
+          trainer.step();
+        }
+        return { r, optimizer, trainer };
+      };
+      const a = run(AUTO);
+      const t = a.trainer.tournament!;
+      expect(t.phase).toBe('done');
+      const b = run(t.candidates.find((c) => c.label === t.winner)!.spec as BalancerSpec);
+      expect(a.r.values()).toEqual(b.r.values());
+      // the user's optimizer keeps the rate the schedule set last, not the one at the selection's start
+      expect((a.optimizer as unknown as { learningRate: number }).learningRate).toBe(0.02 * 0.5 ** 3);
+      for (const x of [a, b]) {
+        x.optimizer.dispose();
+        x.r.dispose();
+      }
+    }
+  });
+
   it('every candidate starts from the same state: their first-step losses are equal', () => {
     const a = setup(AUTO);
     a.steps(1);

@@ -162,8 +162,28 @@ export function cloneOptimizer(opt: tf.Optimizer): tf.Optimizer {
   return copy as unknown as tf.Optimizer;
 }
 
+/**
+ * Copy `source`'s hyperparameters (the keys of its `getConfig()` that hold numbers or booleans:
+ * learningRate, beta1, momentum, ...) into `target`, so that a learning-rate schedule or callback
+ * that sets the user's optimizer during the selection reaches every candidate, and the winner's copy
+ * does not bring back a stale value. The learning rate goes through `setLearningRate` where the
+ * class has it (SGD and Momentum keep a tensor of it).
+ */
+export function syncHyperparameters(target: tf.Optimizer, source: tf.Optimizer): void {
+  const t = target as unknown as Record<string, unknown> & { setLearningRate?: (lr: number) => void };
+  const s = source as unknown as Record<string, unknown>;
+  for (const k of Object.keys(source.getConfig())) {
+    const v = s[k];
+    if ((typeof v !== 'number' && typeof v !== 'boolean') || t[k] === v) continue;
+    if (k === 'learningRate' && typeof t.setLearningRate === 'function') t.setLearningRate(v as number);
+    else t[k] = v;
+  }
+}
+
 /** Give `target` (the user's optimizer object) the whole state of `source`; `target`'s own tensors are disposed. */
 function adoptOptimizer(target: tf.Optimizer, source: tf.Optimizer): void {
+  // the user's hyperparameters as they are now, not as they were when the candidate was cloned
+  syncHyperparameters(source, target);
   const t = target as unknown as Record<string, unknown>;
   for (const k of Object.keys(target)) disposeOwn(target, k);
   for (const [k, v] of Object.entries(source)) t[k] = v;
@@ -385,6 +405,7 @@ export class AutoSelector {
       let r: StepResult;
       this.current = label;
       try {
+        syncHyperparameters(c.optimizer, this.host.optimizer);
         r = c.trainer.step(micro);
       } catch (e) {
         this.current = null;
