@@ -210,7 +210,9 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
  * fresh collocation points every step; Adam 1e-3 with the authors' decay, as bench/pinn.ts. Metric: the
  * relative L2 error of u on the evaluation grid (lower is better). Validation score for `auto`:
  * Σ_i log L_i of the two terms on one fixed held-out batch of collocation points (what a PINN user can
- * compute without the exact solution; scale-free, so neither term's units dominate).
+ * compute without the exact solution; scale-free, so neither term's units dominate), or with
+ * `validation: 'worst-term'` max_i log(L_i / L_i⁰) on that batch (L_i⁰ at the common start): Σ log L_i
+ * rewards driving one term to zero, which on zero boundary data u ≈ 0 does (docs/benchmarks.md).
  */
 export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128, validation: 'sum-log' | 'worst-term' = 'sum-log'): BenchProblem {
   const grid: { label: string; spec: BalancerSpec }[] = [{ label: 'equal weights', spec: 'fixed' }];
