@@ -197,6 +197,20 @@ describe('through BalancedTrainer', () => {
     toy.dispose();
   });
 
+  it.each(['graddrop', 'moco', 'trimmed-mean'])('%s with every: 3 and Adam: the reuse steps apply (gradients keyed in the variables\' order, so Adam\'s slots stay with their variables)', (name) => {
+    // Found by `npm run bench` (issue 15): the refresh step put the shared variables first, the reuse
+    // step keeps the variables' order, and tfjs's Adam keeps its slots by position in the map.
+    const toy = makeToy([1, 20, 0.05], { seed: 3 });
+    const optimizer = tf.train.adam(0.01);
+    const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: name, variables: toy.variables, every: 3, warn: () => undefined });
+    for (let i = 0; i < 7; i++) trainer.step();
+    const slots = (optimizer as unknown as { accumulatedFirstMoment: { originalName: string; variable: tf.Variable }[] }).accumulatedFirstMoment;
+    expect(slots.map((s) => s.originalName)).toEqual(toy.variables.map((v) => `${v.name}/m`));
+    slots.forEach((s, i) => expect(s.variable.shape).toEqual(toy.variables[i].shape));
+    optimizer.dispose();
+    toy.dispose();
+  });
+
   it('trimmed-mean with trimNumber 0 takes the same steps as the plain sum (fixed), heads unit', () => {
     const run = (balancer: string | { name: string; trimNumber: number }) => {
       const toy = makeToy([1, 20, 0.05], { seed: 5 });

@@ -24,11 +24,17 @@ export function jacobianGrads(
   const d = result.direction;
   if (!d) return combine(termGrads, result.weights, vars, headWeights);
   const sharedNames = new Set(shared.map((v) => v.name));
-  const out = combine(termGrads, result.weights, vars.filter((v) => !sharedNames.has(v.name)), headWeights);
+  const rest = combine(termGrads, result.weights, vars.filter((v) => !sharedNames.has(v.name)), headWeights);
   let offset = 0;
   for (const v of shared) {
-    out[v.name] = tf.slice(d, [offset], [v.size]).reshape(v.shape);
+    rest[v.name] = tf.slice(d, [offset], [v.size]).reshape(v.shape);
     offset += v.size;
   }
+  // In the order of `vars`, as every other step builds them: tfjs optimizers (Adam, RMSProp, ...)
+  // keep their slots by the POSITION of a name in the map, so another order on a later step would
+  // give a variable another variable's moments (a shape error, or silently wrong moments).
+  const out: tf.NamedTensorMap = {};
+  for (const v of vars) if (rest[v.name]) out[v.name] = rest[v.name];
+  for (const [k, g] of Object.entries(rest)) if (!out[k]) out[k] = g;
   return out;
 }
