@@ -175,8 +175,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         meta: { run: label, example: 'demo-vae' },
         // A run shorter than the selection is reported in the demo's own summary below (its
         // "ended during the selection" line), so close()'s warning about it is not repeated.
+        // Warnings arrive while the run trains, before its block is printed: name the run in each.
         warn: (m) => {
-          if (!/strategy selection is still running/.test(m)) console.warn(m);
+          if (!/strategy selection is still running/.test(m)) console.warn(`loss-balancer: [${label}] ${m.replace(/^loss-balancer: /, '')}`);
         },
       });
       const t0 = Date.now();
