@@ -73,7 +73,9 @@ export class History implements Sink {
   /**
    * Every step record received so far, oldest first. During an `auto` selection the candidates'
    * records go to {@link History.trials} instead; when the winner takes over, its trial records
-   * are appended here, so that `records` is the trajectory the run actually followed.
+   * are appended here, so that `records` is the trajectory the run actually followed. While the
+   * selection runs (and after a run that ends before it finishes) it holds no selection step; the
+   * variables then follow equal weights: `followedTrajectory(trials, tournament)` gives those records.
    */
   readonly records: StepRecord[] = [];
   /** The records of every candidate of an `auto` selection (tagged with `candidate`). */
