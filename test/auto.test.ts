@@ -11,6 +11,7 @@ import { summarize } from '../src/core/summary.js';
 import { followedTrajectory } from '../src/core/tournament.js';
 import { loadState, saveState } from '../src/node/checkpoint.js';
 import { parseAuto } from '../src/train/auto.js';
+import { resolveTermWeights } from '../strategies/fixed.js';
 import { makeToyProblem, type ToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer, type TrainerState } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
@@ -187,6 +188,67 @@ describe('auto: selection', () => {
     expect(t.cost.copies).toBe(10);
     expect(t.cost.plannedCandidateSteps).toBeGreaterThan(10 * 2);
     a.dispose();
+  });
+
+  it('default candidates, three terms: the full list, unchanged by the de-duplication (none is a duplicate)', () => {
+    // Pinned from the code before the de-duplication (same seed): 16 candidates, 825 planned steps.
+    const a = setup({ name: 'auto', trialSteps: 25 });
+    a.steps(1);
+    const t = a.trainer.tournament!;
+    expect(t.candidates.map((c) => c.label)).toEqual([
+      'equal', 'fixed[t0=23,t1=1.96,t2=1]', 'fixed[t0=23]', 'fixed[t1=1.96]', 'fixed[t0=2.3]', 'fixed[t1=0.196]', 'fixed[t2=0.1]',
+      'fixed[t0=230]', 'fixed[t1=19.6]', 'fixed[t2=10]', 'softadapt', 'uncertainty', 'db-mtl', 'grad-magnitude', 'mgda', 'pcgrad',
+    ]);
+    expect(t.cost.plannedCandidateSteps).toBe(825);
+    a.dispose();
+  });
+
+  /** The effective weight vector of each fixed candidate (terms not named at 1), by label. */
+  const fixedVectors = (t: { candidates: { label: string; spec: unknown }[] }, names: string[]) =>
+    t.candidates
+      .filter((c) => c.spec === 'fixed' || (c.spec as { name?: string }).name === 'fixed')
+      .map((c) => JSON.stringify(resolveTermWeights('fixed', c.spec === 'fixed' ? undefined : (c.spec as { weights?: number[] }).weights, names)));
+
+  it('default candidates, two terms: no two fixed candidates share a weight vector; a freed slot goes to the next grid point', () => {
+    // A fresh toy per run: both measure the same gradient norms.
+    const run = (balancer: BalancerSpec) => {
+      const toy = makeToyProblem({ scales: [1, 30], seed: 4, samples: 16 });
+      const optimizer = tf.train.adam(0.01);
+      const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer, warn: () => undefined });
+      trainer.step();
+      const t = trainer.tournament!;
+      optimizer.dispose();
+      toy.dispose();
+      return t;
+    };
+    // Before: "every term at b_i" ([21.3, 1]) and "t0 at b_0 × 1" ([21.3, 1]) were both kept:
+    // 13 candidates, 675 planned candidate steps. Now the first of the two is kept.
+    const t = run({ name: 'auto', trialSteps: 25 });
+    const v = fixedVectors(t, ['t0', 't1']);
+    expect(new Set(v).size).toBe(v.length);
+    expect(t.candidates.map((c) => c.label)).toEqual([
+      'equal', 'fixed[t0=21.3,t1=1]', 'fixed[t0=2.13]', 'fixed[t1=0.1]', 'fixed[t0=213]', 'fixed[t1=10]',
+      'softadapt', 'uncertainty', 'db-mtl', 'grad-magnitude', 'mgda', 'pcgrad',
+    ]);
+    expect(t.cost.plannedCandidateSteps).toBe(650);
+    // With room for two grid points, the duplicate no longer takes one of them.
+    const capped = run({ name: 'auto', trialSteps: 25, maxCandidates: 9 });
+    expect(capped.candidates.map((c) => c.label).slice(0, 3)).toEqual(['equal', 'fixed[t0=21.3,t1=1]', 'fixed[t0=2.13]']);
+    expect(capped.candidates).toHaveLength(9);
+  });
+
+  it('user weights and user candidates equal to an earlier fixed candidate are dropped, the first kept', () => {
+    const toy = makeToyProblem({ scales: [1, 30], seed: 4, samples: 16 });
+    const optimizer = tf.train.adam(0.01);
+    const candidates = ['fixed', { name: 'fixed', weights: { t1: 1 } }, { name: 'fixed', weights: [2, 1] }, { name: 'fixed', weights: { t0: 2 } }, { name: 'fixed', weights: [1, 3], label: 'mine' }, 'mgda'];
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', trialSteps: 2, candidates, weights: { t1: 3 } }, warn: () => undefined });
+    trainer.step();
+    expect(trainer.tournament!.candidates.map((c) => c.label)).toEqual(['equal', 'fixed[weights=[2,1]]', 'mine', 'mgda']);
+    const eq = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', trialSteps: 2, weights: [1, 1], grid: [] }, warn: () => undefined });
+    eq.step();
+    expect(eq.tournament!.candidates.map((c) => c.label)).not.toContain('user-weights');
+    optimizer.dispose();
+    toy.dispose();
   });
 
   it('a candidate whose step throws (softadapt on negative losses) is dropped, the others go on', () => {

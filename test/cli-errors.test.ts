@@ -3,12 +3,13 @@
  * path at fault with one `loss-balancer:` prefix; a missing optional plotting peer names every
  * missing package and the exact `npm install` command.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/node/cli.js';
 import { MissingPeerError, missingPeers, PLOT_PEERS } from '../src/viz/peers.js';
+import { runExample, validateRunConfig } from '../src/node/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-cli-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,6 +95,58 @@ describe('a missing optional plotting peer', () => {
       await fresh(['node', 'loss-balancer', 'report', traj, '--out', join(dir, 'r.html')]);
       expect(err.match(/loss-balancer:/g)).toHaveLength(1);
       expect(err).toMatch(/^loss-balancer: charts and the HTML report need .*not installed: vega\. Install it with: npm install vega\n$/);
+    } finally {
+      vi.doUnmock('../src/viz/peers.js');
+      vi.resetModules();
+    }
+  });
+});
+
+describe('run with a plotting peer missing fails before training, creating nothing', () => {
+  const gone = new Set(['vega', '@resvg/resvg-js']);
+  const fakeResolve = (s: string) => {
+    if (gone.has(s)) throw Object.assign(new Error(`Cannot find module '${s}'`), { code: 'MODULE_NOT_FOUND' });
+    return `/x/${s}`;
+  };
+
+  it('runExample: MissingPeerError naming every missing package, no step taken, no folder', async () => {
+    const out = join(dir, 'peers-out');
+    const cfg = validateRunConfig({ name: 'p', strategy: 'fixed', steps: 3, output: out, backend: 'cpu' });
+    let steps = 0;
+    const e = await runExample(cfg, () => (steps += 1), fakeResolve).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MissingPeerError);
+    expect((e as Error).message).toMatch(/not installed: vega and @resvg\/resvg-js\. Install them with: npm install vega @resvg\/resvg-js$/);
+    expect(steps).toBe(0);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('through the CLI: one prefix, the install command, no run folder, no summary', async () => {
+    const out = join(dir, 'peers-cli-out');
+    const cfgFile = join(dir, 'peers.json');
+    writeFileSync(cfgFile, JSON.stringify({ name: 'p', strategy: 'fixed', steps: 3, output: out, backend: 'cpu' }));
+    vi.resetModules();
+    // Node's resolution fails for vega and resvg, as for a user who installed neither.
+    vi.doMock('../src/viz/peers.js', async (importOriginal) => {
+      const real = await importOriginal<typeof import('../src/viz/peers.js')>();
+      return { ...real, missingPeers: (resolve?: (s: string) => unknown) => real.missingPeers(resolve ?? fakeResolve) };
+    });
+    try {
+      const { main: fresh } = await import('../src/node/cli.js');
+      let err = '';
+      let stdout = '';
+      vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+        err += String(s);
+        return true;
+      });
+      vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+        stdout += String(s);
+        return true;
+      });
+      await fresh(['node', 'loss-balancer', 'run', cfgFile, '--progress', 'none']);
+      expect(err).toMatch(/^loss-balancer: charts and the HTML report need .*not installed: vega and @resvg\/resvg-js\. Install them with: npm install vega @resvg\/resvg-js\n$/);
+      expect(process.exitCode).toBe(1);
+      expect(stdout).toBe('');
+      expect(existsSync(out)).toBe(false);
     } finally {
       vi.doUnmock('../src/viz/peers.js');
       vi.resetModules();

@@ -12,7 +12,8 @@ import type { BalancerSpec } from './types.js';
 export interface AutoOptions {
   /**
    * The candidates (strategy names or `{ name, label?, ...options }`), in order of simplicity (ties
-   * go to the earlier one). Equal weights (`'fixed'`) are always added first when absent.
+   * go to the earlier one). Equal weights (`'fixed'`) are always added first when absent. A `fixed`
+   * candidate whose weight vector (terms not named at 1) equals an earlier one's is dropped.
    * @default equal weights, {@link AutoOptions.weights}, the fixed-weight grid, then {@link AutoOptions.families}
    */
   candidates?: BalancerSpec[];

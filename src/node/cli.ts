@@ -103,8 +103,9 @@ Config fields (JSON or YAML):
 Writes <output>/<name>/: trajectory.jsonl, events.out.tfevents.*, config.json, plots/, report.html`,
     )
     .action(async (file: string, opts: { steps?: number; out?: string; progress: string }) => {
-      const { loadRunConfig, runExample } = await import('./run.js');
+      const { checkRunPeers, loadRunConfig, runExample } = await import('./run.js');
       const cfg = loadRunConfig(file);
+      checkRunPeers(); // before the progress display starts (runExample checks again)
       if (opts.steps) cfg.steps = opts.steps;
       if (opts.out) cfg.output = opts.out;
       const { createProgress } = await import('./progress.js');

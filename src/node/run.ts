@@ -25,6 +25,7 @@ import type { StepRecord } from '../core/history.js';
 import { create } from '../core/registry.js';
 import { parseAuto } from '../core/auto-config.js';
 import { safeParse } from '../core/schema.js';
+import { MissingPeerError, missingPeers } from '../viz/peers.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
@@ -181,6 +182,17 @@ function checkInside(root: string, path: string, what: string): void {
   }
 }
 
+/**
+ * Throw a {@link MissingPeerError} (naming every missing plotting peer and the `npm install`
+ * command) when a run could not write its charts and report: {@link runExample} always writes both,
+ * so it checks this before it trains or creates anything. Resolution only, nothing is loaded.
+ * `resolve` is replaceable for tests (see {@link missingPeers}).
+ */
+export function checkRunPeers(resolve?: (spec: string) => unknown): void {
+  const missing = missingPeers(resolve);
+  if (missing.length) throw new MissingPeerError(missing);
+}
+
 /** What {@link runExample} reports after each step. */
 export interface RunProgress {
   step: number;
@@ -203,8 +215,14 @@ export interface RunResult {
 /**
  * Train the toy problem as the config says and write the run folder. Event files of an earlier run of
  * the same name are removed first, so TensorBoard shows this run only.
+ * @param resolvePeer How the optional plotting peers are found (default: Node's resolution from this
+ *   package); replaceable for tests.
+ * @throws MissingPeerError before training, with nothing created, when a plotting peer
+ *   (`vega`, `vega-lite`, `@resvg/resvg-js`) is not installed: the run ends with charts and a report.
  */
-export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => void): Promise<RunResult> {
+export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => void, resolvePeer?: (spec: string) => unknown): Promise<RunResult> {
+  // The charts and report come last: fail before the steps are paid for, not after.
+  checkRunPeers(resolvePeer);
   const tf = await import('@tensorflow/tfjs');
   const { initBackend } = await import('../train/backend.js');
   const { makeToyProblem } = await import('../train/toy.js');

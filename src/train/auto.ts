@@ -9,7 +9,9 @@
  *    given, fixed-weight points spaced logarithmically around the gradient-magnitude ratios
  *    `b_i = max_j ‖g_j‖ / ‖g_i‖` (all terms at b, then one term at a time at `b_i × m` for `m` in
  *    `grid`: the hand grid, searched for the user), then one or two representatives of each family
- *    of methods (loss-based, learned, gradient-magnitude, aggregation).
+ *    of methods (loss-based, learned, gradient-magnitude, aggregation). A candidate equal to an
+ *    earlier one (for `fixed`: the same weight vector, terms not named at 1) is dropped, the
+ *    earlier kept; a dropped grid point leaves its slot to the next one.
  * 2. Every candidate starts from the SAME state (the variables' values, a copy of the optimizer's
  *    slots, a fresh balancer) and each `step()` call advances every live candidate on the SAME
  *    batch: its variable values and optimizer are swapped in, it takes one ordinary trainer step,
@@ -41,6 +43,7 @@ import { FAMILY, type AutoConfig } from '../core/auto-config.js';
 import type { StepRecord } from '../core/history.js';
 import type { Tournament, TournamentCandidate } from '../core/tournament.js';
 import type { BalancerSpec } from '../core/types.js';
+import { resolveTermWeights } from '../../strategies/fixed.js';
 import type { MicroBatches } from './accumulate.js';
 import { detectShared, gradientMatrix, perTermGradients, readGram } from './grads.js';
 import type { BalancedTrainer, StepResult, TrainerState } from './trainer.js';
@@ -349,16 +352,18 @@ export class AutoSelector {
   private buildCandidates(names: string[], norms: number[]): { label: string; spec: BalancerSpec }[] {
     const out: { label: string; spec: BalancerSpec }[] = [];
     const seen = new Set<string>();
-    const add = (label: string, spec: BalancerSpec) => {
-      const key = JSON.stringify(stripLabel(spec));
-      if (seen.has(key)) return;
+    // Two candidates are the same when their specs are (label aside) or, for `fixed`, when their
+    // effective weight vectors are (terms not named at 1): the first, simplest, one is kept.
+    const add = (label: string, spec: BalancerSpec): boolean => {
+      const key = candidateKey(spec, names);
+      if (seen.has(key)) return false;
       let l = label;
       for (let i = 2; out.some((c) => c.label === l); i++) l = `${label}#${i}`;
       seen.add(key);
       out.push({ label: l, spec });
+      return true;
     };
     add('equal', 'fixed');
-    seen.add(JSON.stringify({ name: 'fixed', weights: names.map(() => 1) }));
     if (this.cfg.candidates) {
       for (const s of this.cfg.candidates) add(labelOf(s), s);
       if (this.cfg.weights) add('user-weights', { name: 'fixed', weights: this.cfg.weights });
@@ -384,7 +389,12 @@ export class AutoSelector {
     });
     const families = this.cfg.families.map((s) => ({ label: labelOf(s), spec: s }));
     const room = Math.max(0, this.cfg.maxCandidates - fixedPart - families.length);
-    for (const g of grid.slice(0, room)) add(g.label, g.spec);
+    // A grid point equal to an earlier candidate frees its slot for the next point.
+    let taken = 0;
+    for (const g of grid) {
+      if (taken >= room) break;
+      if (add(g.label, g.spec)) taken += 1;
+    }
     for (const f of families) add(f.label, f.spec);
     return out.slice(0, this.cfg.maxCandidates);
   }
@@ -634,6 +644,27 @@ function stripLabel(s: BalancerSpec): BalancerSpec {
   if (typeof s === 'string' || !('label' in s)) return s;
   const { label: _l, ...rest } = s;
   return rest as BalancerSpec;
+}
+
+/**
+ * The identity of a candidate for de-duplication: a `fixed` spec by its effective weight vector in
+ * term order (terms not named at 1), any other by its spec without the label. A `fixed` spec whose
+ * weights do not resolve keeps its spec as key (its trainer reports the error).
+ */
+function candidateKey(s: BalancerSpec, names: readonly string[]): string {
+  const spec = stripLabel(s);
+  if (specName(spec) === 'fixed') {
+    const given = typeof spec === 'string' ? undefined : (spec as { weights?: number[] | Record<string, number> }).weights;
+    const rest = typeof spec === 'string' ? [] : Object.keys(spec).filter((k) => k !== 'name' && k !== 'weights');
+    if (rest.length === 0) {
+      try {
+        return JSON.stringify({ name: 'fixed', weights: resolveTermWeights('fixed', given, names) });
+      } catch {
+        /* an invalid spec: keyed by itself below */
+      }
+    }
+  }
+  return JSON.stringify(spec);
 }
 
 function fmtScore(x: number): string {
