@@ -204,7 +204,7 @@ describe('fitBalanced validation metric keys (several outputs)', () => {
     const size = tf.layers.dense({ units: 1, name: 'size', kernelInitializer: 'ones' }).apply(input) as tf.SymbolicTensor;
     const cls = tf.layers.dense({ units: 1, name: 'cls', activation: 'sigmoid', kernelInitializer: 'ones' }).apply(input) as tf.SymbolicTensor;
     const m = tf.model({ inputs: input, outputs: [size, cls] });
-    m.compile({ optimizer: tf.train.sgd(0), loss: ['meanSquaredError', 'binaryCrossentropy'], metrics });
+    m.compile({ optimizer: tf.train.sgd(0), loss: ['meanSquaredError', 'binaryCrossentropy'], metrics: metrics as never }); // tfjs's type lacks per-output arrays; compile takes them
     return m;
   };
   // by hand (weights 1, biases 0, lr 0): size predicts x0 + x1 = [1, -1, 3, -2] against [0, 1, 3, 0]
