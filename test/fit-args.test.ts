@@ -224,7 +224,9 @@ describe('fitBalanced validation metric keys (several outputs)', () => {
     expect(ev[4]).toBe(0.5);
     const lCls = ev[3];
     const ref = await ma.fit(x, y, { epochs: 1, validationData: [x, y], verbose: 0 });
-    const got = await fitBalanced(mb, x, y, { epochs: 1, validationData: [x, y], verbose: 0 });
+    const seen: tf.Logs[] = [];
+    const got = await fitBalanced(mb, x, y, { epochs: 1, validationData: [x, y], verbose: 0, callbacks: { onEpochEnd: (_e, logs) => void seen.push({ ...logs }) } });
+    expect(seen[0]['val_acc/cls']).toBe(0.5); // callbacks (earlyStopping's monitor) see the added keys
     // tfjs's keys, as plain model.fit gives them: val_cls_acc is cls's BCE, not the accuracy
     expect(ref.history.val_cls_acc[0]).toBeCloseTo(lCls, 6);
     for (const k of Object.keys(ref.history)) expect(got.history[k], k).toEqual(ref.history[k]);
