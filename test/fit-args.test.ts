@@ -196,6 +196,71 @@ describe('fitBalanced validation keys', () => {
   });
 });
 
+describe('fitBalanced validation metric keys (several outputs)', () => {
+  // The new-user case: output size (MSE) and cls (BCE, accuracy). tfjs's val_cls_acc holds cls's
+  // validation BCE, not the accuracy; val_acc/cls must be model.evaluate's accuracy.
+  const build3 = (metrics: Record<string, string[]>) => {
+    const input = tf.input({ shape: [2] });
+    const size = tf.layers.dense({ units: 1, name: 'size', kernelInitializer: 'ones' }).apply(input) as tf.SymbolicTensor;
+    const cls = tf.layers.dense({ units: 1, name: 'cls', activation: 'sigmoid', kernelInitializer: 'ones' }).apply(input) as tf.SymbolicTensor;
+    const m = tf.model({ inputs: input, outputs: [size, cls] });
+    m.compile({ optimizer: tf.train.sgd(0), loss: ['meanSquaredError', 'binaryCrossentropy'], metrics: metrics as never }); // tfjs's type lacks per-output arrays; compile takes them
+    return m;
+  };
+  // by hand (weights 1, biases 0, lr 0): size predicts x0 + x1 = [1, -1, 3, -2] against [0, 1, 3, 0]
+  // → L_size = (1 + 4 + 0 + 4) / 4 = 2.25; cls predicts σ(x0 + x1) > 0.5 for rows 1 and 3 only,
+  // against [1, 1, 0, 0] → accuracy 2/4 = 0.5 (rows 1 and 4 right).
+  const X = () => tf.tensor2d([[1, 0], [0, -1], [2, 1], [-1, -1]]);
+  const Y = () => [tf.tensor2d([[0], [1], [3], [0]]), tf.tensor2d([[1], [1], [0], [0]])];
+
+  it("val_acc/cls is evaluate's accuracy; tfjs's shifted val_cls_acc and params.metrics stay model.fit's", async () => {
+    const x = X();
+    const y = Y();
+    const ma = build3({ cls: ['acc'] });
+    const mb = build3({ cls: ['acc'] });
+    const ev = (mb.evaluate(x, y) as tf.Scalar[]).map((t) => { const v = t.dataSync()[0]; t.dispose(); return v; });
+    // evaluate: [L_size, L_size + L_cls, L_size, L_cls, acc] (tfjs's running sums, then metricsTensors)
+    expect(ev[0]).toBeCloseTo(2.25, 6);
+    expect(ev[4]).toBe(0.5);
+    const lCls = ev[3];
+    const ref = await ma.fit(x, y, { epochs: 1, validationData: [x, y], verbose: 0 });
+    const seen: tf.Logs[] = [];
+    const got = await fitBalanced(mb, x, y, { epochs: 1, validationData: [x, y], verbose: 0, callbacks: { onEpochEnd: (_e, logs) => void seen.push({ ...logs }) } });
+    expect(seen[0]['val_acc/cls']).toBe(0.5); // callbacks (earlyStopping's monitor) see the added keys
+    // tfjs's keys, as plain model.fit gives them: val_cls_acc is cls's BCE, not the accuracy
+    expect(ref.history.val_cls_acc[0]).toBeCloseTo(lCls, 6);
+    for (const k of Object.keys(ref.history)) expect(got.history[k], k).toEqual(ref.history[k]);
+    expect(got.params.metrics).toEqual(ref.params.metrics);
+    // the corrected keys: evaluate's values
+    expect(got.history['val_acc/cls']).toEqual([0.5]);
+    expect(got.history['val_loss/size'][0]).toBeCloseTo(2.25, 6);
+    expect(got.history['val_loss/cls'][0]).toBeCloseTo(lCls, 6);
+    expect(Object.keys(got.history).filter((k) => k.startsWith('val_')).sort()).toEqual(
+      ['val_acc/cls', 'val_cls_acc', 'val_cls_loss', 'val_loss', 'val_loss/cls', 'val_loss/size', 'val_size_loss'],
+    );
+    tf.dispose([x, ...y]);
+    ma.dispose();
+    mb.dispose();
+  });
+
+  it('deduplicated metric labels (cls_acc_0, cls_acc_1) and a metric on each output get their own keys', async () => {
+    const x = X();
+    const y = Y();
+    const m = build3({ size: ['mae'], cls: ['acc', 'acc'] });
+    const labels = (m as unknown as { getDedupedMetricsNames(): string[] }).getDedupedMetricsNames();
+    expect(labels).toEqual(['loss', 'size_loss', 'cls_loss', 'size_mae', 'cls_acc_0', 'cls_acc_1']);
+    const ev = (m.evaluate(x, y) as tf.Scalar[]).map((t) => { const v = t.dataSync()[0]; t.dispose(); return v; });
+    const got = await fitBalanced(m, x, y, { epochs: 1, validationData: [x, y], verbose: 0 });
+    // mae of size by hand: (1 + 2 + 0 + 2) / 4 = 1.25
+    expect(got.history['val_mae/size'][0]).toBeCloseTo(1.25, 6);
+    expect(got.history['val_mae/size'][0]).toBeCloseTo(ev[4], 6);
+    expect(got.history['val_acc_0/cls']).toEqual([0.5]);
+    expect(got.history['val_acc_1/cls']).toEqual([0.5]);
+    tf.dispose([x, ...y]);
+    m.dispose();
+  });
+});
+
 describe('fitBalanced callbacks, as model.fit calls them', () => {
   it('CustomCallbackArgs (every hook, onYield) and arrays get the same calls and logs as model.fit', async () => {
     const { ref, got, refCalls, gotCalls, ma, mb } = await both((calls) => ({

@@ -106,6 +106,66 @@ describe('fitBalanced with auto and monitor', () => {
     model.dispose();
   });
 
+  it("the added per-output keys (val_acc/<out>) score evaluate's metric; tfjs-shifted keys score the same but warn once, naming the History key", async () => {
+    const model = build(['acc']);
+    const d = data(20);
+    const vx = [d.x.slice(0, 12)];
+    const vy = d.ys.map((y) => y.slice(0, 12));
+    const warnings: string[] = [];
+    const ctx: MonitorContext = {
+      model, outputNames: model.outputNames,
+      labels: (model as unknown as { getDedupedMetricsNames(): string[] }).getDedupedMetricsNames(),
+      lossFns: (model as unknown as { lossFunctions: MonitorContext['lossFns'] }).lossFunctions,
+      metricsTensors: (model as unknown as { metricsTensors: MonitorContext['metricsTensors'] }).metricsTensors,
+      hasReg: false, batchSize: 5, val: { x: vx, y: vy }, train: { x: [d.x], y: d.ys }, warn: (w) => void warnings.push(w),
+    };
+    expect(ctx.labels).toEqual(['loss', 'small_loss', 'big_loss', 'small_acc', 'big_acc']);
+    const ev = model.evaluate(vx[0], vy, { batchSize: 5 }) as tf.Scalar[];
+    const v = ev.map((t) => t.dataSync()[0]);
+    tf.dispose(ev);
+    // evaluate: [L_s, L_s + L_b, L_s, L_b, acc_small, acc_big]
+    const own = monitorScore('val_acc/big', ctx);
+    expect(own.score()).toBeCloseTo(v[5], 6);
+    expect(own.mode).toBe('max');
+    expect(monitorScore('val_acc/small', ctx).score()).toBeCloseTo(v[4], 6);
+    expect(monitorScore('acc/small', ctx).score()).toBeGreaterThanOrEqual(0); // the training twin exists
+    expect(warnings).toEqual([]);
+    // tfjs's key: History holds L_b under val_big_acc, the score is still the accuracy; one warning
+    const shifted = monitorScore('val_big_acc', ctx);
+    expect(shifted.score()).toBeCloseTo(v[5], 6);
+    expect(shifted.mode).toBe('max');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/"val_big_acc".*shifted.*scores big_acc itself.*monitor "val_acc\/big"/);
+    monitorScore('val_loss', ctx);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatch(/"val_loss".*first output's loss.*Σ lossWeights_i·L_i \+ penalties/);
+    monitorScore('big_acc', ctx); // training keys are not shifted
+    expect(warnings).toHaveLength(2);
+    tf.dispose([...vx, ...vy]);
+    d.dispose();
+    model.dispose();
+  });
+
+  it('fitBalanced warns once for a tfjs-shifted monitor key and not for the added key; the added key is in History', async () => {
+    const model = build(['acc']);
+    const d = data(20);
+    const run = async (monitor: string) => {
+      const warnings: string[] = [];
+      const h = await fitBalanced(model, d.x, d.ys, { epochs: 2, batchSize: 5, validationSplit: 0.25, verbose: 0, harm: false, warn: (w) => void warnings.push(w), balancer: { ...AUTO, monitor } });
+      await h.trainer.close();
+      return { h, monitorWarnings: warnings.filter((w) => w.includes('"monitor"')) };
+    };
+    const a = await run('val_small_acc');
+    expect(a.monitorWarnings).toHaveLength(1);
+    expect(a.monitorWarnings[0]).toContain('val_acc/small');
+    const b = await run('val_acc/small');
+    expect(b.monitorWarnings).toEqual([]);
+    expect(b.h.history['val_acc/small']).toHaveLength(2);
+    expect(b.h.trainer.tournament!.mode).toBe('max');
+    d.dispose();
+    model.dispose();
+  });
+
   it("a training key other than 'loss' is computed on the training data", async () => {
     const model = build();
     const d = data(20);

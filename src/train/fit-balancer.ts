@@ -73,10 +73,10 @@ function resolveMonitor(obj: Record<string, unknown>, ctx: FitBalancerContext): 
   }
   if (obj.score !== undefined) throw new BalancerError('fitBalanced: give the auto balancer "monitor" or "score", not both');
   if (!ctx.monitor) throw new BalancerError('fitBalanced: balancer option "monitor" cannot be resolved here');
-  const { score, mode } = ctx.monitor(key);
   if (obj.mode !== undefined && obj.mode !== 'auto' && obj.mode !== 'min' && obj.mode !== 'max') {
     throw new BalancerError(`fitBalanced: balancer option "mode" is ${JSON.stringify(obj.mode)}; allowed: 'min', 'max' or 'auto' (from the monitor key)`);
   }
+  const { score, mode } = ctx.monitor(key); // may warn (a tfjs-shifted key): after the checks above
   if (obj.mode === undefined || obj.mode === 'auto') obj.mode = mode;
   delete obj.monitor;
   obj.score = score;

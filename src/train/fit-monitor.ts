@@ -32,12 +32,31 @@ export interface MonitorContext {
   batchSize: number;
   val?: { x: tf.Tensor[]; y: tf.Tensor[] };
   train: { x: tf.Tensor[]; y: tf.Tensor[] };
+  /** Where the warning about a tfjs-shifted `val_` key goes (see {@link monitorScore}); none when absent. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * The per-output keys `fitBalanced` adds for a model with several outputs, without the `val_`
+ * prefix, one per entry j of `metricsTensors` (whose tfjs label is `labels[1 + j]`):
+ * `loss/<out>` for each output's loss, then `<metric>/<out>` for each compiled metric, `<metric>`
+ * being tfjs's label without its `<out>_` prefix (`cls_acc` → `acc/cls`, a deduplicated
+ * `cls_acc_1` → `acc_1/cls`). The form is that of `alpha/<out>`: the quantity as a one-output
+ * model names it, then the output. Empty for one output (tfjs's keys are not shifted then).
+ */
+export function perOutputKeys(outputNames: string[], labels: string[], metricsTensors: Array<[LossFn, number]>): string[] {
+  if (outputNames.length < 2) return [];
+  return metricsTensors.map(([, o], j) => {
+    const out = outputNames[o];
+    if (j < outputNames.length) return `loss/${out}`;
+    const label = labels[1 + j];
+    return `${label.startsWith(`${out}_`) ? label.slice(out.length + 1) : label}/${out}`;
+  });
 }
 
 /** The keys `monitor` accepts for this model (validation keys only when there is validation data). */
 export function monitorKeys(ctx: MonitorContext): string[] {
-  const multi = ctx.outputNames.length > 1;
-  const own = [...ctx.labels.slice(1), ...(multi ? ctx.outputNames.map((n) => `loss/${n}`) : [])];
+  const own = [...ctx.labels.slice(1), ...perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors)];
   return [...(ctx.val ? ['val_loss', ...own.map((k) => `val_${k}`)] : []), ...own];
 }
 
@@ -46,8 +65,13 @@ export function monitorKeys(ctx: MonitorContext): string[] {
  *
  * - `val_loss`: Σ_i lossWeights_i · L_i + the layers' regularisation penalties (Keras' `val_loss`;
  *   fixed weights, so candidates are compared on the same objective whatever weights they learnt).
- * - `val_<label>` for each compiled label but `loss` (`val_<out>_loss`, `val_acc`, `val_<out>_acc`, ...)
- *   and `val_loss/<out>`: that output's own loss or metric on the validation data.
+ * - `val_<label>` for each compiled label but `loss` (`val_<out>_loss`, `val_acc`, `val_<out>_acc`, ...),
+ *   and the added per-output keys `val_loss/<out>`, `val_<metric>/<out>` ({@link perOutputKeys}):
+ *   that output's own loss or metric on the validation data (`model.evaluate`'s value).
+ * - For several outputs, `val_loss` and `val_<label>` name History keys whose values tfjs shifts
+ *   (docs/guide.md, "fitBalanced"): the score is still the quantity the name means in Keras (above),
+ *   not the shifted History value, and `ctx.warn` is told so once, naming the History key that holds
+ *   the scored value (`val_<metric>/<out>`, `val_loss/<out>`) when there is one.
  * - The same keys without `val_`: on the training part (all of it, inference mode). Training `loss`
  *   is refused: fit's `loss` is the balanced objective Σ w_i L_i, whose weights differ between
  *   candidates, so it cannot rank them.
@@ -73,9 +97,10 @@ export function monitorScore(key: string, ctx: MonitorContext): MonitorScore {
   if (name === 'loss') {
     parts = ctx.outputNames.map((n, i) => [i, ctx.lossFns[i], ctx.baseWeights?.[n] ?? 1]);
     withReg = ctx.hasReg;
-  } else if (multi && name.startsWith('loss/') && ctx.outputNames.includes(name.slice(5))) {
-    const i = ctx.outputNames.indexOf(name.slice(5));
-    parts = [[i, ctx.lossFns[i], 1]];
+  } else if (perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors).includes(name)) {
+    const j = perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors).indexOf(name);
+    const [fn, o] = ctx.metricsTensors[j];
+    parts = [[o, j < ctx.outputNames.length ? ctx.lossFns[o] : fn, 1]];
   } else {
     const j = ctx.labels.indexOf(name) - 1;
     if (j < 0 || !ctx.metricsTensors[j]) {
@@ -84,6 +109,7 @@ export function monitorScore(key: string, ctx: MonitorContext): MonitorScore {
     const [fn, o] = ctx.metricsTensors[j];
     parts = [[o, fn, 1]];
   }
+  if (isVal && multi && !name.includes('/')) warnShifted(key, name, ctx);
   const data = isVal ? ctx.val! : ctx.train;
   const n = data.x[0].shape[0];
   const score = (): number =>
@@ -102,4 +128,15 @@ export function monitorScore(key: string, ctx: MonitorContext): MonitorScore {
     });
   const mode = key.includes('acc') ? 'max' : 'min'; // tfjs/Keras EarlyStopping, mode 'auto'
   return { score, mode };
+}
+
+/** The one warning of {@link monitorScore} for a tfjs-shifted `val_` key of a model with several outputs. */
+function warnShifted(key: string, name: string, ctx: MonitorContext): void {
+  const head = `fitBalanced: balancer option "monitor" ("${key}"): for a model with several outputs, tfjs's History key "${key}" is shifted (tfjs-layers' test function; docs/guide.md, "fitBalanced")`;
+  if (name === 'loss') {
+    ctx.warn?.(`${head}: it holds the first output's loss, while the selection scores Keras' val_loss, Σ lossWeights_i·L_i + penalties; History has no key with that sum (each output's own loss is "val_loss/<out>")`);
+    return;
+  }
+  const own = perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors)[ctx.labels.indexOf(name) - 1];
+  ctx.warn?.(`${head}: it does not hold ${name}, while the selection scores ${name} itself (model.evaluate's value), which History logs as "val_${own}"; monitor "val_${own}" to name the same quantity as History`);
 }

@@ -20,7 +20,7 @@ import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 import { checkFitArgs, lossWeightsByName, type LossWeights } from './fit-args.js';
 import { REGULARIZATION_TERM, resolveFitBalancer } from './fit-balancer.js';
 import { SelectionHistory } from './fit-auto-history.js';
-import { monitorScore } from './fit-monitor.js';
+import { monitorScore, perOutputKeys } from './fit-monitor.js';
 import type { HarmOptions } from '../core/harm.js';
 import { splitModel } from './split.js';
 import { BalancedTrainer } from './trainer.js';
@@ -79,8 +79,9 @@ export type FitBalancedOptions = FitBalancedArgs;
  * raw, unweighted loss; several outputs only), the compiled metrics as `model.fit` names them
  * (`acc` or `<out>_acc`, ...), `val_` + each of those when validating (tfjs's values, see the guide),
  * and beside them `alpha/<out>` (the weight applied to each output), `regularization` (the layers'
- * penalties, when the model has any) and `val_loss/<out>` (each output's own validation loss, several
- * outputs only).
+ * penalties, when the model has any), and, several outputs only, `val_loss/<out>` and
+ * `val_<metric>/<out>` (each output's own validation loss and metrics, `model.evaluate`'s values,
+ * where tfjs's `val_` keys are shifted).
  */
 export type BalancedHistory = tf.History & {
   /** The trainer, with the per-step `history` and the balancer state. */
@@ -268,6 +269,7 @@ export async function fitBalanced(
     const metricsTensors = m.metricsTensors ?? [];
     const multi = model.outputs.length > 1;
     const outLabels = m.getDedupedMetricsNames();
+    const ownVal = perOutputKeys(outputNames, outLabels, metricsTensors);
     const hasReg = tf.tidy(() => model.calculateLosses().length > 0);
     const termNames = hasReg ? [...outputNames, REGULARIZATION_TERM] : outputNames;
 
@@ -317,6 +319,7 @@ export async function fitBalanced(
           model, outputNames, labels: outLabels, lossFns, metricsTensors, baseWeights: lw, hasReg, batchSize,
           val: doValidation ? { x: valX!, y: valY! } : undefined,
           train: { x: trainX, y: trainY },
+          warn: args.warn ?? ((s: string) => console.warn(s)),
         }),
     });
     const rep = args.representation !== undefined ? splitModel(model, args.representation) : null;
@@ -365,9 +368,11 @@ export async function fitBalanced(
       const v = await Promise.all(outs.map((t) => t.data()));
       tf.dispose(outs);
       outLabels.forEach((label, i) => (logs[`val_${label}`] = v[i][0]));
-      // tfjs's val_loss / val_<out>_loss are shifted for several outputs (its test function pushes
-      // running sums); evaluate's entries after the first n are each output's own loss: logged beside.
-      if (multi) outputNames.forEach((nm, i) => (logs[`val_loss/${nm}`] = v[outputNames.length + i][0]));
+      // For several outputs tfjs's val_ keys are shifted (its test function pushes n running sums of
+      // the output losses, then one value per metricsTensors entry, and fit labels them from the
+      // start): evaluate's entries after the first n are each output's own loss, then each metric,
+      // logged beside as val_loss/<out>, val_<metric>/<out>.
+      ownVal.forEach((k, j) => (logs[`val_${k}`] = v[outputNames.length + j][0]));
       return logs;
     };
     const list = new tf.CallbackList([new EpochMeans(() => [...callbackMetrics, ...extraKeys]), ...standardizeCallbacks(args.callbacks, args.yieldEvery), history]);
