@@ -140,7 +140,7 @@ console.log(JSON.stringify({ before, after, same: backends === Object.keys(tf.en
 
     // Charts without the plotting peers: an error that names them.
     writeFileSync(join(proj, 'plot.mjs'), `import { plotSvg } from 'loss-balancer/plot';\ntry { await plotSvg([]); } catch (e) { console.log(e.message); }\n`);
-    expect(await sh('node', ['plot.mjs'], { cwd: proj })).toMatch(/vega, vega-lite, @resvg\/resvg-js.*npm install vega vega-lite @resvg\/resvg-js/);
+    expect(await sh('node', ['plot.mjs'], { cwd: proj })).toMatch(/vega, vega-lite and @resvg\/resvg-js.*npm install vega vega-lite @resvg\/resvg-js/);
 
     // A bundler resolves 'loss-balancer' to the browser entry under the browser condition.
     writeFileSync(join(proj, 'web.mjs'), `import { BalancedTrainer } from 'loss-balancer';\nconsole.log(BalancedTrainer);\n`);
