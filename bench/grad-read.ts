@@ -59,9 +59,19 @@ export type Anchor = { torch: string; T: Record<string, { representation: number
  */
 export const EXACT_T16_STEP_PEAK_BEFORE_MB = 40.21;
 
-function problem(T: number, width = 256) {
+/** The benchmark model (also `npm run bench`'s): MLP 64→width→width (ReLU), T linear heads, MSE terms on fixed data. */
+export interface Problem {
+  vars: tf.Variable[];
+  trunk: () => tf.Tensor;
+  heads: (z: tf.Tensor) => Record<string, tf.Scalar>;
+  terms: () => Record<string, tf.Scalar>;
+  dispose(): void;
+}
+
+let uid = 0;
+export function problem(T: number, width = 256, batch = BATCH): Problem {
+  const id = `${uid++}`;
   let seed = 1;
-  const id = Math.random().toString(36).slice(2);
   const glorot = (shape: number[], name: string) =>
     tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++)), true, `${name}_${id}`);
   const W1 = glorot([64, width], 'W1');
@@ -70,13 +80,19 @@ function problem(T: number, width = 256) {
   const b2 = tf.variable(tf.zeros([width]), true, `b2_${id}`);
   const hw = Array.from({ length: T }, (_, i) => glorot([width, 1], `head${i}`));
   const hb = Array.from({ length: T }, (_, i) => tf.variable(tf.zeros([1]), true, `hb${i}_${id}`));
-  const x = tf.randomNormal([BATCH, 64], 0, 1, 'float32', 1000);
-  const ys = hw.map((_, i) => tf.randomNormal([BATCH, 1], 0, 1 + i, 'float32', 2000 + i));
+  const x = tf.randomNormal([batch, 64], 0, 1, 'float32', 1000);
+  const ys = hw.map((_, i) => tf.randomNormal([batch, 1], 0, 1 + i, 'float32', 2000 + i));
   const trunk = () => tf.relu(tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2));
   const heads = (z: tf.Tensor) =>
     Object.fromEntries(hw.map((w, i) => [`t${i}`, tf.losses.meanSquaredError(ys[i], tf.add(tf.matMul(z, w), hb[i])) as tf.Scalar]));
   const vars = [W1, b1, W2, b2, ...hw, ...hb];
-  return { vars, trunk, heads, terms: () => heads(trunk()), dispose: () => tf.dispose([...vars, x, ...ys]) };
+  return {
+    vars,
+    trunk,
+    heads,
+    terms: () => heads(trunk()),
+    dispose: () => tf.dispose([...vars, x, ...ys]),
+  };
 }
 
 interface Config { key: string; n: number; run: () => void; times: number[]; peak?: number; stepPeak?: number; dispose?: () => void }

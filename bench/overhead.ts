@@ -32,7 +32,7 @@ import os from 'node:os';
 import { create, list } from '../src/core/registry.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import { tapeWorks } from '../src/train/grads.js';
-import { gradReading, gradReadingTable, gradReadingVerdicts, torchAnchor as runTorchAnchor, type Anchor, type GradReadOptions, type GradReadResult } from './grad-read.js';
+import { gradReading, gradReadingTable, gradReadingVerdicts, problem, type Problem, torchAnchor as runTorchAnchor, type Anchor, type GradReadOptions, type GradReadResult } from './grad-read.js';
 
 // ----------------------------------------------------------------------------- arguments
 const argv = process.argv.slice(2);
@@ -59,44 +59,12 @@ const LONG_BATCH = Number(opt('long-batch', '32'));
 const LEAK_STEPS = Number(opt('leak-steps', QUICK ? '20' : '300'));
 const WRITE = !QUICK && !flag('no-write');
 const EVERY = 10;
-const BATCH = 128;
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
-// ----------------------------------------------------------------------------- the model
-interface Problem {
-  vars: tf.Variable[];
-  trunk: () => tf.Tensor;
-  heads: (z: tf.Tensor) => Record<string, tf.Scalar>;
-  terms: () => Record<string, tf.Scalar>;
-  dispose(): void;
-}
+// ----------------------------------------------------------------------------- the model: bench/grad-read.ts's `problem`
 
+/** Makes the shadow variables' names unique. */
 let uid = 0;
-function problem(T: number, width = 256, batch = BATCH): Problem {
-  const id = `${uid++}`;
-  let seed = 1;
-  const glorot = (shape: number[], name: string) =>
-    tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++)), true, `${name}_${id}`);
-  const W1 = glorot([64, width], 'W1');
-  const b1 = tf.variable(tf.zeros([width]), true, `b1_${id}`);
-  const W2 = glorot([width, width], 'W2');
-  const b2 = tf.variable(tf.zeros([width]), true, `b2_${id}`);
-  const hw = Array.from({ length: T }, (_, i) => glorot([width, 1], `head${i}`));
-  const hb = Array.from({ length: T }, (_, i) => tf.variable(tf.zeros([1]), true, `hb${i}_${id}`));
-  const x = tf.randomNormal([batch, 64], 0, 1, 'float32', 1000);
-  const ys = hw.map((_, i) => tf.randomNormal([batch, 1], 0, 1 + i, 'float32', 2000 + i));
-  const trunk = () => tf.relu(tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2));
-  const heads = (z: tf.Tensor) =>
-    Object.fromEntries(hw.map((w, i) => [`t${i}`, tf.losses.meanSquaredError(ys[i], tf.add(tf.matMul(z, w), hb[i])) as tf.Scalar]));
-  const vars = [W1, b1, W2, b2, ...hw, ...hb];
-  return {
-    vars,
-    trunk,
-    heads,
-    terms: () => heads(trunk()),
-    dispose: () => tf.dispose([...vars, x, ...ys]),
-  };
-}
 
 // ----------------------------------------------------------------------------- timing helpers
 const median = (xs: number[]) => {
