@@ -20,11 +20,10 @@
  * Options: `seed` @default 0.
  */
 import * as z from 'zod/mini';
-import { softmax } from '../src/core/gram.js';
 import { seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
-import { normals } from './rlw.js';
+import { randomSoftmaxWeights } from './rlw.js';
 
 const options = z.strictObject({
   /** Seed of the normal draws. @default 0 */
@@ -58,9 +57,5 @@ export const rgw: Strategy<RgwOptions, RgwState> = {
   /** Checked by `Balancer.load()` before a saved state is loaded. */
   state: () => z.strictObject({ rng: ss.rng }),
   init: (o) => ({ rng: seedRng(o.seed) }),
-  update(_o, state, { losses }) {
-    const T = losses.length;
-    const [z, rng] = normals(state.rng, T);
-    return { weights: softmax(z).map((p) => T * p), state: { rng }, info: { sample: z } };
-  },
+  update: (_o, state, { losses }) => randomSoftmaxWeights(state.rng, losses.length),
 };

@@ -55,6 +55,15 @@ export function normals(state: RngState, n: number): [number[], RngState] {
 }
 
 /**
+ * The random weights of RLW (on the losses) and RGW (on the gradients), from the same rule:
+ * T·softmax(z) with z T seeded standard normal samples; the advanced RNG state; the sample as info.
+ */
+export function randomSoftmaxWeights(rng: RngState, T: number): { weights: number[]; state: { rng: RngState }; info: { sample: number[] } } {
+  const [z, next] = normals(rng, T);
+  return { weights: softmax(z).map((p) => T * p), state: { rng: next }, info: { sample: z } };
+}
+
+/**
  * The `rlw` strategy (Lin et al., TMLR 2022): Random Loss Weighting, T·softmax of seeded standard
  * normal samples at every update; the baseline a balancer should beat. Options: {@link RlwOptions};
  * state: {@link RlwState}.
@@ -68,9 +77,5 @@ export const rlw: Strategy<RlwOptions, RlwState> = {
   /** Checked by `Balancer.load()` before a saved state is loaded. */
   state: () => z.strictObject({ rng: ss.rng }),
   init: (o) => ({ rng: seedRng(o.seed) }),
-  update(_o, state, { losses }) {
-    const T = losses.length;
-    const [z, rng] = normals(state.rng, T);
-    return { weights: softmax(z).map((p) => T * p), state: { rng }, info: { sample: z } };
-  },
+  update: (_o, state, { losses }) => randomSoftmaxWeights(state.rng, losses.length),
 };
