@@ -20,7 +20,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { bundleForBrowser } from './browser-bundle.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -64,21 +64,11 @@ for (const [name, xs] of Object.entries(times)) {
   console.log(`  ${name.padEnd(36)} ${f(xs)} ${f(c)}`);
 }
 
-const res = await build({
-  entryPoints: [join(ROOT, 'dist/src/browser.js')],
-  bundle: true,
-  platform: 'browser',
-  format: 'esm',
-  minify: true,
-  write: false,
-  metafile: true,
-  external: ['@tensorflow/*'],
-  logLevel: 'error',
-});
+const res = await bundleForBrowser(join(ROOT, 'dist/src/browser.js'));
 const out = res.outputFiles[0].contents;
 console.log(`\nbrowser bundle (esbuild, platform browser, minified, tfjs external): ${(out.length / 1024).toFixed(1)} KB, ${(gzipSync(out).length / 1024).toFixed(1)} KB gzipped`);
 // Where the bytes come from: the same bundle made from the sources (dist/ holds pre-bundled chunks).
-const fromSrc = await build({ entryPoints: [join(ROOT, 'src/browser.ts')], bundle: true, platform: 'browser', format: 'esm', minify: true, write: false, metafile: true, external: ['@tensorflow/*'], logLevel: 'error' });
+const fromSrc = await bundleForBrowser(join(ROOT, 'src/browser.ts'));
 const by: Record<string, number> = {};
 for (const [f, i] of Object.entries(Object.values(fromSrc.metafile.outputs)[0].inputs)) {
   const parts = f.split('/');

@@ -8,8 +8,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { bundleForBrowser } from '../bench/browser-bundle.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const filesIn = (dir: string): string[] =>
@@ -58,17 +58,7 @@ describe('layers', () => {
   });
 
   it('the browser entry bundles for the browser (tfjs external): core, train and strategies only, ≤ 80 KB gzipped', async () => {
-    const res = await build({
-      entryPoints: [join(ROOT, 'src/browser.ts')],
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      minify: true,
-      write: false,
-      metafile: true,
-      external: ['@tensorflow/*'],
-      logLevel: 'silent',
-    });
+    const res = await bundleForBrowser(join(ROOT, 'src/browser.ts'));
     const inputs = Object.keys(res.metafile.inputs).map((f) => relative(ROOT, resolve(f)));
     expect(inputs.filter((f) => /^src\/(node|viz)\//.test(f) || /node_modules\/(mathjs|vega|vega-lite|@resvg|commander|yaml|cli-progress)\//.test(f))).toEqual([]);
     const gz = gzipSync(res.outputFiles[0].contents).length;
