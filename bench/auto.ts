@@ -21,7 +21,7 @@
  * `poisson1d` and `helmholtz` (bench/pinn/problems.ts), each a {@link BenchProblem}.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,6 +33,7 @@ import { BalancedTrainer } from '../src/train/trainer.js';
 import { digitSplit, subset, trainClassifier } from './digits.js';
 import { HAND_GRID, seedRun } from './seed.js';
 import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnProblem } from './pinn/problems.js';
+import { writeMarkedSection } from './docs-section.js';
 
 /** One run's outcome. */
 export interface ProblemRun {
@@ -393,18 +394,9 @@ export function autoTable(r: AutoProblemResult): string {
   return lines.join('\n');
 }
 
-const START = '<!-- auto:start -->';
-const END = '<!-- auto:end -->';
-
 /** Replace (or append) the text between the auto markers of `file`. */
 export function writeAutoSection(file: string, body: string): void {
-  const block = `${START}\n${body.trim()}\n${END}`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${block}\n`;
-  writeFileSync(file, text);
+  writeMarkedSection(file, 'auto', body);
 }
 
 /** Parse argv, run, print, and (full runs) write docs/benchmarks.md between the auto markers. */

@@ -27,12 +27,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { create, list } from '../src/core/registry.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import { tapeWorks } from '../src/train/grads.js';
 import { gradReading, gradReadingTable, gradReadingVerdicts, problem, type Problem, torchAnchor as runTorchAnchor, type Anchor, type GradReadOptions, type GradReadResult } from './grad-read.js';
+import { writeMarkedSection } from './docs-section.js';
 
 // ----------------------------------------------------------------------------- arguments
 const argv = process.argv.slice(2);
@@ -340,16 +342,7 @@ function machine(backends: string[]): string {
 }
 
 function writeSection(marker: string, body: string): void {
-  const path = new URL('../docs/benchmarks.md', import.meta.url);
-  const start = `<!-- ${marker}:start -->`;
-  const end = `<!-- ${marker}:end -->`;
-  const section = `${start}\n${body.trim()}\n${end}`;
-  let text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  if (i >= 0 && j > i) text = text.slice(0, i) + section + text.slice(j + end.length);
-  else text = `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(path, text);
+  writeMarkedSection(fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url)), marker, body);
   log(`wrote section "${marker}" of docs/benchmarks.md`);
 }
 

@@ -19,13 +19,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/train/backend.js';
 import { list } from '../src/core/registry.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
 import { disposeBatch, PINN_PROBLEMS, type PinnBatch } from './pinn/problems.js';
+import { writeMarkedSection } from './docs-section.js';
 
 /** One row of the benchmark: a balancer spec and how the trainer reads gradients for it. */
 export interface PinnRow {
@@ -219,19 +220,9 @@ export function pinnTable(results: PinnResult[]): string {
   return lines.join('\n');
 }
 
-const START = '<!-- pinn:start -->';
-const END = '<!-- pinn:end -->';
-
 /** Replaces the PINN section of a markdown file (between its markers) with `body`. */
 export function writePinnSection(file: string, body: string): void {
-  const block = `${START}\n${body.trim()}\n${END}`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${block}\n`;
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, text);
+  writeMarkedSection(file, 'pinn', body);
 }
 
 function arg(argv: string[], name: string): string | undefined {

@@ -20,7 +20,7 @@
  *   `variables` = encoder + decoder only, so the balanced loss never updates D.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,7 @@ import type { BalancerSpec } from '../src/core/types.js';
 import type { Tournament } from '../src/core/tournament.js';
 import { digitSplit, trainClassifier, type DigitClassifier, type Digits } from './digits.js';
 import { geomean, syntheticMarkdown, syntheticTable } from './synthetic.js';
+import { writeMarkedSection } from './docs-section.js';
 
 /** The hand grid: recon_a multiplied by these, every other term 1. */
 export const HAND_GRID = [1, 2, 5, 10, 20, 50] as const;
@@ -562,19 +563,9 @@ export async function adviceRows(bench: SeedBench, options: SeedBenchOptions & {
   return rows;
 }
 
-const START = '<!-- seed:start -->';
-const END = '<!-- seed:end -->';
-
 /** Replace (or append) the text between the seed markers of a Markdown file. */
 export function writeSection(file: string, body: string): void {
-  const block = `${START}\n${body.trim()}\n${END}`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${block}\n`;
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, text);
+  writeMarkedSection(file, 'seed', body);
 }
 
 /** The docs section: command, machine, table, verdict, charts, synthetic table. */
