@@ -16,6 +16,8 @@
  *   tanh; 128 residual points per step and the two end points. The residual's gradient is orders of
  *   magnitude above the boundary's (f reaches 16π² ≈ 158): the small version of the same pathology.
  *   Error: relative L2 error of u on 1,000 evenly spaced points.
+ * - `klein-gordon`: the nonlinear Klein–Gordon equation of the same paper and code (see {@link kleinGordon}):
+ *   three terms `residual`, `initial` (u and u_t at t = 0) and `boundary` (x = 0 and x = 1).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Representation } from '../../src/train/grads.js';
@@ -27,10 +29,21 @@ export interface PinnBatch {
   residual: tf.Tensor2D;
   /** Source term q (or f) at the residual points, [n, 1]. */
   source: tf.Tensor2D;
-  /** Boundary points per boundary piece, each [m, D]. */
+  /**
+   * Points of each condition piece (a boundary side, or an initial condition in space-time), each
+   * [m, D]; what each piece penalises is its {@link PinnCondition}.
+   */
   boundary: tf.Tensor2D[];
-  /** Exact u at the boundary points, each [m, 1]. */
+  /** Target values at those points (u, or ∂u/∂x_k for a derivative condition), each [m, 1]. */
   boundaryValue: tf.Tensor2D[];
+}
+
+/** What one condition piece of a {@link PinnBatch} penalises, and in which loss term. */
+export interface PinnCondition {
+  /** The loss term whose value is the sum of its pieces' mean squared errors. */
+  term: string;
+  /** Compare ∂u/∂x_k with the target, k = this input index (e.g. u_t at t = 0); absent: compare u. */
+  derivative?: number;
 }
 
 /** A built PINN problem: model, batches, loss terms and error. */
@@ -74,23 +87,35 @@ export function uniformSource(seed: number): () => number {
 
 const disposeBatch = (b: PinnBatch) => tf.dispose([b.residual, b.source, ...b.boundary, ...b.boundaryValue]);
 
-/** Builds residual and boundary terms from jets; shared by both problems. */
+/**
+ * Builds the residual term and the condition terms from jets; shared by every problem. `conditions`
+ * names the term of each condition piece and what it compares (default: every piece compares u, in
+ * one term `boundary`). Terms are `residual`, then the condition terms in order of first appearance.
+ */
 function pinnModel(
   net: JetMlp,
   sampleArrays: () => { r: number[][]; q: number[]; b: number[][][]; bv: number[][] },
   residualOf: (u: tf.Tensor2D, d2: tf.Tensor2D[]) => tf.Tensor2D,
   grid: number[][],
   exactOnGrid: number[],
+  conditions?: PinnCondition[],
 ): PinnModel {
   const gridT = tf.tensor2d(grid);
   const exactT = tf.tensor2d(exactOnGrid, [exactOnGrid.length, 1]);
   const exactNorm = Math.hypot(...exactOnGrid);
+  const conditionOf = (i: number): PinnCondition => conditions?.[i] ?? { term: 'boundary' };
+  const termNames = ['residual', ...new Set(conditions ? conditions.map((c) => c.term) : ['boundary'])];
+  const jetRows = (m: number) => (1 + 2 * net.inputDim) * m;
   const residualTerm = (u: tf.Tensor2D, d2: tf.Tensor2D[], q: tf.Tensor2D) => tf.mean(tf.square(tf.sub(residualOf(u, d2), q))) as tf.Scalar;
-  const boundaryTerm = (us: tf.Tensor2D[], vs: tf.Tensor2D[]) =>
-    tf.addN(us.map((u, i) => tf.mean(tf.square(tf.sub(u, vs[i]))))) as tf.Scalar;
+  // outs[i]: piece i's compared quantity (u or a first derivative) at its points
+  const conditionTerms = (outs: tf.Tensor2D[], vs: tf.Tensor2D[]) => {
+    const parts: Record<string, tf.Tensor[]> = {};
+    outs.forEach((o, i) => (parts[conditionOf(i).term] ??= []).push(tf.mean(tf.square(tf.sub(o, vs[i])))));
+    return Object.fromEntries(Object.entries(parts).map(([k, ms]) => [k, tf.addN(ms) as tf.Scalar]));
+  };
   return {
     net,
-    termNames: ['residual', 'boundary'],
+    termNames,
     sample() {
       const s = sampleArrays();
       return {
@@ -102,29 +127,35 @@ function pinnModel(
     },
     terms(batch) {
       const j = net.jet(batch.residual);
-      return {
-        residual: residualTerm(j.value, j.d2, batch.source),
-        boundary: boundaryTerm(batch.boundary.map((p) => net.predict(p)), batch.boundaryValue),
-      };
+      const outs = batch.boundary.map((p, i) => {
+        const k = conditionOf(i).derivative;
+        return k === undefined ? net.predict(p) : net.jet(p).d1[k];
+      });
+      return { residual: residualTerm(j.value, j.d2, batch.source), ...conditionTerms(outs, batch.boundaryValue) };
     },
     represent(batch) {
       const n = batch.residual.shape[0];
-      const sizes = batch.boundary.map((p) => p.shape[0]);
-      const jetRows = (1 + 2 * net.inputDim) * n;
+      // rows of z per piece: the stacked jet for a derivative condition, plain hidden values otherwise
+      const rows = batch.boundary.map((p, i) => (conditionOf(i).derivative === undefined ? p.shape[0] : jetRows(p.shape[0])));
       return {
-        // z: the stacked jet of the last hidden layer at the residual points, then the plain hidden
-        // values at every boundary point.
-        trunk: () => tf.concat([net.hiddenJet(batch.residual), ...batch.boundary.map((p) => net.hidden(p))], 0),
+        // z: the stacked jet of the last hidden layer at the residual points, then each condition
+        // piece's hidden values (or hidden jet)
+        trunk: () =>
+          tf.concat(
+            [net.hiddenJet(batch.residual), ...batch.boundary.map((p, i) => (conditionOf(i).derivative === undefined ? net.hidden(p) : net.hiddenJet(p)))],
+            0,
+          ),
         heads: (z) => {
           const w = z.shape[1]!;
-          const j = net.headJet(z.slice([0, 0], [jetRows, w]) as tf.Tensor2D, n);
-          let at = jetRows;
-          const us = sizes.map((m) => {
+          const j = net.headJet(z.slice([0, 0], [jetRows(n), w]) as tf.Tensor2D, n);
+          let at = jetRows(n);
+          const outs = rows.map((m, i) => {
             const h = z.slice([at, 0], [m, w]) as tf.Tensor2D;
             at += m;
-            return net.head(h);
+            const k = conditionOf(i).derivative;
+            return k === undefined ? net.head(h) : net.headJet(h, batch.boundary[i].shape[0]).d1[k];
           });
-          return { residual: residualTerm(j.value, j.d2, batch.source), boundary: boundaryTerm(us, batch.boundaryValue) };
+          return { residual: residualTerm(j.value, j.d2, batch.source), ...conditionTerms(outs, batch.boundaryValue) };
         },
       };
     },
@@ -139,6 +170,12 @@ function pinnModel(
 }
 
 export { disposeBatch };
+
+/** The n×n evaluation grid of linspace(lo, hi, n)², first coordinate fastest (numpy's meshgrid, flattened). */
+function squareGrid(lo: number, hi: number, n = 100): number[][] {
+  const at = (i: number) => lo + ((hi - lo) * i) / (n - 1);
+  return Array.from({ length: n * n }, (_, k) => [at(k % n), at(Math.floor(k / n))]);
+}
 
 /** Options of {@link helmholtz}. */
 export interface HelmholtzOptions {
@@ -156,9 +193,7 @@ export function helmholtz(options: HelmholtzOptions = {}): PinnProblem {
   const q = (x: number, y: number) => (-((a1 * Math.PI) ** 2) - (a2 * Math.PI) ** 2 + lambda) * u(x, y);
   // the 4 sides as in the authors' code: y = −1, x = 1, y = 1, x = −1
   const sides: Array<(t: number) => [number, number]> = [(t) => [t, -1], (t) => [1, t], (t) => [t, 1], (t) => [-1, t]];
-  const nn = 100;
-  const grid: number[][] = [];
-  for (let i = 0; i < nn; i++) for (let j = 0; j < nn; j++) grid.push([-1 + (2 * j) / (nn - 1), -1 + (2 * i) / (nn - 1)]);
+  const grid = squareGrid(-1, 1);
   return {
     name: 'helmholtz',
     source: 'Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43(5), 2021 (arXiv 2001.04536), §2; PredictiveIntelligenceLab/GradientPathologiesPINNs@93e752b Helmholtz/',
@@ -218,5 +253,79 @@ export function poisson1d(options: Poisson1dOptions = {}): PinnProblem {
   };
 }
 
+/**
+ * The exact solution of {@link kleinGordon}, u(t, x) = x·cos(5πt) + (xt)³, and its source term
+ * f = u_tt − u_xx + u³ in closed form (u_tt = −25π²·x·cos(5πt) + 6t·x³, u_xx = 6x·t³), as in the
+ * authors' Klein_Gordon.py (α = −1, β = 0, γ = 1, k = 3).
+ */
+export const kleinGordonExact = {
+  u: (t: number, x: number) => x * Math.cos(5 * Math.PI * t) + (x * t) ** 3,
+  f: (t: number, x: number) => {
+    const u = x * Math.cos(5 * Math.PI * t) + (x * t) ** 3;
+    const utt = -25 * Math.PI ** 2 * x * Math.cos(5 * Math.PI * t) + 6 * t * x ** 3;
+    const uxx = 6 * x * t ** 3;
+    return utt - uxx + u ** 3;
+  },
+};
+
+/** The Klein–Gordon operator u_tt − u_xx + u³ from u and the pure second derivatives [u_tt, u_xx] (inputs (t, x)). */
+export const kleinGordonOperator = (u: tf.Tensor2D, d2: tf.Tensor2D[]): tf.Tensor2D =>
+  tf.add(tf.sub(d2[0], d2[1]), tf.mul(u, tf.square(u))) as tf.Tensor2D;
+
+/** Options of {@link kleinGordon}. */
+export interface KleinGordonOptions {
+  /** Hidden layer sizes. @default [50, 50, 50, 50, 50] */
+  hidden?: number[];
+}
+
+/**
+ * The nonlinear Klein–Gordon problem of Wang, Teng & Perdikaris (2021), §4 of arXiv 2001.04536, with
+ * the authors' setup (GradientPathologiesPINNs@93e752b, "Klein Gordon/Klein_Gordon.py" and
+ * Klein_Gordon_model_tf.py): u_tt − u_xx + u³ = f on (t, x) ∈ [0, 1]², exact u = x·cos(5πt) + (xt)³;
+ * inputs ordered (t, x). Three terms, named after the code's `loss_res`, `loss_ics`, `loss_bcs`:
+ * - `residual`: mean (u_tt − u_xx + u³ − f)² on 128 uniform points of [0, 1]²;
+ * - `initial`: mean (u(0, x) − x)² + mean u_t(0, x)², both on the same 128 points x ~ U[0, 1] — the
+ *   code's ics loss penalises u_t(0, x) = 0 too, added unweighted to the u term;
+ * - `boundary`: mean (u(t, 0) − 0)² + mean (u(t, 1) − (cos 5πt + t³))², 128 points t ~ U[0, 1] per side.
+ * All points fresh every step from the seeded generator. MLP [2, 50, 50, 50, 50, 50, 1] tanh,
+ * Xavier-normal weights, inputs normalised by mean 1/2 and std 1/√12 per coordinate (the code
+ * estimates both from 10⁵ samples). Error: relative L2 error of u on the 100×100 grid of
+ * linspace(0, 1, 100)², as in the code.
+ */
+export function kleinGordon(options: KleinGordonOptions = {}): PinnProblem {
+  const { hidden = [50, 50, 50, 50, 50] } = options;
+  const { u, f } = kleinGordonExact;
+  const grid = squareGrid(0, 1);
+  // pieces: u(0, x) and u_t(0, x) on the same points (term `initial`), then x = 0 and x = 1 (`boundary`)
+  const conditions: PinnCondition[] = [{ term: 'initial' }, { term: 'initial', derivative: 0 }, { term: 'boundary' }, { term: 'boundary' }];
+  return {
+    name: 'klein-gordon',
+    source: 'Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 43(5), 2021 (arXiv 2001.04536), Klein–Gordon; PredictiveIntelligenceLab/GradientPathologiesPINNs@93e752b "Klein Gordon/"',
+    build(seed, { batch = 128 } = {}) {
+      const std = 1 / Math.sqrt(12);
+      const net = makeJetMlp([2, ...hidden, 1], { seed, shift: [0.5, 0.5], scale: [std, std], name: `kleinGordon${seed}` });
+      const rnd = uniformSource(seed * 7919 + 41);
+      return pinnModel(
+        net,
+        () => {
+          const r = Array.from({ length: batch }, () => [rnd(), rnd()]);
+          const ic = Array.from({ length: batch }, () => [0, rnd()]);
+          const b = [ic, ic, Array.from({ length: batch }, () => [rnd(), 0]), Array.from({ length: batch }, () => [rnd(), 1])];
+          const bv = [ic.map(([, x]) => x), ic.map(() => 0), b[2].map(([t, x]) => u(t, x)), b[3].map(([t, x]) => u(t, x))];
+          return { r, q: r.map(([t, x]) => f(t, x)), b, bv };
+        },
+        kleinGordonOperator,
+        grid,
+        grid.map(([t, x]) => u(t, x)),
+        conditions,
+      );
+    },
+  };
+}
+
 /** The problems by name. */
-export const PINN_PROBLEMS: Record<string, () => PinnProblem> = { helmholtz: () => helmholtz(), poisson1d: () => poisson1d() };
+export const PINN_PROBLEMS: Record<string, () => PinnProblem> = {
+  helmholtz: () => helmholtz(),
+  poisson1d: () => poisson1d(),
+  'klein-gordon': () => kleinGordon(),
+};
