@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { StepRecord } from '../src/core/history.js';
 import type { BalancerSpec } from '../src/core/types.js';
+import { tfjsSeed } from '../src/core/rng.js';
 
 /** Options of {@link pinnRun}. */
 export interface PinnOptions {
@@ -43,9 +44,9 @@ export function pinnRun(o: PinnOptions): PinnResult {
   const { steps = 1500, hidden = 32, points = 64, lr = 5e-3, seed = 1 } = o;
   const k = 4 * Math.PI;
   const vars = tf.tidy(() => [
-    tf.variable(tf.randomNormal([1, hidden], 0, 4, 'float32', seed), true, `pinn_w_${seed}_${Math.random()}`),
-    tf.variable(tf.randomNormal([hidden], 0, 2, 'float32', seed + 1), true, `pinn_b_${seed}_${Math.random()}`),
-    tf.variable(tf.randomNormal([hidden, 1], 0, Math.sqrt(1 / hidden), 'float32', seed + 2), true, `pinn_v_${seed}_${Math.random()}`),
+    tf.variable(tf.randomNormal([1, hidden], 0, 4, 'float32', tfjsSeed(seed)), true, `pinn_w_${seed}_${Math.random()}`),
+    tf.variable(tf.randomNormal([hidden], 0, 2, 'float32', tfjsSeed(seed + 1)), true, `pinn_b_${seed}_${Math.random()}`),
+    tf.variable(tf.randomNormal([hidden, 1], 0, Math.sqrt(1 / hidden), 'float32', tfjsSeed(seed + 2)), true, `pinn_v_${seed}_${Math.random()}`),
     tf.variable(tf.zeros([1]), true, `pinn_c_${seed}_${Math.random()}`),
   ]);
   const [w, b, v, c] = vars;

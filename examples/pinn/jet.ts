@@ -107,7 +107,9 @@ export function makeJetMlp(sizes: number[], options: JetMlpOptions = {}): JetMlp
   const biases: tf.Variable[] = [];
   for (let l = 0; l + 1 < sizes.length; l++) {
     const [i, o] = [sizes[l], sizes[l + 1]];
-    kernels.push(tf.tidy(() => tf.variable(tf.randomNormal([i, o], 0, Math.sqrt(2 / (i + o)), 'float32', seed * 1000 + l), true, `${prefix}_W${l}`)));
+    // tfjs ignores a seed of 0 (`seed ? seed : Math.random()`), so layer 0 of seed 0 takes 0.5 instead
+    const s = seed * 1000 + l;
+    kernels.push(tf.tidy(() => tf.variable(tf.randomNormal([i, o], 0, Math.sqrt(2 / (i + o)), 'float32', s === 0 ? 0.5 : s), true, `${prefix}_W${l}`)));
     biases.push(tf.tidy(() => tf.variable(tf.zeros([o]), true, `${prefix}_b${l}`)));
   }
   const variables = kernels.flatMap((k, l) => [k, biases[l]]);

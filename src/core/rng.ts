@@ -18,6 +18,16 @@ export function seedRng(seed: number): RngState {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * The seed to hand to a tfjs random op (`tf.randomNormal`, `tf.randomUniform`, ...). tfjs ignores a
+ * seed of 0: its generators take `seed ? seed : Math.random()` (tfjs-core `ops/rand_util.js`), so a
+ * tensor "seeded" with 0 differs from process to process. This maps 0 to 0.5, which no integer seed
+ * reaches, and returns every other value unchanged (so results for non-zero seeds stay the same).
+ */
+export function tfjsSeed(seed: number): number {
+  return seed === 0 ? 0.5 : seed;
+}
+
 /** A uniform number in [0, 1). */
 export function uniform(state: RngState): [number, RngState] {
   const next = (state + 0x6d2b79f5) >>> 0;

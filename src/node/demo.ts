@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { initBackend } from '../train/backend.js';
 import type { History } from '../core/history.js';
-import { normal, seedRng, uniform, type RngState } from '../core/rng.js';
+import { normal, seedRng, tfjsSeed, uniform, type RngState } from '../core/rng.js';
 import { JsonlSink } from './sinks.js';
 import { fmt, summarizeData } from '../core/summary.js';
 import { summarizeTournament, type Tournament } from '../core/tournament.js';
@@ -52,7 +52,7 @@ interface Vae {
 }
 
 function dense(name: string, inp: number, out: number, seed: number): [tf.Variable, tf.Variable] {
-  const w = tf.variable(tf.randomNormal([inp, out], 0, Math.sqrt(1 / inp), 'float32', seed), true, `${name}_w_${seed}`);
+  const w = tf.variable(tf.randomNormal([inp, out], 0, Math.sqrt(1 / inp), 'float32', tfjsSeed(seed)), true, `${name}_w_${seed}`);
   const b = tf.variable(tf.zeros([out]), true, `${name}_b_${seed}`);
   return [w, b];
 }
@@ -191,7 +191,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         }
         const ix = tf.tensor1d(idx, 'int32');
         xb = tf.gather(train, ix) as tf.Tensor2D;
-        eb = tf.randomNormal([batch, LATENT], 0, 1, 'float32', seed * 1000 + step) as tf.Tensor2D;
+        eb = tf.randomNormal([batch, LATENT], 0, 1, 'float32', tfjsSeed(seed * 1000 + step)) as tf.Tensor2D;
         trainer.step();
         tf.dispose([ix, xb, eb]);
       }

@@ -10,6 +10,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { tfjsSeed } from '../core/rng.js';
 
 /** Options of {@link makeToyProblem}. */
 export interface ToyOptions {
@@ -58,16 +59,16 @@ export function makeToyProblem(options: ToyOptions = {}): ToyProblem {
   }
   const id = `${++instance}`;
   const { x, ys } = tf.tidy(() => {
-    const x = tf.randomNormal([samples, inputs], 0, 1, 'float32', seed);
-    const teacher = tf.randomNormal([inputs, hidden], 0, 1, 'float32', seed + 1);
+    const x = tf.randomNormal([samples, inputs], 0, 1, 'float32', tfjsSeed(seed));
+    const teacher = tf.randomNormal([inputs, hidden], 0, 1, 'float32', tfjsSeed(seed + 1));
     const z = tf.tanh(tf.matMul(x, teacher));
     const ys = scales.map((_, i) =>
-      tf.add(tf.matMul(z, tf.randomNormal([hidden, 1], 0, 1, 'float32', seed + 10 + i)), tf.randomNormal([samples, 1], 0, 0.1, 'float32', seed + 50 + i)),
+      tf.add(tf.matMul(z, tf.randomNormal([hidden, 1], 0, 1, 'float32', tfjsSeed(seed + 10 + i))), tf.randomNormal([samples, 1], 0, 0.1, 'float32', tfjsSeed(seed + 50 + i))),
     );
     return { x: tf.keep(x), ys: ys.map((y) => tf.keep(y)) };
   });
-  const trunk = tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', seed + 100), true, `toy${id}_trunk`);
-  const heads = scales.map((_, i) => tf.variable(tf.randomNormal([hidden, 1], 0, 0.5, 'float32', seed + 200 + i), true, `toy${id}_head${i}`));
+  const trunk = tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', tfjsSeed(seed + 100)), true, `toy${id}_trunk`);
+  const heads = scales.map((_, i) => tf.variable(tf.randomNormal([hidden, 1], 0, 0.5, 'float32', tfjsSeed(seed + 200 + i)), true, `toy${id}_head${i}`));
   return {
     names,
     terms: () => {
