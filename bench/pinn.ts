@@ -237,12 +237,20 @@ function arg(argv: string[], name: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/** The command line. */
-export async function main(argv: string[]): Promise<void> {
+/** A whole number ≥ `min` from option `name`, or an error naming the option. */
+function wholeNumber(name: string, text: string, min: number): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min) throw new Error(`${name} got "${text}"; allowed: a whole number ≥ ${min}`);
+  return v;
+}
+
+/** The command line. Returns the results it ran (or, with `--merge`, the ones it read). */
+export async function main(argv: string[]): Promise<PinnResult[]> {
   await initBackend((arg(argv, '--backend') as 'wasm' | 'cpu' | undefined) ?? 'wasm', () => {});
   const mergeDir = arg(argv, '--merge');
   if (mergeDir) {
-    const table = pinnTable(readResults(mergeDir));
+    const read = readResults(mergeDir);
+    const table = pinnTable(read);
     console.log(table);
     const docs = arg(argv, '--docs');
     if (docs !== undefined || argv.includes('--docs')) {
@@ -251,14 +259,15 @@ export async function main(argv: string[]): Promise<void> {
       const notes = existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : '';
       writePinnSection(file, `${notes.split('<!-- table -->')[0] ?? ''}\n${table}\n${notes.split('<!-- table -->')[1] ?? ''}`);
     }
-    return;
+    return read;
   }
   const quick = argv.includes('--quick');
   const problem = arg(argv, '--problem') ?? 'helmholtz';
-  const steps = Number(arg(argv, '--steps') ?? (quick ? 30 : problem === 'poisson1d' ? 5000 : 40000));
+  if (!PINN_PROBLEMS[problem]) throw new Error(`--problem got "${problem}"; known: ${Object.keys(PINN_PROBLEMS).join(', ')}`);
+  const steps = wholeNumber('--steps', arg(argv, '--steps') ?? String(quick ? 30 : problem === 'poisson1d' ? 5000 : 40000), 1);
   const mode = (arg(argv, '--mode') ?? 'exact') as 'exact' | 'representation';
   const keys = (arg(argv, '--rows') ?? arg(argv, '--row'))?.split(',') ?? PINN_ROWS.map((r) => r.key);
-  const seeds = (arg(argv, '--seeds') ?? arg(argv, '--seed') ?? '0').split(',').map(Number);
+  const seeds = (arg(argv, '--seeds') ?? arg(argv, '--seed') ?? '0').split(',').map((t) => wholeNumber('--seeds', t, 0));
   const out = arg(argv, '--out');
   const logEvery = Number(arg(argv, '--log-every') ?? 0);
   const all: PinnResult[] = [];
@@ -275,6 +284,7 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   console.log(`\n${pinnTable(all)}`);
+  return all;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
