@@ -4,9 +4,9 @@
  *
  * Protocol (Helmholtz, after Wang, Teng & Perdikaris 2021 and their code, GradientPathologiesPINNs@93e752b):
  * Adam, learning rate 1e-3 with the authors' exponential decay 1e-3·0.9^(step/1000) (`--no-decay`: constant
- * 1e-3); 128 residual points and 128 points per side, fresh each step; 40,000 steps. Rows take any
- * balancer spec by name; a name not in the registry (e.g. `ntk`, `auto` before they are merged) is
- * skipped with a note.
+ * 1e-3); 128 residual points and 128 points per side, fresh each step; 40,000 steps. `--rows` takes
+ * the row keys of {@link PINN_ROWS} or any registered strategy name (at its defaults); `--help` prints
+ * the options.
  *
  * Usage:
  *   npm run bench:pinn -- --quick                          smoke run: every row, 1 seed, 30 steps
@@ -162,7 +162,7 @@ export function runPinn(o: PinnRunOptions): PinnResult {
       batch = model.sample();
       rep = model.represent(batch);
       if (logEvery > 0 && (s + 1) % logEvery === 0) {
-        log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${JSON.stringify(r.weights)}`);
+        log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${Object.entries(r.weights ?? {}).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ')}`);
       }
     }
     return {
@@ -203,7 +203,7 @@ export function pinnTable(results: PinnResult[]): string {
   }
   const paperOf = (key: string) => PINN_ROWS.find((r) => r.key === key)?.paper ?? '';
   const lines = [
-    '| problem | row | steps | mode | seeds | rel. L2 error of u: median | min – max | final weights of the condition terms (median) | ms/step (median) | paper |',
+    '| problem | row | steps | mode | seeds | rel. L2 error of u: median | min – max | final weights (median) | ms/step (median) | paper |',
     '|---|---|---:|---|---:|---:|---|---|---:|---|',
   ];
   const order = (r: PinnResult) => PINN_ROWS.findIndex((x) => x.key === r.row);
@@ -218,8 +218,7 @@ export function pinnTable(results: PinnResult[]): string {
     }
     const errs = ok.map((r) => r.error!);
     // every term but the residual (the reference of the annealing rows), e.g. `initial 12.3, boundary 208`
-    const conditionTerms = Object.keys(ok[0].weights ?? {}).filter((k) => k !== 'residual');
-    const wb = conditionTerms.map((k) => `${k} ${median(ok.map((r) => r.weights?.[k] ?? Number.NaN)).toPrecision(3)}`).join(', ');
+    const wb = Object.keys(ok[0].weights ?? {}).map((k) => `${k} ${median(ok.map((r) => r.weights?.[k] ?? Number.NaN)).toPrecision(3)}`).join(', ');
     lines.push(
       `| ${r0.problem} | ${r0.label} | ${r0.steps} | ${mode} | ${ok.length} (${ok.map((r) => r.seed).join(', ')}) | ${fmt(median(errs))} | ${fmt(Math.min(...errs))} – ${fmt(Math.max(...errs))} | ${wb} | ${median(ok.map((r) => r.msPerStep!)).toFixed(1)} | ${r0.problem === 'helmholtz' ? paperOf(r0.row) : ''} |`,
     );
@@ -244,8 +243,44 @@ function wholeNumber(name: string, text: string, min: number): number {
   return v;
 }
 
+const FLAGS_WITH_VALUE = ['--problem', '--steps', '--mode', '--rows', '--row', '--seeds', '--seed', '--out', '--log-every', '--merge', '--backend'];
+const FLAGS = ['--quick', '--docs', '--no-decay', '--help'];
+const USAGE = `npm run bench:pinn -- [options]
+  --quick                     smoke run: every row, seed 0, 30 steps (errors near 1 are expected)
+  --problem NAME              ${Object.keys(PINN_PROBLEMS).join(' | ')} (default helmholtz)
+  --rows a,b,c                rows (default all): ${PINN_ROWS.map((r) => r.key).join(', ')}, or any registered strategy name
+  --seeds 0,1,2               seeds (default 0)
+  --steps N                   steps per run (default 40000; poisson1d 5000)
+  --mode exact|representation how the trainer reads per-term gradients (default exact)
+  --out DIR                   write one JSON per run into DIR
+  --log-every N               print the error every N steps
+  --no-decay                  constant learning rate 1e-3 instead of the authors' decay
+  --backend wasm|cpu          tfjs backend (default wasm)
+  --merge DIR [--docs]        table of every JSON in DIR (and into docs/benchmarks.md's PINN section)`;
+
+/** Rejects flags the script does not know, naming them (a typo must not start a 40,000-step run). */
+function checkFlags(argv: string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (FLAGS_WITH_VALUE.includes(a)) {
+      i++;
+      continue;
+    }
+    if (a === '--docs' && argv[i + 1] && !argv[i + 1].startsWith('--')) {
+      i++;
+      continue;
+    }
+    if (!FLAGS.includes(a)) throw new Error(`unknown argument "${a}"\n${USAGE}`);
+  }
+}
+
 /** The command line. Returns the results it ran (or, with `--merge`, the ones it read). */
 export async function main(argv: string[]): Promise<PinnResult[]> {
+  checkFlags(argv);
+  if (argv.includes('--help')) {
+    console.log(USAGE);
+    return [];
+  }
   await initBackend((arg(argv, '--backend') as 'wasm' | 'cpu' | undefined) ?? 'wasm', () => {});
   const mergeDir = arg(argv, '--merge');
   if (mergeDir) {
@@ -266,10 +301,18 @@ export async function main(argv: string[]): Promise<PinnResult[]> {
   if (!PINN_PROBLEMS[problem]) throw new Error(`--problem got "${problem}"; known: ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   const steps = wholeNumber('--steps', arg(argv, '--steps') ?? String(quick ? 30 : problem === 'poisson1d' ? 5000 : 40000), 1);
   const mode = (arg(argv, '--mode') ?? 'exact') as 'exact' | 'representation';
+  if (mode !== 'exact' && mode !== 'representation') throw new Error(`--mode got "${mode}"; allowed: exact, representation`);
   const keys = (arg(argv, '--rows') ?? arg(argv, '--row'))?.split(',') ?? PINN_ROWS.map((r) => r.key);
+  const registered = list().map((x) => x.name);
+  for (const key of keys) {
+    if (!PINN_ROWS.some((r) => r.key === key) && !registered.includes(key)) {
+      throw new Error(`--rows got "${key}"; known rows: ${PINN_ROWS.map((r) => r.key).join(', ')}; or a registered strategy: ${registered.join(', ')}`);
+    }
+  }
   const seeds = (arg(argv, '--seeds') ?? arg(argv, '--seed') ?? '0').split(',').map((t) => wholeNumber('--seeds', t, 0));
   const out = arg(argv, '--out');
-  const logEvery = Number(arg(argv, '--log-every') ?? 0);
+  const logEvery = wholeNumber('--log-every', arg(argv, '--log-every') ?? '0', 0);
+  if (quick) console.log('bench:pinn --quick: a smoke run (30 steps per row); the errors are not results (near 1 is expected), and `auto` cannot finish its selection in 30 steps');
   const all: PinnResult[] = [];
   for (const key of keys) {
     const row = PINN_ROWS.find((r) => r.key === key) ?? { key, label: `${key} (defaults)`, spec: key };
