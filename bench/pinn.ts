@@ -120,6 +120,9 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** Weights for a log line: `residual 1.00, boundary 163`. */
+const fmtWeights = (w: Record<string, number> | undefined) => Object.entries(w ?? {}).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ');
+
 /** Trains one row on one seed and returns its final error. */
 export function runPinn(o: PinnRunOptions): PinnResult {
   const { problem = 'helmholtz', row, seed = 0, steps, mode = 'exact', decay = true, logEvery = 0, log = console.log } = o;
@@ -162,7 +165,7 @@ export function runPinn(o: PinnRunOptions): PinnResult {
       batch = model.sample();
       rep = model.represent(batch);
       if (logEvery > 0 && (s + 1) % logEvery === 0) {
-        log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${Object.entries(r.weights ?? {}).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ')}`);
+        log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${fmtWeights(r.weights)}`);
       }
     }
     return {
@@ -319,7 +322,7 @@ export async function main(argv: string[]): Promise<PinnResult[]> {
     for (const seed of seeds) {
       const r = runPinn({ problem, row, seed, steps, mode, decay: !argv.includes('--no-decay'), logEvery });
       all.push(r);
-      console.log(r.skipped ? `${key} seed ${seed}: skipped (${r.skipped})` : `${key} seed ${seed}: ${steps} steps, rel. L2 error ${fmt(r.error!)}, ${r.msPerStep!.toFixed(1)} ms/step, ${r.wallSeconds!.toFixed(0)} s, weights ${JSON.stringify(r.weights)}`);
+      console.log(r.skipped ? `${key} seed ${seed}: skipped (${r.skipped})` : `${key} seed ${seed}: ${steps} steps, rel. L2 error ${fmt(r.error!)}, ${r.msPerStep!.toFixed(1)} ms/step, ${r.wallSeconds!.toFixed(0)} s, weights ${fmtWeights(r.weights)}`);
       if (out) {
         mkdirSync(out, { recursive: true });
         writeFileSync(join(out, `${problem}-${key}-${mode}-s${seed}-${steps}.json`), `${JSON.stringify(r, null, 2)}\n`);
