@@ -220,8 +220,8 @@ export function pinnTable(results: PinnResult[]): string {
       continue;
     }
     const errs = ok.map((r) => r.error!);
-    // every term but the residual (the reference of the annealing rows), e.g. `initial 12.3, boundary 208`
-    const wb = Object.keys(ok[0].weights ?? {}).map((k) => `${k} ${median(ok.map((r) => r.weights?.[k] ?? Number.NaN)).toPrecision(3)}`).join(', ');
+    // every term's median final weight, e.g. `residual 1.00, initial 12.3, boundary 208`
+    const wb = fmtWeights(Object.fromEntries(Object.keys(ok[0].weights ?? {}).map((k) => [k, median(ok.map((r) => r.weights?.[k] ?? Number.NaN))])));
     lines.push(
       `| ${r0.problem} | ${r0.label} | ${r0.steps} | ${mode} | ${ok.length} (${ok.map((r) => r.seed).join(', ')}) | ${fmt(median(errs))} | ${fmt(Math.min(...errs))} – ${fmt(Math.max(...errs))} | ${wb} | ${median(ok.map((r) => r.msPerStep!)).toFixed(1)} | ${r0.problem === 'helmholtz' ? paperOf(r0.row) : ''} |`,
     );
