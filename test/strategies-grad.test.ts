@@ -20,6 +20,7 @@ import {
   psdPinvSolve,
   solveBoundedQP,
   solveLinear,
+  symmetricEigen,
 } from '../src/core/qp.js';
 import { alignedMtl, cagrad, imtl, mgda, nashMtl, pcgrad, upgrad } from '../strategies/index.js';
 import { imtlAlpha } from '../strategies/imtl.js';
@@ -74,6 +75,18 @@ const jacobian = (maxT = 5, maxP = 6) =>
 const directionDev = (G: Gram, a: readonly number[], b: readonly number[]) =>
   combinedNorm(G, a.map((x, i) => x - b[i])) /
   Math.max(1e-300, Math.sqrt(Math.max(...G.map((r, i) => r[i]))) * Math.max(1, ...a.map(Math.abs)));
+/**
+ * Tolerance for comparing unique weights computed from two versions of G (scaled, permuted). Weights on
+ * nearly dependent gradients are determined only up to the conditioning of G: a solve perturbed by
+ * round-off ε moves them by about cond(G)·ε (seen: imtl, cond 1.6·10¹¹, moved 1.0·10⁻⁶ between G and
+ * 25·G). cond is capped where imtl's rank cut (1e3·T·ε·λ_max) would call G singular.
+ */
+const weightTol = (G: Gram, base: number) => {
+  const { values } = symmetricEigen(G);
+  const lmax = Math.max(...values);
+  const lmin = Math.max(Math.min(...values), 1e3 * G.length * Number.EPSILON * lmax);
+  return base + 10 * (lmax / lmin) * Number.EPSILON;
+};
 /** Closed-form strategies whose weights (not only the direction) are unique. */
 const UNIQUE_WEIGHTS = new Set<Strategy>([imtl, alignedMtl, nashMtl]);
 
@@ -358,7 +371,7 @@ describe('properties (fast-check)', () => {
           const back = w.map((_, src) => rp.weights[p.indexOf(src)]); // mapped back to the original order
           expect(directionDev(G, w, back), `${s.name}${JSON.stringify(o)}`).toBeLessThan(1e-6);
           // weights (unique for these) agree up to the conditioning of G
-          if (UNIQUE_WEIGHTS.has(s)) expect(relDev(back, w), s.name).toBeLessThan(1e-4);
+          if (UNIQUE_WEIGHTS.has(s)) expect(relDev(back, w), s.name).toBeLessThan(weightTol(G, 1e-4));
         }
         // pcgrad with orders carried along by the permutation
         const T = G.length;
@@ -403,7 +416,7 @@ describe('properties (fast-check)', () => {
           const a = weightsOf(s, o, G);
           const b = weightsOf(s, o, Gk);
           expect(directionDev(G, a, b), `${s.name}${JSON.stringify(o)}`).toBeLessThan(1e-6);
-          if ((UNIQUE_WEIGHTS.has(s) && s !== nashMtl) || s === pcgrad) expect(relDev(b, a), s.name).toBeLessThan(1e-6);
+          if ((UNIQUE_WEIGHTS.has(s) && s !== nashMtl) || s === pcgrad) expect(relDev(b, a), s.name).toBeLessThan(weightTol(G, 1e-6));
         }
         // nash-mtl: α scales as 1/‖g‖, so w(kG) = w(G)/√k (same direction).
         // (At a Pareto-stationary point there is no solution and both keep the previous weights, all ones.)
@@ -416,7 +429,11 @@ describe('properties (fast-check)', () => {
         const b = weightsOf(mgda, { normalization: 'l2' }, Gk).map((v) => v * Math.sqrt(k));
         expect(directionDev(G, a, b), 'mgda l2').toBeLessThan(1e-6);
       }),
-      { numRuns: 40 },
+      {
+        numRuns: 40,
+        // CI counterexample (fast-check seed 591163256): two nearly parallel rows, cond(G) ≈ 1.6·10¹¹.
+        examples: [[[[0, 0, 0, 0, 0, 0.04029732496912173], [0, 0, 0, 0, -0.3212277350214369, 0], [0.00000280294367295526, 0, 0, 0, -0.5082224934708828, 0]], 25]],
+      },
     );
   });
 
