@@ -60,4 +60,18 @@ describe('bench:pinn smoke run', () => {
     expect(text).not.toContain('\nold\n');
     expect(text).toContain('| poisson1d |');
   });
+
+  it("shows the paper's numbers (arXiv:2001.04536v1) beside 40,000-step rows of its two problems only", () => {
+    const res = (problem: string, row: string, steps: number) => ({
+      problem, row, label: row, seed: 0, steps, mode: 'exact' as const, decay: true, error: 0.1, weights: { residual: 1 }, msPerStep: 1, backend: 'cpu', machine: 'm', date: 'd',
+    });
+    const lines = pinnTable([res('helmholtz', 'equal', 40000), res('helmholtz', 'lra-code', 40000), res('klein-gordon', 'lra-code', 40000), res('helmholtz', 'equal', 10000), res('poisson1d', 'equal', 40000)]).split('\n');
+    const line = (p: string, label: string, steps: number) => lines.find((l) => l.startsWith(`| ${p} | ${label} | ${steps} |`))!;
+    expect(line('helmholtz', 'equal weights', 40000)).toMatch(/\| 1\.06e-1 \(M1, Table 2, mean of 10 trials\); 1\.81e-1 \(Fig\. 1, one run\) \|$/);
+    const lraCode = lines.find((l) => l.startsWith('| helmholtz | grad-magnitude as in the authors'));
+    expect(lraCode).toMatch(/\| 1\.12e-2 \(M2, Table 2, mean of 10 trials\); 1\.27e-2 \(Fig\. 6, one run\) \|$/);
+    expect(lines.find((l) => l.startsWith('| klein-gordon |'))).toMatch(/1\.06e-2 \(M2, Table 3, one run\) \|$/);
+    expect(line('helmholtz', 'equal weights', 10000)).toMatch(/\| 1\.0 \| {2}\|$/);
+    expect(line('poisson1d', 'equal weights', 40000)).toMatch(/\| 1\.0 \| {2}\|$/);
+  });
 });
