@@ -84,6 +84,15 @@ describe('harm flags on constructed trajectories', () => {
     expect(run(records(400, (s) => ({ a: 1 + s / 100, b: 1 }))).raised).toEqual([]);
   });
 
+  it("a strategy's caveat is spelled out in the first reported warning only, later ones cite it", () => {
+    // 1,500 steps of a still-growing ratio: runaway is reported again after each cooldown
+    const { raised } = run(records(1500, (s) => ({ kl: 10 * Math.exp(s / 100), recon: 1 })), { strategy: 'grad-magnitude' });
+    const withNote = raised.filter((f) => /Note on grad-magnitude \(reference\):/.test(f.message));
+    expect(raised.length).toBeGreaterThan(1);
+    expect(withNote).toEqual([raised[0]]);
+    for (const f of raised.slice(1)) expect(f.message).toMatch(/See the note on grad-magnitude \(reference\) in the first such warning\..*harm: false/);
+  });
+
   it('rising: a raw loss rising for the whole loss window while the others fall', () => {
     const recs = records(600, () => ({ recon: 1, kl: 1 }), (s) => ({ recon: 0.1 * (1 + s / 300), kl: 5 / (1 + s / 100) }));
     const { raised } = run(recs);

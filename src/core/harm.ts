@@ -158,6 +158,9 @@ export class HarmDetector {
   private clamped!: Uint8Array;
   private readonly lastReported = new Map<string, number>();
   private readonly summaries = new Map<string, HarmSummary>();
+  /** Caveats already spelled out in a reported finding (by option), and each finding's short form. */
+  private readonly caveatsShown = new Set<string>();
+  private readonly caveatOf = new WeakMap<HarmFinding, { option: string; short: string }>();
 
   constructor(options: HarmOptions = {}) {
     this.options = harmOptions(options);
@@ -228,6 +231,10 @@ export class HarmDetector {
       const last = this.lastReported.get(key);
       if (last === undefined || f.step - last >= this.options.cooldown) {
         this.lastReported.set(key, f.step);
+        // the strategy's caveat is spelled out in the first reported finding that carries it, then cited
+        const c = this.caveatOf.get(f);
+        if (c && this.caveatsShown.has(c.option)) f.message = c.short;
+        else if (c) this.caveatsShown.add(c.option);
         out.push(f);
       }
     }
@@ -241,11 +248,11 @@ export class HarmDetector {
 
   private finding(kind: HarmKind, term: string, from: number, to: number, evidence: Record<string, number>, text: string, other?: string): HarmFinding {
     const caveat = caveatsOf(this.strategy).find((c) => c.flags.includes(kind));
-    const message =
-      `step ${to}: ${text}` +
-      (caveat ? ` Note on ${this.strategy} (${caveat.option}): ${caveat.text}` : '') +
-      ' (harm checks: trainer option harm: false turns them off, harm: { ... } adjusts the thresholds)';
-    return { kind, term, ...(other ? { other } : {}), step: to, from, evidence, message };
+    const tail = ' (harm checks: trainer option harm: false turns them off, harm: { ... } adjusts the thresholds)';
+    const message = `step ${to}: ${text}` + (caveat ? ` Note on ${this.strategy} (${caveat.option}): ${caveat.text}` : '') + tail;
+    const f: HarmFinding = { kind, term, ...(other ? { other } : {}), step: to, from, evidence, message };
+    if (caveat) this.caveatOf.set(f, { option: caveat.option, short: `step ${to}: ${text} (See the note on ${this.strategy} (${caveat.option}) in the first such warning.)` + tail });
+    return f;
   }
 
   private checkWindow(): HarmFinding[] {
