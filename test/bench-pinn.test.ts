@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main, PINN_ROWS, pinnTable, readResults, runPinn, writePinnSection } from '../bench/pinn.js';
+import { main as overheadMain } from '../bench/pinn-overhead.js';
 import { useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
@@ -74,4 +75,15 @@ describe('bench:pinn smoke run', () => {
     expect(line('helmholtz', 'equal weights', 10000)).toMatch(/\| 1\.0 \| {2}\|$/);
     expect(line('poisson1d', 'equal weights', 40000)).toMatch(/\| 1\.0 \| {2}\|$/);
   });
+
+  it('`npx tsx bench/pinn-overhead.ts --quick`: plain tfjs, equal weights and lra-code timed in one process; no leak; bad flags named', async () => {
+    const before = tf.memory().numTensors;
+    const r = await overheadMain(['--quick']);
+    expect(r.map((x) => x.variant)).toEqual(['plain', 'equal', 'lra-code']);
+    for (const x of r) expect(x.msPerStep > 0 && Number.isFinite(x.ratio) && x.steps === 6).toBe(true);
+    expect(r[0].ratio).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(overheadMain(['--rounds', '0'])).rejects.toThrow(/--rounds got "0"; allowed: a whole number ≥ 1/);
+    await expect(overheadMain(['--fast'])).rejects.toThrow(/unknown argument "--fast"/);
+  }, 120_000);
 });
