@@ -107,6 +107,8 @@ export interface PinnResult {
   msPerStep?: number;
   wallSeconds?: number;
   skipped?: string;
+  /** For `auto`: the label of the candidate its selection picked (absent while it still selects). */
+  winner?: string;
   backend: string;
   machine: string;
   date: string;
@@ -180,10 +182,12 @@ export function runPinn(o: PinnRunOptions): PinnResult {
         log(`  ${row.key} seed ${seed} step ${s + 1}: error ${model.error().toExponential(3)}, losses ${JSON.stringify(r.losses)}, weights ${fmtWeights(r.weights)}`);
       }
     }
+    const winner = trainer.tournament?.winner;
     return {
       ...base,
       error: model.error(),
       ...last,
+      ...(winner ? { winner } : {}),
       msPerStep: median(times),
       wallSeconds: (performance.now() - t0) / 1000,
     };
@@ -233,7 +237,9 @@ export function pinnTable(results: PinnResult[]): string {
     }
     const errs = ok.map((r) => r.error!);
     // every term's median final weight, e.g. `residual 1.00, initial 12.3, boundary 208`
-    const wb = fmtWeights(Object.fromEntries(Object.keys(ok[0].weights ?? {}).map((k) => [k, median(ok.map((r) => r.weights?.[k] ?? Number.NaN))])));
+    const winners = [...new Set(ok.map((r) => r.winner).filter((w) => w !== undefined))];
+    const wb0 = fmtWeights(Object.fromEntries(Object.keys(ok[0].weights ?? {}).map((k) => [k, median(ok.map((r) => r.weights?.[k] ?? Number.NaN))])));
+    const wb = winners.length ? `${wb0} (picked: ${winners.join(', ').replace(/\|/g, '\\|')})` : wb0;
     lines.push(
       `| ${r0.problem} | ${r0.label} | ${r0.steps} | ${mode} | ${ok.length} (${ok.map((r) => r.seed).join(', ')}) | ${fmt(median(errs))} | ${fmt(Math.min(...errs))} – ${fmt(Math.max(...errs))} | ${wb} | ${median(ok.map((r) => r.msPerStep!)).toFixed(1)} | ${paperOf(r0)} |`,
     );

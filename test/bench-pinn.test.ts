@@ -74,6 +74,9 @@ describe('bench:pinn smoke run', () => {
     expect(lines.find((l) => l.startsWith('| klein-gordon |'))).toMatch(/1\.06e-2 \(M2, Table 3, one run\) \|$/);
     expect(line('helmholtz', 'equal weights', 10000)).toMatch(/\| 1\.0 \| {2}\|$/);
     expect(line('poisson1d', 'equal weights', 40000)).toMatch(/\| 1\.0 \| {2}\|$/);
+    // auto rows name the candidate(s) the selection picked
+    const auto = pinnTable([{ ...res('helmholtz', 'auto', 10000), winner: 'mgda' }, { ...res('helmholtz', 'auto', 10000), seed: 1 }]);
+    expect(auto).toContain('| residual 1.00 (picked: mgda) |');
   });
 
   it('`npx tsx bench/pinn-overhead.ts --quick`: plain tfjs, equal weights and lra-code timed in one process; no leak; bad flags named', async () => {
