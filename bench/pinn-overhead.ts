@@ -18,7 +18,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/train/backend.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
-import { PINN_ROWS } from './pinn.js';
+import { median, PINN_ROWS, wholeNumber } from './pinn.js';
 import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnModel } from './pinn/problems.js';
 
 const USAGE = 'usage: npx tsx bench/pinn-overhead.ts [--problem helmholtz|poisson1d|klein-gordon] [--steps N] [--rounds N] [--quick] [--help]';
@@ -32,16 +32,6 @@ export interface OverheadResult {
   ratio: number;
   steps: number;
 }
-
-function wholeNumber(flag: string, v: string, min: number): number {
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`${flag} got "${v}"; allowed: a whole number ≥ ${min}`);
-  return Number(v);
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** The command line; returns the three variants' medians and ratios. */
 export async function main(argv: string[]): Promise<OverheadResult[]> {
@@ -112,7 +102,10 @@ export async function main(argv: string[]): Promise<OverheadResult[]> {
       }
     }
     const plain = median(runners[0].times);
-    const results = runners.map((r) => ({ variant: r.variant, msPerStep: median(r.times), ratio: median(r.times) / plain, steps: r.times.length }));
+    const results = runners.map((r) => {
+      const ms = median(r.times);
+      return { variant: r.variant, msPerStep: ms, ratio: ms / plain, steps: r.times.length };
+    });
     console.log(`bench/pinn-overhead: ${problem}, ${rounds} rounds × ${steps} steps per trainer, ${tf.getBackend()}, ${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, ${new Date().toISOString()}`);
     console.log('| trainer | median ms/step | ratio to plain |\n|---|---:|---:|');
     for (const r of results) console.log(`| ${r.variant} | ${r.msPerStep.toFixed(1)} | ${r.ratio.toFixed(2)} |`);

@@ -128,7 +128,8 @@ export interface PinnRunOptions {
   log?: (line: string) => void;
 }
 
-const median = (xs: number[]) => {
+/** Median of a non-empty list. */
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -258,7 +259,7 @@ function arg(argv: string[], name: string): string | undefined {
 }
 
 /** A whole number ≥ `min` from option `name`, or an error naming the option. */
-function wholeNumber(name: string, text: string, min: number): number {
+export function wholeNumber(name: string, text: string, min: number): number {
   const v = Number(text);
   if (!Number.isInteger(v) || v < min) throw new Error(`${name} got "${text}"; allowed: a whole number ≥ ${min}`);
   return v;
