@@ -126,12 +126,30 @@ function pinnModel(
       };
     },
     terms(batch) {
-      const j = net.jet(batch.residual);
-      const outs = batch.boundary.map((p, i) => {
-        const k = conditionOf(i).derivative;
-        return k === undefined ? net.predict(p) : net.jet(p).d1[k];
+      // One jet for the residual points and every derivative condition's points, one plain forward
+      // pass for the other condition points: a pass per piece up to round-off, in fewer kernels
+      // (a wasm step costs about its kernel count).
+      const n = batch.residual.shape[0];
+      const jetPieces = batch.boundary.flatMap((p, i) => (conditionOf(i).derivative === undefined ? [] : [i]));
+      const plainPieces = batch.boundary.flatMap((p, i) => (conditionOf(i).derivative === undefined ? [i] : []));
+      const sizes = (ids: number[]) => ids.map((i) => batch.boundary[i].shape[0]);
+      const cat = (ts: tf.Tensor2D[]): tf.Tensor2D => (ts.length === 1 ? ts[0] : tf.concat(ts, 0));
+      const split = (t: tf.Tensor2D, ns: number[]): tf.Tensor2D[] => (ns.length === 1 ? [t] : (tf.split(t, ns, 0) as tf.Tensor2D[]));
+      const j = net.jet(cat([batch.residual, ...jetPieces.map((i) => batch.boundary[i])]));
+      const jetSizes = [n, ...sizes(jetPieces)];
+      const values = split(j.value, jetSizes);
+      const d2 = j.d2.map((d) => split(d, jetSizes)[0]);
+      const d1: tf.Tensor2D[][] = [];
+      const outs: tf.Tensor2D[] = new Array(batch.boundary.length);
+      jetPieces.forEach((i, at) => {
+        const k = conditionOf(i).derivative!;
+        outs[i] = (d1[k] ??= split(j.d1[k], jetSizes))[1 + at];
       });
-      return { residual: residualTerm(j.value, j.d2, batch.source), ...conditionTerms(outs, batch.boundaryValue) };
+      if (plainPieces.length) {
+        const plain = split(net.predict(cat(plainPieces.map((i) => batch.boundary[i]))), sizes(plainPieces));
+        plainPieces.forEach((i, at) => (outs[i] = plain[at]));
+      }
+      return { residual: residualTerm(values[0], d2, batch.source), ...conditionTerms(outs, batch.boundaryValue) };
     },
     represent(batch) {
       const n = batch.residual.shape[0];

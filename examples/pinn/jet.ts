@@ -118,23 +118,28 @@ export function makeJetMlp(sizes: number[], options: JetMlpOptions = {}): JetMlp
   const normalise = (x: tf.Tensor2D) => tf.div(tf.sub(x, shift), scale) as tf.Tensor2D;
 
   // σ(a), σ'(a), σ''(a) from the pre-activation a (values block only).
-  const sigma = (a: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] => {
+  const sigma = <R extends tf.Rank>(a: tf.Tensor<R>): [tf.Tensor<R>, tf.Tensor<R>, tf.Tensor<R>] => {
     if (act === 'tanh') {
       const t = tf.tanh(a);
-      const s = tf.sub(1, tf.square(t));
-      return [t, s, tf.mul(-2, tf.mul(t, s))] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const s = tf.sub(1, tf.square(t)) as tf.Tensor<R>;
+      return [t, s, tf.mul(-2, tf.mul(t, s))];
     }
     const v = tf.sin(a);
-    return [v, tf.cos(a), tf.neg(v)] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    return [v, tf.cos(a), tf.neg(v)];
   };
   const activate = (a: tf.Tensor2D) => (act === 'tanh' ? tf.tanh(a) : tf.sin(a)) as tf.Tensor2D;
 
-  /** One Dense layer on a stacked jet of n points: bias on the value rows only. */
-  const denseJet = (z: tf.Tensor2D, l: number, n: number): tf.Tensor2D => {
-    const a: tf.Tensor2D = tf.matMul(z, kernels[l] as tf.Tensor2D);
-    const w = a.shape[1];
-    const v = tf.add(a.slice([0, 0], [n, w]), biases[l]) as tf.Tensor2D;
-    return tf.concat([v, a.slice([n, 0], [2 * D * n, w])], 0);
+  /**
+   * One Dense layer on a stacked jet of n points, split into its [1, n, width] value block and
+   * [D, n, width] blocks of first and second derivatives; the bias goes on the value block only.
+   * Blocks are separated by reshape + split (not slice, whose gradient is a Pad) and σ' is broadcast
+   * over the D derivative blocks (not tiled): the same numbers in fewer and cheaper kernels. On wasm,
+   * Tile and Pad had been a third of a Klein–Gordon step (docs/benchmarks.md, PINN).
+   */
+  const denseBlocks = (z: tf.Tensor2D, l: number, n: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] => {
+    const a = tf.matMul(z, kernels[l] as tf.Tensor2D);
+    const [v, a1, a2] = tf.split(tf.reshape(a, [1 + 2 * D, n, a.shape[1] as number]), [1, D, D], 0) as tf.Tensor3D[];
+    return [tf.add(v, biases[l]) as tf.Tensor3D, a1, a2];
   };
 
   const hiddenJet = (x: tf.Tensor2D): tf.Tensor2D => {
@@ -144,33 +149,24 @@ export function makeJetMlp(sizes: number[], options: JetMlpOptions = {}): JetMlp
     for (let k = 0; k < D; k++) {
       const e = new Array(D).fill(0);
       e[k] = 1 / scale[k];
-      rows.push(tf.tile(tf.tensor2d([e]), [n, 1]) as tf.Tensor2D);
+      rows.push(tf.tensor2d(Array.from({ length: n }, () => e)));
     }
     rows.push(tf.zeros([D * n, D]));
     let z = tf.concat(rows, 0);
     for (let l = 0; l < nHidden; l++) {
-      const a = denseJet(z, l, n);
-      const w = a.shape[1];
-      const [t, s1, s2] = sigma(a.slice([0, 0], [n, w]));
-      const a1 = a.slice([n, 0], [D * n, w]);
-      const a2 = a.slice([(1 + D) * n, 0], [D * n, w]);
-      const s1t = tf.tile(s1, [D, 1]);
-      const s2t = tf.tile(s2, [D, 1]);
-      z = tf.concat([t, tf.mul(s1t, a1), tf.add(tf.mul(s1t, a2), tf.mul(s2t, tf.square(a1)))], 0) as tf.Tensor2D;
+      const [v, a1, a2] = denseBlocks(z, l, n);
+      const [t, s1, s2] = sigma(v);
+      // t, s1, s2 are [1, n, w]: broadcast over the D derivative blocks
+      const next = tf.concat([t, tf.mul(s1, a1), tf.add(tf.mul(s1, a2), tf.mul(s2, tf.square(a1)))], 0);
+      z = tf.reshape(next, [(1 + 2 * D) * n, next.shape[2] as number]);
     }
     return z;
   };
 
   const headJet = (z: tf.Tensor2D, n: number): Jet => {
     const L = kernels.length - 1;
-    const a = denseJet(z, L, n);
-    const w = a.shape[1];
-    const block = (i: number) => a.slice([i * n, 0], [n, w]);
-    return {
-      value: block(0),
-      d1: Array.from({ length: D }, (_, k) => block(1 + k)),
-      d2: Array.from({ length: D }, (_, k) => block(1 + D + k)),
-    };
+    const blocks = tf.split(tf.matMul(z, kernels[L] as tf.Tensor2D), 1 + 2 * D, 0) as tf.Tensor2D[];
+    return { value: tf.add(blocks[0], biases[L]) as tf.Tensor2D, d1: blocks.slice(1, 1 + D), d2: blocks.slice(1 + D) };
   };
 
   const hidden = (x: tf.Tensor2D): tf.Tensor2D => {
