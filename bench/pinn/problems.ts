@@ -130,8 +130,8 @@ function pinnModel(
       // pass for the other condition points: a pass per piece up to round-off, in fewer kernels
       // (a wasm step costs about its kernel count).
       const n = batch.residual.shape[0];
-      const jetPieces = batch.boundary.flatMap((p, i) => (conditionOf(i).derivative === undefined ? [] : [i]));
-      const plainPieces = batch.boundary.flatMap((p, i) => (conditionOf(i).derivative === undefined ? [i] : []));
+      const jetPieces = batch.boundary.flatMap((_, i) => (conditionOf(i).derivative === undefined ? [] : [i]));
+      const plainPieces = batch.boundary.flatMap((_, i) => (conditionOf(i).derivative === undefined ? [i] : []));
       const sizes = (ids: number[]) => ids.map((i) => batch.boundary[i].shape[0]);
       const cat = (ts: tf.Tensor2D[]): tf.Tensor2D => (ts.length === 1 ? ts[0] : tf.concat(ts, 0));
       const split = (t: tf.Tensor2D, ns: number[]): tf.Tensor2D[] => (ns.length === 1 ? [t] : (tf.split(t, ns, 0) as tf.Tensor2D[]));
