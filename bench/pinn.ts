@@ -30,7 +30,7 @@ import { initBackend } from '../src/train/backend.js';
 import { list } from '../src/core/registry.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
-import { disposeBatch, PINN_PROBLEMS, type PinnBatch } from './pinn/problems.js';
+import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnModel } from './pinn/problems.js';
 import { writeMarkedSection } from './docs-section.js';
 
 /** One row of the benchmark: a balancer spec and how the trainer reads gradients for it. */
@@ -42,6 +42,12 @@ export interface PinnRow {
   spec: BalancerSpec;
   /** Gradient statistics on the weight matrices only (the authors' code), not on every variable. */
   kernelsOnly?: boolean;
+  /**
+   * Builds the spec from the built model and the seed, for rows whose balancer needs the model (e.g.
+   * `auto` with a score on held-out points); `spec` is then only the strategy's name for the
+   * registry check. Returns the spec and the tensors to dispose after the run.
+   */
+  makeSpec?: (model: PinnModel, ctx: { problem: string; seed: number }) => { spec: BalancerSpec; dispose: () => void };
   /**
    * The paper's numbers for this row, by problem, quoted with their table or figure. They are for the
    * paper's protocol (40,000 steps), so the table shows them on 40,000-step rows only.
@@ -87,7 +93,42 @@ export const PINN_ROWS: PinnRow[] = [
   { key: 'uncertainty', label: 'uncertainty', spec: 'uncertainty' },
   { key: 'ntk', label: 'ntk', spec: 'ntk' },
   { key: 'auto', label: 'auto', spec: 'auto' },
+  {
+    key: 'auto-worst',
+    label: "auto with the score docs/guide-auto.md recommends for a PINN: the worst term's max_i log(L_i / L_i⁰) on held-out points (512 residual points, 512 per condition piece, seed + 1000)",
+    spec: 'auto',
+    makeSpec: heldOutWorstTermAuto,
+  },
 ];
+
+/**
+ * `auto` with the score docs/guide-auto.md recommends for a physics-informed fit: the worst term's
+ * progress, max_i log(L_i / L_i⁰), on one fixed held-out batch (512 residual points and 512 per
+ * condition piece, drawn from the problem's generator seeded with seed + 1000, so the training
+ * batches are the same as the other rows'); L_i⁰ is the held-out loss of the common starting network.
+ * Default candidates, rounds and trial length; `mode: 'min'`.
+ */
+function heldOutWorstTermAuto(model: PinnModel, { problem, seed }: { problem: string; seed: number }) {
+  const other = PINN_PROBLEMS[problem]().build(seed + 1000, { batch: 512 });
+  let held: PinnBatch;
+  try {
+    held = other.sample();
+  } finally {
+    other.dispose();
+  }
+  const losses = () => tf.tidy(() => Object.values(model.terms(held)).map((l) => l.dataSync()[0]));
+  let start: number[];
+  try {
+    start = losses();
+  } catch (e) {
+    disposeBatch(held);
+    throw e;
+  }
+  return {
+    spec: { name: 'auto', score: () => Math.max(...losses().map((l, i) => Math.log(l / start[i]))) } as BalancerSpec,
+    dispose: () => disposeBatch(held),
+  };
+}
 
 /** The result of one run. */
 export interface PinnResult {
@@ -150,25 +191,31 @@ export function runPinn(o: PinnRunOptions): PinnResult {
   const make = PINN_PROBLEMS[problem];
   if (!make) throw new Error(`bench:pinn: unknown problem "${problem}"; known: ${Object.keys(PINN_PROBLEMS).join(', ')}`);
   const model = make().build(seed);
-  const opt = tf.train.adam(1e-3);
-  let batch: PinnBatch = model.sample();
-  let rep = model.represent(batch);
-  const trainer = new BalancedTrainer({
-    optimizer: opt,
-    balancer: row.spec,
-    variables: model.net.variables,
-    // representation mode reads statistics on z, where `shared` does not apply
-    ...(row.kernelsOnly && mode === 'exact' ? { shared: model.net.kernels } : {}),
-    keepHistory: false,
-    warn: () => {},
-    ...(mode === 'exact'
-      ? { terms: () => model.terms(batch) }
-      : { represent: { trunk: () => rep.trunk(), heads: (z: tf.Tensor) => rep.heads(z) } }),
-  });
-  const times: number[] = [];
-  const t0 = performance.now();
-  let last: { losses: Record<string, number>; weights: Record<string, number> } | undefined;
+  let made: ReturnType<NonNullable<PinnRow['makeSpec']>> | undefined;
+  let opt: tf.Optimizer | undefined;
+  let batch: PinnBatch | undefined;
+  let trainer: BalancedTrainer | undefined;
+  // everything made from here on is released in `finally`, on errors too
   try {
+    made = row.makeSpec?.(model, { problem, seed });
+    opt = tf.train.adam(1e-3);
+    batch = model.sample();
+    let rep = model.represent(batch);
+    trainer = new BalancedTrainer({
+      optimizer: opt,
+      balancer: made?.spec ?? row.spec,
+      variables: model.net.variables,
+      // representation mode reads statistics on z, where `shared` does not apply
+      ...(row.kernelsOnly && mode === 'exact' ? { shared: model.net.kernels } : {}),
+      keepHistory: false,
+      warn: () => {},
+      ...(mode === 'exact'
+        ? { terms: () => model.terms(batch!) }
+        : { represent: { trunk: () => rep.trunk(), heads: (z: tf.Tensor) => rep.heads(z) } }),
+    });
+    const times: number[] = [];
+    const t0 = performance.now();
+    let last: { losses: Record<string, number>; weights: Record<string, number> } | undefined;
     for (let s = 0; s < steps; s++) {
       // the authors' schedule: tf.train.exponential_decay(1e-3, step, 1000, 0.9, staircase=False)
       if (decay) (opt as unknown as { learningRate: number }).learningRate = 1e-3 * 0.9 ** (s / 1000);
@@ -194,9 +241,10 @@ export function runPinn(o: PinnRunOptions): PinnResult {
     };
   } finally {
     // close() releases an unfinished auto selection's copies (synchronously, before its first await)
-    void trainer.close();
-    disposeBatch(batch);
-    opt.dispose();
+    void trainer?.close();
+    if (batch) disposeBatch(batch);
+    made?.dispose();
+    opt?.dispose();
     model.dispose();
   }
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main, PINN_ROWS, pinnTable, readResults, runPinn, writePinnSection } from '../bench/pinn.js';
 import { main as overheadMain } from '../bench/pinn-overhead.js';
+import { PINN_PROBLEMS } from '../bench/pinn/problems.js';
 import { useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
@@ -60,6 +61,24 @@ describe('bench:pinn smoke run', () => {
     expect(text).toContain('<!-- seed:start -->\nkeep\n<!-- seed:end -->');
     expect(text).not.toContain('\nold\n');
     expect(text).toContain('| poisson1d |');
+  });
+
+  it("auto-worst's held-out score is the worst term's log progress; a run that fails at its start releases every tensor", () => {
+    const before = tf.memory().numTensors;
+    const row = PINN_ROWS.find((r) => r.key === 'auto-worst')!;
+    // the score the row hands to auto: 0 for the starting network (every term at its own start)
+    const model = PINN_PROBLEMS.poisson1d().build(0);
+    const made = row.makeSpec!(model, { problem: 'poisson1d', seed: 0 });
+    const spec = made.spec as { name: string; score: () => number };
+    expect(spec.name).toBe('auto');
+    expect(spec.score()).toBe(0);
+    made.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // errors before the first step (here the trainer's option check) leave nothing behind
+    const bad = { ...row, makeSpec: (m: Parameters<NonNullable<typeof row.makeSpec>>[0], c: { problem: string; seed: number }) => ({ ...row.makeSpec!(m, c), spec: { name: 'auto', trialSteps: -1 } as never }) };
+    expect(() => runPinn({ problem: 'poisson1d', row: bad, seed: 0, steps: 3 })).toThrow(/trialSteps/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it("shows the paper's numbers (arXiv:2001.04536v1) beside 40,000-step rows of its two problems only", () => {
