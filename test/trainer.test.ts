@@ -237,6 +237,10 @@ describe('sinks and summary', () => {
     expect(text).toMatch(/strategy gradnorm on backend wasm, 3 steps/);
     expect(text).toMatch(/recon\s+1\s+18.7\s+9.9\s+18.7×/);
     expect(text).toMatch(/learned: recon ended at 18.7× kl/);
+    // weights that never moved (a fixed strategy, or auto's fixed winner) are not called learned
+    const fixed = summarize([rec(0, 62.4, 1), rec(1, 62.4, 1)]);
+    expect(fixed).toMatch(/fixed: recon at 62.4× kl throughout/);
+    expect(fixed).not.toMatch(/learned/);
   });
 });
 

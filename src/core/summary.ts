@@ -106,6 +106,8 @@ function summarizeTable(records: readonly StepRecord[], meta?: RunMeta | null): 
     );
   }
   const top = [...terms].sort((a, b) => b.ratio - a.ratio)[0];
-  if (top && top.term !== reference) lines.push(`learned: ${top.term} ended at ${fmt(top.ratio)}× ${reference}`);
+  // "learned" only when some weight moved; a fixed strategy (or a fixed auto winner) learned nothing
+  const moved = terms.some((t) => t.start !== t.end);
+  if (top && top.term !== reference) lines.push(moved ? `learned: ${top.term} ended at ${fmt(top.ratio)}× ${reference}` : `fixed: ${top.term} at ${fmt(top.ratio)}× ${reference} throughout`);
   return lines.join('\n');
 }
