@@ -99,6 +99,12 @@ export const PINN_ROWS: PinnRow[] = [
     spec: 'auto',
     makeSpec: heldOutWorstTermAuto,
   },
+  {
+    key: 'auto-oracle',
+    label: "auto scored by the benchmark's own error (relative L2 error of u on the evaluation grid): an oracle, to tell a wrong score from trials too short to judge",
+    spec: 'auto',
+    makeSpec: (model) => ({ spec: { name: 'auto', score: () => model.error() } as BalancerSpec, dispose: () => {} }),
+  },
 ];
 
 /**
