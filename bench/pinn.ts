@@ -95,7 +95,7 @@ export const PINN_ROWS: PinnRow[] = [
   { key: 'auto', label: 'auto', spec: 'auto' },
   {
     key: 'auto-worst',
-    label: "auto with the score docs/guide-auto.md recommends for a PINN: the worst term's max_i log(L_i / L_i⁰) on held-out points (512 residual points, 512 per condition piece, seed + 1000)",
+    label: "auto scored by the worst term's held-out progress, max_i log(L_i / L_i⁰) (512 residual points and 512 per condition piece, drawn with seed + 1000)",
     spec: 'auto',
     makeSpec: heldOutWorstTermAuto,
   },
@@ -108,7 +108,8 @@ export const PINN_ROWS: PinnRow[] = [
 ];
 
 /**
- * `auto` with the score docs/guide-auto.md recommends for a physics-informed fit: the worst term's
+ * `auto` with the score docs/guide-auto.md recommended for a physics-informed fit until this row's
+ * runs showed it undependable on Helmholtz and Klein–Gordon (docs/benchmarks.md, PINN): the worst term's
  * progress, max_i log(L_i / L_i⁰), on one fixed held-out batch (512 residual points and 512 per
  * condition piece, drawn from the problem's generator seeded with seed + 1000, so the training
  * batches are the same as the other rows'); L_i⁰ is the held-out loss of the common starting network.
