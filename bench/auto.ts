@@ -32,7 +32,7 @@ import type { BalancerSpec } from '../src/core/types.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { digitSplit, subset, trainClassifier } from './digits.js';
 import { HAND_GRID, seedRun } from './seed.js';
-import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnProblem } from './pinn/problems.js';
+import { disposeBatch, heldOutScore, PINN_PROBLEMS, type PinnBatch, type PinnProblem } from './pinn/problems.js';
 import { writeMarkedSection } from './docs-section.js';
 
 /** One run's outcome. */
@@ -226,20 +226,12 @@ export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128, val
     grid,
     run(spec, seed, validationScore) {
       const model = problem.build(seed, { batch });
-      const held = problem.build(seed + 1000, { batch }); // only its sampler: a held-out batch
-      const valBatch = held.sample();
-      held.dispose();
+      // 'sum-log': Σ_i log L_i; 'worst-term': max_i log(L_i / L_i at the start), so that no candidate
+      // wins by driving one term to zero while another stays where it started
+      const { score, dispose: disposeHeld } = heldOutScore(problem, model, seed, { batch, kind: validation });
       let b: PinnBatch = model.sample();
       const optimizer = tf.train.adam(1e-3);
       const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
-      const valLosses = () => tf.tidy(() => Object.values(model.terms(valBatch)).map((l) => l.dataSync()[0]));
-      // 'sum-log': Σ_i log L_i; 'worst-term': max_i log(L_i / L_i at the start), so that no candidate
-      // wins by driving one term to zero while another stays where it started
-      const start = validation === 'worst-term' ? valLosses() : [];
-      const score = () => {
-        const ls = valLosses();
-        return validation === 'worst-term' ? Math.max(...ls.map((l, i) => Math.log(l / start[i]))) : ls.reduce((a, l) => a + Math.log(l), 0);
-      };
       const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score } : spec;
       const trainer = new BalancedTrainer({ terms: () => model.terms(b), optimizer, balancer, variables: model.net.variables, keepHistory: false, warn: () => undefined });
       const t0 = Date.now();
@@ -254,7 +246,7 @@ export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128, val
       } finally {
         void trainer.close();
         disposeBatch(b);
-        disposeBatch(valBatch);
+        disposeHeld();
         optimizer.dispose();
         model.dispose();
       }

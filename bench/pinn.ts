@@ -30,7 +30,7 @@ import { initBackend } from '../src/train/backend.js';
 import { list } from '../src/core/registry.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
-import { disposeBatch, PINN_PROBLEMS, type PinnBatch, type PinnModel } from './pinn/problems.js';
+import { disposeBatch, heldOutScore, PINN_PROBLEMS, type PinnBatch, type PinnModel } from './pinn/problems.js';
 import { writeMarkedSection } from './docs-section.js';
 
 /** One row of the benchmark: a balancer spec and how the trainer reads gradients for it. */
@@ -116,25 +116,8 @@ export const PINN_ROWS: PinnRow[] = [
  * Default candidates, rounds and trial length; `mode: 'min'`.
  */
 function heldOutWorstTermAuto(model: PinnModel, { problem, seed }: { problem: string; seed: number }) {
-  const other = PINN_PROBLEMS[problem]().build(seed + 1000, { batch: 512 });
-  let held: PinnBatch;
-  try {
-    held = other.sample();
-  } finally {
-    other.dispose();
-  }
-  const losses = () => tf.tidy(() => Object.values(model.terms(held)).map((l) => l.dataSync()[0]));
-  let start: number[];
-  try {
-    start = losses();
-  } catch (e) {
-    disposeBatch(held);
-    throw e;
-  }
-  return {
-    spec: { name: 'auto', score: () => Math.max(...losses().map((l, i) => Math.log(l / start[i]))) } as BalancerSpec,
-    dispose: () => disposeBatch(held),
-  };
+  const { score, dispose } = heldOutScore(PINN_PROBLEMS[problem](), model, seed, { batch: 512, kind: 'worst-term' });
+  return { spec: { name: 'auto', score } as BalancerSpec, dispose };
 }
 
 /** The result of one run. */

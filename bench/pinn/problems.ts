@@ -189,6 +189,43 @@ function pinnModel(
 
 export { disposeBatch };
 
+/**
+ * A validation score for `auto` from one fixed held-out batch of collocation points (`batch` points
+ * per piece), drawn by `problem`'s generator seeded with seed + 1000, so `model`'s own training
+ * batches are unchanged. `'sum-log'`: Σ_i log L_i on that batch; `'worst-term'`: max_i log(L_i / L_i⁰),
+ * L_i⁰ the held-out losses at the time of this call (the common start). Returns the score and the
+ * disposal of the held-out batch; on an error nothing is left behind.
+ */
+export function heldOutScore(
+  problem: PinnProblem,
+  model: PinnModel,
+  seed: number,
+  { batch, kind }: { batch: number; kind: 'sum-log' | 'worst-term' },
+): { score: () => number; dispose: () => void } {
+  const other = problem.build(seed + 1000, { batch }); // only its sampler is used
+  let held: PinnBatch;
+  try {
+    held = other.sample();
+  } finally {
+    other.dispose();
+  }
+  const losses = () => tf.tidy(() => Object.values(model.terms(held)).map((l) => l.dataSync()[0]));
+  let start: number[] = [];
+  try {
+    if (kind === 'worst-term') start = losses();
+  } catch (e) {
+    disposeBatch(held);
+    throw e;
+  }
+  return {
+    score: () => {
+      const ls = losses();
+      return kind === 'worst-term' ? Math.max(...ls.map((l, i) => Math.log(l / start[i]))) : ls.reduce((a, l) => a + Math.log(l), 0);
+    },
+    dispose: () => disposeBatch(held),
+  };
+}
+
 /** The n×n evaluation grid of linspace(lo, hi, n)², first coordinate fastest (numpy's meshgrid, flattened). */
 function squareGrid(lo: number, hi: number, n = 100): number[][] {
   const at = (i: number) => lo + ((hi - lo) * i) / (n - 1);
