@@ -355,7 +355,14 @@ function restoreHyperparameters(config: unknown, opt: tf.Optimizer, options: Pic
 /** Write `text` to `path` atomically: temporary file, fsync, rename. */
 export function writeFileAtomic(path: string, text: string): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
+  // A fresh file: a leftover (or a link planted at the name) is removed, never followed; 'wx' fails
+  // rather than open anything that appeared since. rename() replaces a link at `path` itself.
+  try {
+    unlinkSync(tmp);
+  } catch {
+    /* none */
+  }
+  const fd = openSync(tmp, 'wx');
   try {
     writeSync(fd, text);
     fsyncSync(fd);

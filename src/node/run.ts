@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod/mini';
@@ -26,6 +26,7 @@ import { create } from '../core/registry.js';
 import { parseAuto } from '../core/auto-config.js';
 import { safeParse } from '../core/schema.js';
 import { MissingPeerError, missingPeers } from '../viz/peers.js';
+import { ensureDir, refuseLink, writeFileSafe } from './safe-file.js';
 
 /** What each config field accepts, for error messages (dotted path; `*` for array items). */
 export const CONFIG_FIELDS: Readonly<Record<string, string>> = {
@@ -174,6 +175,21 @@ export function runFolder(output: string, name: string): string {
   return dir;
 }
 
+/** The charts a run can write (`plots/<name>`). */
+const CHART_FILES = ['alpha', 'loss', 'weighted', 'gradnorm'].flatMap((q) => [`${q}.svg`, `${q}.png`]);
+
+/**
+ * Throw an `UnsafePathError` (src/node/safe-file.ts) when a name {@link runExample} writes inside
+ * the run folder `dir` is a symbolic link, a hard-linked file or the wrong kind of entry: checked
+ * before anything is written or trained, so a planted link is reported and not followed. The writes
+ * themselves are opened without following links too.
+ */
+export function checkRunFiles(dir: string): void {
+  for (const f of ['config.json', 'trajectory.jsonl', 'report.html']) refuseLink(join(dir, f));
+  for (const d of ['plots', 'auto']) refuseLink(join(dir, d), 'dir');
+  if (existsSync(join(dir, 'plots'))) for (const f of CHART_FILES) refuseLink(join(dir, 'plots', f));
+}
+
 /** Throw unless `path` (resolved) lies strictly inside `root` (resolved). */
 function checkInside(root: string, path: string, what: string): void {
   const rel = relative(root, path);
@@ -234,6 +250,7 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
 
   // Checked before anything is written (the config may have been built in code, or `--out` given).
   const dir = runFolder(cfg.output, cfg.name);
+  if (existsSync(dir)) checkRunFiles(dir);
   const backend = await initBackend(cfg.backend);
   mkdirSync(dir, { recursive: true });
   runFolder(cfg.output, cfg.name); // again, now that it exists: a symlink must not lead outside
@@ -245,7 +262,7 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
   };
   for (const f of readdirSync(dir)) if (f.startsWith('events.out.tfevents.')) rmSync(inside(f));
   const configPath = inside('config.json');
-  writeFileSync(configPath, `${JSON.stringify(cfg, null, 2)}\n`);
+  writeFileSafe(configPath, `${JSON.stringify(cfg, null, 2)}\n`);
 
   const toy = makeToyProblem({ ...cfg.example, seed: cfg.seed });
   const jsonl = new JsonlSink(inside('trajectory.jsonl'));
@@ -272,6 +289,7 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
   }
   const records = trainer.history.records;
   const plotDir = inside('plots');
+  ensureDir(plotDir); // a real folder, not a link planted while the run trained
   const charts = await writePlots(records, plotDir, { log: cfg.logScale });
   const plots = Object.keys(charts).flatMap((q) => [join(plotDir, `${q}.svg`), join(plotDir, `${q}.png`)]);
   const { path: reportPath } = await report(dir, { log: cfg.logScale, out: inside('report.html') });

@@ -3,6 +3,7 @@
  * write per line so a crash loses at most the line being written) and its tolerant reader.
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, fstatSync, readSync, writeSync } from 'node:fs';
+import { openForWrite } from './safe-file.js';
 import { dirname } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 import type { Tournament } from '../core/tournament.js';
@@ -33,13 +34,18 @@ export class JsonlSink implements Sink {
     if (this.fd === null) {
       mkdirSync(dirname(this.path), { recursive: true });
       if (this.append && existsSync(this.path)) {
-        this.fd = openSync(this.path, 'r+');
-        const size = fstatSync(this.fd).size;
-        const end = lastNewline(this.fd, size) + 1; // keep everything up to the last complete line
-        if (end < size) ftruncateSync(this.fd, end);
-        this.fd = (closeSync(this.fd), openSync(this.path, 'a'));
+        // Never through a link planted at the path (src/node/safe-file.ts).
+        const fd = openForWrite(this.path, 'r+');
+        try {
+          const size = fstatSync(fd).size;
+          const end = lastNewline(fd, size) + 1; // keep everything up to the last complete line
+          if (end < size) ftruncateSync(fd, end);
+        } finally {
+          closeSync(fd);
+        }
+        this.fd = openForWrite(this.path, 'a');
       } else {
-        this.fd = openSync(this.path, this.append ? 'a' : 'w');
+        this.fd = openForWrite(this.path, this.append ? 'a' : 'w');
       }
     }
     return this.fd;

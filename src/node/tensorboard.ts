@@ -20,11 +20,12 @@
  *
  * @module
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 import type { Tournament } from '../core/tournament.js';
+import { ensureDir, openForWrite } from './safe-file.js';
 
 // ---------------------------------------------------------------------------------------------------
 // CRC32C
@@ -137,6 +138,11 @@ export function encodeScalarEvent(wallTime: number, step: number, scalars: Reado
 // ---------------------------------------------------------------------------------------------------
 // The sink
 
+/** A candidate's label as a folder name: one path segment, never `.` or `..`. */
+function subRunName(label: string): string {
+  return label.replace(/[^A-Za-z0-9._=,-]/g, '_').replace(/^\./, '_');
+}
+
 /** The event file version TensorBoard expects in the first record. */
 export const FILE_VERSION = 'brain.Event:2';
 
@@ -213,8 +219,9 @@ export class TensorBoardSink implements Sink {
     if (this.fd === null) {
       mkdirSync(this.logdir, { recursive: true });
       const t = this.now();
-      this.path = join(this.logdir, `events.out.tfevents.${Math.floor(t)}.${this.host}`);
-      this.fd = openSync(this.path, 'w');
+      const path = join(this.logdir, `events.out.tfevents.${Math.floor(t)}.${this.host}`);
+      this.fd = openForWrite(path, 'w'); // never through a link planted at the name
+      this.path = path;
       writeSync(this.fd, tfrecordFrame(encodeFileVersion(t, FILE_VERSION)));
     }
     return this.fd;
@@ -232,7 +239,7 @@ export class TensorBoardSink implements Sink {
    */
   write(record: StepRecord): void {
     if (record.candidate !== undefined) {
-      const label = record.candidate.replace(/[^A-Za-z0-9._=,-]/g, '_');
+      const label = subRunName(record.candidate);
       if (this.writer) {
         const scalars = Object.fromEntries(Object.entries(scalarsOf(record)).map(([k, v]) => [`auto/${label}/${k}`, v]));
         this.writeScalars(record.step, scalars);
@@ -240,6 +247,9 @@ export class TensorBoardSink implements Sink {
       }
       let sub = this.candidates.get(label);
       if (!sub) {
+        // The folders the sink makes itself must be real folders, not links planted in the run folder.
+        ensureDir(join(this.logdir, 'auto'));
+        ensureDir(join(this.logdir, 'auto', label));
         sub = new TensorBoardSink(join(this.logdir, 'auto', label), { now: this.now, host: this.host });
         this.candidates.set(label, sub);
       }
@@ -256,7 +266,7 @@ export class TensorBoardSink implements Sink {
     if (!r) return;
     for (const [label, score] of Object.entries(r.scores)) {
       if (score === null) continue;
-      this.candidates.get(label.replace(/[^A-Za-z0-9._=,-]/g, '_'))?.writeScalars(r.step, { 'auto/score': score });
+      this.candidates.get(subRunName(label))?.writeScalars(r.step, { 'auto/score': score });
     }
   }
 

@@ -16,7 +16,8 @@
  * ```
  * @module
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileSafe } from '../node/safe-file.js';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { loadResvg, loadVega } from './peers.js';
@@ -177,8 +178,9 @@ export async function writePlots(records: readonly StepRecord[], dir: string, op
   const out: Partial<Record<Quantity, string>> = {};
   for (const q of quantities) {
     const svg = await plotSvg(records, { ...options, quantity: q });
-    writeFileSync(join(dir, `${q}.svg`), svg);
-    if (options.png !== false) writeFileSync(join(dir, `${q}.png`), svgToPng(svg));
+    // Never through a link planted at a chart's name (src/node/safe-file.ts).
+    writeFileSafe(join(dir, `${q}.svg`), svg);
+    if (options.png !== false) writeFileSafe(join(dir, `${q}.png`), svgToPng(svg));
     out[q] = svg;
   }
   return out;

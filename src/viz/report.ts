@@ -13,7 +13,8 @@
  * ```
  * @module
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFileSafe } from '../node/safe-file.js';
 import { basename, dirname, join } from 'node:path';
 import type { RunMeta, StepRecord } from '../core/history.js';
 import { defaultQuantities, plotSvg, termsOf, type Quantity } from './plot.js';
@@ -63,6 +64,12 @@ export interface ReportOptions {
 
 const esc = (s: unknown): string =>
   String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/**
+ * A value read from the trajectory, for a table cell: a number formatted by `fmt`, anything else
+ * (a string in a hand-edited or hostile file) escaped as text. Every value from the file is escaped.
+ */
+const num = (x: unknown): string => esc(typeof x === 'number' ? fmt(x) : String(x));
 
 /** Make ids inside one inline SVG unique on the page. */
 function scopeSvg(svg: string, prefix: string): string {
@@ -161,7 +168,7 @@ async function renderPage(parts: PageParts, options: ReportOptions): Promise<str
     table = `<table id="alphas"><thead><tr><th>term</th><th class="num">alpha start</th><th class="num">alpha end</th><th class="num">alpha mean</th><th class="num">end ÷ ${esc(reference)}</th><th class="num">loss start</th><th class="num">loss end</th></tr></thead><tbody>${rows
       .map(
         (t) =>
-          `<tr><td class="term">${esc(t.term)}</td><td class="num">${fmt(t.start)}</td><td class="num">${fmt(t.end)}</td><td class="num">${fmt(t.mean)}</td><td class="num">${fmt(t.ratio)}×</td><td class="num">${fmt(t.lossStart)}</td><td class="num">${fmt(t.lossEnd)}</td></tr>`,
+          `<tr><td class="term">${esc(t.term)}</td><td class="num">${num(t.start)}</td><td class="num">${num(t.end)}</td><td class="num">${num(t.mean)}</td><td class="num">${num(t.ratio)}×</td><td class="num">${num(t.lossStart)}</td><td class="num">${num(t.lossEnd)}</td></tr>`,
       )
       .join('')}</tbody></table>`;
   }
@@ -208,8 +215,8 @@ function tournamentSection(t: Tournament): string {
   const rounds = t.rounds.map((_, i) => `<th class="num">round ${i + 1}</th>`).join('');
   const rows = t.candidates
     .map((c) => {
-      const cells = t.rounds.map((_, i) => `<td class="num">${i < c.scores.length && c.scores[i] !== null ? fmt(c.scores[i]!) : ''}</td>`).join('');
-      const status = c.label === t.winner ? '<b>winner</b>' : c.failed ? `failed: ${esc(c.failed)}` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : '';
+      const cells = t.rounds.map((_, i) => `<td class="num">${i < c.scores.length && c.scores[i] !== null ? num(c.scores[i]) : ''}</td>`).join('');
+      const status = c.label === t.winner ? '<b>winner</b>' : c.failed ? `failed: ${esc(c.failed)}` : c.droppedAfter !== undefined ? `dropped after round ${esc(typeof c.droppedAfter === 'number' ? c.droppedAfter + 1 : c.droppedAfter)}` : '';
       return `<tr><td class="term">${esc(c.label)}</td><td>${esc(c.family)}</td>${cells}<td>${status}</td></tr>`;
     })
     .join('');
@@ -292,6 +299,6 @@ export async function report(runDirOrFile: string, options: ReportOptions & { ou
   if (diagnosis === undefined) diagnosis = parts.count ? diagnosisText(() => diagnoseJsonl(file).diagnosis.text) : null;
   const html = await renderPage({ ...parts, diagnosis }, options);
   const path = options.out ?? join(dirname(file), basename(file) === TRAJECTORY_FILE ? REPORT_FILE : `${basename(file, '.jsonl')}.html`);
-  writeFileSync(path, html);
+  writeFileSafe(path, html); // never through a link planted at the name
   return { path, html };
 }
