@@ -30,6 +30,8 @@ export { BalancedTrainer } from './train/trainer.js';
 export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
 export type { AutoState, SavedBits, SavedOptimizerState, SavedOptimizerField, SavedSlot, SavedCandidate, AutoStepOutput } from './train/auto.js';
 export { fitBalanced } from './train/fit.js';
+export { fitDatasetBalanced } from './train/fit-dataset.js';
+export type { FitDatasetBalancedArgs } from './train/fit-dataset.js';
 export type { FitBalancedArgs, FitBalancedOptions, BalancedHistory, LossFn } from './train/fit.js';
 export type { LossWeights } from './train/fit-args.js';
 export { History } from './core/history.js';

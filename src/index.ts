@@ -33,6 +33,8 @@ export type { StrategyInfo } from './core/registry.js';
 export { BalancedTrainer } from './train/trainer.js';
 export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
 export { fitBalanced } from './train/fit.js';
+export { fitDatasetBalanced } from './train/fit-dataset.js';
+export type { FitDatasetBalancedArgs } from './train/fit-dataset.js';
 export type { FitBalancedArgs, FitBalancedOptions, BalancedHistory, LossFn } from './train/fit.js';
 export type { LossWeights } from './train/fit-args.js';
 export { History } from './core/history.js';

@@ -54,17 +54,7 @@ export function closest(name: string, known: readonly string[]): string | undefi
  * fields `model.fit` rejects are rejected here too, naming the field.
  */
 export function checkFitArgs(args: Record<string, unknown>): void {
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-    throw new BalancerError('fitBalanced: the arguments must be an object (tfjs ModelFitArgs plus balancing options)');
-  }
-  const known = [...Object.keys(MODEL_FIT_KEYS), ...BALANCING_KEYS];
-  for (const key of Object.keys(args)) {
-    if (known.includes(key)) continue;
-    const near = closest(key, known);
-    throw new BalancerError(
-      `fitBalanced: unknown argument "${key}"${near ? `; did you mean "${near}"?` : ''} (known: ${known.join(', ')})`,
-    );
-  }
+  checkKeys('fitBalanced', 'ModelFitArgs', args, [...Object.keys(MODEL_FIT_KEYS), ...BALANCING_KEYS]);
   const given = (k: string) => args[k] !== undefined && args[k] !== null;
   if (given('sampleWeight')) {
     throw new BalancerError('fitBalanced: argument "sampleWeight" is not supported (model.fit rejects it too: "sample weight is not supported yet"); use "classWeight"');
@@ -97,6 +87,71 @@ export function checkFitArgs(args: Record<string, unknown>): void {
   const vb = args.verbose;
   if (vb != null && vb !== 0 && vb !== 1 && vb !== 2) {
     throw new BalancerError(`fitBalanced: argument "verbose" got ${JSON.stringify(vb)}; must be 0, 1 or 2`);
+  }
+}
+
+/** Every field of tfjs 4.x `ModelFitDatasetArgs`, with how {@link fitDatasetBalanced} treats it. */
+export const MODEL_FIT_DATASET_KEYS = {
+  batchesPerEpoch: 'honoured (the iterator is then kept across epochs, as model.fitDataset keeps it)',
+  epochs: 'honoured (required, a positive integer, as model.fitDataset requires)',
+  verbose: 'honoured (as model.fitDataset; with tfjs-node the progress bar is not shown: warning)',
+  callbacks: 'honoured',
+  validationData: 'honoured (a dataset of { xs, ys }, or [x, y] tensors; [x, y, sampleWeight] is rejected, as model.fitDataset rejects it)',
+  validationBatchSize: 'honoured (tensor validation data only; default 32, as model.fitDataset)',
+  validationBatches: 'honoured (dataset validation data only; default: the whole dataset)',
+  yieldEvery: 'honoured',
+  initialEpoch: 'honoured',
+  classWeight: 'honoured (per batch, as model.fitDataset applies it)',
+} as const;
+
+/** The balancing options {@link fitDatasetBalanced} adds (all of fitBalanced's but `seed`: the dataset owns its shuffling). */
+export const DATASET_BALANCING_KEYS = BALANCING_KEYS.filter((k) => k !== 'seed');
+
+/**
+ * Check the arguments of {@link fitDatasetBalanced}: unknown keys are an error naming them (and the
+ * closest known key); what `model.fitDataset` asserts (`epochs` a positive integer, `batchesPerEpoch`
+ * and `validationBatches` positive integers, no `validationSplit`) is checked here, naming the field.
+ */
+export function checkFitDatasetArgs(args: Record<string, unknown>): void {
+  const fn = 'fitDatasetBalanced';
+  if (args !== null && typeof args === 'object' && args.validationSplit != null) {
+    throw new BalancerError(`${fn}: argument "validationSplit" is not supported (model.fitDataset rejects it too); give "validationData" (a dataset or [x, y])`);
+  }
+  if (args !== null && typeof args === 'object' && args.seed !== undefined) {
+    throw new BalancerError(`${fn}: argument "seed" is not supported: the dataset owns its order; seed its shuffle (dataset.shuffle(bufferSize, seed))`);
+  }
+  checkKeys(fn, 'ModelFitDatasetArgs', args, [...Object.keys(MODEL_FIT_DATASET_KEYS), ...DATASET_BALANCING_KEYS]);
+  const posInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  if (!posInt(args.epochs)) throw new BalancerError(`${fn}: argument "epochs" got ${JSON.stringify(args.epochs)}; must be a positive integer (required, as in model.fitDataset)`);
+  for (const k of ['batchesPerEpoch', 'validationBatches', 'validationBatchSize'] as const) {
+    if (args[k] != null && !posInt(args[k])) throw new BalancerError(`${fn}: argument "${k}" got ${JSON.stringify(args[k])}; must be a positive integer`);
+  }
+  const ie = args.initialEpoch;
+  if (ie != null && (typeof ie !== 'number' || !Number.isInteger(ie) || ie < 0)) {
+    throw new BalancerError(`${fn}: argument "initialEpoch" got ${JSON.stringify(ie)}; must be an integer >= 0`);
+  }
+  const vd = args.validationData as unknown;
+  if (Array.isArray(vd) && vd.length !== 2) {
+    throw new BalancerError(`${fn}: argument "validationData" has ${vd.length} items; give [xVal, yVal] or a dataset (validation sample weights are not supported, as in model.fitDataset)`);
+  }
+  if (vd != null && !Array.isArray(vd) && typeof (vd as { iterator?: unknown }).iterator !== 'function') {
+    throw new BalancerError(`${fn}: argument "validationData" must be a tf.data.Dataset of { xs, ys } or [xVal, yVal]`);
+  }
+  const vb = args.verbose;
+  if (vb != null && vb !== 0 && vb !== 1 && vb !== 2) {
+    throw new BalancerError(`${fn}: argument "verbose" got ${JSON.stringify(vb)}; must be 0, 1 or 2`);
+  }
+}
+
+/** The arguments are an object and every key is known; else an error naming the key and the closest known one. */
+function checkKeys(fn: string, tfType: string, args: Record<string, unknown>, known: readonly string[]): void {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) {
+    throw new BalancerError(`${fn}: the arguments must be an object (tfjs ${tfType} plus balancing options)`);
+  }
+  for (const key of Object.keys(args)) {
+    if (known.includes(key)) continue;
+    const near = closest(key, known);
+    throw new BalancerError(`${fn}: unknown argument "${key}"${near ? `; did you mean "${near}"?` : ''} (known: ${known.join(', ')})`);
   }
 }
 

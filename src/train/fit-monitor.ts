@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BalancerError } from '../core/errors.js';
-import type { LossFn } from './fit.js';
+import type { LossFn } from './fit-session.js';
 
 /** A monitored quantity: its score function and its Keras `'auto'` mode. */
 export interface MonitorScore {
