@@ -109,14 +109,27 @@ export interface GramReading {
   stats?: GradientStats;
 }
 
-/** `G = M Mᵀ` (and mean/max |g| per row when `withStats`), downloaded as plain numbers. */
+/**
+ * `G = M Mᵀ` (and mean/max |g| per row when `withStats`), downloaded as plain numbers. When a
+ * diagonal entry comes back non-finite, the matrix is read again in a scaled form
+ * ({@link readGramScaled}): a finite gradient then never gives a non-finite entry, even when `Σ g²`
+ * is beyond float32 (a gradient of 4.8e19), and a row stays non-finite only when its gradient is.
+ */
 export function readGram(M: tf.Tensor2D, withStats: boolean): GramReading {
-  return parseGram(gramTensor(M, withStats).dataSync(), M.shape[0], withStats);
+  const flat = gramTensor(M, withStats);
+  let reading: GramReading;
+  try {
+    reading = parseGram(flat.dataSync(), M.shape[0], withStats);
+  } finally {
+    flat.dispose();
+  }
+  return gramOverflowed(reading.gram) ? readGramScaled(M, withStats) : reading;
 }
 
 /**
  * What {@link readGram} downloads, as one flat tensor: `G = M Mᵀ` row by row (T×T), then with
- * `withStats` mean |g_i| and max |g_i| (T each). For a caller that reads it asynchronously.
+ * `withStats` mean |g_i| and max |g_i| (T each). For a caller that reads it asynchronously; when
+ * {@link gramOverflowed} says so, read it again with {@link readGramScaled}.
  */
 export function gramTensor(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
   return tf.tidy(() => gramTensorOf(M, withStats));
@@ -133,6 +146,58 @@ function gramTensorOf(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
     parts.push(abs.mean(1), abs.max(1));
   }
   return tf.concat(parts) as tf.Tensor1D;
+}
+
+/**
+ * Whether a float32 Gram matrix must be read again with {@link readGramScaled}: a diagonal entry is
+ * not finite. That happens when a gradient is not finite, and also when a finite one has
+ * `Σ g² > 3.4e38` (‖g‖ above about 1.8e19), which float32 cannot hold.
+ */
+export function gramOverflowed(gram: readonly (readonly number[])[]): boolean {
+  return gram.some((row, i) => !Number.isFinite(row[i]));
+}
+
+/** Binary exponents allowed for a row scale (2^-126 … 2^127: normal float32 numbers). */
+const SCALE_EXP = [-126, 127] as const;
+
+/**
+ * {@link readGram} in a scaled form: each gradient row is divided by a power of two `s_i` near its
+ * largest |entry| (1 for a zero or non-finite row), `Ĝ = (S⁻¹M)(S⁻¹M)ᵀ` is formed in float32 with
+ * entries of magnitude about P, and `G_ij = s_i s_j Ĝ_ij` in float64 on the CPU side. A division by a
+ * power of two is exact, so for ordinary gradients this equals the plain float32 `M Mᵀ`; a finite
+ * gradient never gives a non-finite entry; a non-finite gradient is left unscaled, so its row stays
+ * non-finite and the Balancer's message about it is true. It costs a pass over M for the row maxima
+ * and one for the division (about 2× the plain reading on wasm), hence only after an overflow.
+ */
+export function readGramScaled(M: tf.Tensor2D, withStats: boolean): GramReading {
+  const T = M.shape[0];
+  const flat = tf.tidy(() => {
+    // max |M_ij| per row, without a T×P temporary
+    const rowMax = tf.maximum(M.max(1), M.min(1).neg());
+    const ok = tf.logicalAnd(tf.isFinite(rowMax), tf.greater(rowMax, 0));
+    const exp = tf.clipByValue(tf.floor(tf.div(tf.log(tf.where(ok, rowMax, tf.onesLike(rowMax))), Math.LN2)), SCALE_EXP[0], SCALE_EXP[1]);
+    const scale = tf.where(ok, tf.pow(tf.scalar(2), exp), tf.onesLike(rowMax));
+    return tf.concat([gramTensorOf(tf.div(M, scale.reshape([T, 1])) as tf.Tensor2D, false), scale]) as tf.Tensor1D;
+  });
+  let scaled: number[][];
+  try {
+    const v = flat.dataSync();
+    const s = v.subarray(T * T);
+    scaled = Array.from({ length: T }, (_, i) => Array.from(v.subarray(i * T, (i + 1) * T), (g, j) => g * s[i] * s[j]));
+  } finally {
+    flat.dispose();
+  }
+  if (!withStats) return { gram: scaled };
+  const stats = tf.tidy(() => {
+    const abs = M.abs();
+    return tf.concat([abs.mean(1), abs.max(1)]);
+  });
+  try {
+    const v = stats.dataSync();
+    return { gram: scaled, stats: { meanAbs: Array.from(v.subarray(0, T)), maxAbs: Array.from(v.subarray(T)) } };
+  } finally {
+    stats.dispose();
+  }
 }
 
 /** The values of {@link gramTensor} (downloaded) as a {@link GramReading}. */

@@ -10,7 +10,7 @@ import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from 
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import {
-  checkRepresentation, combine, detectShared, gradientMatrix, gramTensor, parseGram, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
+  checkRepresentation, combine, detectShared, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
@@ -283,7 +283,7 @@ export class BalancedTrainer {
         grads = out.grads;
       } else if (perTerm) {
         const { termGrads, flat } = this.termReadings(names, vars, check);
-        ({ losses, reading } = this.parseReadings(flat.dataSync(), names.length));
+        ({ losses, reading } = this.parseReadings(flat.dataSync(), names.length, termGrads));
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
         grads = result.skipped ? {} : combine(termGrads, result.weights, vars, this.balancer.headWeights);
       } else {
@@ -349,7 +349,7 @@ export class BalancedTrainer {
           held.push(tf.keep(out.flat));
         });
         const { termGrads, flat } = out;
-        ({ losses, reading } = this.parseReadings(await flat.data(), names.length));
+        ({ losses, reading } = this.parseReadings(await flat.data(), names.length, termGrads));
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
         if (!result.skipped) grads = tf.tidy(() => combine(termGrads, result.weights, vars, this.balancer.headWeights));
       } else {
@@ -399,9 +399,22 @@ export class BalancedTrainer {
     return { termGrads, flat };
   }
 
-  /** The download of {@link termReadings}'s `flat` as losses and a {@link GramReading}. */
-  private parseReadings(flat: Float32Array | Int32Array | Uint8Array, T: number): { losses: number[]; reading: GramReading } {
-    return { losses: Array.from(flat.subarray(0, T)), reading: parseGram(flat.subarray(T), T, !!this.balancer.needs.stats) };
+  /**
+   * The download of {@link termReadings}'s `flat` as losses and a {@link GramReading}; a Gram matrix
+   * that overflowed float32 is read again from `termGrads` in a scaled form (see `readGram`).
+   */
+  private parseReadings(flat: Float32Array | Int32Array | Uint8Array, T: number, termGrads: TermGrads[]): { losses: number[]; reading: GramReading } {
+    const stats = !!this.balancer.needs.stats;
+    let reading = parseGram(flat.subarray(T), T, stats);
+    if (gramOverflowed(reading.gram)) {
+      const M = gradientMatrix(termGrads, this.sharedVars!);
+      try {
+        reading = readGramScaled(M, stats);
+      } finally {
+        M.dispose();
+      }
+    }
+    return { losses: Array.from(flat.subarray(0, T)), reading };
   }
 
   /** One step of the `auto` selection (src/train/auto.ts): every live candidate steps on this batch. */
