@@ -78,7 +78,10 @@ export interface Tournament {
     plannedTrainerSteps: number;
     /** Copies of the trained variables held during the selection (one per candidate). */
     copies: number;
-    /** Bytes of those copies (float32 variables; optimizer slots come on top, e.g. ×3 with Adam). */
+    /**
+     * Bytes of those copies: each candidate's float32 variables and its optimizer's slots (Adam: two
+     * per variable, so 3 × 4 bytes per parameter), at the start of the selection.
+     */
     bytes: number;
   };
 }

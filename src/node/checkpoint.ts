@@ -352,8 +352,11 @@ function restoreHyperparameters(config: unknown, opt: tf.Optimizer, options: Pic
 // ---------------------------------------------------------------------------------------------------
 // Files
 
-/** Write `text` to `path` atomically: temporary file, fsync, rename. */
-export function writeFileAtomic(path: string, text: string): void {
+/**
+ * Write `text` (one string, or its pieces in order) to `path` atomically: temporary file, fsync,
+ * rename.
+ */
+export function writeFileAtomic(path: string, text: string | Iterable<string>): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   // A fresh file: a leftover (or a link planted at the name) is removed, never followed; 'wx' fails
   // rather than open anything that appeared since. rename() replaces a link at `path` itself.
@@ -364,7 +367,8 @@ export function writeFileAtomic(path: string, text: string): void {
   }
   const fd = openSync(tmp, 'wx');
   try {
-    writeSync(fd, text);
+    if (typeof text === 'string') writeSync(fd, text);
+    else for (const piece of text) writeSync(fd, piece);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -419,7 +423,64 @@ function checksummedParts(c: Checkpoint): [string, unknown][] {
 }
 
 function digest(v: unknown): string {
-  return createHash('sha256').update(JSON.stringify(v) ?? 'undefined').digest('hex').slice(0, 16);
+  const h = createHash('sha256');
+  let any = false;
+  for (const piece of jsonPieces(v)) {
+    h.update(piece);
+    any = true;
+  }
+  if (!any) h.update('undefined');
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * `JSON.stringify(v)` (no replacer, no indent) in pieces of about 1 MiB, in order, so that a state
+ * holding hundreds of MiB (an `auto` selection's copies of a large model) is written and hashed
+ * without one string of that size (V8 caps a string at 2^29 - 24 characters). The pieces join to
+ * exactly the text `JSON.stringify` gives for JSON data (plain objects and arrays, strings, numbers,
+ * booleans, null), so checksums of files written before stay valid. Yields nothing for undefined.
+ */
+export function* jsonPieces(v: unknown): Generator<string> {
+  let buf = '';
+  const LIMIT = 1 << 20;
+  function* walk(x: unknown, inArray: boolean): Generator<string> {
+    if (x !== null && typeof x === 'object' && typeof (x as { toJSON?: unknown }).toJSON === 'function') x = (x as { toJSON: () => unknown }).toJSON();
+    if (x === undefined || typeof x === 'function' || typeof x === 'symbol') {
+      if (inArray) buf += 'null';
+      return;
+    }
+    if (x === null || typeof x !== 'object') {
+      const text = JSON.stringify(x);
+      if (text.length >= LIMIT) {
+        if (buf) yield buf;
+        buf = '';
+        yield text;
+      } else buf += text;
+    } else if (Array.isArray(x)) {
+      buf += '[';
+      for (let i = 0; i < x.length; i++) {
+        if (i) buf += ',';
+        yield* walk(x[i], true);
+      }
+      buf += ']';
+    } else {
+      buf += '{';
+      let first = true;
+      for (const [k, y] of Object.entries(x)) {
+        if (y === undefined || typeof y === 'function' || typeof y === 'symbol') continue;
+        buf += `${first ? '' : ','}${JSON.stringify(k)}:`;
+        first = false;
+        yield* walk(y, false);
+      }
+      buf += '}';
+    }
+    if (buf.length >= LIMIT) {
+      yield buf;
+      buf = '';
+    }
+  }
+  yield* walk(v, false);
+  if (buf) yield buf;
 }
 
 /** Verify the checksums a file carries (none: nothing to verify). Errors name the field. */
@@ -443,7 +504,10 @@ function verifyChecksums(c: Checkpoint, owner: string): void {
  */
 export async function saveState(path: string, source: BalancedTrainer | Balancer, extras: CheckpointExtras = {}): Promise<Checkpoint> {
   const ckpt = await checkpointOf(source, extras);
-  writeFileAtomic(path, `${JSON.stringify(ckpt)}\n`);
+  writeFileAtomic(path, (function* () {
+    yield* jsonPieces(ckpt);
+    yield '\n';
+  })());
   return ckpt;
 }
 

@@ -38,7 +38,10 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs';
+import { decodeBase64, encodeBase64 } from '../core/base64.js';
 import { BalancerError, OptionError } from '../core/errors.js';
+import * as z from 'zod/mini';
+import { checkWithSchema, stateSchemas, StateError } from '../core/state-check.js';
 import { FAMILY, type AutoConfig } from '../core/auto-config.js';
 import type { StepRecord } from '../core/history.js';
 import type { Tournament, TournamentCandidate } from '../core/tournament.js';
@@ -58,28 +61,81 @@ type Slot = { originalName: string; variable: tf.Variable };
 const isSlots = (v: unknown): v is Slot[] =>
   Array.isArray(v) && v.length > 0 && v.every((e) => e && typeof e === 'object' && (e as Slot).variable instanceof tf.Variable);
 
-/** A tensor stored bit-exactly as JSON: its 32-bit words as integers. */
+/**
+ * A tensor stored bit-exactly in JSON: dtype, shape and the raw little-endian bytes, base64
+ * (4/3 of a byte per byte: a float32 takes 5⅓ characters, whatever its value).
+ */
 export interface SavedBits {
   /** tfjs dtype (float32, int32 or bool). */
   dtype: tf.DataType;
   /** Shape. */
   shape: number[];
-  /** The raw 32-bit words (float32 bits as int32), or the values for bool. */
-  bits: number[];
+  /** base64 of the little-endian bytes (float32 / int32: 4 bytes per element; bool: 1). */
+  data?: string;
+  /**
+   * Read only, from states saved before `data` existed: the 32-bit words as decimal integers
+   * (float32 bits as int32), or the values for bool.
+   */
+  bits?: number[];
 }
+
+const OWNER = 'trainer state';
+const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function toBits(t: tf.Tensor): SavedBits {
   const v = t.dataSync();
-  let bits: number[];
-  if (v instanceof Float32Array) bits = Array.from(new Int32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)));
-  else if (v instanceof Int32Array || v instanceof Uint8Array) bits = Array.from(v);
-  else throw new BalancerError(`auto: cannot store a tensor of dtype ${t.dtype}`);
-  return { dtype: t.dtype, shape: [...t.shape], bits };
+  if (!(v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array)) throw new BalancerError(`auto: cannot store a tensor of dtype ${t.dtype}`);
+  if (!littleEndian) throw new BalancerError('auto: a selection state is only saved on little-endian machines');
+  return { dtype: t.dtype, shape: [...t.shape], data: encodeBase64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
 }
 
-function fromBits(s: SavedBits): tf.Tensor {
-  if (s.dtype === 'float32') return tf.tensor(new Float32Array(Int32Array.from(s.bits).buffer), s.shape, 'float32');
-  return tf.tensor(s.dtype === 'int32' ? Int32Array.from(s.bits) : Uint8Array.from(s.bits), s.shape, s.dtype);
+/** A checked, decoded {@link SavedBits}: typed values, not yet a tensor. */
+interface Decoded {
+  dtype: tf.DataType;
+  shape: number[];
+  values: Float32Array | Int32Array | Uint8Array;
+}
+
+/**
+ * Check and decode `s` (field `field` of the trainer state) without creating a tensor. With `like`,
+ * its dtype and shape must be `like`'s (`what` names it in the error).
+ */
+function decodeBits(s: SavedBits, field: string, like?: { dtype: tf.DataType; shape: readonly number[] }, what = ''): Decoded {
+  if (!s || typeof s !== 'object' || Array.isArray(s)) throw new StateError(OWNER, field, s, 'must be a saved tensor { dtype, shape, data }');
+  if (!(typeof s.dtype === 'string' && s.dtype in BYTES)) throw new StateError(OWNER, `${field}.dtype`, s.dtype, 'must be "float32", "int32" or "bool"');
+  if (!Array.isArray(s.shape) || s.shape.length > 8 || s.shape.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new StateError(OWNER, `${field}.shape`, s.shape, 'must be a list of integers >= 0');
+  }
+  if (like && (s.dtype !== like.dtype || s.shape.join() !== like.shape.join())) {
+    throw new StateError(OWNER, `${field}.shape`, s.shape, `${what} is ${like.dtype} [${like.shape.join(', ')}]; the saved tensor is ${s.dtype} [${s.shape.join(', ')}]: the model or optimizer changed since the state was saved`);
+  }
+  const n = s.shape.reduce((a, b) => a * b, 1);
+  let values: Float32Array | Int32Array | Uint8Array;
+  if (s.data !== undefined) {
+    const bytes = decodeBase64(s.data);
+    if (!bytes) throw new StateError(OWNER, `${field}.data`, s.data, 'must be base64 text (A-Z, a-z, 0-9, +, /, padded with =)');
+    if (bytes.length !== n * BYTES[s.dtype]) {
+      throw new StateError(OWNER, `${field}.data`, s.data, `must hold ${n * BYTES[s.dtype]} bytes (${n} ${s.dtype} values for shape [${s.shape.join(', ')}]); it holds ${bytes.length}`);
+    }
+    if (!littleEndian) throw new BalancerError('auto: a selection state is only loaded on little-endian machines');
+    values = s.dtype === 'bool' ? bytes : s.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer);
+  } else {
+    const bits = s.bits;
+    const max = s.dtype === 'bool' ? 1 : 2147483647;
+    const min = s.dtype === 'bool' ? 0 : -2147483648;
+    if (!Array.isArray(bits)) throw new StateError(OWNER, `${field}.data`, undefined, 'is required (base64 of the raw bytes)');
+    if (bits.length !== n) throw new StateError(OWNER, `${field}.bits`, `${bits.length} values`, `must hold ${n} values for shape [${s.shape.join(', ')}]`);
+    const bad = bits.findIndex((b) => !Number.isInteger(b) || b < min || b > max);
+    if (bad >= 0) throw new StateError(OWNER, `${field}.bits.${bad}`, bits[bad], `must be an integer from ${min} to ${max}`);
+    const words = s.dtype === 'bool' ? Uint8Array.from(bits) : Int32Array.from(bits);
+    values = s.dtype === 'float32' ? new Float32Array(words.buffer) : words;
+  }
+  return { dtype: s.dtype, shape: [...s.shape], values };
+}
+
+function tensorOf(d: Decoded): tf.Tensor {
+  return tf.tensor(d.values, d.shape, d.dtype);
 }
 
 /** One own property of an optimizer, saved: a tensor, a list of slot variables, or a plain value. */
@@ -116,13 +172,89 @@ export interface SavedSlot {
 /** The state of an optimizer as JSON, per own property. */
 export type SavedOptimizerState = Record<string, SavedOptimizerField>;
 
+const isPlain = (v: unknown): boolean => v === null || ['number', 'string', 'boolean', 'undefined'].includes(typeof v) || (Array.isArray(v) && v.length === 0);
+
 function saveOptimizerState(opt: tf.Optimizer): SavedOptimizerState {
   const out: SavedOptimizerState = {};
   for (const [k, v] of Object.entries(opt)) {
     if (v instanceof tf.Tensor) out[k] = { kind: 'tensor', variable: v instanceof tf.Variable, value: toBits(v) };
     else if (isSlots(v)) out[k] = { kind: 'slots', items: v.map((s) => ({ originalName: s.originalName, value: toBits(s.variable) })) };
-    else if (v === null || ['number', 'string', 'boolean', 'undefined'].includes(typeof v) || (Array.isArray(v) && v.length === 0)) out[k] = { kind: 'value', value: v };
+    else if (isPlain(v)) out[k] = { kind: 'value', value: v };
   }
+  return out;
+}
+
+/** A checked, decoded optimizer state: what {@link applyOptimizerState} writes, field by field. */
+type DecodedOptimizer = (
+  | { key: string; kind: 'tensor'; variable: boolean; value: Decoded }
+  | { key: string; kind: 'slots'; items: { originalName: string; value: Decoded }[] }
+  | { key: string; kind: 'value'; value: unknown }
+)[];
+
+/**
+ * Properties tfjs optimizers create at their first step, so absent from a fresh one: allowed in a
+ * saved state although the optimizer given does not hold them yet.
+ */
+const CREATED_LATER: Record<string, 'count'> = { iterations_: 'count' };
+
+/**
+ * Check a saved optimizer state against `opt` (a fresh copy of the user's optimizer: same class)
+ * and the trained `vars`, and decode it, without changing anything. Keys are taken by an allow-list:
+ * the optimizer's own saveable properties (plus those tfjs creates at the first step), each of the
+ * kind it holds now: a tensor of the same dtype and shape, slots of a trained variable's shape, or
+ * a plain value of the same type. Every saved property must be there, none may be missing.
+ */
+function decodeOptimizerState(saved: SavedOptimizerState, opt: tf.Optimizer, vars: readonly tf.Variable[], field: string): DecodedOptimizer {
+  if (!saved || typeof saved !== 'object' || Array.isArray(saved)) throw new StateError(OWNER, field, saved, 'must be a saved optimizer state (an object)');
+  const own = opt as unknown as Record<string, unknown>;
+  const expected = Object.keys(saveOptimizerState0(opt));
+  const out: DecodedOptimizer = [];
+  for (const key of Object.keys(saved)) {
+    const at = `${field}.${key}`;
+    const s = saved[key];
+    const has = Object.hasOwn(own, key) && expected.includes(key);
+    if (!has && !Object.hasOwn(CREATED_LATER, key)) {
+      throw new StateError(OWNER, at, s, `no such field in a ${opt.getClassName()} optimizer state (allowed: ${[...expected, ...Object.keys(CREATED_LATER).filter((k) => !expected.includes(k))].join(', ')})`);
+    }
+    if (!s || typeof s !== 'object' || !['tensor', 'slots', 'value'].includes(s.kind)) throw new StateError(OWNER, `${at}.kind`, s?.kind, 'must be "tensor", "slots" or "value"');
+    const cur = has ? own[key] : undefined;
+    if (s.kind === 'tensor') {
+      if (!(cur instanceof tf.Tensor)) throw new StateError(OWNER, `${at}.kind`, s.kind, `the optimizer's "${key}" is not a tensor`);
+      if (s.variable !== (cur instanceof tf.Variable)) throw new StateError(OWNER, `${at}.variable`, s.variable, `must be ${cur instanceof tf.Variable}`);
+      out.push({ key, kind: 'tensor', variable: s.variable, value: decodeBits(s.value, `${at}.value`, cur, `the optimizer's "${key}"`) });
+    } else if (s.kind === 'slots') {
+      if (!Array.isArray(cur)) throw new StateError(OWNER, `${at}.kind`, s.kind, `the optimizer's "${key}" is not a list of slots`);
+      if (!Array.isArray(s.items) || s.items.length === 0 || s.items.length > vars.length) {
+        throw new StateError(OWNER, `${at}.items`, s.items, `must be a list of 1 to ${vars.length} slots (one per trained variable)`);
+      }
+      const items = s.items.map((it, i) => {
+        const ia = `${at}.items.${i}`;
+        if (!it || typeof it !== 'object' || typeof it.originalName !== 'string') throw new StateError(OWNER, `${ia}.originalName`, it?.originalName, 'must be a string (the slot\'s name)');
+        // Slot i belongs to the i-th variable the optimizer was given (variable names differ between processes).
+        const shape = Array.isArray(it.value?.shape) ? it.value.shape.join() : null;
+        const v = s.items.length === vars.length ? vars[i] : vars.find((x) => x.shape.join() === shape);
+        if (!v) throw new StateError(OWNER, `${ia}.value.shape`, it.value?.shape, 'must be the shape of a trained variable');
+        return { originalName: it.originalName, value: decodeBits(it.value, `${ia}.value`, v, `the slot of variable "${v.name}"`) };
+      });
+      out.push({ key, kind: 'slots', items });
+    } else {
+      const v = s.value;
+      const ok = !has
+        ? Number.isInteger(v) && (v as number) >= 0
+        : Array.isArray(cur) ? Array.isArray(v) && v.length === 0 : typeof v === typeof cur && (typeof v !== 'number' || Number.isFinite(v)) && (v !== null) === (cur !== null);
+      if (!ok) throw new StateError(OWNER, `${at}.value`, v, !has ? 'must be an integer >= 0' : Array.isArray(cur) ? 'must be [] (no slots yet)' : `must be a ${cur === null ? 'null' : typeof cur}${typeof cur === 'number' ? ' (finite)' : ''}, as the optimizer's "${key}"`);
+      out.push({ key, kind: 'value', value: Array.isArray(v) ? [] : v });
+    }
+  }
+  const missing = expected.find((k) => !Object.hasOwn(saved, k) && !Object.hasOwn(CREATED_LATER, k));
+  if (missing) throw new StateError(OWNER, `${field}.${missing}`, undefined, 'is required');
+  return out;
+}
+
+/** The keys {@link saveOptimizerState} would write for `opt` (without reading any tensor). */
+function saveOptimizerState0(opt: tf.Optimizer): Record<string, true> {
+  const out: Record<string, true> = {};
+  for (const [k, v] of Object.entries(opt)) if (v instanceof tf.Tensor || isSlots(v) || isPlain(v)) out[k] = true;
   return out;
 }
 
@@ -132,25 +264,39 @@ function disposeOwn(opt: tf.Optimizer, key: string): void {
   else if (isSlots(v)) v.forEach((s) => s.variable.dispose());
 }
 
-function loadOptimizerState(opt: tf.Optimizer, saved: SavedOptimizerState): void {
+/** Write a state checked by {@link decodeOptimizerState} into `opt` (only the allowed keys). */
+function applyOptimizerState(opt: tf.Optimizer, d: DecodedOptimizer): void {
   const o = opt as unknown as Record<string, unknown>;
-  for (const [k, s] of Object.entries(saved)) {
-    disposeOwn(opt, k);
-    if (s.kind === 'tensor') {
-      const t = fromBits(s.value);
-      o[k] = s.variable ? tf.variable(t, false) : t;
-      if (s.variable) t.dispose();
-    } else if (s.kind === 'slots') {
-      o[k] = s.items.map((it) => {
-        const t = fromBits(it.value);
+  for (const f of d) {
+    disposeOwn(opt, f.key);
+    if (f.kind === 'tensor') {
+      const t = tensorOf(f.value);
+      o[f.key] = f.variable ? tf.variable(t, false) : tf.keep(t);
+      if (f.variable) t.dispose();
+    } else if (f.kind === 'slots') {
+      o[f.key] = f.items.map((it) => {
+        const t = tensorOf(it.value);
         const variable = tf.variable(t, false);
         t.dispose();
         return { originalName: it.originalName, variable };
       });
     } else {
-      o[k] = Array.isArray(s.value) ? [] : s.value;
+      o[f.key] = f.value;
     }
   }
+}
+
+/**
+ * Slot variables `opt` keeps per trained variable (Adam: 2 moments), for the memory the candidates'
+ * copies take: the tfjs optimizers' known layouts, else the slot lists it holds now (an optimizer
+ * creates its slots at its first step).
+ */
+export function slotsPerVariable(opt: tf.Optimizer): number {
+  const known: Record<string, number> = { SGD: 0, Momentum: 1, Adagrad: 1, Adadelta: 2, Adam: 2, Adamax: 2 };
+  const name = opt.getClassName();
+  if (name === 'RMSProp') return (opt as unknown as { centered?: boolean }).centered ? 3 : 2;
+  if (name in known) return known[name];
+  return Object.values(opt).filter((v) => Array.isArray(v)).length;
 }
 
 /** A new optimizer of the same class holding a copy of `opt`'s state (its own tensors). */
@@ -223,6 +369,11 @@ interface Live {
 export interface AutoState {
   /** The tournament so far (candidates, rounds, cost). */
   tournament: Tournament;
+  /**
+   * While running: the `auto` options the selection runs with (functions as `score: 'user'`); it
+   * loads only into a trainer built with the same ones. Absent in states saved before it existed.
+   */
+  options?: Record<string, unknown>;
   /** While running: steps taken in the current round. */
   stepsInRound?: number;
   /** While running: the raw losses at the common start. */
@@ -244,6 +395,77 @@ export interface SavedCandidate {
   /** Its raw losses of the current round's last steps (for the default score). */
   recent: number[][];
 }
+
+/** The `auto` options as JSON, for the saved state (see {@link AutoState.options}). */
+function optionsOf(cfg: AutoConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(cfg)) if (k !== 'score' && v !== undefined && typeof v !== 'function') out[k] = JSON.parse(JSON.stringify(v));
+  out.score = cfg.score ? 'user' : 'default';
+  return out;
+}
+
+const finite = stateSchemas.finite;
+const count = stateSchemas.count;
+const label = z.string({ message: 'must be a string' });
+const scoreValue = z.nullable(finite);
+/**
+ * The structure of a saved selection state. The tournament's objects are loose (informational
+ * fields may be added); the state around it is strict.
+ */
+const autoStateSchema = z.strictObject({
+  tournament: z.looseObject({
+    phase: z.enum(['running', 'done'], { message: 'must be "running" or "done"' }),
+    startStep: count,
+    trialSteps: count,
+    eta: finite,
+    score: z.enum(['user', 'default'], { message: 'must be "user" or "default"' }),
+    mode: z.enum(['min', 'max'], { message: 'must be "min" or "max"' }),
+    candidates: z
+      .array(
+        z.looseObject({
+          label,
+          spec: z.union([label, z.looseObject({ name: label })], { message: 'must be a strategy name or { name, ...options }' }),
+          family: label,
+          scores: z.array(scoreValue, { message: 'must be a list of scores' }),
+          steps: count,
+          droppedAfter: z.optional(count),
+          failed: z.optional(label),
+        }),
+        { message: 'must be a list of candidates' },
+      )
+      .check(z.minLength(1, { message: 'must list at least equal weights' })),
+    rounds: z.array(z.looseObject({ step: count, scores: z.record(label, scoreValue), kept: z.array(label) }), { message: 'must be a list of rounds' }),
+    gradNorms: z.optional(z.record(label, z.nullable(stateSchemas.nonNegative))),
+    winner: z.optional(label),
+    reason: z.optional(label),
+    cost: z.looseObject({ candidateSteps: count, plannedCandidateSteps: count, trainerSteps: count, plannedTrainerSteps: count, copies: count, bytes: stateSchemas.nonNegative }),
+  }),
+  options: z.optional(z.record(label, z.unknown())),
+  stepsInRound: z.optional(count),
+  start: z.optional(z.nullable(z.array(finite, { message: 'must be a list of numbers' }))),
+  live: z.optional(
+    z.array(
+      z.strictObject({
+        index: count,
+        trainer: z.looseObject({}),
+        optimizer: z.record(label, z.unknown()),
+        values: z.array(z.unknown(), { message: 'must be a list of saved tensors' }),
+        recent: z.array(z.array(z.nullable(finite), { message: 'must be a list of losses' }), { message: 'must be a list of per-term loss lists' }),
+      }),
+      { message: 'must be a list of live candidates' },
+    ),
+  ),
+});
+
+/** A saved selection state checked and decoded by {@link AutoSelector.prepare}: applying it cannot fail. */
+export interface PreparedAuto {
+  tournament: Tournament;
+  stepsInRound?: number;
+  start?: number[] | null;
+  live: { index: number; spec: BalancerSpec; trainer: TrainerState; optimizer: DecodedOptimizer; values: Decoded[]; recent: number[][] }[];
+}
+const preparedStates = new WeakSet<object>();
+const isPrepared = (s: object): s is PreparedAuto => preparedStates.has(s);
 
 /** What {@link AutoSelector.step} returns. */
 export interface AutoStepOutput {
@@ -290,7 +512,7 @@ export class AutoSelector {
     this.vars = [...vars];
     const norms = this.measure(names);
     const list = this.buildCandidates(names, norms);
-    const bytes = vars.reduce((a, v) => a + v.size * 4, 0);
+    const bytes = vars.reduce((a, v) => a + v.size * 4, 0) * (1 + slotsPerVariable(this.host.optimizer));
     this.tournament = {
       phase: 'running',
       startStep: step,
@@ -582,6 +804,7 @@ export class AutoSelector {
     if (this.done) return { tournament };
     return {
       tournament,
+      options: optionsOf(this.cfg),
       stepsInRound: this.stepsInRound,
       start: this.startLosses ? [...this.startLosses] : null,
       live: this.live.map((c) => ({
@@ -594,30 +817,108 @@ export class AutoSelector {
     };
   }
 
-  /** Restore {@link state}; `vars` are the trainer's variables (whose values the caller restores). */
-  load(saved: AutoState, vars: tf.Variable[]): void {
-    if (!saved?.tournament || !Array.isArray(saved.tournament.candidates)) throw new BalancerError('trainer state: field "auto" is not an auto selection state');
+  /**
+   * Check a saved selection state for this selector, the trainer's variables `vars` and its `terms`,
+   * and decode it, without changing anything. Throws a {@link StateError} naming the field
+   * (`auto.<path>`) otherwise: the tournament's structure, the options it was run with (a running
+   * selection loads only into a trainer built with the same `auto` options), every live candidate's
+   * trainer state, optimizer state (by an allow-list of keys) and variable values (dtype and shape
+   * of each variable).
+   */
+  prepare(saved: AutoState, vars: readonly tf.Variable[], terms: readonly string[] | null): PreparedAuto {
+    if (!saved || typeof saved !== 'object' || Array.isArray(saved)) throw new StateError(OWNER, 'auto', saved, 'must be an auto selection state (an object)');
+    checkWithSchema(autoStateSchema, saved, OWNER, 'auto', terms ?? []);
+    const t = saved.tournament;
+    const labels = t.candidates.map((c) => c.label);
+    const dup = labels.findIndex((l, i) => labels.indexOf(l) !== i);
+    if (dup >= 0) throw new StateError(OWNER, `auto.tournament.candidates.${dup}.label`, labels[dup], 'must be unique among the candidates');
+    t.rounds.forEach((r, i) => {
+      const k = [...r.kept, ...Object.keys(r.scores)].find((l) => !labels.includes(l));
+      if (k !== undefined) throw new StateError(OWNER, `auto.tournament.rounds.${i}`, k, 'names a label that is not one of the candidates');
+    });
+    if (t.gradNorms && terms && Object.keys(t.gradNorms).join('\0') !== terms.join('\0')) {
+      throw new StateError(OWNER, 'auto.tournament.gradNorms', Object.keys(t.gradNorms), `must name the terms ${JSON.stringify(terms)}, in order`);
+    }
+    if (t.phase === 'done') {
+      if (t.winner === undefined || !labels.includes(t.winner)) throw new StateError(OWNER, 'auto.tournament.winner', t.winner, 'must be the label of one of the candidates once the selection is done');
+      const p: PreparedAuto = { tournament: t, live: [] };
+      preparedStates.add(p);
+      return p;
+    }
+    // A running selection continues under this trainer's options: they must be the ones it ran with.
+    const mine = optionsOf(this.cfg);
+    const differ = (k: string, was: unknown, now: unknown, field: string) => {
+      throw new StateError(OWNER, field, was, `the selection was saved by a trainer with auto option "${k}" ${JSON.stringify(was)}; this trainer has ${JSON.stringify(now)}: build it with the same auto options to resume`);
+    };
+    for (const k of ['trialSteps', 'eta', 'score', 'mode'] as const) if (!Object.is(t[k], mine[k])) differ(k, t[k], mine[k], `auto.tournament.${k}`);
+    if (saved.options !== undefined) {
+      for (const k of new Set([...Object.keys(saved.options), ...Object.keys(mine)])) {
+        if (JSON.stringify(saved.options[k]) !== JSON.stringify(mine[k])) differ(k, saved.options[k], mine[k], `auto.options.${k}`);
+      }
+    }
+    const live = saved.live ?? [];
+    if (!live.length) throw new StateError(OWNER, 'auto.live', saved.live, 'must list the live candidates while the selection is running');
+    if (t.candidates[0].spec !== 'fixed') throw new StateError(OWNER, 'auto.tournament.candidates.0.spec', t.candidates[0].spec, 'must be "fixed" (equal weights come first)');
+    if ((saved.stepsInRound ?? 0) > t.trialSteps) throw new StateError(OWNER, 'auto.stepsInRound', saved.stepsInRound, `must be an integer from 0 to trialSteps (${t.trialSteps})`);
+    if (t.cost.trainerSteps > 0 && (!saved.start || (terms && saved.start.length !== terms.length))) {
+      throw new StateError(OWNER, 'auto.start', saved.start, `must be the ${terms?.length ?? ''} raw losses at the start of the selection, one per term`);
+    }
+    const out: PreparedAuto['live'] = [];
+    live.forEach((s, i) => {
+      const at = `auto.live.${i}`;
+      if (s.index >= t.candidates.length || (i > 0 && s.index <= live[i - 1].index) || (i === 0 && s.index !== 0)) {
+        throw new StateError(OWNER, `${at}.index`, s.index, `must be a candidate index below ${t.candidates.length}, increasing, starting with 0 (equal weights stay live)`);
+      }
+      const cand = t.candidates[s.index];
+      if (cand.droppedAfter !== undefined || cand.failed !== undefined) throw new StateError(OWNER, `${at}.index`, s.index, `candidate "${cand.label}" was dropped; it cannot be live`);
+      if (s.recent.length > this.cfg.window || (terms && s.recent.some((r) => r.length !== terms.length))) {
+        throw new StateError(OWNER, `${at}.recent`, s.recent, `must be at most ${this.cfg.window} lists of per-term losses`);
+      }
+      let spec: BalancerSpec;
+      let check: BalancedTrainer;
+      try {
+        spec = stripLabel(cand.spec as BalancerSpec);
+        check = this.host.makeTrainer(spec, this.host.optimizer, [...vars]);
+      } catch (e) {
+        throw new StateError(OWNER, `auto.tournament.candidates.${s.index}.spec`, cand.spec, `is not a strategy this library can build (${(e as Error).message})`);
+      }
+      try {
+        check.checkState(s.trainer);
+      } catch (e) {
+        if (e instanceof StateError) throw e.within(OWNER, `${at}.trainer.`);
+        throw e;
+      }
+      if (s.values.length !== vars.length) {
+        throw new StateError(OWNER, `${at}.values`, `${s.values.length} tensors`, `must hold one tensor per trained variable (${vars.length}); the model changed since the state was saved`);
+      }
+      const values = s.values.map((b, k) => decodeBits(b, `${at}.values.${k}`, vars[k], `variable "${vars[k].name}"`));
+      const optimizer = decodeOptimizerState(s.optimizer, this.host.optimizer, vars, `${at}.optimizer`);
+      out.push({ index: s.index, spec, trainer: s.trainer, optimizer, values, recent: s.recent.map((r) => r.map((x) => (x === null ? Number.NaN : x))) });
+    });
+    const p: PreparedAuto = { tournament: t, stepsInRound: saved.stepsInRound ?? 0, start: saved.start ?? null, live: out };
+    preparedStates.add(p);
+    return p;
+  }
+
+  /**
+   * Restore {@link state}; `vars` are the trainer's variables (whose values the caller restores).
+   * All or nothing: everything is checked ({@link prepare}) before the running selection is replaced.
+   */
+  load(saved: AutoState | PreparedAuto, vars: tf.Variable[], terms: readonly string[] | null = null): void {
+    const p = isPrepared(saved) ? saved : this.prepare(saved, vars, terms);
     this.dispose();
-    this.tournament = JSON.parse(JSON.stringify(saved.tournament)) as Tournament;
+    this.tournament = JSON.parse(JSON.stringify(p.tournament)) as Tournament;
     this.specs = this.tournament.candidates.map((c) => c.spec as BalancerSpec);
     this.vars = [...vars];
     if (this.tournament.phase === 'done') return;
-    if (!saved.live?.length) throw new BalancerError('trainer state: field "auto.live" is empty while the selection is running');
-    this.stepsInRound = saved.stepsInRound ?? 0;
-    this.startLosses = saved.start ?? null;
-    this.live = saved.live.map((s) => {
-      const c = this.makeLive(s.index, 0);
-      c.trainer.load(s.trainer);
-      loadOptimizerState(c.optimizer, s.optimizer);
-      if (s.values.length !== vars.length) throw new BalancerError(`trainer state: field "auto.live" holds ${s.values.length} variables, the trainer has ${vars.length}`);
-      c.values.forEach((v) => v.dispose());
-      c.values = s.values.map((b, i) => {
-        const t = fromBits(b);
-        if (t.shape.join() !== vars[i].shape.join()) throw new BalancerError(`trainer state: field "auto.live" variable ${i} has shape [${t.shape}], "${vars[i].name}" has [${vars[i].shape}]`);
-        return tf.keep(t);
-      });
-      c.recent = s.recent.map((r) => [...r]);
-      return c;
+    this.stepsInRound = p.stepsInRound ?? 0;
+    this.startLosses = p.start ? [...p.start] : null;
+    this.live = p.live.map((s) => {
+      const optimizer = cloneOptimizer(this.host.optimizer);
+      applyOptimizerState(optimizer, s.optimizer);
+      const trainer = this.host.makeTrainer(s.spec, optimizer, this.vars);
+      trainer.load(s.trainer);
+      return { index: s.index, trainer, optimizer, values: s.values.map((d) => tf.keep(tensorOf(d))), recent: s.recent.map((r) => [...r]) };
     });
   }
 

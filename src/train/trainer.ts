@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
-import { AutoSelector, parseAuto, winnerSpecOf, type AutoState } from './auto.js';
+import { AutoSelector, parseAuto, winnerSpecOf, type AutoState, type PreparedAuto } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
@@ -616,8 +616,8 @@ export class BalancedTrainer {
     // Everything is checked before anything is replaced: the balancer a saved auto selection's winner
     // needs is built (not installed) first, and the saved balancer state is checked against it.
     const balancer = this.balancerFor(state);
-    this.checkState(state, balancer);
-    if (state.auto !== undefined) this.selection!.load(state.auto, this.opts.variables ?? this.variables);
+    const auto = this.checkState(state, balancer);
+    if (auto) this.selection!.load(auto, this.opts.variables ?? this.variables);
     (this as { balancer: Balancer }).balancer = balancer;
     this.balancer.load(state.balancer);
     this._step = state.step;
@@ -632,18 +632,23 @@ export class BalancedTrainer {
     if (!state.auto?.tournament) throw new StateError('trainer state', 'auto', state.auto, 'must be an auto selection state');
     const spec = winnerSpecOf(state.auto.tournament);
     if (!spec) return this.balancer;
-    return create(spec, {
-      onNonFinite: this.opts.onNonFinite,
-      warn: this.opts.warn,
-      ...(this.every > 1 ? { updateEvery: this.every } : {}),
-    });
+    try {
+      return create(spec, {
+        onNonFinite: this.opts.onNonFinite,
+        warn: this.opts.warn,
+        ...(this.every > 1 ? { updateEvery: this.every } : {}),
+      });
+    } catch (e) {
+      throw new StateError('trainer state', 'auto.tournament.winner', state.auto.tournament.winner, `names a candidate whose spec cannot be built (${(e as Error).message})`);
+    }
   }
 
   /**
    * Check a saved trainer state as {@link load} would, without loading it. Throws a
-   * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`) otherwise.
+   * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`, `auto.<field>`)
+   * otherwise. Returns the saved `auto` selection checked and decoded (for {@link load}), or null.
    */
-  checkState(state: TrainerState, balancer: Balancer = this.balancerFor(state)): void {
+  checkState(state: TrainerState, balancer: Balancer = this.balancerFor(state)): PreparedAuto | null {
     const owner = 'trainer state';
     if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
       throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
@@ -658,6 +663,9 @@ export class BalancedTrainer {
       if (e instanceof StateError) throw e.within(owner, 'balancer.');
       throw e;
     }
+    // The saved selection (every live candidate's copies) is checked and decoded before anything is applied.
+    if (state.auto === undefined) return null;
+    return this.selection!.prepare(state.auto, this.opts.variables ?? this.variables, state.balancer?.terms ?? null);
   }
 
   private bindNames(): void {
