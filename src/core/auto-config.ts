@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { OptionError } from './errors.js';
+import { BalancerError, OptionError } from './errors.js';
 import type { BalancerSpec } from './types.js';
 
 /** Options of the `auto` balancer: `{ name: 'auto', ...AutoOptions }`. */
@@ -109,9 +109,22 @@ export const AUTO_INFO = {
     'Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and Hyperparameter Optimization", AISTATS 2016, https://arxiv.org/abs/1502.07943 (successive halving; Karnin, Koren & Somekh, ICML 2013)',
 } as const;
 
-/** `'auto'` or `{ name: 'auto', ... }` → validated options; anything else → null. Errors name the option. */
-export function parseAuto(spec: unknown): AutoConfig | null {
-  if (spec === 'auto') return parseAuto({ name: 'auto' });
+/**
+ * Checks one candidate or family spec (its `label` removed) and throws what the registry throws for
+ * it: an `OptionError` naming the option, or a `BalancerError` for an unknown strategy. The registry's
+ * `checkSpec` is one; this module does not import the registry, so that it stays browser-safe and
+ * free of tfjs.
+ */
+export type SpecChecker = (spec: BalancerSpec) => void;
+
+/**
+ * `'auto'` or `{ name: 'auto', ... }` → validated options; anything else → null. Errors name the
+ * option. With `checkSpec` (the registry's `checkSpec`; the `BalancedTrainer` and `loss-balancer run`
+ * pass it), every `candidates`/`families` spec is checked too, and an error names the option, the
+ * index and the field inside the spec, e.g. `auto: option "candidates.1.alpha" got -1; ...`.
+ */
+export function parseAuto(spec: unknown, checkSpec?: SpecChecker): AutoConfig | null {
+  if (spec === 'auto') return parseAuto({ name: 'auto' }, checkSpec);
   if (!spec || typeof spec !== 'object' || (spec as { name?: unknown }).name !== 'auto') return null;
   const o = spec as Record<string, unknown>;
   const bad = (key: string, rule: string): never => {
@@ -167,6 +180,19 @@ export function parseAuto(spec: unknown): AutoConfig | null {
       bad(k, "allowed: a list of strategy names or { name, ...options }");
     }
     if ((v as BalancerSpec[]).some((s) => (typeof s === 'string' ? s : s.name) === 'auto')) bad(k, "'auto' cannot be its own candidate");
+    (v as BalancerSpec[]).forEach((s, i) => {
+      if (typeof s === 'object' && 'label' in s && (typeof s.label !== 'string' || !s.label)) {
+        throw new OptionError('auto', `${k}.${i}.label`, s.label, 'allowed: a non-empty string (the candidate\'s name in the tournament)');
+      }
+      if (!checkSpec) return;
+      try {
+        checkSpec(typeof s === 'string' || !('label' in s) ? s : (({ label: _l, ...rest }) => rest as BalancerSpec)(s));
+      } catch (e) {
+        if (e instanceof OptionError) throw new OptionError('auto', `${k}.${i}.${e.field}`, e.value, `${e.strategy}: ${e.allowed}`);
+        if (e instanceof BalancerError) throw new OptionError('auto', `${k}.${i}`, s, e.message);
+        throw e;
+      }
+    });
     return (v as BalancerSpec[]).map((s) => (typeof s === 'string' ? s : { ...s }));
   };
   cfg.candidates = specs('candidates');

@@ -178,6 +178,15 @@ export function optionNames(strategy: AnyStrategy): string[] {
 }
 
 /**
+ * Check a balancer spec without keeping anything: what {@link create} would throw for it (an
+ * `OptionError` naming the option, a `BalancerError` for an unknown strategy). Used by `parseAuto`
+ * to check `auto`'s candidates and families when the options are parsed.
+ */
+export function checkSpec(spec: BalancerSpec): void {
+  create(spec);
+}
+
+/**
  * A ready balancer from a name (`'gradnorm'`), a name with options (`{ name: 'gradnorm', alpha: 1 }`)
  * or an existing balancer (returned as is). Keys of {@link BalancerConfig} (`onNonFinite`, ...) may
  * stand beside the strategy's options.

@@ -22,7 +22,7 @@ import { parse as parseYaml } from 'yaml';
 import * as z from 'zod/mini';
 import { BalancerError, describeValue, OptionError } from '../core/errors.js';
 import type { StepRecord } from '../core/history.js';
-import { create } from '../core/registry.js';
+import { checkSpec, create } from '../core/registry.js';
 import { parseAuto } from '../core/auto-config.js';
 import { safeParse } from '../core/schema.js';
 import { MissingPeerError, missingPeers } from '../viz/peers.js';
@@ -123,17 +123,28 @@ export function validateRunConfig(raw: unknown, file = '(config)'): RunConfig {
     throw new ConfigError(file, 'example.names', names, `${scales.length} distinct names, one per scale`);
   }
   const strategyName = typeof cfg.strategy === 'string' ? cfg.strategy : cfg.strategy.name;
+  checkRunStrategy(cfg.strategy, file);
+  return { ...cfg, name: cfg.name ?? strategyName.replace(/[^A-Za-z0-9._-]/g, '_') };
+}
+
+/**
+ * Check a run's `strategy` field with the registry (for `auto`: its options and every candidate and
+ * family spec). Throws a {@link ConfigError} naming `file` and the field (`strategy.alpha`,
+ * `strategy.candidates.1.alpha`).
+ */
+export function checkRunStrategy(strategy: RunConfig['strategy'], file = '(config)'): void {
+  const cfg = { strategy };
+  const strategyName = typeof cfg.strategy === 'string' ? cfg.strategy : cfg.strategy?.name;
   // The strategy and its options are checked by the registry (errors name the option).
   try {
     // `auto` (strategy selection, src/train/auto.ts) is not a registered strategy; its options are checked here.
-    if (!parseAuto(cfg.strategy)) create(cfg.strategy as Parameters<typeof create>[0]);
+    if (!parseAuto(cfg.strategy, checkSpec)) create(cfg.strategy as Parameters<typeof create>[0]);
   } catch (e) {
     if (e instanceof OptionError) throw new ConfigError(file, `strategy.${e.field}`, e.value, e.allowed);
     const msg = (e as Error).message;
     const unknown = /^unknown strategy "[^"]*"; (.*)$/.exec(msg);
     throw new ConfigError(file, unknown || typeof cfg.strategy === 'string' ? 'strategy' : 'strategy.name', strategyName, unknown ? unknown[1] : msg);
   }
-  return { ...cfg, name: cfg.name ?? strategyName.replace(/[^A-Za-z0-9._-]/g, '_') };
 }
 
 /** Read and validate a config file (`.json`, `.yaml` or `.yml`; other names are tried as JSON, then YAML). */
@@ -249,6 +260,7 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
   const { report } = await import('../viz/report.js');
 
   // Checked before anything is written (the config may have been built in code, or `--out` given).
+  checkRunStrategy(cfg.strategy);
   const dir = runFolder(cfg.output, cfg.name);
   if (existsSync(dir)) checkRunFiles(dir);
   const backend = await initBackend(cfg.backend);

@@ -15,7 +15,7 @@ import {
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
-import { create } from '../core/registry.js';
+import { checkSpec, create } from '../core/registry.js';
 import { remainingSelectionSteps, type Tournament } from '../core/tournament.js';
 import { HarmMonitor, type HarmOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
@@ -182,7 +182,7 @@ export class BalancedTrainer {
     // One cadence mechanism: the trainer's `every: k` is the balancer's `updateEvery: k`; the balancer
     // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
     // reading any per-term gradient.
-    const auto = parseAuto(options.balancer);
+    const auto = parseAuto(options.balancer, checkSpec); // every candidate/family spec checked now, not at the first step
     if (auto) {
       this.selection = new AutoSelector(auto, {
         terms: this.termsFn,
