@@ -38,8 +38,14 @@ import { BalancedTrainer, type TrainerState } from '../train/trainer.js';
 
 /** `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = 'loss-balancer/checkpoint';
-/** Version of the checkpoint file layout; bumped on any incompatible change. */
-export const CHECKPOINT_VERSION = 1;
+/**
+ * Version of the checkpoint file layout; bumped on any incompatible change. Version 2 (issue 26)
+ * checksums `optimizer.config`; files of version 1 still load (their config is checked, not
+ * checksummed).
+ */
+export const CHECKPOINT_VERSION = 2;
+/** The versions {@link loadState} reads. */
+const READABLE_VERSIONS = [1, 2];
 
 /** A tensor stored exactly: dtype, shape and the raw little-endian bytes, base64-encoded. */
 export interface SavedTensor {
@@ -57,7 +63,11 @@ export interface SavedTensor {
 export interface SavedOptimizer {
   /** `optimizer.getClassName()`, checked on load. */
   className: string;
-  /** `optimizer.getConfig()` (learning rate, betas, ...): restored on load (see `CheckpointExtras.hyperparameters`). */
+  /**
+   * `optimizer.getConfig()` (learning rate, betas, ...): restored on load (see
+   * `CheckpointExtras.hyperparameters`). Checked before anything is applied: only the keys of the
+   * given optimizer's `getConfig()`, each a finite number or a boolean as there.
+   */
   config: unknown;
   /** `await optimizer.getWeights()`: the iteration count, then the slot variables. */
   weights: SavedTensor[];
@@ -288,12 +298,35 @@ function decodeOptimizer(saved: SavedOptimizer, opt: tf.Optimizer, owner: string
   if (slots && !slots.some((k) => (k === 0 ? n === 0 : n % k === 0))) {
     throw new StateError(owner, `${field}.weights`, `${n} slot variables`, `a ${saved.className} keeps ${slots.join(' or ')} per trained variable`);
   }
+  checkConfig(saved.config, opt, owner, `${field}.config`);
   const decodedExtras = extras.map((e, i) => decodeTensor(e, owner, `${field}.extras.${i}`));
   decodedExtras.forEach((e, i) => {
     if (e.shape.length !== 0) throw new StateError(owner, `${field}.extras.${i}.shape`, e.shape, 'must be [] (a scalar)');
   });
   return { config: saved.config, weights, extras: decodedExtras };
 }
+
+/**
+ * The saved `getConfig()` of an optimizer, checked against `opt`: a plain object (or absent) whose
+ * keys are all keys of `opt.getConfig()` (an allow-list: nothing else is ever written), each value
+ * of the type it has there (a finite number, a boolean).
+ */
+function checkConfig(config: unknown, opt: tf.Optimizer, owner: string, field: string): void {
+  if (config === undefined) return;
+  if (!config || typeof config !== 'object' || Array.isArray(config)) throw new StateError(owner, field, config, "must be the optimizer's getConfig() (an object)");
+  const mine = opt.getConfig() as Record<string, unknown>;
+  for (const [k, v] of Object.entries(config)) {
+    if (!Object.hasOwn(mine, k)) {
+      throw new StateError(owner, `${field}.${k}`, v, `is not a hyperparameter of ${opt.getClassName()} (its getConfig() holds ${Object.keys(mine).join(', ')})`);
+    }
+    const want = typeof mine[k];
+    const ok = want === 'number' ? typeof v === 'number' && Number.isFinite(v) : want === 'boolean' ? typeof v === 'boolean' : Object.is(v, mine[k]);
+    if (!ok) throw new StateError(owner, `${field}.${k}`, v, want === 'number' ? 'must be a finite number' : want === 'boolean' ? 'must be true or false' : `must be ${JSON.stringify(mine[k])}`);
+  }
+}
+
+/** Setters tfjs optimizers have for a hyperparameter (they also refresh the optimizer's cached scalars). */
+const SETTERS: Record<string, string> = { learningRate: 'setLearningRate', momentum: 'setMomentum' };
 
 /** Write decoded optimizer state into `opt` (after every check passed). */
 async function applyOptimizer(
@@ -328,11 +361,12 @@ function restoreHyperparameters(config: unknown, opt: tf.Optimizer, options: Pic
   const current = () => opt.getConfig() as Record<string, unknown>;
   const o = opt as unknown as Record<string, unknown>;
   if (options.hyperparameters !== 'keep') {
+    // Only keys of the optimizer's own getConfig() (checkConfig ran before anything was applied).
     for (const [k, v] of Object.entries(saved)) {
-      if (Object.is(current()[k], v)) continue;
-      const setter = o[`set${k[0].toUpperCase()}${k.slice(1)}`];
+      if (!Object.hasOwn(current(), k) || Object.is(current()[k], v)) continue;
+      const setter = Object.hasOwn(SETTERS, k) ? o[SETTERS[k]] : undefined;
       if (typeof setter === 'function' && typeof v === 'number') (setter as (x: number) => void).call(opt, v);
-      else if (k in o && typeof o[k] === typeof v && (typeof v === 'number' || typeof v === 'boolean')) o[k] = v;
+      else if (Object.hasOwn(o, k) && typeof o[k] === typeof v && (typeof v === 'number' || typeof v === 'boolean')) o[k] = v;
     }
     // tfjs's MomentumOptimizer caches the momentum as the scalar `m`, which setMomentum leaves stale.
     if (o.m instanceof tf.Tensor && typeof o.momentum === 'number' && o.m.dataSync()[0] !== Math.fround(o.momentum)) {
@@ -415,6 +449,8 @@ function checksummedParts(c: Checkpoint): [string, unknown][] {
   }
   if (c.optimizer && typeof c.optimizer === 'object') {
     parts.push(['optimizer.className', c.optimizer.className]);
+    // version 1 did not cover the config (an "informational" field then)
+    if (c.version !== 1) parts.push(['optimizer.config', c.optimizer.config]);
     if (Array.isArray(c.optimizer.weights)) c.optimizer.weights.forEach((w, i) => parts.push([`optimizer.weights.${i}`, w]));
     if (Array.isArray(c.optimizer.extras)) c.optimizer.extras.forEach((w, i) => parts.push([`optimizer.extras.${i}`, w]));
   }
@@ -517,8 +553,8 @@ export function checkCheckpoint(raw: unknown, where = '(checkpoint)'): Checkpoin
   if (!c || typeof c !== 'object' || c.format !== CHECKPOINT_FORMAT) {
     throw new StateError(where, 'format', c && typeof c === 'object' ? c.format : c, `${where} is not a loss-balancer checkpoint (format must be "${CHECKPOINT_FORMAT}")`);
   }
-  if (c.version !== CHECKPOINT_VERSION) {
-    throw new StateError(where, 'version', c.version, `${where} is a checkpoint of version ${JSON.stringify(c.version)}; this version of loss-balancer reads version ${CHECKPOINT_VERSION} only`);
+  if (!READABLE_VERSIONS.includes(c.version as number)) {
+    throw new StateError(where, 'version', c.version, `${where} is a checkpoint of version ${JSON.stringify(c.version)}; this version of loss-balancer reads version ${CHECKPOINT_VERSION} (and the older ${READABLE_VERSIONS.filter((v) => v !== CHECKPOINT_VERSION).join(', ')})`);
   }
   if (c.kind !== 'trainer' && c.kind !== 'balancer') {
     throw new StateError(where, 'kind', c.kind, 'must be "trainer" or "balancer"');
