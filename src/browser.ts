@@ -36,7 +36,8 @@ export type { FitBalancedArgs, FitBalancedOptions, BalancedHistory, LossFn } fro
 export type { LossWeights } from './train/fit-args.js';
 export { History } from './core/history.js';
 export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
-export { summarize, summarizeData, fmt } from './core/summary.js';
+export { summarize, summarizeData, fmt, END_TAIL, tailCount } from './core/summary.js';
+export type { SummaryOptions } from './core/summary.js';
 export type { TermSummary } from './core/summary.js';
 export { summarizeTournament, followedTrajectory } from './core/tournament.js';
 export type { Tournament, TournamentCandidate, TournamentRound } from './core/tournament.js';

@@ -42,6 +42,7 @@ export type { PerTerm, RunMeta, Sink, StepRecord } from './core/history.js';
 export { JsonlSink, readJsonl } from './node/sinks.js';
 export type { Trajectory } from './node/sinks.js';
 export { streamJsonl, jsonlRecords, diagnoseJsonl } from './node/sinks.js';
+export type { JsonlReadOptions } from './node/sinks.js';
 export type { JsonlItem, JsonlDiagnosis } from './node/sinks.js';
 export { TensorBoardSink, readEvents, scalarsOf } from './node/tensorboard.js';
 export type { TensorBoardSinkOptions, TensorBoardEvent, EventFile, ScalarWriter } from './node/tensorboard.js';
@@ -62,7 +63,8 @@ export {
   CHECKPOINT_VERSION,
 } from './node/checkpoint.js';
 export type { Checkpoint, CheckpointExtras, SavedOptimizer, SavedTensor, VariableSet } from './node/checkpoint.js';
-export { summarize, summarizeData, fmt } from './core/summary.js';
+export { summarize, summarizeData, fmt, END_TAIL, tailCount } from './core/summary.js';
+export type { SummaryOptions } from './core/summary.js';
 export type { TermSummary } from './core/summary.js';
 export { summarizeTournament, followedTrajectory } from './core/tournament.js';
 export type { Tournament, TournamentCandidate, TournamentRound } from './core/tournament.js';

@@ -347,7 +347,7 @@ describe('auto: run config, sinks, report, TensorBoard', () => {
     const cfg = validateRunConfig({ strategy: { name: 'auto', trialSteps: 2, candidates: ['fixed', 'mgda', 'db-mtl', 'softadapt'] }, steps: 8, output: dir, backend: 'cpu' });
     const res = await runExample(cfg);
     expect(res.records.length).toBe(8);
-    const written = readJsonl(res.files.trajectory);
+    const written = readJsonl(res.files.trajectory, { candidates: true });
     expect(written.tournament?.phase).toBe('done');
     expect(written.records.filter((r) => r.candidate === 'mgda').length).toBeGreaterThan(0);
     const html = readFileSync(res.files.report, 'utf8');

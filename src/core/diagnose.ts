@@ -40,7 +40,7 @@
  * @module
  */
 import type { PerTerm, RunMeta, StepRecord } from './history.js';
-import { fmt } from './summary.js';
+import { END_TAIL, fmt, tailCount } from './summary.js';
 import { HarmDetector, type HarmOptions, type HarmSummary } from './harm.js';
 
 /** Options of {@link diagnose}. */
@@ -212,7 +212,7 @@ export type RecordSource = readonly StepRecord[] | (() => Iterable<StepRecord>);
  * file this way). See the module documentation for the criterion.
  */
 export function diagnose(records: RecordSource, options: DiagnoseOptions = {}): Diagnosis {
-  const { tail = 0.2, head = 0.1, driftTolerance = 0.1, cvTolerance = 0.1 } = options;
+  const { tail = END_TAIL, head = 0.1, driftTolerance = 0.1, cvTolerance = 0.1 } = options;
   checkFraction('tail', tail);
   checkFraction('head', head);
   for (const [k, v] of [['driftTolerance', driftTolerance], ['cvTolerance', cvTolerance]] as const) {
@@ -247,7 +247,7 @@ export function diagnose(records: RecordSource, options: DiagnoseOptions = {}): 
   if (total === 0) throw new Error('diagnose: the trajectory has no steps');
   const skipped = total - keptCount;
   if (!keptCount) throw new Error(`diagnose: all ${total} steps were skipped (non-finite losses or gradients)`);
-  const nTail = Math.max(1, Math.ceil(keptCount * tail));
+  const nTail = tailCount(keptCount, tail);
   const nHead = Math.max(1, Math.ceil(keptCount * head));
   const tailStart = keptCount - nTail;
   const half = Math.floor(nTail / 2);

@@ -48,7 +48,10 @@ export interface RunMeta {
   terms: string[];
   /** The tfjs backend the run used (e.g. `'cpu'`, `'wasm'`). */
   backend: string;
-  /** Where per-term gradients were read: `'shared'`, `'representation'` or `'none'` (losses only). */
+  /**
+   * Where per-term gradients were read: `'shared'`, `'representation'` or `'none'` (losses only);
+   * `'per candidate'` for an `auto` run (the tournament's `gradients` names what the winner reads).
+   */
   gradients: string;
   /** ISO 8601 time of the first step. */
   startedAt: string;

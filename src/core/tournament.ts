@@ -58,6 +58,11 @@ export interface Tournament {
   gradNorms?: PerTerm;
   /** The label of the winner, once chosen. */
   winner?: string;
+  /**
+   * Where the winner reads per-term gradients, once it took over: `'shared'`, `'representation'` or
+   * `'none'` (losses only). The run's meta line says `'per candidate'` (written before the selection).
+   */
+  gradients?: string;
   /** Why the winner won, in one line. */
   reason?: string;
   /** Cost: what was actually run so far, and the plan while the selection runs. */
@@ -116,6 +121,7 @@ export function summarizeTournament(t: Tournament): string {
     lines.push(`${c.label.padEnd(w)}  ${cells.join('  ')}  ${status}`);
   }
   if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
+  if (t.gradients) lines.push(`gradients read by ${t.winner}: ${t.gradients === 'none' ? 'none (losses only)' : t.gradients}`);
   const mb = t.cost.bytes / 2 ** 20;
   const size = `${t.cost.copies} copies of the variables (${mb < 0.1 ? `${(t.cost.bytes / 1024).toFixed(1)} KiB` : `${mb.toFixed(1)} MiB`})`;
   if (t.phase === 'done') {
@@ -134,8 +140,13 @@ export function summarizeTournament(t: Tournament): string {
  * The trajectory a run followed, from a stream of records that may hold an `auto` selection's
  * candidate records (e.g. read back from a JSONL file): records without a `candidate` tag, and the
  * winner's trial records. While the selection is running (no winner yet), equal weights' records.
+ * Without `t`, records that carry one candidate's tag only are taken as already followed (kept whole).
  */
 export function followedTrajectory(records: readonly StepRecord[], t?: Tournament | null): StepRecord[] {
+  // Without the tournament, records tagged by one candidate only are already a followed trajectory
+  // (e.g. `readJsonl`'s default): the winner's trial records, kept.
+  const tags = new Set(records.map((r) => r.candidate).filter((c) => c !== undefined));
+  if (!t && tags.size === 1) return [...records];
   const keep = t?.winner ?? 'equal';
   return records.filter((r) => r.candidate === undefined || r.candidate === keep);
 }

@@ -104,8 +104,9 @@ export interface Trajectory {
   /** True when the last line was incomplete (a run killed mid-write) and was dropped. */
   tornLastLine: boolean;
   /**
-   * The last `auto` tournament line, when the run had a strategy selection; `records` then also hold
-   * the candidates' records (tagged `candidate`; see `followedTrajectory`).
+   * The last `auto` tournament line, when the run had a strategy selection. `records` then hold the
+   * trajectory the run followed (the winner's trial records keep their `candidate` tag), or, read
+   * with `{ candidates: true }`, every candidate's records too (see `followedTrajectory`).
    */
   tournament?: Tournament;
 }
@@ -152,8 +153,37 @@ const CHUNK = 1 << 20;
  * as `{ kind: 'torn' }`; a line that is not a JSON object elsewhere is an error naming the file and
  * the line (`path:LINE: ...`), as is an unreadable file. Lines of any `kind` other than `meta` are
  * step records. Empty lines are skipped.
+ *
+ * By default the step records are those of the trajectory the run followed: for an `auto` run (a
+ * file with a tournament line), the untagged records and the winner's trial records (equal
+ * weights' while no winner was picked; see `followedTrajectory`), found by a first pass over the
+ * file for its last tournament line. `{ candidates: true }` yields every candidate's records too.
  */
-export function* streamJsonl(path: string): Generator<JsonlItem> {
+export function* streamJsonl(path: string, options: JsonlReadOptions = {}): Generator<JsonlItem> {
+  if (options.candidates) {
+    yield* streamLines(path);
+    return;
+  }
+  let tournament: Tournament | undefined;
+  for (const item of streamLines(path)) if (item.kind === 'tournament') tournament = item.tournament;
+  const keep = tournament?.winner ?? 'equal';
+  for (const item of streamLines(path)) {
+    if (item.kind === 'step' && item.record.candidate !== undefined && item.record.candidate !== keep) continue;
+    yield item;
+  }
+}
+
+/** How {@link readJsonl} and {@link streamJsonl} read an `auto` run. */
+export interface JsonlReadOptions {
+  /**
+   * Also give the step records of every candidate of an `auto` selection (tagged `candidate`), not
+   * only the trajectory the run followed. @default false
+   */
+  candidates?: boolean;
+}
+
+/** Every line of a JSONL trajectory, candidates' records included (see {@link streamJsonl}). */
+function* streamLines(path: string): Generator<JsonlItem> {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -218,22 +248,27 @@ export function* streamJsonl(path: string): Generator<JsonlItem> {
   }
 }
 
-/** The step records of a JSONL trajectory, streamed (see {@link streamJsonl}); meta and torn lines are left out. */
-export function* jsonlRecords(path: string): Generator<StepRecord> {
-  for (const item of streamJsonl(path)) if (item.kind === 'step') yield item.record;
+/** The step records of a JSONL trajectory, streamed (see {@link streamJsonl}: the followed trajectory by default); meta and torn lines are left out. */
+export function* jsonlRecords(path: string, options: JsonlReadOptions = {}): Generator<StepRecord> {
+  for (const item of streamJsonl(path, options)) if (item.kind === 'step') yield item.record;
 }
 
 /**
  * Read a JSONL trajectory into memory. A torn last line is dropped; a bad line elsewhere is an error
  * naming the file and the line. Reads the file in chunks ({@link streamJsonl}); for very long runs use
  * {@link streamJsonl} or {@link diagnoseJsonl}, which do not hold every record.
+ *
+ * For an `auto` run, `records` is the trajectory the run followed (the winner's trial records, then
+ * the run after the selection), the one the trainer's own summary describes, so that `summarize`,
+ * `diagnose` and `writePlots` on it agree with the live run; `{ candidates: true }` keeps every
+ * candidate's records as well (tagged `candidate`).
  */
-export function readJsonl(path: string): Trajectory {
+export function readJsonl(path: string, options: JsonlReadOptions = {}): Trajectory {
   let meta: RunMeta | null = null;
   const records: StepRecord[] = [];
   let tornLastLine = false;
   let tournament: Tournament | undefined;
-  for (const item of streamJsonl(path)) {
+  for (const item of streamJsonl(path, options)) {
     if (item.kind === 'meta') meta = item.meta;
     else if (item.kind === 'step') records.push(item.record);
     else if (item.kind === 'tournament') tournament = item.tournament;
@@ -264,7 +299,7 @@ export function diagnoseJsonl(path: string, options: DiagnoseOptions = {}): Json
   let tornLastLine = false;
   let line = 0;
   const pass = function* (): Generator<StepRecord> {
-    for (const item of streamJsonl(path)) {
+    for (const item of streamLines(path)) {
       line = item.line;
       if (item.kind === 'meta') meta ??= item.meta;
       else if (item.kind === 'torn') tornLastLine = true;
@@ -275,7 +310,7 @@ export function diagnoseJsonl(path: string, options: DiagnoseOptions = {}): Json
   // final tournament: the passes then keep the trajectory the run followed (untagged records and the
   // winner's trial records; see followedTrajectory).
   let tournament: Tournament | undefined;
-  for (const item of streamJsonl(path)) {
+  for (const item of streamLines(path)) {
     if (item.kind === 'meta') meta ??= item.meta;
     else if (item.kind === 'tournament') tournament = item.tournament;
   }

@@ -429,7 +429,12 @@ export class BalancedTrainer {
       for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(t)) as Tournament);
     }
     const winner = sel.takeWinner();
-    if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
+    if (winner) {
+      (this as { balancer: Balancer }).balancer = winner.balancer;
+      // The meta line (written before the selection) cannot say what the winner reads: the tournament does.
+      sel.tournament!.gradients = this.reads(winner.balancer);
+      for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
+    }
     this._step += 1;
     return { ...out.result, candidates: out.candidates };
   }
@@ -705,6 +710,11 @@ export class BalancedTrainer {
     return { step: rec.step, losses: rec.loss, weights: rec.weight, gradNorms: rec.gradNorm, total, skipped: rec.skipped };
   }
 
+  /** Where a balancer reads per-term gradients: `'shared'`, `'representation'` or `'none'` (losses only). */
+  private reads(b: Balancer): string {
+    return b.needs.gradients !== 'none' || b.needs.stats ? (this.opts.represent ? 'representation' : 'shared') : 'none';
+  }
+
   /** Open the sinks with the run's meta record (once, before the first record). */
   private openSinks(names: string[]): void {
     if (!this.opened) {
@@ -714,7 +724,7 @@ export class BalancedTrainer {
         options: this.balancer.options,
         terms: names,
         backend: tf.getBackend(),
-        gradients: this.balancer.needs.gradients !== 'none' || this.balancer.needs.stats ? (this.opts.represent ? 'representation' : 'shared') : 'none',
+        gradients: this.selection ? 'per candidate' : this.reads(this.balancer),
         ...(this.every > 1 ? { every: this.every } : {}),
         startedAt: new Date().toISOString(),
         ...this.opts.meta,

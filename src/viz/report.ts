@@ -80,7 +80,7 @@ function scopeSvg(svg: string, prefix: string): string {
     .replace(/^<svg /, `<svg role="img" aria-label="${prefix} chart" `);
 }
 
-function configRows(meta: RunMeta | null, count: number, skipped: number): [string, string][] {
+function configRows(meta: RunMeta | null, count: number, skipped: number, tournament?: Tournament): [string, string][] {
   const rows: [string, string][] = [];
   if (!meta) {
     rows.push(['meta', 'no meta line in the trajectory']);
@@ -89,7 +89,12 @@ function configRows(meta: RunMeta | null, count: number, skipped: number): [stri
     rows.push(['options', JSON.stringify(meta.options ?? {})]);
     rows.push(['terms', (meta.terms ?? []).join(', ')]);
     rows.push(['backend', String(meta.backend)]);
-    rows.push(['gradients read', String(meta.gradients)]);
+    const reads = meta.strategy === 'auto'
+      ? tournament?.gradients
+        ? `${tournament.gradients} (the winner, ${tournament.winner}); each candidate read its own during the selection`
+        : 'per candidate (no winner was picked)'
+      : String(meta.gradients);
+    rows.push(['gradients read', reads]);
     rows.push(['started', String(meta.startedAt)]);
     const known = new Set(['strategy', 'options', 'terms', 'backend', 'gradients', 'startedAt']);
     for (const [k, v] of Object.entries(meta)) if (!known.has(k)) rows.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
@@ -191,7 +196,7 @@ async function renderPage(parts: PageParts, options: ReportOptions): Promise<str
 <h1>${esc(title)}</h1>
 <p class="sub">Terms: ${terms.map((t) => `<span class="mono">${esc(t)}</span>`).join(', ')}${parts.tornLastLine ? ' · the last line of the trajectory was incomplete and was dropped' : ''}</p>
 <section id="config"><h2>Run</h2>
-<table>${configRows(meta, count, summary?.skipped ?? 0)
+<table>${configRows(meta, count, summary?.skipped ?? 0, parts.tournament)
     .map(([k, v]) => `<tr><th>${esc(k)}</th><td class="mono">${esc(v)}</td></tr>`)
     .join('')}</table></section>
 <section id="plots"><h2>Trajectories</h2>
@@ -238,7 +243,7 @@ function scanTrajectory(file: string, maxRecords: number): Omit<PageParts, 'diag
   let meta: RunMeta | null = null;
   // An `auto` run: its final tournament decides which candidate records belong to the followed trajectory.
   let tournament: Tournament | undefined;
-  for (const item of streamJsonl(file)) if (item.kind === 'tournament') tournament = item.tournament;
+  for (const item of streamJsonl(file, { candidates: true })) if (item.kind === 'tournament') tournament = item.tournament;
   const keep = tournament?.winner ?? 'equal';
   let tornLastLine = false;
   let count = 0;
@@ -246,7 +251,7 @@ function scanTrajectory(file: string, maxRecords: number): Omit<PageParts, 'diag
   let sample: { i: number; r: StepRecord }[] = [];
   let last: { i: number; r: StepRecord } | null = null;
   const steps = function* (): Generator<StepRecord> {
-    for (const item of streamJsonl(file)) {
+    for (const item of streamJsonl(file, { candidates: true })) {
       if (item.kind === 'meta') meta ??= item.meta;
       else if (item.kind === 'torn') tornLastLine = true;
       else if (item.kind === 'step' && (item.record.candidate === undefined || item.record.candidate === keep)) {
