@@ -50,6 +50,37 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
     expect(asyncRun.vars).toEqual(sync.vars);
   });
 
+  it('auto: stepAsync runs the selection as step() does (was: never selected, equal weights throughout): the same records, trials, tournament and variables', async () => {
+    const autoRun = async (async: boolean) => {
+      const toy = makeToy([1, 30, 0.1], { seed: 7 });
+      const trainer = new BalancedTrainer({
+        terms: toy.terms, optimizer: tf.train.adam(0.05), variables: toy.variables, harm: false, warn: () => {},
+        balancer: { name: 'auto', trialSteps: 3, candidates: ['gradnorm', 'uncertainty', 'dwa'] } as never,
+      });
+      for (let i = 0; i < 16; i++) {
+        if (async) await trainer.stepAsync();
+        else trainer.step();
+      }
+      const out = {
+        records: JSON.parse(JSON.stringify(trainer.history.records)) as StepRecord[],
+        trials: JSON.parse(JSON.stringify(trainer.history.trials)) as StepRecord[],
+        tournament: JSON.parse(JSON.stringify(trainer.tournament)),
+        vars: toy.variables.map((v) => Array.from(v.dataSync())),
+      };
+      await trainer.close();
+      toy.dispose();
+      return out;
+    };
+    const sync = await autoRun(false);
+    const asyncRun = await autoRun(true);
+    expect(sync.tournament.phase).toBe('done');
+    expect(asyncRun.tournament).toEqual(sync.tournament);
+    expect(asyncRun.trials).toEqual(sync.trials);
+    expect(asyncRun.records).toEqual(sync.records);
+    expect(asyncRun.records).toHaveLength(16);
+    expect(asyncRun.vars).toEqual(sync.vars);
+  });
+
   it('leaks no tensor (steady state after the optimizer made its slots)', async () => {
     for (const spec of ['fixed', 'gradnorm'] as const) {
       const toy = makeToy([1, 2], { seed: 3 });

@@ -626,47 +626,86 @@ export class AutoSelector {
    * Returns equal weights' result (always live) with every candidate's, and the tagged records.
    */
   step(micro: MicroBatches | undefined, step: number, epoch: number): AutoStepOutput {
-    const t = this.tournament!;
-    const results: Record<string, StepResult> = {};
-    const records: StepRecord[] = [];
-    let first: StepResult | null = null;
-    let replan = false;
+    const run = this.openStep();
     for (const c of [...this.live]) {
-      const label = t.candidates[c.index].label;
-      this.swapIn(c);
+      this.enter(c);
       let r: StepResult;
-      this.current = label;
       try {
-        syncHyperparameters(c.optimizer, this.host.optimizer);
         r = c.trainer.step(micro);
       } catch (e) {
-        this.current = null;
-        // The values of a failed step are not kept; equal weights failing is the user's error.
-        if (c.index === 0 || !(e instanceof BalancerError)) throw e;
-        t.candidates[c.index].failed = (e as Error).message;
-        this.drop(c);
-        replan = true;
+        this.failed(c, e, run);
         continue;
       }
-      this.current = null;
-      this.swapOut(c);
-      c.recent.push(c.trainer.terms!.map((n) => r.losses[n]));
-      if (c.recent.length > this.cfg.window) c.recent.shift();
-      t.candidates[c.index].steps += 1;
-      t.cost.candidateSteps += 1;
-      results[label] = r;
-      first ??= r;
-      const rec = c.trainer.history.last;
-      if (rec) records.push({ ...rec, step, epoch, candidate: label });
-      c.trainer.history.records.length = 0;
+      this.leave(c, r, run, step, epoch);
     }
+    return this.closeStep(run, step);
+  }
+
+  /** {@link step} with each candidate's `stepAsync()` (browser backends): the same records and values. */
+  async stepAsync(step: number, epoch: number): Promise<AutoStepOutput> {
+    const run = this.openStep();
+    for (const c of [...this.live]) {
+      this.enter(c);
+      let r: StepResult;
+      try {
+        r = await c.trainer.stepAsync();
+      } catch (e) {
+        this.failed(c, e, run);
+        continue;
+      }
+      this.leave(c, r, run, step, epoch);
+    }
+    return this.closeStep(run, step);
+  }
+
+  /** The bookkeeping of one selection step ({@link step}, {@link stepAsync}). */
+  private openStep(): { results: Record<string, StepResult>; records: StepRecord[]; first: StepResult | null; replan: boolean } {
+    return { results: {}, records: [], first: null, replan: false };
+  }
+
+  /** A candidate's values in place and its label current, before its step. */
+  private enter(c: Live): void {
+    this.swapIn(c);
+    this.current = this.tournament!.candidates[c.index].label;
+    syncHyperparameters(c.optimizer, this.host.optimizer);
+  }
+
+  /** A candidate's step threw: the values of a failed step are not kept; equal weights failing is the user's error. */
+  private failed(c: Live, e: unknown, run: ReturnType<AutoSelector['openStep']>): void {
+    this.current = null;
+    if (c.index === 0 || !(e instanceof BalancerError)) throw e;
+    this.tournament!.candidates[c.index].failed = (e as Error).message;
+    this.drop(c);
+    run.replan = true;
+  }
+
+  /** A candidate's step done: its values kept, its losses, steps and record counted. */
+  private leave(c: Live, r: StepResult, run: ReturnType<AutoSelector['openStep']>, step: number, epoch: number): void {
+    const t = this.tournament!;
+    const label = t.candidates[c.index].label;
+    this.current = null;
+    this.swapOut(c);
+    c.recent.push(c.trainer.terms!.map((n) => r.losses[n]));
+    if (c.recent.length > this.cfg.window) c.recent.shift();
+    t.candidates[c.index].steps += 1;
+    t.cost.candidateSteps += 1;
+    run.results[label] = r;
+    run.first ??= r;
+    const rec = c.trainer.history.last;
+    if (rec) run.records.push({ ...rec, step, epoch, candidate: label });
+    c.trainer.history.records.length = 0;
+  }
+
+  /** After every live candidate stepped: equal weights' values back in place, the round scored when it ends. */
+  private closeStep(run: ReturnType<AutoSelector['openStep']>, step: number): AutoStepOutput {
+    const t = this.tournament!;
     if (!this.startLosses) this.startLosses = this.live[0].recent[0];
     this.swapIn(this.live[0]);
     this.stepsInRound += 1;
     t.cost.trainerSteps += 1;
     if (this.stepsInRound >= this.cfg.trialSteps) this.endRound(step + 1);
-    else if (replan) this.plan();
-    return { result: { ...first!, step }, candidates: results, records };
+    else if (run.replan) this.plan();
+    return { result: { ...run.first!, step }, candidates: run.results, records: run.records };
   }
 
   /** The label of the candidate whose step is running (inside its `terms()` calls), else null. */

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
-import { AutoSelector, parseAuto, winnerSpecOf, type AutoState, type PreparedAuto } from './auto.js';
+import { AutoSelector, parseAuto, winnerSpecOf, type AutoState, type AutoStepOutput, type PreparedAuto } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
@@ -330,6 +330,7 @@ export class BalancedTrainer {
     if (this.opts.represent) throw new BalancerError('BalancedTrainer: stepAsync() cannot be used with option "represent"; use step()');
     if (!this.names) this.bindNames();
     const names = this.names!;
+    if (this.selection && !this.selection.done) return this.selectStepAsync(vars, names);
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
@@ -421,7 +422,19 @@ export class BalancedTrainer {
   private selectStep(micro: MicroBatches | undefined, vars: tf.Variable[], names: string[]): StepResult {
     const sel = this.selection!;
     if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
-    const out = sel.step(micro, this._step, this._epoch);
+    return this.afterSelect(sel.step(micro, this._step, this._epoch), names);
+  }
+
+  /** {@link selectStep} for {@link stepAsync}: every live candidate takes an async step. */
+  private async selectStepAsync(vars: tf.Variable[], names: string[]): Promise<StepResult> {
+    const sel = this.selection!;
+    if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
+    return this.afterSelect(await sel.stepAsync(this._step, this._epoch), names);
+  }
+
+  /** A selection step's records and tournament to the sinks; the winner takes over when picked. */
+  private afterSelect(out: AutoStepOutput, names: string[]): StepResult {
+    const sel = this.selection!;
     this.openSinks(names);
     for (const rec of out.records) for (const s of this.sinks) s.write(rec);
     const t = sel.tournament!;
