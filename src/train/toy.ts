@@ -73,11 +73,8 @@ export function makeToyProblem(options: ToyOptions = {}): ToyProblem {
     names,
     terms: () => {
       const z = tf.tanh(tf.matMul(x, trunk));
-      const out: Record<string, tf.Scalar> = {};
-      heads.forEach((h, i) => {
-        out[names[i]] = tf.mul(tf.mean(tf.square(tf.sub(tf.matMul(z, h), ys[i]))), scales[i]) as tf.Scalar;
-      });
-      return out;
+      // fromEntries, not assignment: a term named "__proto__" stays an own key
+      return Object.fromEntries(heads.map((h, i) => [names[i], tf.mul(tf.mean(tf.square(tf.sub(tf.matMul(z, h), ys[i]))), scales[i]) as tf.Scalar]));
     },
     variables: [trunk, ...heads],
     shared: [trunk],

@@ -118,7 +118,10 @@ export function plotSpec(records: readonly StepRecord[], options: PlotOptions = 
         title: info?.title ?? quantity,
         scale: log ? { type: 'log' } : { zero: false },
       },
-      color: { field: 'term', type: 'nominal', title: 'term', sort: termsOf(records) },
+      // The legend order as the scale's domain, not as a custom `sort` array: vega-lite compiles that
+      // into an object lookup keyed by the values, which breaks on terms named like Object.prototype
+      // members (`constructor`, `toString`: "Operator not defined: undefined").
+      color: { field: 'term', type: 'nominal', title: 'term', scale: { domain: termsOf(records) } },
     },
     config: { font: 'DejaVu Sans, Liberation Sans, Arial, sans-serif', view: { stroke: '#ccc' } },
   } as TopLevelSpec;
