@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowserExample, EXAMPLE_DIR } from '../examples/browser/build.js';
 import { serve } from '../examples/browser/serve.js';
 import type { PageState } from '../examples/browser/state.js';
-import { HAVE_CHROMIUM, openPage } from './chromium.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openPage } from './chromium.js';
+
+if (!HAVE_CHROMIUM) console.log(`browser example tests ${NO_CHROMIUM}`);
 
 describe('browser entry', () => {
   it('src/browser.ts bundles for the browser platform (no node: modules pulled in)', async () => {
@@ -16,7 +18,7 @@ describe('browser entry', () => {
   });
 });
 
-describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium, tfjs wasm backend)', () => {
+describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium)', () => {
   let server: Server;
   let url: string;
   beforeAll(async () => {
@@ -52,9 +54,42 @@ describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium, tfjs wasm b
       expect(await b.page.locator('#legend').innerText()).toMatch(/small α=.*medium α=.*large α=/s);
       expect(await b.page.locator('#strategy option').count()).toBeGreaterThan(4);
       expect(b.errors).toEqual([]);
+      expect(await b.page.locator('#backend-name').innerText()).toBe('WebAssembly backend');
       if (process.env.LB_SCREENSHOT) await b.page.screenshot({ path: process.env.LB_SCREENSHOT });
     } finally {
       await b.close();
     }
   }, 150_000);
+
+  // Every backend the page offers trains with auto (the selection runs through stepAsync) on real Chromium.
+  for (const [backend, shown] of [['wasm', 'WebAssembly backend'], ['webgl', 'WebGL backend'], ['cpu', 'plain JavaScript (cpu) backend']] as const) {
+    it(`auto on ${backend}: the selection runs through stepAsync, the page names the backend, the alphas are the winner's`, async () => {
+      const b = await openPage();
+      try {
+        await b.page.goto(`${url}?strategy=auto&steps=100&trialSteps=6&backend=${backend}`, { waitUntil: 'load' });
+        await b.page.waitForFunction(() => ['done', 'error'].includes((window as any).lossBalancer?.status), null, { timeout: 120_000, polling: 200 });
+        const state = (await b.page.evaluate(() => (window as any).lossBalancer)) as PageState;
+        expect(state.error).toBeUndefined();
+        expect(state.requestedBackend).toBe(backend);
+        expect(state.backend, `backend ${backend} did not start in headless Chromium (software WebGL: SwiftShader flags in test/chromium.ts)`).toBe(backend);
+        expect(await b.page.locator('#backend-name').innerText()).toBe(shown);
+        expect(state.status).toBe('done');
+        expect(state.winner, 'auto picked no winner within 100 steps').toBeTruthy();
+        expect(state.alphas).toHaveLength(100);
+        const last = state.alphas[state.alphas.length - 1];
+        expect(last.every((a) => Number.isFinite(a) && a > 0)).toBe(true);
+        expect(await b.page.locator('#status').innerText()).toContain(`auto picked ${state.winner}`);
+        // "train again" keeps the backend.
+        await b.page.selectOption('#strategy', 'fixed');
+        await Promise.all([b.page.waitForURL(/strategy=fixed/), b.page.click('#start')]);
+        expect(new URL(b.page.url()).searchParams.get('backend')).toBe(backend);
+        await b.page.waitForFunction(() => ['done', 'error'].includes((window as any).lossBalancer?.status), null, { timeout: 120_000, polling: 200 });
+        expect(((await b.page.evaluate(() => (window as any).lossBalancer)) as PageState).backend).toBe(backend);
+        expect(b.errors).toEqual([]);
+        expect(b.warnings.filter((w) => /loss-balancer|balancer/i.test(w))).toEqual([]);
+      } finally {
+        await b.close();
+      }
+    }, 240_000);
+  }
 });

@@ -1,6 +1,7 @@
 /**
  * Headless Chromium for page tests: Debian's /usr/bin/chromium driven by playwright-core (which
- * downloads no browser). Tests that need it use `it.skipIf(!HAVE_CHROMIUM)`.
+ * downloads no browser). Tests that need it skip with {@link NO_CHROMIUM} as the stated reason
+ * where it is not installed (CI installs it: `apt-get install chromium`).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,8 @@ import type { BrowserContext, Page } from 'playwright-core';
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Whether page tests can run here. */
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
+/** The reason printed when page tests are skipped. */
+export const NO_CHROMIUM = `skipped: no Chromium at ${CHROMIUM} (install Debian's chromium, or set CHROMIUM_PATH)`;
 
 const ARGS = [
   '--headless',
@@ -21,12 +24,17 @@ const ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // WebGL on the CPU (SwiftShader): there is no GPU in headless CI; explicit, so Chromium does not warn about the fallback.
+  '--use-angle=swiftshader',
+  '--enable-unsafe-swiftshader',
 ];
 
 /** A page in a fresh profile, with the console errors and page errors it produced. */
 export interface OpenPage {
   page: Page;
   errors: string[];
+  /** The console's warnings. */
+  warnings: string[];
   /** Every URL the page requested. */
   requests: string[];
   close(): Promise<void>;
@@ -45,15 +53,18 @@ export async function openPage(): Promise<OpenPage> {
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
+  const warnings: string[] = [];
   const requests: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    if (m.type() === 'warning') warnings.push(m.text());
   });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('request', (r) => requests.push(r.url()));
   return {
     page,
     errors,
+    warnings,
     requests,
     async close() {
       await context.close();

@@ -1,17 +1,25 @@
 /**
- * The browser example: trains the toy problem with a chosen strategy on the tfjs WebAssembly backend
- * and draws every term's alpha live as SVG. Query parameters: `strategy` (default gradnorm), `steps`
- * (default 300), `backend` (default wasm). State for tests and the curious: `window.lossBalancer`.
+ * The browser example: trains the toy problem with a chosen strategy (or `auto`, the strategy
+ * selection) on a chosen tfjs backend (WebAssembly, WebGL or cpu) and draws every term's alpha live
+ * as SVG. Query parameters: `strategy` (default gradnorm), `steps` (default 300), `backend` (wasm,
+ * webgl or cpu; default wasm), `trialSteps` (auto only). The page names the backend that runs (when
+ * the chosen one cannot start, it says so and runs on cpu). State for tests and the curious:
+ * `window.lossBalancer`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { BalancedTrainer, fmt, list, makeToyProblem, type StepRecord } from '../../src/browser.js';
+import { BalancedTrainer, fmt, followedTrajectory, list, makeToyProblem, type BalancerSpec, type StepRecord } from '../../src/browser.js';
 import type { PageState } from './state.js';
 
 const params = new URLSearchParams(location.search);
+/** The backends the page offers, with the names shown. */
+const BACKENDS: Record<string, string> = { wasm: 'WebAssembly', webgl: 'WebGL', cpu: 'plain JavaScript (cpu)' };
+const requested = params.get('backend') ?? 'wasm';
+const trialSteps = Number(params.get('trialSteps')) || undefined;
 const state: PageState = {
   status: 'loading',
   backend: '',
+  requestedBackend: requested,
   strategy: params.get('strategy') ?? 'gradnorm',
   step: 0,
   steps: Math.max(10, Math.min(5000, Number(params.get('steps') ?? 300) || 300)),
@@ -67,30 +75,45 @@ function legend(records: readonly StepRecord[]): void {
 
 async function train(): Promise<void> {
   setWasmPaths(new URL('./', import.meta.url).href);
-  if (!(await tf.setBackend(params.get('backend') ?? 'wasm'))) await tf.setBackend('cpu');
+  let fellBack = '';
+  if (!(requested in BACKENDS)) fellBack = `unknown backend "${requested}"`;
+  else if (!(await tf.setBackend(requested).catch(() => false))) fellBack = `the ${BACKENDS[requested]} backend could not start here`;
+  if (fellBack) await tf.setBackend('cpu');
   await tf.ready();
   state.backend = tf.getBackend();
+  const running = `${BACKENDS[state.backend] ?? state.backend} backend${fellBack ? ` (${fellBack}; running on cpu)` : ''}`;
+  $('#backend-name').textContent = running;
   const toy = makeToyProblem({ scales: [1, 10, 100], names: ['small', 'medium', 'large'], seed: 1 });
   const optimizer = tf.train.adam(0.02);
-  const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer: state.strategy, variables: toy.variables, shared: toy.shared });
+  const balancer: BalancerSpec = state.strategy === 'auto' && trialSteps ? ({ name: 'auto', trialSteps } as BalancerSpec) : (state.strategy as BalancerSpec);
+  const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer, variables: toy.variables, shared: toy.shared });
+  // What the variables follow: during an auto selection equal weights' trial records, then the winner's trajectory.
+  const followed = () => {
+    const t = trainer.tournament;
+    return t && t.phase !== 'done' ? followedTrajectory(trainer.history.trials, t) : trainer.history.records;
+  };
   state.terms = toy.names;
   state.status = 'training';
   const t0 = performance.now();
   try {
     for (let i = 0; i < state.steps; i++) {
       await trainer.stepAsync(); // reads values with await data(): the page stays responsive on WebGL/WebGPU
-      const rec = trainer.history.last!;
-      state.alphas.push(state.terms.map((t) => rec.weight[t]));
       state.step = i + 1;
       if (state.step % 10 === 0 || state.step === state.steps) {
-        draw(trainer.history.records);
-        legend(trainer.history.records);
-        $('#status').textContent = `${state.strategy} on ${state.backend}: step ${state.step}/${state.steps}, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+        const records = followed();
+        state.alphas = records.map((r) => state.terms.map((t) => r.weight[t]));
+        draw(records);
+        legend(records);
+        const t = trainer.tournament;
+        const selection = t ? (t.phase === 'done' ? `, auto picked ${t.winner}` : ', auto: selecting…') : '';
+        $('#status').textContent = `${state.strategy} on ${state.backend}: step ${state.step}/${state.steps}${selection}, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
         await tf.nextFrame();
       }
     }
+    if (trainer.tournament) state.winner = trainer.tournament.winner;
     state.status = 'done';
   } finally {
+    await trainer.close();
     optimizer.dispose();
     toy.dispose();
   }
@@ -99,9 +122,13 @@ async function train(): Promise<void> {
 function setup(): void {
   const select = $<HTMLSelectElement>('#strategy');
   for (const s of list()) select.append(new Option(`${s.name} (${s.reads})`, s.name, false, s.name === state.strategy));
+  const backend = $<HTMLSelectElement>('#backend');
+  for (const [b, name] of Object.entries(BACKENDS)) backend.append(new Option(name, b, false, b === requested));
   $<HTMLInputElement>('#steps').value = String(state.steps);
   $('#start').addEventListener('click', () => {
-    const q = new URLSearchParams({ strategy: select.value, steps: $<HTMLInputElement>('#steps').value });
+    // Everything chosen is kept across runs, the backend included.
+    const q = new URLSearchParams({ strategy: select.value, steps: $<HTMLInputElement>('#steps').value, backend: backend.value });
+    if (trialSteps && select.value === 'auto') q.set('trialSteps', String(trialSteps));
     location.search = q.toString();
   });
 }
