@@ -475,6 +475,8 @@ export interface AutoStepOutput {
   candidates: Record<string, StepResult>;
   /** The candidates' step records, tagged with `candidate`, for the trainer's sinks. */
   records: StepRecord[];
+  /** The error of this round's scoring, when it failed (the trainer throws it after writing the records). */
+  error?: unknown;
 }
 
 /** Runs the tournament for a {@link BalancedTrainer} (see the module's description). */
@@ -622,8 +624,34 @@ export class AutoSelector {
   }
 
   /**
+   * Whether the last round's scoring failed (the `score` option threw or returned no number): it is
+   * scored again, by {@link scorePending}, before the next step.
+   */
+  get pending(): boolean {
+    return !!this.tournament && !this.done && this.stepsInRound >= this.cfg.trialSteps;
+  }
+
+  /**
+   * Score the round whose scoring failed at the previous step (see {@link pending}); `step` is the
+   * trainer's step count now. Throws as that scoring did when the score fails again (nothing
+   * changed then). Afterwards the selection may be done: the trainer then takes an ordinary step.
+   */
+  scorePending(step: number): void {
+    if (!this.pending) return;
+    try {
+      this.endRound(step);
+    } finally {
+      if (this.live.length) this.swapIn(this.live[0]);
+    }
+  }
+
+  /**
    * One trainer step during the selection: every live candidate takes one step on the current batch.
    * Returns equal weights' result (always live) with every candidate's, and the tagged records.
+   * When the round ends with this step and its scoring fails (the `score` option throws or returns
+   * no number), the step stands (every candidate took it) and the error is returned in `error`, for
+   * the trainer to throw once the step's records are written; the variables hold equal weights'
+   * values and the round is scored again before the next step ({@link scorePending}).
    */
   step(micro: MicroBatches | undefined, step: number, epoch: number): AutoStepOutput {
     const run = this.openStep();
@@ -658,14 +686,22 @@ export class AutoSelector {
     return this.closeStep(run, step);
   }
 
-  /** The bookkeeping of one selection step ({@link step}, {@link stepAsync}). */
+  /**
+   * The bookkeeping of one selection step ({@link step}, {@link stepAsync}). Between steps the
+   * variables hold equal weights' values. A write the user made to them since (clipping, a
+   * constraint, another trainer on shared variables) is kept: equal weights continue from the
+   * variables, not from their parked copy. Without a write the two are the same values, so a run
+   * (and a resume, whose variables are restored from the same file) is unchanged.
+   */
   private openStep(): { results: Record<string, StepResult>; records: StepRecord[]; first: StepResult | null; replan: boolean } {
+    this.swapOut(this.live[0]);
     return { results: {}, records: [], first: null, replan: false };
   }
 
   /** A candidate's values in place and its label current, before its step. */
   private enter(c: Live): void {
-    this.swapIn(c);
+    // equal weights' values are in place already (openStep read them from the variables)
+    if (c !== this.live[0]) this.swapIn(c);
     this.current = this.tournament!.candidates[c.index].label;
     syncHyperparameters(c.optimizer, this.host.optimizer);
   }
@@ -703,9 +739,19 @@ export class AutoSelector {
     this.swapIn(this.live[0]);
     this.stepsInRound += 1;
     t.cost.trainerSteps += 1;
-    if (this.stepsInRound >= this.cfg.trialSteps) this.endRound(step + 1);
-    else if (run.replan) this.plan();
-    return { result: { ...run.first!, step }, candidates: run.results, records: run.records };
+    let error: unknown;
+    if (this.stepsInRound >= this.cfg.trialSteps) {
+      try {
+        this.endRound(step + 1);
+      } catch (e) {
+        // endRound scores every live candidate before it changes anything: nothing to undo but the
+        // variables, which hold the last scored candidate's values.
+        this.swapIn(this.live[0]);
+        if (run.replan) this.plan();
+        error = e;
+      }
+    } else if (run.replan) this.plan();
+    return { result: { ...run.first!, step }, candidates: run.results, records: run.records, ...(error !== undefined ? { error } : {}) };
   }
 
   /** The label of the candidate whose step is running (inside its `terms()` calls), else null. */
@@ -743,14 +789,38 @@ export class AutoSelector {
     this.live = this.live.filter((x) => x !== c);
   }
 
+  /**
+   * The user's score of candidate `c`, with its values in place. Tensors the score creates are
+   * released, a tensor it returns included; a throw, or anything but a number, is an error naming
+   * the option, the candidate and the round.
+   */
+  private userScore(c: Live): number {
+    this.swapIn(c);
+    const label = this.tournament!.candidates[c.index].label;
+    const where = `while scoring candidate "${label}" at the end of round ${this.tournament!.rounds.length + 1}`;
+    const after = "; the step was taken and recorded, the variables hold equal weights' values, and the round is scored again at the next step()";
+    let s: unknown;
+    let tensor: tf.Tensor | null = null;
+    try {
+      tf.tidy(() => {
+        const v = this.cfg.score!() as unknown;
+        if (v instanceof tf.Tensor) tensor = v;
+        else s = v;
+      });
+    } catch (e) {
+      throw new BalancerError(`auto: option "score" threw ${where}: ${(e as Error)?.message ?? String(e)}${after}`);
+    }
+    if (tensor) {
+      const t = tensor as tf.Tensor;
+      throw new OptionError('auto', 'score', `a tensor (${t.dtype} [${t.shape.join(', ')}])`, `the score must return a number (read a tensor with .dataSync()[0]); ${where}${after}`);
+    }
+    if (typeof s !== 'number') throw new OptionError('auto', 'score', s, `the score must return a number; ${where}${after}`);
+    return s;
+  }
+
   /** The score of a live candidate (lower is better after the sign of `mode`). */
   private scoreOf(c: Live): number {
-    if (this.cfg.score) {
-      this.swapIn(c);
-      const s = tf.tidy(() => this.cfg.score!());
-      if (typeof s !== 'number') throw new OptionError('auto', 'score', s, 'the score function must return a number');
-      return s;
-    }
+    if (this.cfg.score) return this.userScore(c);
     const L0 = this.startLosses!;
     const eps = 1e-12;
     const per = c.recent.map((ls) =>

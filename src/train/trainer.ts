@@ -254,6 +254,7 @@ export class BalancedTrainer {
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
     const names = this.names!;
+    if (this.selection?.pending) this.scorePendingRound();
     if (this.selection && !this.selection.done) return this.selectStep(micro, vars, names);
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
@@ -330,6 +331,7 @@ export class BalancedTrainer {
     if (this.opts.represent) throw new BalancerError('BalancedTrainer: stepAsync() cannot be used with option "represent"; use step()');
     if (!this.names) this.bindNames();
     const names = this.names!;
+    if (this.selection?.pending) this.scorePendingRound();
     if (this.selection && !this.selection.done) return this.selectStepAsync(vars, names);
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
@@ -449,7 +451,22 @@ export class BalancedTrainer {
       for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
     }
     this._step += 1;
+    // The round's scoring failed (the score option): the step stands and is recorded; the round is
+    // scored again at the next step.
+    if (out.error !== undefined) throw out.error;
     return { ...out.result, candidates: out.candidates };
+  }
+
+  /** Score the round whose scoring failed at the last step (see AutoSelector.pending); may end the selection. */
+  private scorePendingRound(): void {
+    const sel = this.selection!;
+    sel.scorePending(this._step);
+    const winner = sel.takeWinner();
+    if (winner) {
+      (this as { balancer: Balancer }).balancer = winner.balancer;
+      sel.tournament!.gradients = this.reads(winner.balancer);
+    }
+    for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
   }
 
   /** {@link step} with gradient accumulation over micro-batches (src/train/accumulate.ts). */
