@@ -29,7 +29,7 @@ import { initBackend } from '../src/train/backend.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import type { Tournament } from '../src/core/tournament.js';
 import type { BalancerSpec } from '../src/core/types.js';
-import { BalancedTrainer } from '../src/train/trainer.js';
+import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import { digitSplit, subset, trainClassifier } from './digits.js';
 import { HAND_GRID, seedRun } from './seed.js';
 import { disposeBatch, heldOutScore, PINN_PROBLEMS, type PinnBatch, type PinnProblem } from './pinn/problems.js';
@@ -39,9 +39,41 @@ import { writeMarkedSection } from './docs-section.js';
 export interface ProblemRun {
   /** The held-out metric. */
   metric: number;
+  /** Other held-out numbers shown next to the metric (e.g. the parts of a combined metric), by name. */
+  extra?: Record<string, number>;
   /** The tournament, for `auto` runs. */
   tournament?: Tournament;
   seconds: number;
+}
+
+/**
+ * What a harness may add to a run without the problem knowing it: how the run's trainer is built (the
+ * one place where a harness sets trainer options, e.g. bench/suite.ts) and a callback after every
+ * trainer step (e.g. to sample memory).
+ */
+export interface RunHooks {
+  /** Builds the trainer from the options the problem chose. @default `new BalancedTrainer(options)` */
+  makeTrainer?: (options: BalancedTrainerOptions) => BalancedTrainer;
+  /** Called after every trainer step with the step index (0-based). */
+  onStep?: (step: number) => void;
+}
+
+/** `hooks.makeTrainer`, or a plain `new BalancedTrainer(options)`. */
+export const trainerOf = (hooks: RunHooks | undefined, options: BalancedTrainerOptions): BalancedTrainer =>
+  hooks?.makeTrainer ? hooks.makeTrainer(options) : new BalancedTrainer(options);
+
+/** Seeded minibatches: each call gives `batch` indices in [0, n), drawn uniformly with replacement, as an int32 tensor. */
+export function batchSampler(seed: number, n: number, batch: number): () => tf.Tensor1D {
+  let rng: RngState = seedRng(seed);
+  return () => {
+    const idx: number[] = [];
+    for (let k = 0; k < batch; k++) {
+      let u: number;
+      [u, rng] = uniform(rng);
+      idx.push(Math.floor(u * n));
+    }
+    return tf.tensor1d(idx, 'int32');
+  };
 }
 
 /** A benchmark problem. */
@@ -58,7 +90,7 @@ export interface BenchProblem {
    * One run. `spec` may be `auto` options; `validationScore` asks the problem to pass its validation
    * metric as the selection score.
    */
-  run(spec: BalancerSpec, seed: number, validationScore: boolean): ProblemRun;
+  run(spec: BalancerSpec, seed: number, validationScore: boolean, hooks?: RunHooks): ProblemRun;
   dispose?(): void;
 }
 
@@ -103,8 +135,8 @@ export function multiOutputProblem(steps = 600, batch = 32): BenchProblem {
     higherIsBetter: false,
     steps,
     grid,
-    run(spec, seed, validationScore) {
-      const init = (shape: number[], s: number) => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', s), true);
+    run(spec, seed, validationScore, hooks) {
+      const init = (shape: number[], s: number) => tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', s), true));
       const trunk = init([d, h], seed * 31 + 1);
       const heads = names.map((_, i) => init([h, 1], seed * 31 + 2 + i));
       const vars = [trunk, ...heads];
@@ -127,21 +159,16 @@ export function multiOutputProblem(steps = 600, batch = 32): BenchProblem {
       const optimizer = tf.train.adam(3e-3);
       const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
       const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score: () => relErr(val, valVar) } : spec;
-      const trainer = new BalancedTrainer({ terms, optimizer, balancer, variables: vars, warn: () => undefined });
-      let rng: RngState = seedRng(seed * 1000 + 5);
+      const trainer = trainerOf(hooks, { terms, optimizer, balancer, variables: vars, warn: () => undefined });
+      const draw = batchSampler(seed * 1000 + 5, nTrain, batch);
       const t0 = Date.now();
       try {
         for (let s = 0; s < steps; s++) {
-          const idx: number[] = [];
-          for (let k = 0; k < batch; k++) {
-            let u: number;
-            [u, rng] = uniform(rng);
-            idx.push(Math.floor(u * nTrain));
-          }
-          const ix = tf.tensor1d(idx, 'int32');
+          const ix = draw();
           xb = tf.gather(train.x, ix);
           yb = train.ys.map((y) => tf.gather(y, ix));
           trainer.step();
+          hooks?.onStep?.(s);
           tf.dispose([ix, xb, ...yb]);
         }
         return { metric: relErr(test, variance), seconds: (Date.now() - t0) / 1000, tournament: trainer.tournament ?? undefined };
@@ -181,9 +208,11 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
     higherIsBetter: true,
     steps,
     grid: HAND_GRID.map((k) => ({ label: k === 1 ? 'equal weights' : `fixed recon_a ×${k}`, spec: k === 1 ? 'fixed' : { name: 'fixed', weights: { recon_a: k } } })),
-    run(spec, seed, validationScore) {
+    run(spec, seed, validationScore, hooks) {
       const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
       const r = seedRun({
+        makeTrainer: hooks?.makeTrainer,
+        afterGeneratorStep: hooks?.onStep ? (_model, step) => hooks.onStep!(step) : undefined,
         train,
         test: split.test,
         classifier,
@@ -199,6 +228,7 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
     },
     dispose() {
       xVal.dispose();
+      classifier.dispose();
     },
   };
 }
@@ -215,30 +245,38 @@ export function vaeProblem(steps = 300, opts: { nTrain?: number; nTest?: number;
  * `validation: 'worst-term'` max_i log(L_i / L_i⁰) on that batch (L_i⁰ at the common start): Σ log L_i
  * rewards driving one term to zero, which on zero boundary data u ≈ 0 does (docs/benchmarks.md).
  */
-export function pinnProblem(problem: PinnProblem, steps = 2000, batch = 128, validation: 'sum-log' | 'worst-term' = 'sum-log'): BenchProblem {
-  const grid: { label: string; spec: BalancerSpec }[] = [{ label: 'equal weights', spec: 'fixed' }];
-  for (const k of [0.1, 10, 100, 1000]) grid.push({ label: `fixed boundary ×${k}`, spec: { name: 'fixed', weights: { boundary: k } } });
+export function pinnProblem(
+  problem: PinnProblem,
+  steps = 2000,
+  batch = 128,
+  validation: 'sum-log' | 'worst-term' = 'sum-log',
+  options: { grid?: { label: string; spec: BalancerSpec }[]; learningRate?: number; decay?: boolean } = {},
+): BenchProblem {
+  const { learningRate = 1e-3, decay = true } = options;
+  const grid: { label: string; spec: BalancerSpec }[] = options.grid ?? [{ label: 'equal weights', spec: 'fixed' }];
+  if (!options.grid) for (const k of [0.1, 10, 100, 1000]) grid.push({ label: `fixed boundary ×${k}`, spec: { name: 'fixed', weights: { boundary: k } } });
   return {
     name: problem.name,
     metricName: 'relative L2 error of u (lower is better)',
     higherIsBetter: false,
     steps,
     grid,
-    run(spec, seed, validationScore) {
+    run(spec, seed, validationScore, hooks) {
       const model = problem.build(seed, { batch });
       // 'sum-log': Σ_i log L_i; 'worst-term': max_i log(L_i / L_i at the start), so that no candidate
       // wins by driving one term to zero while another stays where it started
       const { score, dispose: disposeHeld } = heldOutScore(problem, model, seed, { batch, kind: validation });
       let b: PinnBatch = model.sample();
-      const optimizer = tf.train.adam(1e-3);
+      const optimizer = tf.train.adam(learningRate);
       const isAuto = spec === 'auto' || (typeof spec === 'object' && spec.name === 'auto');
       const balancer = isAuto && validationScore ? { ...(typeof spec === 'object' ? spec : { name: 'auto' }), score } : spec;
-      const trainer = new BalancedTrainer({ terms: () => model.terms(b), optimizer, balancer, variables: model.net.variables, keepHistory: false, warn: () => undefined });
+      const trainer = trainerOf(hooks, { terms: () => model.terms(b), optimizer, balancer, variables: model.net.variables, keepHistory: false, warn: () => undefined });
       const t0 = Date.now();
       try {
         for (let s = 0; s < steps; s++) {
-          (optimizer as unknown as { learningRate: number }).learningRate = 1e-3 * 0.9 ** (s / 1000);
+          if (decay) (optimizer as unknown as { learningRate: number }).learningRate = learningRate * 0.9 ** (s / 1000);
           trainer.step();
+          hooks?.onStep?.(s);
           disposeBatch(b);
           b = model.sample();
         }

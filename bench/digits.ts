@@ -142,7 +142,7 @@ export function trainClassifier(train: Digits, test: Digits, seed = 11, epochs =
   const logits = (x: tf.Tensor2D) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2) as tf.Tensor2D;
   const opt = tf.train.adam(2e-3);
   const x = tf.tensor2d(train.images, [train.n, px]);
-  const y = tf.oneHot(tf.tensor1d(train.labels, 'int32'), 10) as tf.Tensor2D;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, 'int32'), 10)) as tf.Tensor2D;
   const batch = 64;
   let rng: RngState = seedRng(seed + 7);
   for (let e = 0; e < epochs; e++) {

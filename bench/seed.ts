@@ -31,7 +31,7 @@ import { plotSvg } from '../src/viz/plot.js';
 import { list } from '../src/core/registry.js';
 import { seedRng, uniform, type RngState } from '../src/core/rng.js';
 import { JsonlSink } from '../src/node/sinks.js';
-import { BalancedTrainer } from '../src/train/trainer.js';
+import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
 import type { Tournament } from '../src/core/tournament.js';
 import { digitSplit, trainClassifier, type DigitClassifier, type Digits } from './digits.js';
@@ -175,6 +175,8 @@ export interface SeedRunOptions {
   afterGeneratorStep?: (model: SeedModel, step: number) => void;
   /** Build the spec from the model (e.g. `auto` with a validation score that reads the model); overrides `spec`. */
   specFor?: (model: SeedModel) => BalancerSpec;
+  /** Builds the generator's trainer (a harness's one place for trainer options). @default `new BalancedTrainer(options)` */
+  makeTrainer?: (options: BalancedTrainerOptions) => BalancedTrainer;
 }
 
 /** What one run measured. */
@@ -220,7 +222,7 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
   const latent = (o.sizes ?? DEFAULT_SIZES).latent;
   const t0 = Date.now();
   try {
-    const trainer = new BalancedTrainer({
+    const trainerOptions: BalancedTrainerOptions = {
       terms: () => model.terms(xb!, eb!),
       optimizer: gOpt,
       balancer: o.specFor ? o.specFor(model) : spec,
@@ -228,7 +230,8 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
       sinks: o.jsonl ? [new JsonlSink(o.jsonl)] : [],
       meta: { run: o.label ?? '', example: 'bench-seed', seed },
       warn: () => {},
-    });
+    };
+    const trainer = o.makeTrainer ? o.makeTrainer(trainerOptions) : new BalancedTrainer(trainerOptions);
     let rng: RngState = seedRng(seed * 1000 + 17);
     for (let step = 0; step < steps; step++) {
       const idx: number[] = [];
@@ -252,13 +255,14 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
     const seconds = (Date.now() - t0) / 1000;
     const xTest = tf.tensor2d(test.images, [test.n, px]);
     const m = model.evaluate(xTest);
-    const rec = model.reconstruct(xTest);
+    const rec = tf.tidy(() => model.reconstruct(xTest)); // the encoder and decoder intermediates freed
     const accuracy = classifier.accuracy(rec, test.labels);
     const mse = tf.tidy(() => tf.mean(tf.squaredDifference(rec, xTest)).dataSync()[0]);
     tf.dispose([xTest, rec]);
     const sampleScore = priorSampleScore(model, classifier, latent, seed);
     const records = trainer.history.records;
-    const d = diagnose(records, { reference: 'kl' });
+    // an `auto` run shorter than its selection records no steps of its own: nothing to diagnose
+    const d = records.length ? diagnose(records, { reference: 'kl' }) : null;
     return {
       label: o.label ?? '',
       seed,
@@ -266,11 +270,11 @@ export function seedRun(o: SeedRunOptions): SeedRunResult {
       accuracy,
       mse,
       sampleScore,
-      ratioAtoKl: d.recommendedRelative.recon_a,
-      alpha: d.recommended,
-      status: d.status,
+      ratioAtoKl: d?.recommendedRelative.recon_a ?? Number.NaN,
+      alpha: d?.recommended ?? {},
+      status: d?.status ?? 'no steps recorded (the auto selection did not end)',
       seconds,
-      skipped: d.skipped,
+      skipped: d?.skipped ?? 0,
       records,
       ...(trainer.tournament ? { tournament: trainer.tournament } : {}),
     };
