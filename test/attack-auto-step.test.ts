@@ -130,3 +130,50 @@ describe('item 9: a score that throws or returns a tensor', () => {
     await a.dispose();
   });
 });
+
+describe('item 7: one step at a time', () => {
+  for (const balancer of ['fixed', AUTO] as BalancerSpec[]) {
+    const name = typeof balancer === 'string' ? balancer : 'auto';
+    it(`${name}: a second stepAsync() or a step() while a stepAsync() runs throws naming both; the first completes as in sequence`, async () => {
+      const seq = setup(balancer);
+      await seq.trainer.stepAsync();
+      await seq.trainer.stepAsync();
+      const a = setup(balancer);
+      const first = a.trainer.stepAsync();
+      await expect(a.trainer.stepAsync()).rejects.toThrow(/stepAsync\(\) was called while stepAsync\(\) \(step 0\) is still running/);
+      expect(() => a.trainer.step()).toThrow(/step\(\) was called while stepAsync\(\) \(step 0\) is still running/);
+      const r = await first;
+      expect(r.step).toBe(0);
+      await a.trainer.stepAsync();
+      expect(a.trainer.stepCount).toBe(2);
+      expect(a.values()).toEqual(seq.values());
+      await seq.dispose();
+      await a.dispose();
+    });
+  }
+
+  it('a step() called from inside terms() (re-entrant) throws naming both', async () => {
+    const toy = makeToyProblem({ scales: [1, 10], seed: 6, samples: 8 });
+    const optimizer = tf.train.sgd(0.01);
+    let trainer!: BalancedTrainer;
+    let inner: Error | undefined;
+    let calls = 0;
+    const terms = () => {
+      if (calls++ === 2) {
+        try {
+          trainer.step();
+        } catch (e) {
+          inner = e as Error;
+        }
+      }
+      return toy.terms();
+    };
+    trainer = new BalancedTrainer({ terms, variables: toy.variables, optimizer, balancer: 'fixed', warn: () => undefined });
+    trainer.step();
+    trainer.step();
+    expect(inner?.message).toMatch(/step\(\) was called while step\(\) \(step \d\) is still running/);
+    expect(trainer.stepCount).toBe(2);
+    optimizer.dispose();
+    toy.dispose();
+  });
+});

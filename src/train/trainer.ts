@@ -244,12 +244,36 @@ export class BalancedTrainer {
     return this.selection?.tournament ?? null;
   }
 
+  /** The step running now (`'stepAsync() (step 3)'`), or null: one step at a time. */
+  private running: string | null = null;
+
+  /** Mark `what` as running, or throw naming both when a step is running already. */
+  private enterStep(what: string): void {
+    if (this.running !== null) {
+      throw new BalancerError(
+        `BalancedTrainer: ${what} was called while ${this.running} is still running; steps run one at a time (await each stepAsync() before the next step() or stepAsync(), and do not step from inside terms()), as model.fit refuses a second fit while one runs`,
+      );
+    }
+    this.running = `${what} (step ${this._step})`;
+  }
+
   /**
    * One optimizer step on the balanced loss. With `{ microBatches: k, setMicroBatch }` the step's
    * batch is evaluated in k micro-batches whose per-term losses and gradients are accumulated before
    * the balancer sees them: the step equals one step on the whole batch (see {@link MicroBatches}).
+   * @throws BalancerError when another step (a pending `stepAsync()`) is still running.
    */
   step(micro?: MicroBatches): StepResult {
+    this.enterStep('step()');
+    try {
+      return this.stepNow(micro);
+    } finally {
+      this.running = null;
+    }
+  }
+
+  /** {@link step}'s work, once it is the only step running. */
+  private stepNow(micro?: MicroBatches): StepResult {
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
@@ -323,9 +347,20 @@ export class BalancedTrainer {
    * pass per step; `terms()` must give the same values both times, e.g. no unseeded dropout).
    * Strategies that read gradients: no extra pass.
    *
-   * @throws BalancerError with option `represent` or with micro-batches (use `step()` there).
+   * @throws BalancerError with option `represent` or with micro-batches (use `step()` there), and
+   * when another step is still running (await each `stepAsync()` before the next step).
    */
   async stepAsync(): Promise<StepResult> {
+    this.enterStep('stepAsync()');
+    try {
+      return await this.stepAsyncNow();
+    } finally {
+      this.running = null;
+    }
+  }
+
+  /** {@link stepAsync}'s work, once it is the only step running. */
+  private async stepAsyncNow(): Promise<StepResult> {
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (this.opts.represent) throw new BalancerError('BalancedTrainer: stepAsync() cannot be used with option "represent"; use step()');
