@@ -4,6 +4,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, fstatSync, readSync, writeSync } from 'node:fs';
 import { openForWrite } from './safe-file.js';
+import { constants } from 'node:buffer';
 import { dirname } from 'node:path';
 import type { RunMeta, Sink, StepRecord } from '../core/history.js';
 import type { Tournament } from '../core/tournament.js';
@@ -146,6 +147,8 @@ export type JsonlItem =
 
 /** Bytes read per `read(2)` by {@link streamJsonl}. */
 const CHUNK = 1 << 20;
+/** The longest line {@link streamJsonl} reads: V8's longest string (a longer line cannot be parsed). */
+const MAX_LINE = constants.MAX_STRING_LENGTH;
 
 /**
  * Read a JSONL trajectory line by line, with memory bounded by the longest line (it never holds the
@@ -192,7 +195,11 @@ function* streamLines(path: string): Generator<JsonlItem> {
   }
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
-    let rest: Buffer | null = null;
+    // The pending (unfinished) line, as copies of the chunks it spans, joined once when it ends:
+    // each byte is copied at most twice, whatever the line's length (re-joining at every chunk made
+    // a 256 MiB line take 149 s).
+    let pendingParts: Buffer[] = [];
+    let pendingBytes = 0;
     let lineNo = 0;
     let pending: { line: number; error: string } | null = null;
     const parse = function* (bytes: Buffer, start: number, end: number): Generator<JsonlItem> {
@@ -224,20 +231,31 @@ function* streamLines(path: string): Generator<JsonlItem> {
         throw new Error(`${path}:${lineNo + 1}: read error (${(e as Error).message})`);
       }
       if (n === 0) break;
-      let chunk = buf.subarray(0, n);
-      if (rest) {
-        chunk = Buffer.concat([rest, chunk]);
-        rest = null;
-      }
+      const chunk = buf.subarray(0, n);
       let from = 0;
       for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
-        yield* parse(chunk, from, nl);
+        if (pendingBytes) {
+          const line = Buffer.concat([...pendingParts, chunk.subarray(from, nl)], pendingBytes + nl - from);
+          pendingParts = [];
+          pendingBytes = 0;
+          yield* parse(line, 0, line.length);
+        } else {
+          yield* parse(chunk, from, nl);
+        }
         from = nl + 1;
       }
       // copy the partial line: `buf` is reused by the next read
-      if (from < chunk.length) rest = Buffer.from(chunk.subarray(from));
+      if (from < chunk.length) {
+        pendingParts.push(Buffer.from(chunk.subarray(from)));
+        pendingBytes += chunk.length - from;
+        if (pendingBytes > MAX_LINE) throw new Error(`${path}:${lineNo + 1}: a line longer than ${MAX_LINE} bytes (the longest string V8 can make); not a trajectory line`);
+      }
     }
-    if (rest) yield* parse(rest, 0, rest.length);
+    if (pendingBytes) {
+      const rest = Buffer.concat(pendingParts, pendingBytes);
+      pendingParts = [];
+      yield* parse(rest, 0, rest.length);
+    }
     if (pending) {
       const p = pending as { line: number; error: string };
       if (p.error === 'not a JSON line') yield { kind: 'torn', line: p.line };
