@@ -95,7 +95,8 @@ export function monitorScore(key: string, ctx: MonitorContext): MonitorScore {
   let parts: Array<[number, LossFn, number]>;
   let withReg = false;
   if (name === 'loss') {
-    parts = ctx.outputNames.map((n, i) => [i, ctx.lossFns[i], ctx.baseWeights?.[n] ?? 1]);
+    // Outputs compiled without a loss are not in the objective (as in Keras).
+    parts = ctx.outputNames.map((n, i) => [i, ctx.lossFns[i], ctx.baseWeights?.[n] ?? 1] as [number, LossFn, number]).filter(([, fn]) => typeof fn === 'function');
     withReg = ctx.hasReg;
   } else if (perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors).includes(name)) {
     const j = perOutputKeys(ctx.outputNames, ctx.labels, ctx.metricsTensors).indexOf(name);

@@ -232,7 +232,7 @@ export class FitSession {
   /** During an auto selection: each candidate's metric values of its step, by label. */
   private readonly metricBy = new Map<string, tf.Scalar[]>();
 
-  constructor(readonly model: tf.LayersModel, m: Internal, args: BalancingArgs & { verbose?: number }, private readonly ctx: SessionContext) {
+  constructor(readonly model: tf.LayersModel, private readonly m: Internal, args: BalancingArgs & { verbose?: number }, private readonly ctx: SessionContext) {
     const fn = ctx.fn;
     m.checkTrainableWeightsConsistency?.();
     const outputNames = model.outputNames;
@@ -383,7 +383,7 @@ export class FitSession {
    */
   async validateEpoch(epoch: number, evaluate: () => Promise<tf.Scalar | tf.Scalar[]>, labels: string[] = this.outLabels): Promise<tf.Logs> {
     const once = async (): Promise<tf.Logs> => {
-      const out = await evaluate();
+      const out = await this.lossless(evaluate);
       const outs = Array.isArray(out) ? out : [out];
       const v = await Promise.all(outs.map((t) => t.data()));
       tf.dispose(outs);
@@ -406,6 +406,28 @@ export class FitSession {
       return { ...byCandidate[t.candidates[0].label] };
     }
     return once();
+  }
+
+  /**
+   * Run a tfjs evaluation of a model with outputs compiled without a loss: tfjs's test function calls
+   * every output's loss (and throws `lossFunction is not a function`), Keras leaves such outputs out;
+   * a zero loss in their place for the call gives Keras' total and tfjs's key layout.
+   */
+  private async lossless<T>(fn: () => Promise<T>): Promise<T> {
+    const lossFns = this.m.lossFunctions;
+    if (!lossFns || this.termOutputs.length === this.outputNames.length) return fn();
+    const zero: LossFn = (_y, p) => tf.zeros([p.shape[0]]);
+    const metrics = this.m.metricsTensors ?? [];
+    const savedLoss = [...lossFns];
+    const savedMetrics = metrics.map((e) => e[0]);
+    lossFns.forEach((f, i) => (lossFns[i] = f ?? zero));
+    metrics.forEach((e) => (e[0] = e[0] ?? zero));
+    try {
+      return await fn();
+    } finally {
+      savedLoss.forEach((f, i) => (lossFns[i] = f));
+      metrics.forEach((e, i) => (e[0] = savedMetrics[i]));
+    }
   }
 
   /** The callback list tfjs builds (BaseLogger's means, the user's callbacks, History), with its params set. */

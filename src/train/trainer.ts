@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
+import { closest } from './fit-args.js';
 import { AutoSelector, parseAuto, winnerSpecOf, type AutoState, type AutoStepOutput, type PreparedAuto } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
@@ -156,6 +157,7 @@ export class BalancedTrainer {
   private readonly every: number;
 
   constructor(options: BalancedTrainerOptions) {
+    checkTrainerOptions(options);
     const rep = options?.represent;
     if (rep !== undefined && options.terms !== undefined) {
       throw new BalancerError('BalancedTrainer: give either option "terms" or option "represent", not both');
@@ -796,5 +798,22 @@ export class BalancedTrainer {
       };
       for (const s of this.sinks) s.open?.(meta);
     }
+  }
+}
+
+/** Every option of {@link BalancedTrainerOptions}. */
+export const TRAINER_OPTION_NAMES: readonly string[] = ['terms', 'represent', 'every', 'singleForward', 'optimizer', 'balancer', 'variables', 'shared', 'sinks', 'onNonFinite', 'keepHistory', 'warn', 'meta', 'harm'];
+
+/** Unknown options are an error naming them, with the closest known one (a misspelt option would otherwise do nothing). */
+function checkTrainerOptions(options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new BalancerError('BalancedTrainer: the options must be an object ({ terms, optimizer, balancer, ... })');
+  }
+  for (const key of Object.keys(options)) {
+    if (TRAINER_OPTION_NAMES.includes(key)) continue;
+    const hint = key === 'lossWeights' || key === 'loss_weights'
+      ? '; fixed per-term weights are the balancer\'s "baseWeights" (balancer: { name, baseWeights: { term: w } }), or balancer: { name: \'fixed\', weights }'
+      : ((near) => (near ? `; did you mean "${near}"?` : ''))(closest(key, TRAINER_OPTION_NAMES));
+    throw new BalancerError(`BalancedTrainer: unknown option "${key}"${hint} (known: ${TRAINER_OPTION_NAMES.join(', ')})`);
   }
 }
