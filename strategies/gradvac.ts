@@ -27,7 +27,7 @@
  * `eps` (ε, LibMTL's 1e-8, absolute) @default 1e-8; `seed` @default 0.
  */
 import * as z from 'zod/mini';
-import { gramTimes, type Gram } from '../src/core/gram.js';
+import type { Gram } from '../src/core/gram.js';
 import { permutation, seedRng, type RngState } from '../src/core/rng.js';
 import { stateSchemas as ss } from '../src/core/state-check.js';
 import type { Strategy } from '../src/core/types.js';
@@ -69,23 +69,30 @@ export function gradvacStep(
   const T = G.length;
   const phi = targets.map((r) => [...r]);
   const w = new Array<number>(T).fill(0);
+  // c: g_i^V's coefficients; Gc = G c and cGc = ‖g_i^V‖² are updated with each added multiple of g_j
+  // (O(T) per pair instead of a fresh G c), so that a step is O(T³) rather than O(T⁴).
+  const c = new Float64Array(T);
+  const Gc = new Float64Array(T);
   for (let i = 0; i < T; i++) {
-    const c = new Array<number>(T).fill(0);
+    c.fill(0);
     c[i] = 1;
+    for (let k = 0; k < T; k++) Gc[k] = G[k][i];
+    let cGc = G[i][i];
     for (const j of orders[i]) {
       if (j === i) continue;
-      const Gc = gramTimes(G, c);
-      const normI = Math.sqrt(Math.max(0, Gc.reduce((a, v, k) => a + v * c[k], 0)));
+      const normI = Math.sqrt(Math.max(0, cGc));
       const normJ = Math.sqrt(Math.max(0, G[j][j]));
       const rho = Gc[j] / (normI * normJ + eps);
       const t = phi[i][j];
       if (rho < t) {
         const add = (normI * (t * Math.sqrt(Math.max(0, 1 - rho * rho)) - rho * Math.sqrt(Math.max(0, 1 - t * t)))) / (normJ * Math.sqrt(Math.max(0, 1 - t * t)) + eps);
         c[j] += add;
+        cGc += 2 * add * Gc[j] + add * add * G[j][j];
+        for (let k = 0; k < T; k++) Gc[k] += add * G[k][j];
       }
       phi[i][j] = (1 - beta) * t + beta * rho;
     }
-    c.forEach((v, k) => (w[k] += v));
+    for (let k = 0; k < T; k++) w[k] += c[k];
   }
   return { weights: w, targets: phi };
 }
