@@ -16,7 +16,7 @@ import { diagnose, type DiagnoseOptions, type Diagnosis } from '../core/diagnose
  */
 export class JsonlSink implements Sink {
   private fd: number | null = null;
-  private readonly append: boolean;
+  private append: boolean;
 
   /**
    * @param path file to create (parent folders are made); an existing file is truncated, unless
@@ -65,8 +65,12 @@ export class JsonlSink implements Sink {
     writeSync(this.ensureOpen(), `${JSON.stringify({ kind: 'tournament', ...t }, keepNonFinite)}\n`);
   }
 
+  /** Close the file; a record written afterwards reopens it and continues it (append), never truncates it. */
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.append = true;
+    }
     this.fd = null;
   }
 }

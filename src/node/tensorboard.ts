@@ -216,6 +216,10 @@ export class TensorBoardSink implements Sink {
   }
 
   private ensureOpen(): number {
+    if (this.fd === null && this.path !== null) {
+      // written again after close(): the same event file continues (never truncated, no second header)
+      this.fd = openForWrite(this.path, 'a');
+    }
     if (this.fd === null) {
       mkdirSync(this.logdir, { recursive: true });
       const t = this.now();

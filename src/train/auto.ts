@@ -1016,6 +1016,7 @@ export class AutoSelector {
   load(saved: AutoState | PreparedAuto, vars: tf.Variable[], terms: readonly string[] | null = null): void {
     const p = isPrepared(saved) ? saved : this.prepare(saved, vars, terms);
     this.dispose();
+    this.released = false;
     this.tournament = JSON.parse(JSON.stringify(p.tournament)) as Tournament;
     this.specs = this.tournament.candidates.map((c) => c.spec as BalancerSpec);
     this.vars = [...vars];
@@ -1035,6 +1036,19 @@ export class AutoSelector {
   dispose(): void {
     for (const c of [...this.live]) this.drop(c);
     this.live = [];
+    if (this.tournament && !this.done) this.released = true;
+  }
+
+  /** Whether an unfinished selection's copies were released ({@link dispose}): it cannot step on. */
+  private released = false;
+
+  /** Throw when the running selection's copies were released (a step after `close()`). */
+  checkOpen(): void {
+    if (this.released) {
+      throw new BalancerError(
+        "auto: the strategy selection's copies were released (trainer.close(), or a fitBalanced that failed) before it ended, so it cannot step on; build a new trainer, or load a checkpoint",
+      );
+    }
   }
 }
 

@@ -149,6 +149,7 @@ export async function fitDatasetBalanced<T extends tf.TensorContainer>(model: tf
   const { model: inner, m } = takeModel(model, fn);
   model = inner;
   let session: FitSession | undefined;
+  let failed = true;
   let release = (): void => {};
   try {
     const hasBatchesPerEpoch = args.batchesPerEpoch != null;
@@ -230,10 +231,14 @@ export async function fitDatasetBalanced<T extends tf.TensorContainer>(model: tf
       if (model.stopTraining) break;
     }
     await list.onTrainEnd();
-    return await session.finish(history);
+    const out = await session.finish(history);
+    failed = false;
+    return out;
   } finally {
     m.isTraining = false;
     session?.dispose();
     release();
+    // the sinks closed; after a failure the auto selection's copies released too
+    await session?.close(failed);
   }
 }

@@ -450,6 +450,20 @@ export class FitSession {
     return Object.assign(history, { trainer: this.trainer });
   }
 
+  /**
+   * At the end of a fit: the sinks closed (their files complete) and, when the fit `failed`, an
+   * unfinished `auto` selection's copies released (nothing could step the trainer on). Errors of a
+   * sink's close are not allowed to hide the fit's own error.
+   */
+  async close(failed: boolean): Promise<void> {
+    if (failed) this.trainer.releaseSelection();
+    try {
+      await this.trainer.closeSinks();
+    } catch (e) {
+      if (!failed) throw e;
+    }
+  }
+
   /** Release the metric values the session holds (also after an error). */
   dispose(): void {
     tf.dispose(this.metricVals.filter((t) => !t.isDisposed));

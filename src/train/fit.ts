@@ -78,6 +78,7 @@ export async function fitBalanced(
   let valY: tf.Tensor[] | undefined;
   const split: tf.Tensor[] = [];
   let session: FitSession | undefined;
+  let failed = true;
   try {
     const batchSize = args.batchSize == null ? 32 : args.batchSize;
     tf.util.assert(batchSize > 0 && Number.isInteger(batchSize), () => `batchSize is required to be a positive integer, but got ${batchSize}`);
@@ -165,7 +166,9 @@ export async function fitBalanced(
       if (model.stopTraining) break;
     }
     await list.onTrainEnd();
-    return await session.finish(history);
+    const out = await session.finish(history);
+    failed = false;
+    return out;
   } finally {
     m.isTraining = false;
     session?.dispose();
@@ -175,5 +178,7 @@ export async function fitBalanced(
     disposeNew(valX, args.validationData?.[0]);
     disposeNew(valY, args.validationData?.[1]);
     if (sampleWeights) tf.dispose(sampleWeights.filter((t): t is tf.Tensor => !!t && !t.isDisposed));
+    // the sinks closed; after a failure the auto selection's copies released too
+    await session?.close(failed);
   }
 }

@@ -460,6 +460,7 @@ export class BalancedTrainer {
   /** One step of the `auto` selection (src/train/auto.ts): every live candidate steps on this batch. */
   private selectStep(micro: MicroBatches | undefined, vars: tf.Variable[], names: string[]): StepResult {
     const sel = this.selection!;
+    sel.checkOpen();
     if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
     return this.afterSelect(sel.step(micro, this._step, this._epoch), names);
   }
@@ -467,6 +468,7 @@ export class BalancedTrainer {
   /** {@link selectStep} for {@link stepAsync}: every live candidate takes an async step. */
   private async selectStepAsync(vars: tf.Variable[], names: string[]): Promise<StepResult> {
     const sel = this.selection!;
+    sel.checkOpen();
     if (!sel.started) sel.begin(names, vars, this._step, this._epoch);
     return this.afterSelect(await sel.stepAsync(this._step, this._epoch), names);
   }
@@ -664,7 +666,24 @@ export class BalancedTrainer {
    */
   async close(): Promise<void> {
     this.warnUnfinishedSelection('close()');
+    this.releaseSelection();
+    await this.closeSinks();
+  }
+
+  /**
+   * Release an unfinished `auto` selection's copies of the variables and optimizer slots (the
+   * variables keep equal weights' values); a later step is an error saying so. Used by
+   * {@link close} and by `fitBalanced` when the fit fails.
+   */
+  releaseSelection(): void {
     if (this.selection && !this.selection.done) this.selection.dispose();
+  }
+
+  /**
+   * Flush and close every sink without ending the run (as `fitBalanced` does at its end): a file
+   * sink written again afterwards reopens its file and continues it.
+   */
+  async closeSinks(): Promise<void> {
     for (const s of this.sinks) await s.close?.();
   }
 
