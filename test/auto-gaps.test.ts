@@ -60,7 +60,8 @@ function loop(balancer: BalancerSpec, terms?: (t: Record<string, tf.Scalar>) => 
   };
 }
 
-const FIVE = { name: 'auto', trialSteps: 3, candidates: ['fixed', { name: 'fixed', weights: [10, 1, 0.1] }, 'db-mtl', 'mgda', 'softadapt'] };
+// growth: 1: rounds of equal length (3 steps), as the counts below are worked out.
+const FIVE = { name: 'auto', trialSteps: 3, growth: 1, candidates: ['fixed', { name: 'fixed', weights: [10, 1, 0.1] }, 'db-mtl', 'mgda', 'softadapt'] };
 
 describe('the cost reports what was run', () => {
   it('interrupted: taken candidate and trainer steps, with the revised plan beside them', async () => {
@@ -105,7 +106,7 @@ describe('a custom loop that stops during the selection is warned', () => {
     expect(r.warnings).toEqual([]); // stepping in the selection is normal
     await r.trainer.close();
     expect(r.warnings).toHaveLength(1);
-    expect(r.warnings[0]).toMatch(/^loss-balancer: auto: at close\(\), after 4 steps, the strategy selection is still running: it needs 2 more step\(\) calls \(it lasts 6 steps from step 0, 3 per round\), so no winner was picked and training so far followed equal weights; lower "trialSteps" or train longer; close\(\) releases/);
+    expect(r.warnings[0]).toMatch(/^loss-balancer: auto: at close\(\), after 4 steps, the strategy selection is still running: it needs 2 more step\(\) calls \(it lasts 6 steps from step 0, 3 in its first round\), so no winner was picked and training so far followed equal weights; pass totalSteps \(the run's planned step\(\) calls\) so that the selection fits the run, or lower "trialSteps", or train longer; the selection ends here with equal weights, the candidates' copies are released/);
     await r.trainer.close();
     expect(r.warnings).toHaveLength(1); // rate-limited: once per step count
     r.dispose();
@@ -140,7 +141,7 @@ describe("fitBalanced's History during an auto selection describes the winner", 
     const args = { epochs: 3, batchSize: 8, validationSplit: 0.25, verbose: 0, seed: 1, harm: false } as const;
     // A score that ranks the candidates in the order it is called: the last live one wins each round.
     let calls = 0;
-    const auto = { name: 'auto', trialSteps: 3, candidates: ['fixed', { name: 'fixed', weights: [3, 0.5] }, 'uncertainty', 'grad-magnitude'], score: () => -calls++ };
+    const auto = { name: 'auto', trialSteps: 3, growth: 1, candidates: ['fixed', { name: 'fixed', weights: [3, 0.5] }, 'uncertainty', 'grad-magnitude'], score: () => -calls++ };
     const seen: number[] = [];
     const before = tf.memory().numTensors;
     const m1 = twoOutputs();
@@ -168,7 +169,7 @@ describe("fitBalanced's History during an auto selection describes the winner", 
     tf.dispose([x, s, ...ys]);
   });
 
-  it('a fit that ends during the selection keeps equal weights\' numbers, warns once (close() does not repeat it) and leaks nothing', async () => {
+  it('a fit that ends during the selection keeps equal weights, ends the selection, warns once and releases every copy by itself', async () => {
     const x = tf.randomNormal([24, 3], 0, 1, 'float32', 12);
     const s = x.sum(1, true);
     const ys = [s.mul(0.01), s.square().mul(100)];
@@ -182,18 +183,23 @@ describe("fitBalanced's History during an auto selection describes the winner", 
     m0.dispose();
     expect(tf.memory().numTensors).toBe(before);
     const m = twoOutputs();
-    const h = await fitBalanced(m, x, ys, { ...args, balancer: { name: 'auto', trialSteps: 3, candidates: ['fixed', 'uncertainty', 'grad-magnitude', 'mgda'] } });
-    expect(h.trainer.tournament!.phase).toBe('running');
+    const h = await fitBalanced(m, x, ys, { ...args, balancer: { name: 'auto', trialSteps: 3, growth: 1, candidates: ['fixed', 'uncertainty', 'grad-magnitude', 'mgda'] } });
+    // fitBalanced ended the selection: equal weights won, no candidate's copy outlives the call.
+    const t = h.trainer.tournament!;
+    expect(t.phase).toBe('done');
+    expect(t.winner).toBe('equal');
+    expect(t.reason).toMatch(/the run ended \(the end of fitBalanced\) before the selection finished: kept equal weights/);
+    expect(t.cost.copies).toBe(4);
     expect(h.selectionEpochs).toEqual([0]);
     expect(h.history['alpha/big']).toEqual([1]);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/at the end of fitBalanced, after 3 steps, the strategy selection is still running: it needs 3 more step\(\) calls/);
-    await h.trainer.close();
-    expect(warnings).toHaveLength(1);
     m.dispose();
     m.optimizer.dispose();
-    // nothing left: close() released the candidates' copies of the variables and optimizers
+    // nothing left before close(): the candidates' copies of the variables and optimizers are released
     expect(tf.memory().numTensors).toBe(before);
+    await h.trainer.close();
+    expect(warnings).toHaveLength(1);
     tf.dispose([x, s, ...ys]);
   });
 });

@@ -74,7 +74,10 @@ describe('auto: options', () => {
   it('parses the name and the object form, fills defaults, and names a bad option', () => {
     expect(parseAuto('fixed')).toBeNull();
     const cfg = parseAuto('auto')!;
-    expect(cfg.trialSteps).toBe(25);
+    // The trial length is derived at the first step (trialStepsFor), unless given.
+    expect(cfg.trialSteps).toBeUndefined();
+    expect(cfg.maxWorse).toBe(0.05);
+    expect(cfg.budget).toBe(0.25);
     expect(cfg.grid).toEqual([0.1, 1, 10]);
     expect(cfg.mode).toBe('min');
     expect(() => parseAuto({ name: 'auto', trialStep: 3 })).toThrow(/trialStep/);
@@ -167,9 +170,11 @@ describe('auto: selection', () => {
     expect(equal.label).toBe('equal');
     expect(equal.droppedAfter).toBeUndefined();
     expect(equal.scores.length).toBe(t.rounds.length);
-    // The winner's last score is the best of the last round (higher is better here).
+    // The winner's last score is the best of the last round (higher is better here), among the
+    // candidates not disqualified by a harm flag.
     const last = t.rounds[t.rounds.length - 1].scores;
-    expect(last[t.winner!]).toBe(Math.max(...Object.values(last).map((v) => v ?? -Infinity)));
+    const out = new Set(t.candidates.filter((c) => c.disqualified).map((c) => c.label));
+    expect(last[t.winner!]).toBe(Math.max(...Object.entries(last).filter(([l]) => !out.has(l)).map(([, v]) => v ?? -Infinity)));
     a.dispose();
   });
 
@@ -192,7 +197,7 @@ describe('auto: selection', () => {
 
   it('default candidates, three terms: the full list, unchanged by the de-duplication (none is a duplicate)', () => {
     // Pinned from the code before the de-duplication (same seed): 16 candidates, 825 planned steps.
-    const a = setup({ name: 'auto', trialSteps: 25 });
+    const a = setup({ name: 'auto', trialSteps: 25, growth: 1 });
     a.steps(1);
     const t = a.trainer.tournament!;
     expect(t.candidates.map((c) => c.label)).toEqual([
@@ -223,7 +228,7 @@ describe('auto: selection', () => {
     };
     // Before: "every term at b_i" ([21.3, 1]) and "t0 at b_0 × 1" ([21.3, 1]) were both kept:
     // 13 candidates, 675 planned candidate steps. Now the first of the two is kept.
-    const t = run({ name: 'auto', trialSteps: 25 });
+    const t = run({ name: 'auto', trialSteps: 25, growth: 1 });
     const v = fixedVectors(t, ['t0', 't1']);
     expect(new Set(v).size).toBe(v.length);
     expect(t.candidates.map((c) => c.label)).toEqual([

@@ -17,8 +17,37 @@ export interface AutoOptions {
    * @default equal weights, {@link AutoOptions.weights}, the fixed-weight grid, then {@link AutoOptions.families}
    */
   candidates?: BalancerSpec[];
-  /** New steps each live candidate takes per round. @default 25 */
+  /**
+   * New steps each live candidate takes in the first round; round r lasts `trialSteps × growth^r`
+   * steps. @default from {@link AutoOptions.totalSteps} and {@link AutoOptions.budget} when the run's
+   * length is known (at least 1), else 10
+   */
   trialSteps?: number;
+  /**
+   * Each round lasts this many times the previous one (successive halving's equal budget per round:
+   * half the candidates, twice the steps each; Karnin et al. 2013). 1 gives rounds of equal length.
+   * @default the value of {@link AutoOptions.eta}
+   */
+  growth?: number;
+  /**
+   * The number of `step()` calls the whole run will make (`fitBalanced` passes epochs × batches).
+   * With it, the trial length is sized to the run: the selection's extra candidate steps stay
+   * within {@link AutoOptions.budget} × totalSteps and the selection within half the run.
+   * @default unknown (then `trialSteps` defaults to 10)
+   */
+  totalSteps?: number;
+  /**
+   * With {@link AutoOptions.totalSteps}: the most extra candidate steps (beyond the run's own steps),
+   * as a fraction of totalSteps, that the selection may take. @default 0.25
+   */
+  budget?: number;
+  /**
+   * Drop a challenger whose trial raises a harm flag (a pinned weight, a starved or a rising term:
+   * src/core/harm.ts, judged over the round) that equal weights' trial does not raise on the same
+   * term. (`runaway` is not among them: weights moving to the terms' scale ratios look the same in
+   * a short trial.) @default true
+   */
+  disqualify?: boolean;
   /** Most rounds; after the last one the best live candidate wins. @default until ≤ 2 challengers remain */
   rounds?: number;
   /** Keep the best ⌈n/eta⌉ challengers after each round. @default 2 */
@@ -26,8 +55,8 @@ export interface AutoOptions {
   /**
    * The selection score, evaluated with each candidate's variable values in place (e.g. a
    * validation loss or metric on held-out data). Called once per live candidate per round; must
-   * return a number (tensors it creates are disposed). @default the scale-free score over the raw
-   * terms described in {@link AutoOptions.window}
+   * return a number (tensors it creates are disposed). @default the comparison with equal weights
+   * described in {@link AutoOptions.window}
    */
   score?: () => number;
   /**
@@ -43,13 +72,23 @@ export interface AutoOptions {
   /** `'min'`: lower scores are better; `'max'`: higher (as Keras' `monitor`/`mode`). @default 'min' */
   mode?: 'min' | 'max';
   /**
-   * Without `score`: the default score of a candidate is the mean over its last `window` steps of
-   * Σ_i log(L_i / L_i⁰), with L_i its raw loss of term i on that step's batch (before its update;
-   * every candidate sees the same batches) and L_i⁰ the loss at the common start. Scale-free: a
-   * term whose loss halves counts the same whatever its units. Terms that can be ≤ 0 use
-   * (L_i − L_i⁰) / (|L_i⁰| + 1e-12). @default ⌈trialSteps / 2⌉
+   * Without `score`, a candidate is compared with equal weights term by term over the last `window`
+   * steps of each round: r_i = mean over those steps of log(L_i / L_i^equal), with L_i its raw loss
+   * of term i on that step's batch before its update and L_i^equal equal weights' loss on the same
+   * batch (every candidate sees the same batches, so the batch is held out for both). Terms whose
+   * loss can be ≤ 0 use (L_i − L_i^equal) / (|L_i^equal| + 1e-12). The score is the worst term's
+   * r_i (lower is better; equal weights score 0): no credit for crushing one term. A challenger
+   * wins only when every term's r_i is below 0 by at least twice its standard error over the
+   * window; otherwise equal weights are kept, and a warning names the option to pass
+   * (`score`, or `monitor` in fitBalanced). @default half of each round's length, rounded up
    */
   window?: number;
+  /**
+   * With the default score: the most a term's held-out loss may rise against equal weights' (mean
+   * log ratio over the window, as a fraction: 0.05 is 5 %) in a candidate that wins. A candidate
+   * that lets any term lose more ranks after all others and cannot win. @default 0.05
+   */
+  maxWorse?: number;
   /** Your own fixed weights (by term name or in term order), added as a candidate. @default none */
   weights?: Record<string, number> | number[];
   /**
@@ -75,7 +114,15 @@ export interface AutoOptions {
 }
 
 /** The validated options (defaults filled). */
-export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights' | 'monitor'>> {
+export interface AutoConfig extends Required<Omit<AutoOptions, 'candidates' | 'score' | 'weights' | 'monitor' | 'trialSteps' | 'window' | 'totalSteps' | 'growth'>> {
+  /** See {@link AutoOptions.trialSteps}; undefined: derived at the first step. */
+  trialSteps?: number;
+  /** See {@link AutoOptions.window}; undefined: half of each round. */
+  window?: number;
+  /** See {@link AutoOptions.totalSteps}. */
+  totalSteps?: number;
+  /** See {@link AutoOptions.growth}; undefined: eta. */
+  growth?: number;
   /** See {@link AutoOptions.monitor}. */
   monitor?: string;
   /** See {@link AutoOptions.candidates}. */
@@ -98,7 +145,7 @@ export const FAMILY: Record<string, string> = {
 };
 
 /** The options `{ name: 'auto', ... }` takes, in the order {@link AutoOptions} documents them. */
-export const AUTO_OPTION_NAMES: readonly string[] = ['candidates', 'trialSteps', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
+export const AUTO_OPTION_NAMES: readonly string[] = ['candidates', 'trialSteps', 'growth', 'totalSteps', 'budget', 'disqualify', 'rounds', 'eta', 'score', 'monitor', 'mode', 'window', 'maxWorse', 'weights', 'grid', 'families', 'maxCandidates', 'tolerance'];
 
 /** What `list()` says about `auto` (a strategy selector, not a strategy: `create()` does not build it). */
 export const AUTO_INFO = {
@@ -136,19 +183,39 @@ export function parseAuto(spec: unknown, checkSpec?: SpecChecker): AutoConfig | 
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < min)) bad(k, `allowed: an integer >= ${min}`);
     return v as number;
   };
-  const trialSteps = int('trialSteps', 25, 1);
+  const trialSteps = int('trialSteps', undefined, 1) as number | undefined;
   const cfg: AutoConfig = {
     trialSteps,
+    totalSteps: int('totalSteps', undefined, 1) as number | undefined,
+    budget: 0.25,
+    disqualify: true,
+    maxWorse: 0.05,
     rounds: int('rounds', Number.MAX_SAFE_INTEGER, 1),
     eta: 2,
     mode: 'min',
-    window: int('window', Math.ceil(trialSteps / 2), 1),
+    window: int('window', undefined, 1) as number | undefined,
     grid: [0.1, 1, 10],
     families: [...AUTO_FAMILIES],
     maxCandidates: int('maxCandidates', 16, 1),
     tolerance: 0,
   };
-  if (cfg.window > trialSteps) bad('window', `allowed: an integer <= trialSteps (${trialSteps})`);
+  if (cfg.window !== undefined && trialSteps !== undefined && cfg.window > trialSteps) bad('window', `allowed: an integer <= trialSteps (${trialSteps})`);
+  if (o.budget !== undefined) {
+    if (typeof o.budget !== 'number' || !Number.isFinite(o.budget) || !(o.budget > 0)) bad('budget', 'allowed: a number > 0 (a fraction of totalSteps)');
+    cfg.budget = o.budget as number;
+  }
+  if (o.maxWorse !== undefined) {
+    if (typeof o.maxWorse !== 'number' || !Number.isFinite(o.maxWorse) || !(o.maxWorse >= 0)) bad('maxWorse', 'allowed: a number >= 0 (0.05 is 5 %)');
+    cfg.maxWorse = o.maxWorse as number;
+  }
+  if (o.growth !== undefined) {
+    if (typeof o.growth !== 'number' || !Number.isFinite(o.growth) || o.growth < 1 || o.growth > 16) bad('growth', 'allowed: a number from 1 to 16');
+    cfg.growth = o.growth as number;
+  }
+  if (o.disqualify !== undefined) {
+    if (typeof o.disqualify !== 'boolean') bad('disqualify', 'allowed: true or false');
+    cfg.disqualify = o.disqualify as boolean;
+  }
   if (o.eta !== undefined) {
     if (typeof o.eta !== 'number' || !Number.isFinite(o.eta) || o.eta <= 1) bad('eta', 'allowed: a number > 1');
     cfg.eta = o.eta as number;

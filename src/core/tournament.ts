@@ -24,6 +24,11 @@ export interface TournamentCandidate {
   droppedAfter?: number;
   /** Why it stopped early, when a step threw (e.g. a strategy that needs non-negative losses). */
   failed?: string;
+  /**
+   * Why it was dropped regardless of its score: a harm flag its trial raised that equal weights'
+   * trial did not (e.g. `round 1: runaway on kl`).
+   */
+  disqualified?: string;
 }
 
 /** One round (rung) of successive halving. */
@@ -42,11 +47,18 @@ export interface Tournament {
   phase: 'running' | 'done';
   /** Trainer step at which the selection started. */
   startStep: number;
-  /** New steps each live candidate takes per round. */
+  /** New steps each live candidate takes in the first round. */
   trialSteps: number;
+  /** Round r lasts `trialSteps × growth^r` steps (absent in tournaments saved before it existed: 1). */
+  growth?: number;
+  /** The run's planned `step()` calls, when given (the trial length was sized to it). */
+  totalSteps?: number;
   /** Fraction kept per round: the best ⌈n/eta⌉ challengers (equal weights always stay). */
   eta: number;
-  /** `'user'` (the `score` option) or `'default'` (recent raw losses, see docs/guide-auto.md). */
+  /**
+   * `'user'` (the `score` option) or `'default'` (each term's recent raw loss against equal weights'
+   * on the same batches, worst term; see docs/guide-auto.md).
+   */
   score: 'user' | 'default';
   /** `'min'` or `'max'`: which direction of the score is better. */
   mode: 'min' | 'max';
@@ -108,16 +120,18 @@ function num(x: number | null | undefined): string {
 /** The tournament as console lines: one row per candidate, its score per round, and the verdict. */
 export function summarizeTournament(t: Tournament): string {
   const lines: string[] = [];
-  const scoreWhat = t.score === 'user' ? `your score (${t.mode === 'min' ? 'lower' : 'higher'} is better)` : 'default score Σ log(L_i / L_i at start) over recent steps (lower is better)';
-  lines.push(
-    `auto: ${t.candidates.length} candidates from step ${t.startStep}, ${t.trialSteps} steps per round, successive halving (keep 1/${t.eta}); ${scoreWhat}`,
-  );
+  const scoreWhat = t.score === 'user'
+    ? `your score (${t.mode === 'min' ? 'lower' : 'higher'} is better)`
+    : "default score: worst term's mean log(L_i / L_i of equal weights) over recent steps (lower is better; a challenger must beat equal weights on every term)";
+  const g = t.growth ?? 1;
+  const rounds = g === 1 ? `${t.trialSteps} steps per round` : `rounds of ${t.trialSteps}, ${Math.round(t.trialSteps * g)}, ${Math.round(t.trialSteps * g * g)}, … steps`;
+  lines.push(`auto: ${t.candidates.length} candidates from step ${t.startStep}, ${rounds}, successive halving (keep 1/${t.eta}); ${scoreWhat}`);
   const w = t.candidates.reduce((m, c) => Math.max(m, c.label.length), 9);
   const head = `${'candidate'.padEnd(w)}  ${t.rounds.map((r, i) => `round ${i + 1}`.padStart(10)).join('  ')}  status`;
   lines.push(head);
   for (const c of t.candidates) {
     const cells = t.rounds.map((_, i) => num(c.scores[i]).padStart(10).slice(0, 10)).map((s, i) => (i < c.scores.length ? s : ''.padStart(10)));
-    const status = c.label === t.winner ? 'WINNER' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
+    const status = c.label === t.winner ? 'WINNER' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.disqualified ? `disqualified (${c.disqualified})` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
     lines.push(`${c.label.padEnd(w)}  ${cells.join('  ')}  ${status}`);
   }
   if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());

@@ -43,6 +43,7 @@ import { BalancerError, OptionError } from '../core/errors.js';
 import * as z from 'zod/mini';
 import { checkWithSchema, stateSchemas, StateError } from '../core/state-check.js';
 import { FAMILY, type AutoConfig } from '../core/auto-config.js';
+import { HarmDetector } from '../core/harm.js';
 import type { StepRecord } from '../core/history.js';
 import type { Tournament, TournamentCandidate } from '../core/tournament.js';
 import type { BalancerSpec } from '../core/types.js';
@@ -354,6 +355,8 @@ export interface AutoHost {
   makeTrainer(balancer: BalancerSpec, optimizer: tf.Optimizer, variables: tf.Variable[]): BalancedTrainer;
   /** The shared variables, when the user named them. */
   shared?: tf.Variable[];
+  /** The trainer's `warn` option (the one-line notice when equal weights are kept). */
+  warn?: (message: string) => void;
 }
 
 /** One live candidate: its trainer (balancer, own optimizer) and its parked variable values. */
@@ -363,6 +366,8 @@ interface Live {
   optimizer: tf.Optimizer;
   values: tf.Tensor[];
   recent: number[][];
+  /** Its step records of the current round (for the harm checks that can disqualify it). */
+  trace: StepRecord[];
 }
 
 /** The selection's serialised state (inside {@link TrainerState}). */
@@ -394,6 +399,8 @@ export interface SavedCandidate {
   values: SavedBits[];
   /** Its raw losses of the current round's last steps (for the default score). */
   recent: number[][];
+  /** Its step records of the current round (harm checks); absent in states saved before they existed. */
+  trace?: StepRecord[];
 }
 
 /** The `auto` options as JSON, for the saved state (see {@link AutoState.options}). */
@@ -451,6 +458,12 @@ const autoStateSchema = z.strictObject({
         optimizer: z.record(label, z.unknown()),
         values: z.array(z.unknown(), { message: 'must be a list of saved tensors' }),
         recent: z.array(z.array(z.nullable(finite), { message: 'must be a list of losses' }), { message: 'must be a list of per-term loss lists' }),
+        trace: z.optional(
+          z.array(
+            z.looseObject({ step: count, loss: z.record(label, z.nullable(z.number())), weight: z.record(label, z.nullable(z.number())) }),
+            { message: 'must be a list of step records (the round so far)' },
+          ),
+        ),
       }),
       { message: 'must be a list of live candidates' },
     ),
@@ -462,7 +475,7 @@ export interface PreparedAuto {
   tournament: Tournament;
   stepsInRound?: number;
   start?: number[] | null;
-  live: { index: number; spec: BalancerSpec; trainer: TrainerState; optimizer: DecodedOptimizer; values: Decoded[]; recent: number[][] }[];
+  live: { index: number; spec: BalancerSpec; trainer: TrainerState; optimizer: DecodedOptimizer; values: Decoded[]; recent: number[][]; trace: StepRecord[] }[];
 }
 const preparedStates = new WeakSet<object>();
 const isPrepared = (s: object): s is PreparedAuto => preparedStates.has(s);
@@ -515,10 +528,13 @@ export class AutoSelector {
     const norms = this.measure(names);
     const list = this.buildCandidates(names, norms);
     const bytes = vars.reduce((a, v) => a + v.size * 4, 0) * (1 + slotsPerVariable(this.host.optimizer));
+    const growth = this.cfg.growth ?? this.cfg.eta;
     this.tournament = {
       phase: 'running',
       startStep: step,
-      trialSteps: this.cfg.trialSteps,
+      trialSteps: this.cfg.trialSteps ?? trialStepsFor(list.length, this.cfg, growth),
+      growth,
+      ...(this.cfg.totalSteps !== undefined ? { totalSteps: this.cfg.totalSteps } : {}),
       eta: this.cfg.eta,
       score: this.cfg.score ? 'user' : 'default',
       mode: this.cfg.mode,
@@ -536,7 +552,7 @@ export class AutoSelector {
     const optimizer = cloneOptimizer(this.host.optimizer);
     const trainer = this.host.makeTrainer(stripLabel(this.specs[index]), optimizer, this.vars);
     for (let e = 0; e < epoch; e++) trainer.endEpoch();
-    return { index, trainer, optimizer, values: this.vars.map((v) => tf.keep(v.clone())), recent: [] };
+    return { index, trainer, optimizer, values: this.vars.map((v) => tf.keep(v.clone())), recent: [], trace: [] };
   }
 
   /**
@@ -548,15 +564,15 @@ export class AutoSelector {
     const t = this.tournament!;
     let n = this.live.length || t.candidates.filter((c) => !c.failed && c.droppedAfter === undefined).length;
     let rounds = t.rounds.length;
-    const left = this.cfg.trialSteps - this.stepsInRound;
+    const left = roundLength(t, rounds) - this.stepsInRound;
     let steps = t.cost.candidateSteps + n * left;
     let trainer = t.cost.trainerSteps + left;
     while (true) {
       rounds += 1;
       if (n - 1 <= 2 || rounds >= this.cfg.rounds) break;
       n = Math.ceil((n - 1) / this.cfg.eta) + 1;
-      steps += n * this.cfg.trialSteps;
-      trainer += this.cfg.trialSteps;
+      steps += n * roundLength(t, rounds);
+      trainer += roundLength(t, rounds);
     }
     t.cost.plannedCandidateSteps = steps;
     t.cost.plannedTrainerSteps = trainer;
@@ -595,8 +611,10 @@ export class AutoSelector {
     }
     if (this.cfg.weights) add('user-weights', { name: 'fixed', weights: this.cfg.weights });
     const fixedPart = out.length;
-    const top = norms.reduce((m, n) => Math.max(m, n), -Infinity);
-    const b = norms.map((n) => (n > 0 && top > 0 ? top / n : 1));
+    // b_i = max_j ‖g_j‖ / ‖g_i‖ over the terms with a finite, positive norm (others at 1), at most
+    // MAX_RATIO so that every grid point stays a valid fixed weight (≤ 1e12 after × 10 and more).
+    const top = norms.reduce((m, n) => (Number.isFinite(n) && n > 0 ? Math.max(m, n) : m), 0);
+    const b = norms.map((n) => (Number.isFinite(n) && n > 0 && top > 0 ? Math.min(MAX_RATIO, top / n) : 1));
     const r = (x: number) => Number(x.toPrecision(3));
     const grid: { label: string; spec: BalancerSpec; rank: number }[] = [];
     if (this.cfg.grid.length && b.some((x) => Math.abs(Math.log(x)) > 1e-6)) {
@@ -607,7 +625,7 @@ export class AutoSelector {
     ms.forEach((m, rank) => {
       names.forEach((n, i) => {
         const w = r(b[i] * m);
-        if (Math.abs(Math.log(w)) < 1e-6) return;
+        if (Math.abs(Math.log(w)) < 1e-6 || !(w <= MAX_GRID_WEIGHT)) return;
         grid.push({ label: `fixed[${n}=${w}]`, spec: { name: 'fixed', weights: { [n]: w } }, rank: rank + 1 });
       });
     });
@@ -628,7 +646,7 @@ export class AutoSelector {
    * scored again, by {@link scorePending}, before the next step.
    */
   get pending(): boolean {
-    return !!this.tournament && !this.done && this.stepsInRound >= this.cfg.trialSteps;
+    return !!this.tournament && !this.done && this.stepsInRound >= roundLength(this.tournament, this.tournament.rounds.length);
   }
 
   /**
@@ -722,13 +740,16 @@ export class AutoSelector {
     this.current = null;
     this.swapOut(c);
     c.recent.push(c.trainer.terms!.map((n) => r.losses[n]));
-    if (c.recent.length > this.cfg.window) c.recent.shift();
+    if (c.recent.length > this.window(t.rounds.length)) c.recent.shift();
     t.candidates[c.index].steps += 1;
     t.cost.candidateSteps += 1;
     run.results[label] = r;
     run.first ??= r;
     const rec = c.trainer.history.last;
-    if (rec) run.records.push({ ...rec, step, epoch, candidate: label });
+    if (rec) {
+      run.records.push({ ...rec, step, epoch, candidate: label });
+      if (this.cfg.disqualify) c.trace.push(rec);
+    }
     c.trainer.history.records.length = 0;
   }
 
@@ -740,7 +761,7 @@ export class AutoSelector {
     this.stepsInRound += 1;
     t.cost.trainerSteps += 1;
     let error: unknown;
-    if (this.stepsInRound >= this.cfg.trialSteps) {
+    if (this.stepsInRound >= roundLength(t, t.rounds.length)) {
       try {
         this.endRound(step + 1);
       } catch (e) {
@@ -789,6 +810,12 @@ export class AutoSelector {
     this.live = this.live.filter((x) => x !== c);
   }
 
+  /** Steps of round `r` whose losses the default score compares: `window`, or half the round. */
+  private window(r: number): number {
+    const len = roundLength(this.tournament!, r);
+    return Math.min(len, this.cfg.window ?? Math.ceil(len / 2));
+  }
+
   /**
    * The user's score of candidate `c`, with its values in place. Tensors the score creates are
    * released, a tensor it returns included; a throw, or anything but a number, is an error naming
@@ -818,24 +845,49 @@ export class AutoSelector {
     return s;
   }
 
-  /** The score of a live candidate (lower is better after the sign of `mode`). */
-  private scoreOf(c: Live): number {
-    if (this.cfg.score) return this.userScore(c);
-    const L0 = this.startLosses!;
-    const eps = 1e-12;
-    const per = c.recent.map((ls) =>
-      ls.reduce((a, l, i) => a + (L0[i] > 0 && l > 0 ? Math.log(l / L0[i]) : (l - L0[i]) / (Math.abs(L0[i]) + eps)), 0),
-    );
-    return per.reduce((a, b) => a + b, 0) / per.length;
+  /**
+   * The harm flags (`kind:term`) a candidate's trial raised this round: every check of
+   * src/core/harm.ts over the round's records, judged once at its end with a window of the round.
+   */
+  private harmFlags(c: Live): Set<string> {
+    const recs = c.trace.filter((r) => !r.skipped);
+    if (recs.length < 4) return new Set();
+    const det = new HarmDetector({ window: recs.length, lossWindow: recs.length, checkEvery: recs.length, cooldown: 1 });
+    const cfg = c.trainer.balancer.config as { minWeight?: unknown };
+    det.open({ strategy: c.trainer.balancer.name, terms: [...(c.trainer.terms ?? [])], options: { minWeight: cfg.minWeight } });
+    const out = new Set<string>();
+    // `runaway` (weights 100× apart and growing) is what a balancing strategy does on its way to the
+    // terms' scale ratios (db-mtl, grad-magnitude on terms 1e4 apart), so it disqualifies no trial; a
+    // runaway that harms shows as a term's loss rising against equal weights' (maxWorse).
+    for (const r of recs) for (const f of det.push(r)) if (f.kind !== 'runaway') out.add(`${f.kind}:${f.term}`);
+    return out;
   }
 
   private endRound(step: number): void {
     const t = this.tournament!;
     const round = t.rounds.length;
-    const sign = this.cfg.mode === 'max' ? -1 : 1;
-    const raw = this.live.map((c) => this.scoreOf(c));
-    this.swapIn(this.live[0]);
-    const keyed = this.live.map((c, i) => ({ c, s: Number.isFinite(raw[i]) ? sign * raw[i] : Number.POSITIVE_INFINITY }));
+    const user = !!this.cfg.score;
+    const sign = user && this.cfg.mode === 'max' ? -1 : 1;
+    const eqLive = this.live[0];
+    // Default: every candidate against equal weights on the same batches (see AutoOptions.window).
+    const cmp = user ? null : this.live.map((c) => compareWithEqual(c.recent, eqLive.recent));
+    const raw = user ? this.live.map((c) => this.userScore(c)) : cmp!.map((x) => x.score);
+    this.swapIn(eqLive);
+    // Harm checks: a challenger raising a flag that equal weights' trial does not raise is out.
+    const base = this.cfg.disqualify ? this.harmFlags(eqLive) : new Set<string>();
+    const out = new Map<number, string>();
+    if (this.cfg.disqualify) {
+      for (const c of this.live.slice(1)) {
+        const extra = [...this.harmFlags(c)].filter((f) => !base.has(f));
+        if (extra.length) out.set(c.index, extra.map((f) => f.replace(':', ' on ')).join(', '));
+      }
+    }
+    // By default a candidate that lets a term lose more than maxWorse against equal weights ranks
+    // after every one that does not (by how much it lost), and cannot win.
+    const limit = Math.log1p(this.cfg.maxWorse);
+    const eligible = (i: number) => !cmp || !(cmp[i].worst > limit);
+    const rankScore = (i: number) => (!Number.isFinite(raw[i]) ? Number.POSITIVE_INFINITY : eligible(i) ? sign * raw[i] : INELIGIBLE + cmp![i].worst);
+    const keyed = this.live.map((c, i) => ({ c, s: rankScore(i), upper: cmp ? cmp[i].upper : 0, ok: eligible(i) }));
     this.live.forEach((c, i) => t.candidates[c.index].scores.push(Number.isFinite(raw[i]) ? raw[i] : null));
     // Best first; a later (less simple) candidate must beat an earlier one by the tolerance.
     const better = (a: { c: Live; s: number }, b: { c: Live; s: number }) => {
@@ -844,21 +896,37 @@ export class AutoSelector {
       return a.s - b.s;
     };
     const ranked = [...keyed].sort(better);
-    const challengers = ranked.filter((k) => k.c.index !== 0);
+    const challengers = ranked.filter((k) => k.c.index !== 0 && !out.has(k.c.index));
     const last = challengers.length <= 2 || round + 1 >= this.cfg.rounds;
     const record = { step, scores: Object.fromEntries(this.live.map((c, i) => [t.candidates[c.index].label, t.candidates[c.index].scores[round]])), kept: [] as string[] };
     t.rounds.push(record);
     this.stepsInRound = 0;
+    for (const [index, why] of out) t.candidates[index].disqualified = `round ${round + 1}: ${why}`;
+    const eq = keyed[0];
     if (last) {
-      const win = ranked[0].c;
-      record.kept = [t.candidates[win.index].label];
-      const eq = keyed.find((k) => k.c.index === 0)!;
-      t.winner = t.candidates[win.index].label;
-      t.reason =
-        win.index === 0
-          ? `no candidate scored better than equal weights (${fmtScore(eq.s * sign)})`
-          : `score ${fmtScore(ranked[0].s * sign)} vs equal weights ${fmtScore(eq.s * sign)} (${this.cfg.score ? 'your score' : 'default score'}, ${this.cfg.mode === 'min' ? 'lower' : 'higher'} is better)`;
-      this.finish(win);
+      // With the user's score, the best candidate wins (equal weights included). By default a
+      // challenger must beat equal weights on every term, beyond the noise of the window.
+      const win = user ? ranked.find((k) => !out.has(k.c.index))! : (challengers.find((k) => k.ok && k.upper < 0 && k.s < 0) ?? eq);
+      record.kept = [t.candidates[win.c.index].label];
+      t.winner = t.candidates[win.c.index].label;
+      const what = `${user ? 'your score' : 'default score'}, ${this.cfg.mode === 'min' || !user ? 'lower' : 'higher'} is better`;
+      if (win.c.index !== 0) t.reason = `score ${fmtScore(win.s * sign)} vs equal weights ${fmtScore(eq.s * sign)} (${what})`;
+      else if (user) t.reason = `no candidate scored better than equal weights (${fmtScore(eq.s * sign)})`;
+      else {
+        const best = challengers[0];
+        const bi = best ? this.live.indexOf(best.c) : -1;
+        t.reason = !best
+          ? 'kept equal weights: every challenger failed or was disqualified'
+          : best.ok
+            ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: geometric mean of loss ratios ${fmtPct(cmp![bi].score)}, upper bound ${fmtPct(cmp![bi].upper)})`
+            : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: ${fmtPct(cmp![bi].worst)})`;
+        (this.host.warn ?? ((m: string) => console.warn(m)))(
+          `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate that lowers every term's held-out loss, and none did; ` +
+            'pass score: () => number (BalancedTrainer) or monitor: \'val_…\' (fitBalanced) to let it judge by your metric (docs/guide-auto.md)',
+        );
+      }
+      for (const [index] of out) t.candidates[index].droppedAfter = round;
+      this.finish(win.c);
       return;
     }
     const keep = new Set([0, ...challengers.slice(0, Math.ceil(challengers.length / this.cfg.eta)).map((k) => k.c.index)]);
@@ -869,7 +937,10 @@ export class AutoSelector {
       }
     }
     record.kept = this.live.map((c) => t.candidates[c.index].label);
-    for (const c of this.live) c.recent = [];
+    for (const c of this.live) {
+      c.recent = [];
+      c.trace = [];
+    }
     this.plan();
   }
 
@@ -887,6 +958,21 @@ export class AutoSelector {
     t.phase = 'done';
     t.cost.plannedCandidateSteps = t.cost.candidateSteps;
     t.cost.plannedTrainerSteps = t.cost.trainerSteps;
+  }
+
+  /**
+   * End a running selection now, with equal weights as the winner (for a run that ends before the
+   * selection would): the variables keep equal weights' values, the user's optimizer takes equal
+   * weights' slots, every other copy is released. Nothing happens when no selection is running.
+   */
+  conclude(reason: string): void {
+    const t = this.tournament;
+    if (!t || this.done || !this.live.length) return;
+    const eq = this.live[0];
+    t.winner = t.candidates[eq.index].label;
+    t.reason = reason;
+    t.rounds.push({ step: t.startStep + t.cost.trainerSteps, scores: {}, kept: [t.winner] });
+    this.finish(eq);
   }
 
   /** The winning candidate's trainer, once done (its balancer continues the run). */
@@ -922,6 +1008,7 @@ export class AutoSelector {
         optimizer: saveOptimizerState(c.optimizer),
         values: c.values.map(toBits),
         recent: c.recent.map((r) => [...r]),
+        trace: c.trace.map((r) => ({ ...r })),
       })),
     };
   }
@@ -959,7 +1046,10 @@ export class AutoSelector {
     const differ = (k: string, was: unknown, now: unknown, field: string) => {
       throw new StateError(OWNER, field, was, `the selection was saved by a trainer with auto option "${k}" ${JSON.stringify(was)}; this trainer has ${JSON.stringify(now)}: build it with the same auto options to resume`);
     };
-    for (const k of ['trialSteps', 'eta', 'score', 'mode'] as const) if (!Object.is(t[k], mine[k])) differ(k, t[k], mine[k], `auto.tournament.${k}`);
+    for (const k of ['eta', 'score', 'mode'] as const) if (!Object.is(t[k], mine[k])) differ(k, t[k], mine[k], `auto.tournament.${k}`);
+    // trialSteps is derived at the first step unless given; growth is absent in older states (1)
+    if (this.cfg.trialSteps !== undefined && t.trialSteps !== this.cfg.trialSteps) differ('trialSteps', t.trialSteps, this.cfg.trialSteps, 'auto.tournament.trialSteps');
+    if ((t.growth ?? 1) !== (this.cfg.growth ?? this.cfg.eta)) differ('growth', t.growth ?? 1, this.cfg.growth ?? this.cfg.eta, 'auto.tournament.growth');
     if (saved.options !== undefined) {
       for (const k of new Set([...Object.keys(saved.options), ...Object.keys(mine)])) {
         if (JSON.stringify(saved.options[k]) !== JSON.stringify(mine[k])) differ(k, saved.options[k], mine[k], `auto.options.${k}`);
@@ -968,7 +1058,7 @@ export class AutoSelector {
     const live = saved.live ?? [];
     if (!live.length) throw new StateError(OWNER, 'auto.live', saved.live, 'must list the live candidates while the selection is running');
     if (t.candidates[0].spec !== 'fixed') throw new StateError(OWNER, 'auto.tournament.candidates.0.spec', t.candidates[0].spec, 'must be "fixed" (equal weights come first)');
-    if ((saved.stepsInRound ?? 0) > t.trialSteps) throw new StateError(OWNER, 'auto.stepsInRound', saved.stepsInRound, `must be an integer from 0 to trialSteps (${t.trialSteps})`);
+    if ((saved.stepsInRound ?? 0) > roundLength(t, t.rounds.length)) throw new StateError(OWNER, 'auto.stepsInRound', saved.stepsInRound, `must be an integer from 0 to the round's length (${roundLength(t, t.rounds.length)})`);
     if (t.cost.trainerSteps > 0 && (!saved.start || (terms && saved.start.length !== terms.length))) {
       throw new StateError(OWNER, 'auto.start', saved.start, `must be the ${terms?.length ?? ''} raw losses at the start of the selection, one per term`);
     }
@@ -980,8 +1070,9 @@ export class AutoSelector {
       }
       const cand = t.candidates[s.index];
       if (cand.droppedAfter !== undefined || cand.failed !== undefined) throw new StateError(OWNER, `${at}.index`, s.index, `candidate "${cand.label}" was dropped; it cannot be live`);
-      if (s.recent.length > this.cfg.window || (terms && s.recent.some((r) => r.length !== terms.length))) {
-        throw new StateError(OWNER, `${at}.recent`, s.recent, `must be at most ${this.cfg.window} lists of per-term losses`);
+      const w = Math.min(roundLength(t, t.rounds.length), this.cfg.window ?? Math.ceil(roundLength(t, t.rounds.length) / 2));
+      if (s.recent.length > w || (terms && s.recent.some((r) => r.length !== terms.length))) {
+        throw new StateError(OWNER, `${at}.recent`, s.recent, `must be at most ${w} lists of per-term losses`);
       }
       let spec: BalancerSpec;
       let check: BalancedTrainer;
@@ -1002,7 +1093,7 @@ export class AutoSelector {
       }
       const values = s.values.map((b, k) => decodeBits(b, `${at}.values.${k}`, vars[k], `variable "${vars[k].name}"`));
       const optimizer = decodeOptimizerState(s.optimizer, this.host.optimizer, vars, `${at}.optimizer`);
-      out.push({ index: s.index, spec, trainer: s.trainer, optimizer, values, recent: s.recent.map((r) => r.map((x) => (x === null ? Number.NaN : x))) });
+      out.push({ index: s.index, spec, trainer: s.trainer, optimizer, values, recent: s.recent.map((r) => r.map((x) => (x === null ? Number.NaN : x))), trace: (s.trace ?? []) as StepRecord[] });
     });
     const p: PreparedAuto = { tournament: t, stepsInRound: saved.stepsInRound ?? 0, start: saved.start ?? null, live: out };
     preparedStates.add(p);
@@ -1028,7 +1119,7 @@ export class AutoSelector {
       applyOptimizerState(optimizer, s.optimizer);
       const trainer = this.host.makeTrainer(s.spec, optimizer, this.vars);
       trainer.load(s.trainer);
-      return { index: s.index, trainer, optimizer, values: s.values.map((d) => tf.keep(tensorOf(d))), recent: s.recent.map((r) => [...r]) };
+      return { index: s.index, trainer, optimizer, values: s.values.map((d) => tf.keep(tensorOf(d))), recent: s.recent.map((r) => [...r]), trace: s.trace.map((r) => ({ ...r })) };
     });
   }
 
@@ -1051,6 +1142,14 @@ export class AutoSelector {
     }
   }
 }
+
+/** Rank offset of a candidate the default score finds ineligible (after every eligible one). */
+const INELIGIBLE = 1e6;
+
+/** The largest gradient-magnitude ratio the fixed-weight grid is placed around. */
+const MAX_RATIO = 1e9;
+/** The largest grid weight (the `fixed` strategy allows up to 1e12). */
+const MAX_GRID_WEIGHT = 1e12;
 
 function specName(s: BalancerSpec): string {
   return typeof s === 'string' ? s : s.name;
@@ -1101,4 +1200,78 @@ export function winnerSpecOf(t: Tournament): BalancerSpec | null {
   const c = t.candidates.find((x) => x.label === t.winner);
   if (!c) throw new BalancerError(`trainer state: field "auto.tournament.winner" names "${t.winner}", which is not one of its candidates`);
   return stripLabel(c.spec as BalancerSpec);
+}
+
+/**
+ * Round `r`'s length (0-based): `trialSteps × growth^r`, rounded, at least 1 (tournaments saved
+ * before `growth` existed have rounds of equal length).
+ */
+export function roundLength(t: Pick<Tournament, 'trialSteps' | 'growth'>, r: number): number {
+  return Math.max(1, Math.round(t.trialSteps * (t.growth ?? 1) ** r));
+}
+
+/**
+ * The first round's length when `trialSteps` is not given: with `totalSteps` known, the largest
+ * length whose planned extra candidate steps (beyond one per trainer step) stay within
+ * `budget × totalSteps` and whose selection stays within half the run, but at least MIN_TRIAL (10)
+ * steps when half the run holds the selection at that length (at least 1); else 10.
+ */
+/** The shortest first round sized from totalSteps, when the run is long enough for it. */
+const MIN_TRIAL = 10;
+
+export function trialStepsFor(candidates: number, cfg: Pick<AutoConfig, 'totalSteps' | 'budget' | 'eta' | 'rounds'>, growth: number): number {
+  if (cfg.totalSteps === undefined) return 10;
+  let n = candidates;
+  let extra = 0;
+  let span = 0;
+  for (let r = 0; ; r++) {
+    extra += (n - 1) * growth ** r;
+    span += growth ** r;
+    if (n - 1 <= 2 || r + 1 >= cfg.rounds) break;
+    n = Math.ceil((n - 1) / cfg.eta) + 1;
+  }
+  const byCost = extra > 0 ? (cfg.budget * cfg.totalSteps) / extra : Infinity;
+  const bySpan = cfg.totalSteps / 2 / span;
+  // A short run still gets trials of MIN_TRIAL steps when half the run holds them.
+  return Math.max(1, Math.floor(Math.min(Math.max(byCost, MIN_TRIAL), bySpan)));
+}
+
+/** A term's improvement counts up to this (ln 10: a loss 10× below equal weights'). */
+const CREDIT_CAP = Math.log(10);
+
+/**
+ * The default score of a candidate against equal weights, from their raw losses on the same
+ * batches (rows: steps; columns: terms). Per term i and step k, d_i(k) = log(L_i / L_i^equal) (the
+ * relative difference where a loss is ≤ 0); per term its mean d_i over the steps.
+ * - `score`: the mean over terms of max(d_i, −ln 10): the geometric mean of the loss ratios, each
+ *   term's credit capped at a loss 10× below equal weights' (crushing one term cannot win).
+ * - `worst`: the largest d_i: how much the worst-served term lost against equal weights.
+ * - `upper`: `score` plus twice the standard error of its per-step values (below 0: better than
+ *   equal weights beyond the window's noise).
+ */
+export function compareWithEqual(mine: readonly number[][], equal: readonly number[][]): { score: number; worst: number; upper: number; perTerm: number[] } {
+  const n = Math.min(mine.length, equal.length);
+  if (n === 0) return { score: Number.NaN, worst: Number.NaN, upper: Number.NaN, perTerm: [] };
+  const a = mine.slice(mine.length - n);
+  const b = equal.slice(equal.length - n);
+  const T = b[0].length;
+  const d: number[][] = [];
+  for (let i = 0; i < T; i++) {
+    const positive = a.every((r) => r[i] > 0) && b.every((r) => r[i] > 0);
+    d.push(a.map((r, k) => (positive ? Math.log(r[i] / b[k][i]) : (r[i] - b[k][i]) / (Math.abs(b[k][i]) + 1e-12))));
+  }
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const perTerm = d.map(mean);
+  const capped = perTerm.map((x) => Math.max(x, -CREDIT_CAP));
+  const score = mean(capped);
+  // per-step score with each term's step value shifted by the same cap offset as its mean
+  const steps = Array.from({ length: n }, (_, k) => mean(d.map((di, i) => di[k] + (capped[i] - perTerm[i]))));
+  const sd = n > 1 ? Math.sqrt(steps.reduce((x, y) => x + (y - score) ** 2, 0) / (n - 1)) : 0;
+  return { score, worst: Math.max(...perTerm), upper: score + (2 * sd) / Math.sqrt(n), perTerm };
+}
+
+function fmtPct(logRatio: number): string {
+  if (!Number.isFinite(logRatio)) return String(logRatio);
+  const p = (Math.exp(logRatio) - 1) * 100;
+  return `${p >= 0 ? '+' : ''}${Number(p.toPrecision(2))} %`;
 }

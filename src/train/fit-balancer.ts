@@ -23,6 +23,8 @@ export interface FitBalancerContext {
    * (src/train/fit-monitor.ts); throws naming the option when the key cannot be computed.
    */
   monitor?: (key: string) => { score: () => number; mode: 'min' | 'max' };
+  /** The fit's planned optimizer steps (epochs × batches), given to `auto` as `totalSteps` unless set. */
+  totalSteps?: number;
 }
 
 /**
@@ -59,6 +61,7 @@ export function resolveFitBalancer(spec: BalancerSpec | Balancer | undefined, ct
     obj.frozen = { ...frozen, [REGULARIZATION_TERM]: 1 };
   }
   if (obj.name === 'auto' && obj.monitor !== undefined) resolveMonitor(obj, ctx);
+  if (obj.name === 'auto' && obj.totalSteps === undefined && ctx.totalSteps !== undefined && ctx.totalSteps > 0) obj.totalSteps = ctx.totalSteps;
   return obj as BalancerSpec;
 }
 

@@ -163,7 +163,10 @@ export async function fitDatasetBalanced<T extends tf.TensorContainer>(model: tf
       monitorVal = { x: v.x, y: v.y };
       monitorBatch = v.batchSize;
     }
-    session = new FitSession(model, m, args, { fn, batchSize: monitorBatch, doValidation, monitorVal: () => monitorVal });
+    // auto's totalSteps when the epoch length is known (batchesPerEpoch, or a dataset of known size)
+    const perEpoch = args.batchesPerEpoch ?? (Number.isFinite(dataset.size) && dataset.size > 0 ? dataset.size : undefined);
+    const totalSteps = perEpoch !== undefined ? perEpoch * Math.max(0, args.epochs - (args.initialEpoch ?? 0)) : undefined;
+    session = new FitSession(model, m, args, { fn, batchSize: monitorBatch, doValidation, monitorVal: () => monitorVal, totalSteps });
     const { trainer, outputNames } = session;
     const warn = args.warn ?? ((s: string) => console.warn(s));
     const verbose = args.verbose ?? 1;

@@ -203,6 +203,8 @@ export interface SessionContext {
   monitorVal?: () => { x: tf.Tensor[]; y: tf.Tensor[] } | undefined;
   /** All the training data, for a training monitor key; absent when it is not in memory (datasets). */
   monitorTrain?: { x: tf.Tensor[]; y: tf.Tensor[] };
+  /** The fit's planned optimizer steps (epochs × batches per epoch), when known: `auto`'s `totalSteps`. */
+  totalSteps?: number;
 }
 
 /**
@@ -287,6 +289,7 @@ export class FitSession {
     const balancer = resolveFitBalancer(args.balancer, {
       baseWeights: lw,
       regularization: hasReg,
+      totalSteps: ctx.totalSteps,
       monitor: (key) => {
         if (!key.startsWith('val_') && !ctx.monitorTrain) {
           throw new BalancerError(`${fn}: balancer option "monitor" ("${key}"): a training quantity needs all the training data in memory, which a dataset is not; monitor a "val_" key with argument "validationData", or omit monitor for the default score`);
@@ -443,7 +446,7 @@ export class FitSession {
   /** After `onTrainEnd`: the History synced, the `auto` epochs rewritten with the winner's numbers, the trainer attached. */
   async finish(history: tf.History): Promise<BalancedHistory> {
     await history.syncData();
-    this.trainer.warnUnfinishedSelection(`the end of ${this.ctx.fn}`);
+    this.trainer.endSelection(`the end of ${this.ctx.fn}`);
     const t = this.trainer.tournament;
     const selectionEpochs = t?.winner ? this.selection.rewrite(history, t.winner, [...this.callbackMetrics, ...this.extraKeys]) : this.selection.touched;
     if (t) return Object.assign(history, { trainer: this.trainer, selectionEpochs });

@@ -114,6 +114,7 @@ export async function fitBalanced(
       doValidation,
       monitorVal: () => (doValidation ? { x: valX!, y: valY! } : undefined),
       monitorTrain: { x: trainX, y: trainY },
+      totalSteps: Math.ceil(trainX[0].shape[0] / batchSize) * Math.max(0, (args.epochs ?? 1) - (args.initialEpoch ?? 0)),
     });
     const { trainer, outputNames } = session;
     const verbose = args.verbose ?? 1;

@@ -190,8 +190,10 @@ export class BalancedTrainer {
         terms: this.termsFn,
         optimizer: options.optimizer,
         shared: options.shared,
+        warn: options.warn,
+        // The candidates' harm flags are judged by the selection (disqualify), not warned about.
         makeTrainer: (balancer, optimizer, variables) =>
-          new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined }),
+          new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined, harm: false }),
       });
     }
     this.balancer = create(auto ? 'fixed' : options.balancer ?? 'fixed', {
@@ -648,13 +650,11 @@ export class BalancedTrainer {
     if (!t || t.phase === 'done' || this.selectionWarnedAt === this._step) return false;
     this.selectionWarnedAt = this._step;
     const more = remainingSelectionSteps(t);
-    const after = where === 'close()'
-      ? "close() releases the candidates' copies: the variables keep equal weights' values."
-      : "the candidates' copies are kept for further trainer.step() calls; trainer.close() releases them.";
+    const after = "the selection ends here with equal weights, the candidates' copies are released and the variables keep equal weights' values.";
     (this.opts.warn ?? ((m: string) => console.warn(m)))(
       `loss-balancer: auto: at ${where}, after ${this._step} steps, the strategy selection is still running: it needs ${more} more step() call${more === 1 ? '' : 's'} ` +
-        `(it lasts ${t.cost.plannedTrainerSteps} steps from step ${t.startStep}, ${t.trialSteps} per round), so no winner was picked and training so far followed equal weights; ` +
-        `lower "trialSteps" or train longer; ${after}`,
+        `(it lasts ${t.cost.plannedTrainerSteps} steps from step ${t.startStep}, ${t.trialSteps} in its first round), so no winner was picked and training so far followed equal weights; ` +
+        `pass totalSteps (the run's planned step() calls) so that the selection fits the run, or lower "trialSteps", or train longer; ${after}`,
     );
     return true;
   }
@@ -665,15 +665,14 @@ export class BalancedTrainer {
    * {@link warnUnfinishedSelection}) that no winner was picked.
    */
   async close(): Promise<void> {
-    this.warnUnfinishedSelection('close()');
-    this.releaseSelection();
+    this.endSelection('close()', false);
     await this.closeSinks();
   }
 
   /**
    * Release an unfinished `auto` selection's copies of the variables and optimizer slots (the
    * variables keep equal weights' values); a later step is an error saying so. Used by
-   * {@link close} and by `fitBalanced` when the fit fails.
+   * `fitBalanced` when the fit fails.
    */
   releaseSelection(): void {
     if (this.selection && !this.selection.done) this.selection.dispose();
@@ -685,6 +684,21 @@ export class BalancedTrainer {
    */
   async closeSinks(): Promise<void> {
     for (const s of this.sinks) await s.close?.();
+  }
+
+  /**
+   * When an `auto` selection is still running: warn (see {@link warnUnfinishedSelection}) and end it
+   * with equal weights as the winner, releasing every candidate's copies; later steps train with
+   * equal weights. Called by {@link close} and at the end of `fitBalanced`.
+   * @param where The moment, named in the warning and the tournament's reason.
+   */
+  endSelection(where: string): void {
+    const sel = this.selection;
+    if (!sel || !sel.started || sel.done) return;
+    this.warnUnfinishedSelection(where);
+    sel.conclude(`the run ended (${where}) before the selection finished: kept equal weights`);
+    const winner = sel.takeWinner();
+    if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
   }
 
   /**
