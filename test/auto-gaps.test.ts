@@ -114,7 +114,8 @@ describe('a custom loop that stops during the selection is warned', () => {
     const s = loop(FIVE);
     s.steps(6);
     await s.trainer.close();
-    expect(s.warnings).toEqual([]);
+    // (the only warning may be the one-line notice that equal weights were kept, not about an unfinished selection)
+    expect(s.warnings.filter((w) => !w.includes('auto kept equal weights'))).toEqual([]);
     expect(s.trainer.warnUnfinishedSelection('x')).toBe(false);
     s.dispose();
   });

@@ -1245,7 +1245,8 @@ const CREDIT_CAP = Math.log(10);
  * relative difference where a loss is ≤ 0); per term its mean d_i over the steps.
  * - `score`: the mean over terms of max(d_i, −ln 10): the geometric mean of the loss ratios, each
  *   term's credit capped at a loss 10× below equal weights' (crushing one term cannot win).
- * - `worst`: the largest d_i: how much the worst-served term lost against equal weights.
+ * - `worst`: the largest d_i − 2·se_i (se_i: the standard error of d_i(k) over the steps): above 0,
+ *   some term is worse than under equal weights beyond the window's noise.
  * - `upper`: `score` plus twice the standard error of its per-step values (below 0: better than
  *   equal weights beyond the window's noise).
  */
@@ -1261,13 +1262,17 @@ export function compareWithEqual(mine: readonly number[][], equal: readonly numb
     d.push(a.map((r, k) => (positive ? Math.log(r[i] / b[k][i]) : (r[i] - b[k][i]) / (Math.abs(b[k][i]) + 1e-12))));
   }
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const se = (xs: number[], m: number) => (xs.length > 1 ? Math.sqrt(xs.reduce((x, y) => x + (y - m) ** 2, 0) / (xs.length - 1) / xs.length) : 0);
   const perTerm = d.map(mean);
-  const capped = perTerm.map((x) => Math.max(x, -CREDIT_CAP));
+  // the worst term once its noise is allowed for: the largest d_i − 2·se_i
+  const worst = Math.max(...perTerm.map((m, i) => m - 2 * se(d[i], m)));
+  // a term's gain counts up to ln 10; a term's loss counts T times (the mean over terms then
+  // charges it in full): a candidate must gain more on the average term than its worse terms lose
+  const capped = perTerm.map((x) => (x > 0 ? T * x : Math.max(x, -CREDIT_CAP)));
   const score = mean(capped);
-  // per-step score with each term's step value shifted by the same cap offset as its mean
-  const steps = Array.from({ length: n }, (_, k) => mean(d.map((di, i) => di[k] + (capped[i] - perTerm[i]))));
-  const sd = n > 1 ? Math.sqrt(steps.reduce((x, y) => x + (y - score) ** 2, 0) / (n - 1)) : 0;
-  return { score, worst: Math.max(...perTerm), upper: score + (2 * sd) / Math.sqrt(n), perTerm };
+  // per-step score: each term's step value mapped as its mean (× T when worse, shifted when capped)
+  const steps = Array.from({ length: n }, (_, k) => mean(d.map((di, i) => (perTerm[i] > 0 ? T * di[k] : di[k] + (capped[i] - perTerm[i])))));
+  return { score, worst, upper: score + 2 * se(steps, score), perTerm };
 }
 
 function fmtPct(logRatio: number): string {

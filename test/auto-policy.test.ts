@@ -1,0 +1,146 @@
+/**
+ * `auto` without a score (issue 24): every candidate is judged against equal weights on the same
+ * held-out batches, a candidate that makes a term worse cannot win, harm flags disqualify, and the
+ * trial length follows the run's length (`totalSteps`). The expected numbers below are worked by
+ * hand from the definitions in src/train/auto.ts (compareWithEqual, trialStepsFor, roundLength).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compareWithEqual, roundLength, trialStepsFor } from '../src/train/auto.js';
+import { parseAuto } from '../src/core/auto-config.js';
+import { makeToyProblem } from '../src/train/toy.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import type { BalancerSpec } from '../src/core/types.js';
+import { useTestBackend } from './helpers.js';
+
+beforeAll(async () => {
+  await useTestBackend();
+});
+
+const LN2 = Math.log(2);
+
+describe('the default score: each term against equal weights on the same batches', () => {
+  it('a gain counts up to ln 10, a loss counts T times (by hand)', () => {
+    // term 0: half of equal weights' loss (d = ln 0.5); term 1: 10 % above (d = ln 1.1), no noise.
+    const c = compareWithEqual([[1, 1.1], [1, 1.1]], [[2, 1], [2, 1]]);
+    expect(c.perTerm[0]).toBeCloseTo(Math.log(0.5), 12);
+    expect(c.perTerm[1]).toBeCloseTo(Math.log(1.1), 12);
+    // mean over terms of (ln 0.5, 2 · ln 1.1) = (−0.693147 + 0.190620) / 2
+    expect(c.score).toBeCloseTo((Math.log(0.5) + 2 * Math.log(1.1)) / 2, 12);
+    expect(c.worst).toBeCloseTo(Math.log(1.1), 12); // no noise: the term's mean itself
+    expect(c.upper).toBeCloseTo(c.score, 12);
+  });
+
+  it('crushing one term earns at most ln 10 of credit', () => {
+    const c = compareWithEqual([[1e-6, 1], [1e-6, 1]], [[1, 1], [1, 1]]);
+    expect(c.perTerm[0]).toBeCloseTo(Math.log(1e-6), 10);
+    expect(c.score).toBeCloseTo(-Math.log(10) / 2, 12);
+  });
+
+  it('a term whose loss can be negative is compared by its relative difference', () => {
+    // (−2 − (−1)) / (|−1| + 1e-12) = −1
+    const c = compareWithEqual([[-2, 1]], [[-1, 1]]);
+    expect(c.perTerm[0]).toBeCloseTo(-1, 9);
+    expect(c.score).toBeCloseTo(-0.5, 9);
+  });
+
+  it('noise: the upper bound is the score plus twice its standard error over the steps', () => {
+    // term 0 has d = (ln 0.5, ln 2): mean 0; term 1 has d = 0. Per-step scores ±ln2/2, sd = ln2/√2,
+    // se = sd/√2 = ln2/2, upper = 0 + 2 · ln2/2 = ln 2; worst = max(0 − 2·se_0, 0) = 0.
+    const c = compareWithEqual([[1, 1], [4, 1]], [[2, 1], [2, 1]]);
+    expect(c.score).toBeCloseTo(0, 12);
+    expect(c.upper).toBeCloseTo(LN2, 12);
+    expect(c.worst).toBeCloseTo(0, 12);
+  });
+});
+
+describe('the trial length follows the run', () => {
+  const cfg = (totalSteps?: number) => ({ ...parseAuto({ name: 'auto', ...(totalSteps ? { totalSteps } : {}) })! });
+  it('from totalSteps and the budget (by hand)', () => {
+    // 16 candidates, eta 2: live 16, 9, 5, 3 over rounds of t, 2t, 4t, 8t: extra candidate steps
+    // (15 + 8·2 + 4·4 + 2·8) t = 63 t ≤ 0.25 · 5000 → t = 19; the selection spans 15 t = 285 steps.
+    expect(trialStepsFor(16, cfg(5000), 2)).toBe(19);
+    // 600 steps: 150 / 63 < 10, and 15 · 10 ≤ 300: the shortest trial, 10
+    expect(trialStepsFor(16, cfg(600), 2)).toBe(10);
+    // 100 steps: half the run holds 15 t ≤ 50 → t = 3
+    expect(trialStepsFor(16, cfg(100), 2)).toBe(3);
+    // 12 candidates: live 12, 7, 4, 3: (11 + 6·2 + 3·4 + 2·8) t = 51 t ≤ 1250 → 24
+    expect(trialStepsFor(12, cfg(5000), 2)).toBe(24);
+    // unknown length: 10
+    expect(trialStepsFor(16, cfg(), 2)).toBe(10);
+  });
+
+  it('rounds grow by `growth`; a tournament saved without it has rounds of equal length', () => {
+    expect([0, 1, 2, 3].map((r) => roundLength({ trialSteps: 10, growth: 2 }, r))).toEqual([10, 20, 40, 80]);
+    expect([0, 1, 2].map((r) => roundLength({ trialSteps: 25 }, r))).toEqual([25, 25, 25]);
+  });
+
+  it('a trainer given totalSteps plans its selection inside the run, and the default schedule costs what the halving rule says', () => {
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', totalSteps: 5000 }, warn: () => undefined });
+    trainer.step();
+    const t = trainer.tournament!;
+    expect(t.candidates).toHaveLength(16);
+    expect(t.trialSteps).toBe(19);
+    expect(t.growth).toBe(2);
+    expect(t.totalSteps).toBe(5000);
+    // 19·16 + 38·9 + 76·5 + 152·3 = 304 + 342 + 380 + 456 candidate steps over 19 + 38 + 76 + 152 steps
+    expect(t.cost.plannedCandidateSteps).toBe(1482);
+    expect(t.cost.plannedTrainerSteps).toBe(285);
+    trainer.close();
+    optimizer.dispose();
+    toy.dispose();
+  });
+});
+
+describe('equal weights are kept when no candidate is better on every term', () => {
+  function run(balancer: BalancerSpec, steps: number, warnings: string[] = []) {
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer, warn: (w) => warnings.push(w) });
+    for (let i = 0; i < steps; i++) trainer.step();
+    const t = trainer.tournament!;
+    return { t, trainer, done: () => (trainer.close(), optimizer.dispose(), toy.dispose()) };
+  }
+
+  it('candidates that starve a term lose to equal weights, and one line names the option to pass', () => {
+    const warnings: string[] = [];
+    // each challenger turns one term almost off: that term's loss rises against equal weights'
+    const candidates = ['fixed', { name: 'fixed', weights: [1e-4, 1, 1] }, { name: 'fixed', weights: [1, 1e-4, 1] }, { name: 'fixed', weights: [1, 1, 1e-4] }];
+    const { t, done } = run({ name: 'auto', trialSteps: 8, growth: 1, candidates }, 16, warnings);
+    expect(t.phase).toBe('done');
+    expect(t.winner).toBe('equal');
+    expect(t.reason).toMatch(/^kept equal weights: (every candidate let a term's held-out loss rise more than \+10 %|no candidate's held-out losses beat equal weights')/);
+    const notice = warnings.filter((w) => w.includes('auto kept equal weights'));
+    expect(notice).toHaveLength(1);
+    expect(notice[0]).toMatch(/pass score: \(\) => number \(BalancedTrainer\) or monitor: 'val_…' \(fitBalanced\)/);
+    done();
+  });
+
+  it('a challenger that raises a harm flag equal weights do not raise is disqualified, with the flag named', () => {
+    // bounds.min clamps t0's weight every step: `pinned` on t0 (equal weights are never clamped)
+    const candidates = ['fixed', { name: 'fixed', label: 'clamped', weights: [1e-3, 1, 1], bounds: { min: 0.5 } }, 'softadapt', 'mgda'];
+    const { t, done } = run({ name: 'auto', trialSteps: 8, growth: 1, candidates }, 16);
+    const c = t.candidates.find((x) => x.label === 'clamped')!;
+    expect(c.disqualified).toMatch(/^round 1: pinned on t0/);
+    expect(c.droppedAfter).toBe(0);
+    expect(t.winner).not.toBe('clamped');
+    done();
+  });
+
+  it('close() during the selection ends it with equal weights; the trainer goes on training with them', () => {
+    const warnings: string[] = [];
+    const { t, trainer, done } = run({ name: 'auto', trialSteps: 5, candidates: ['fixed', 'mgda', 'softadapt', 'db-mtl'] }, 3, warnings);
+    expect(t.phase).toBe('running');
+    trainer.endSelection('close()');
+    expect(t.phase).toBe('done');
+    expect(t.winner).toBe('equal');
+    expect(trainer.balancer.name).toBe('fixed');
+    const r = trainer.step();
+    expect(r.candidates).toBeUndefined();
+    expect(Object.values(r.weights)).toEqual([1, 1, 1]);
+    expect(warnings.some((w) => /the selection ends here with equal weights/.test(w))).toBe(true);
+    done();
+  });
+});
