@@ -947,10 +947,11 @@ export class AutoSelector {
   /** The winner: its values into the user's variables, its optimizer state into the user's optimizer. */
   private winner: BalancedTrainer | null = null;
 
-  private finish(win: Live): void {
+  private finish(win: Live, adopt = true): void {
     const t = this.tournament!;
     this.swapIn(win);
-    adoptOptimizer(this.host.optimizer, win.optimizer);
+    if (adopt) adoptOptimizer(this.host.optimizer, win.optimizer);
+    else disposeOptimizer(win.optimizer);
     win.values.forEach((v) => v.dispose());
     for (const c of this.live) if (c !== win) this.drop(c);
     this.live = [];
@@ -963,16 +964,18 @@ export class AutoSelector {
   /**
    * End a running selection now, with equal weights as the winner (for a run that ends before the
    * selection would): the variables keep equal weights' values, the user's optimizer takes equal
-   * weights' slots, every other copy is released. Nothing happens when no selection is running.
+   * weights' slots (unless `adopt` is false: the run is over, e.g. at `close()`, and the user's
+   * optimizer may be disposed already), every other copy is released. Nothing happens when no
+   * selection is running.
    */
-  conclude(reason: string): void {
+  conclude(reason: string, adopt = true): void {
     const t = this.tournament;
     if (!t || this.done || !this.live.length) return;
     const eq = this.live[0];
     t.winner = t.candidates[eq.index].label;
     t.reason = reason;
     t.rounds.push({ step: t.startStep + t.cost.trainerSteps, scores: {}, kept: [t.winner] });
-    this.finish(eq);
+    this.finish(eq, adopt);
   }
 
   /** The winning candidate's trainer, once done (its balancer continues the run). */

@@ -691,12 +691,14 @@ export class BalancedTrainer {
    * with equal weights as the winner, releasing every candidate's copies; later steps train with
    * equal weights. Called by {@link close} and at the end of `fitBalanced`.
    * @param where The moment, named in the warning and the tournament's reason.
+   * @param adopt Whether the optimizer takes equal weights' trial slots (the run goes on); `close()`
+   *   passes false: the run is over and the optimizer may already be disposed.
    */
-  endSelection(where: string): void {
+  endSelection(where: string, adopt = true): void {
     const sel = this.selection;
     if (!sel || !sel.started || sel.done) return;
     this.warnUnfinishedSelection(where);
-    sel.conclude(`the run ended (${where}) before the selection finished: kept equal weights`);
+    sel.conclude(`the run ended (${where}) before the selection finished: kept equal weights`, adopt);
     const winner = sel.takeWinner();
     if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
   }
