@@ -9,6 +9,7 @@ import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './ty
 import { builtinStrategies } from '../../strategies/index.js';
 import { caveatsOf } from './caveats.js';
 import { safeParse } from './schema.js';
+import { MAX_CONFIG_DEPTH, shortPath, valueDepthExceeded } from './json-depth.js';
 import { AUTO_INFO, AUTO_OPTION_NAMES } from './auto-config.js';
 
 const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
@@ -91,8 +92,19 @@ export function list(): StrategyInfo[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * Throw an `OptionError` naming the field when an option value nests more than
+ * {@link MAX_CONFIG_DEPTH} levels deep: checked iteratively before the schema, whose recursive
+ * validation would otherwise end in a bare "Maximum call stack size exceeded".
+ */
+function checkNesting(strategy: string, raw: Record<string, unknown>): void {
+  const deep = valueDepthExceeded(raw, MAX_CONFIG_DEPTH);
+  if (deep) throw new OptionError(strategy, shortPath(deep), '(nested)', `allowed: at most ${MAX_CONFIG_DEPTH} levels of nesting in an option value`);
+}
+
 /** Validate `raw` against the strategy's schema, filling defaults; errors name option, value, rule. */
 export function validateOptions<O>(strategy: Strategy<O> | JacobianStrategy<O>, raw: Record<string, unknown>): O {
+  checkNesting(strategy.name, raw);
   const result = safeParse(strategy.options, raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -201,6 +213,7 @@ export function create(spec: BalancerSpec | Balancer, config: BalancerConfig = {
   }
   const { name, ...rest } = spec;
   const strategy = getStrategy(name);
+  checkNesting(name, rest); // the core settings too, before their schemas
   const own: Record<string, unknown> = {};
   const core: Record<string, unknown> = { ...config };
   for (const [k, v] of Object.entries(rest)) {

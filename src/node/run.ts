@@ -25,6 +25,7 @@ import type { StepRecord } from '../core/history.js';
 import { checkSpec, create } from '../core/registry.js';
 import { parseAuto } from '../core/auto-config.js';
 import { safeParse } from '../core/schema.js';
+import { MAX_CONFIG_DEPTH, shortPath, textDepthExceeded, valueDepthExceeded } from '../core/json-depth.js';
 import { MissingPeerError, missingPeers } from '../viz/peers.js';
 import { ensureDir, refuseLink, writeFileSafe } from './safe-file.js';
 
@@ -102,6 +103,9 @@ export function validateRunConfig(raw: unknown, file = '(config)'): RunConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, '(root)', raw, 'an object with fields strategy, steps, lr, seed, output, example');
   }
+  // Iteratively, before the recursive schema checks (a 200,000-deep file overflowed the stack).
+  const deep = valueDepthExceeded(raw, MAX_CONFIG_DEPTH);
+  if (deep) throw new ConfigError(file, shortPath(deep), '(nested)', `at most ${MAX_CONFIG_DEPTH} levels of nesting`);
   const res = safeParse(RunConfigSchema, raw);
   if (!res.success) {
     const issue = res.error.issues[0];
@@ -152,6 +156,8 @@ export function loadRunConfig(file: string): RunConfig {
   if (!existsSync(file)) throw new ConfigError(file, '(file)', file, 'an existing JSON or YAML file');
   const text = readFileSync(file, 'utf8');
   const ext = extname(file).toLowerCase();
+  const deep = textDepthExceeded(text, MAX_CONFIG_DEPTH);
+  if (deep) throw new ConfigError(file, '(file)', `[ or { at line ${deep.line}, column ${deep.column}`, `at most ${MAX_CONFIG_DEPTH} levels of nesting`);
   let raw: unknown;
   try {
     raw = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : tryBoth(text);

@@ -214,7 +214,9 @@ function* streamLines(path: string): Generator<JsonlItem> {
       let obj: unknown;
       try {
         obj = JSON.parse(bytes.toString('utf8', start, end), reviveNonFinite);
-      } catch {
+      } catch (e) {
+        // Nesting too deep for the reviver: not a torn line, and not a trajectory line either.
+        if (e instanceof RangeError) throw new Error(`${path}:${lineNo}: nested too deeply to read (${e.message}); not a trajectory line`);
         pending = { line: lineNo, error: 'not a JSON line' };
         return;
       }
