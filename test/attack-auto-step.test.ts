@@ -177,3 +177,22 @@ describe('item 7: one step at a time', () => {
     toy.dispose();
   });
 });
+
+describe('item 11: a candidate naming a term that does not exist', () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['a candidate fixed weight', { candidates: ['fixed', { name: 'fixed', weights: { zz: 2 } }] }, /option "candidates\.1".*unknown term "zz"/],
+    ['the user weights', { weights: { t0: 1, t9: 3 } }, /option "weights".*unknown term "t9"/],
+    ['a family spec', { families: [{ name: 'fixed', weights: { nope: 1 } }] }, /option "families\.0".*unknown term "nope"/],
+    ['a list of the wrong length', { candidates: ['fixed', { name: 'fixed', weights: [1, 2] }] }, /option "candidates\.1".*2 entries for 3 terms/],
+  ];
+  it.each(cases)('%s: the first step throws naming the option and the term; nothing was built, the next step (fixed) works', async (_n, opts, message) => {
+    const spec = { name: 'auto', trialSteps: 3, ...opts } as BalancerSpec;
+    const a = setup(spec);
+    const tensors = tf.memory().numTensors;
+    expect(() => a.trainer.step()).toThrow(message);
+    expect(a.trainer.stepCount).toBe(0);
+    expect(a.trainer.tournament).toBeNull();
+    expect(tf.memory().numTensors).toBe(tensors);
+    await a.dispose();
+  });
+});

@@ -42,8 +42,9 @@ import { decodeBase64, encodeBase64 } from '../core/base64.js';
 import { BalancerError, OptionError } from '../core/errors.js';
 import * as z from 'zod/mini';
 import { checkWithSchema, stateSchemas, StateError } from '../core/state-check.js';
-import { FAMILY, type AutoConfig } from '../core/auto-config.js';
+import { AUTO_FAMILIES, FAMILY, type AutoConfig } from '../core/auto-config.js';
 import { HarmDetector } from '../core/harm.js';
+import { create } from '../core/registry.js';
 import type { StepRecord } from '../core/history.js';
 import type { Tournament, TournamentCandidate } from '../core/tournament.js';
 import type { BalancerSpec } from '../core/types.js';
@@ -524,6 +525,7 @@ export class AutoSelector {
 
   /** Measure the gradient norms, build the candidates and their copies. Called at the first step. */
   begin(names: string[], vars: tf.Variable[], step: number, epoch: number): void {
+    this.checkSpecs(names);
     this.vars = [...vars];
     const norms = this.measure(names);
     const list = this.buildCandidates(names, norms);
@@ -546,6 +548,34 @@ export class AutoSelector {
     this.plan();
     this.specs = list.map((c) => c.spec);
     this.live = list.map((c, index) => this.makeLive(index, epoch));
+  }
+
+  /**
+   * The specs the user gave (`candidates`, `weights`, `families` other than the default) against
+   * the term names, known at the first step: each must build a balancer for these terms (a misspelt
+   * term in a `fixed` weight, a list of the wrong length, ...), else an error names the option, its
+   * index and the rule, before anything is built. (Before, such a candidate failed at its first
+   * step and was dropped without a word.)
+   */
+  private checkSpecs(names: readonly string[]): void {
+    const check = (spec: BalancerSpec, field: string) => {
+      try {
+        tf.tidy(() => {
+          const b = create(stripLabel(spec));
+          try {
+            b.bind(names);
+          } finally {
+            b.dispose();
+          }
+        });
+      } catch (e) {
+        if (!(e instanceof BalancerError)) throw e;
+        throw new OptionError('auto', field, spec, `does not fit the terms ${JSON.stringify(names)}: ${e.message}`);
+      }
+    };
+    this.cfg.candidates?.forEach((s, i) => check(s, `candidates.${i}`));
+    if (this.cfg.weights) check({ name: 'fixed', weights: this.cfg.weights }, 'weights');
+    if (JSON.stringify(this.cfg.families) !== JSON.stringify(AUTO_FAMILIES)) this.cfg.families.forEach((s, i) => check(s, `families.${i}`));
   }
 
   private makeLive(index: number, epoch: number): Live {
