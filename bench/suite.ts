@@ -50,14 +50,11 @@ export const SUITE_CACHE = join(ROOT, 'bench', 'results', 'suite');
 // Trainers: the one place where the suite builds them
 
 /**
- * Every trainer of the suite is built here: add trainer options in this one place.
- *
- * TOTAL STEPS: when `BalancedTrainer` accepts `totalSteps` (issue 24, part 2: `auto` scales its
- * trials to the run), pass the run's step count: `new BalancedTrainer({ ...options, totalSteps: run.steps })`.
+ * Every trainer of the suite is built here: add trainer options in this one place. Each is told
+ * the run's length (`totalSteps`), as `fitBalanced` tells it: `auto` sizes its trials to the run.
  */
 export function makeSuiteTrainer(options: BalancedTrainerOptions, run: { steps: number }): BalancedTrainer {
-  void run.steps; // TOTAL STEPS: see above
-  return new BalancedTrainer(options);
+  return new BalancedTrainer({ ...options, totalSteps: run.steps });
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -144,3 +144,25 @@ describe('equal weights are kept when no candidate is better on every term', () 
     done();
   });
 });
+
+describe('totalSteps as a trainer option', () => {
+  it("reaches auto unless its spec names one, and a bad value names the option", () => {
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const make = (balancer: BalancerSpec, totalSteps?: unknown) =>
+      new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer, warn: () => undefined, ...(totalSteps !== undefined ? { totalSteps: totalSteps as number } : {}) });
+    const a = make('auto', 5000);
+    a.step();
+    expect(a.tournament!.totalSteps).toBe(5000);
+    expect(a.tournament!.trialSteps).toBe(19);
+    a.close();
+    const b = make({ name: 'auto', totalSteps: 600 }, 5000);
+    b.step();
+    expect(b.tournament!.totalSteps).toBe(600);
+    b.close();
+    expect(() => make('auto', 0)).toThrow(/option "totalSteps" got 0; must be an integer >= 1/);
+    expect(() => make('fixed', 2.5)).toThrow(/totalSteps/);
+    optimizer.dispose();
+    toy.dispose();
+  });
+});

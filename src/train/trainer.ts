@@ -43,6 +43,13 @@ export interface BalancedTrainerOptions {
    */
   every?: number;
   /**
+   * The number of `step()` calls the run will make, when known. With `balancer: 'auto'` it sizes the
+   * selection's trials to the run (the auto option of the same name; see docs/guide-auto.md):
+   * without it the selection plans for an unknown length (first round 10 steps).
+   * @default unknown
+   */
+  totalSteps?: number;
+  /**
    * Exact mode: run `terms()` once per step and backpropagate T times over that one recorded
    * forward pass (`false`: one `tf.variableGrads` per term, T forward passes). Falls back to the
    * per-term way by itself when the installed tfjs does not support it. @default true
@@ -185,6 +192,11 @@ export class BalancedTrainer {
     // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
     // reading any per-term gradient.
     const auto = parseAuto(options.balancer, checkSpec); // every candidate/family spec checked now, not at the first step
+    const total = options.totalSteps;
+    if (total !== undefined && (!Number.isInteger(total) || total < 1)) {
+      throw new BalancerError(`BalancedTrainer: option "totalSteps" got ${JSON.stringify(total)}; must be an integer >= 1 (the run's planned step() calls)`);
+    }
+    if (auto && auto.totalSteps === undefined && total !== undefined) auto.totalSteps = total;
     if (auto) {
       this.selection = new AutoSelector(auto, {
         terms: this.termsFn,
@@ -837,7 +849,7 @@ export class BalancedTrainer {
 }
 
 /** Every option of {@link BalancedTrainerOptions}. */
-export const TRAINER_OPTION_NAMES: readonly string[] = ['terms', 'represent', 'every', 'singleForward', 'optimizer', 'balancer', 'variables', 'shared', 'sinks', 'onNonFinite', 'keepHistory', 'warn', 'meta', 'harm'];
+export const TRAINER_OPTION_NAMES: readonly string[] = ['terms', 'represent', 'every', 'totalSteps', 'singleForward', 'optimizer', 'balancer', 'variables', 'shared', 'sinks', 'onNonFinite', 'keepHistory', 'warn', 'meta', 'harm'];
 
 /** Unknown options are an error naming them, with the closest known one (a misspelt option would otherwise do nothing). */
 function checkTrainerOptions(options: unknown): void {
