@@ -4,13 +4,15 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { autoTable, main, median } from '../bench/auto.js';
-import { useTestBackend } from './helpers.js';
+import { quietly, useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
 
 describe('bench:auto --quick', () => {
   it('runs the multi-output problem: grid, strategies, auto with both scores; reports the winner and cost', async () => {
-    const [r] = await main(['--quick', '--problems', 'multi-output', '--steps', '10']);
+    const { value: [r], lines } = await quietly(() => main(['--quick', '--problems', 'multi-output', '--steps', '10']));
+    expect(lines[0]).toMatch(/^bench:auto multi-output on \w+: 1 seed\(s\), 10 steps/);
+    expect(lines.join('\n')).toContain(autoTable(r));
     expect(r.problem).toBe('multi-output');
     const labels = r.rows.map((x) => x.label);
     expect(labels[0]).toBe('equal weights');
@@ -30,7 +32,8 @@ describe('bench:auto --quick', () => {
   }, 300_000);
 
   it('runs the PINN poisson1d (bench/pinn/problems.ts): error metric finite, auto picks a candidate; unknown problems named', async () => {
-    const [r] = await main(['--quick', '--problems', 'poisson1d', '--pinn-steps', '6', '--only', 'equal weights,auto (validation']);
+    const { value: [r], lines } = await quietly(() => main(['--quick', '--problems', 'poisson1d', '--pinn-steps', '6', '--only', 'equal weights,auto (validation']));
+    expect(lines.join('\n')).toContain(autoTable(r));
     expect(r.problem).toBe('poisson1d');
     expect(r.metricName).toMatch(/relative L2 error of u/);
     const auto = r.rows.find((x) => x.label === 'auto (validation score)')!;

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { main, PINN_ROWS, pinnTable, readResults, runPinn, writePinnSection } from '../bench/pinn.js';
 import { main as overheadMain } from '../bench/pinn-overhead.js';
 import { PINN_PROBLEMS } from '../bench/pinn/problems.js';
-import { useTestBackend } from './helpers.js';
+import { quietly, useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
 
@@ -14,7 +14,9 @@ describe('bench:pinn smoke run', () => {
   it('`npm run bench:pinn -- --quick` (the CI check): every row on Helmholtz, 30 steps, results written and merged', async () => {
     const before = tf.memory().numTensors;
     const dir = mkdtempSync(join(tmpdir(), 'bench-pinn-quick-'));
-    const results = await main(['--quick', '--out', dir]);
+    const { value: results, lines } = await quietly(() => main(['--quick', '--out', dir]));
+    expect(lines[0]).toMatch(/^bench:pinn --quick: a smoke run/);
+    expect(lines.join('\n')).toMatch(/\| problem \| row \| steps \|/);
     expect(results.map((r) => r.row)).toEqual(PINN_ROWS.map((r) => r.key));
     for (const r of results) {
       expect(r.steps).toBe(30);
@@ -23,7 +25,8 @@ describe('bench:pinn smoke run', () => {
       expect(Object.keys(r.weights!)).toEqual(['residual', 'boundary']);
     }
     expect(tf.memory().numTensors).toBe(before);
-    const merged = await main(['--merge', dir]);
+    const { value: merged, lines: mergedLines } = await quietly(() => main(['--merge', dir]));
+    expect(mergedLines.join('\n')).toMatch(/\| helmholtz \| equal weights \|/);
     expect(merged).toHaveLength(PINN_ROWS.length);
     await expect(main(['--quick', '--seeds', '1,x'])).rejects.toThrow(/--seeds got "x"; allowed: a whole number ≥ 0/);
     await expect(main(['--quick', '--problem', 'burgers'])).rejects.toThrow(/--problem got "burgers"; known: helmholtz, poisson1d, klein-gordon/);
@@ -100,7 +103,8 @@ describe('bench:pinn smoke run', () => {
 
   it('`npx tsx bench/pinn-overhead.ts --quick`: plain tfjs, equal weights and lra-code timed in one process; no leak; bad flags named', async () => {
     const before = tf.memory().numTensors;
-    const r = await overheadMain(['--quick']);
+    const { value: r, lines } = await quietly(() => overheadMain(['--quick']));
+    expect(lines.join('\n')).toMatch(/\| trainer \| median ms\/step \| ratio to plain \|\n\|---\|---:\|---:\|\n\| plain \|/);
     expect(r.map((x) => x.variant)).toEqual(['plain', 'equal', 'lra-code']);
     for (const x of r) expect(x.msPerStep > 0 && Number.isFinite(x.ratio) && x.steps === 6).toBe(true);
     expect(r[0].ratio).toBe(1);

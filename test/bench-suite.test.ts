@@ -10,19 +10,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gapClosed, main, noWorseOnEverySeed, problemResult, SUITE_PROBLEMS, summarize, summaryTable, type RunRecord } from '../bench/suite.js';
-import { useTestBackend } from './helpers.js';
+import { quietly, useTestBackend } from './helpers.js';
 
 const cache = mkdtempSync(join(tmpdir(), 'bench-suite-test-'));
 const quiet = () => undefined;
+/** bench:suite's main with its printed tables captured (and checked: they are the returned text), not printed. */
+const run = async (argv: string[]) => {
+  const { value, lines } = await quietly(() => main(argv, quiet));
+  expect(lines.join('\n')).toBe(value.text);
+  return value;
+};
 
 beforeAll(() => useTestBackend());
 afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
 describe('bench:suite --quick', () => {
   it('runs every problem (equal, hand, auto rows), leaks no tensor, caches each run and renders the tables', async () => {
-    await main(['--quick', '--cache', cache, '--only', 'equal', '--problems', 'multi-output'], quiet); // backend and kernels warm
+    await run(['--quick', '--cache', cache, '--only', 'equal', '--problems', 'multi-output']); // backend and kernels warm
     const before = tf.memory().numTensors;
-    const out = await main(['--quick', '--cache', cache, '--only', 'equal,hand,auto'], quiet);
+    const out = await run(['--quick', '--cache', cache, '--only', 'equal,hand,auto']);
     expect(tf.memory().numTensors).toBe(before);
     expect(out.results.map((r) => r.problem)).toEqual(SUITE_PROBLEMS.map((p) => p.name));
     for (const r of out.runs) {
@@ -42,9 +48,9 @@ describe('bench:suite --quick', () => {
   }, 300_000);
 
   it('--only auto re-runs just the auto rows; --from-cache renders the same tables without running', async () => {
-    const auto = await main(['--quick', '--cache', cache, '--only', 'auto', '--problems', 'keras-ticket,poisson1d'], quiet);
+    const auto = await run(['--quick', '--cache', cache, '--only', 'auto', '--problems', 'keras-ticket,poisson1d']);
     expect(new Set(auto.runs.map((r) => r.row))).toEqual(new Set(['auto', 'auto-validation']));
-    const rendered = await main(['--quick', '--cache', cache, '--from-cache', '--problems', 'keras-ticket,poisson1d'], quiet);
+    const rendered = await run(['--quick', '--cache', cache, '--from-cache', '--problems', 'keras-ticket,poisson1d']);
     expect(rendered.runs).toEqual([]);
     expect(rendered.text).toBe(auto.text);
     expect(rendered.results[0].rows.map((r) => r.id)).toEqual(['equal', 'hand', 'best-grid', 'auto', 'auto-validation']);

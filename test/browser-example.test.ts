@@ -5,8 +5,7 @@ import { buildBrowserExample, EXAMPLE_DIR } from '../examples/browser/build.js';
 import { serve } from '../examples/browser/serve.js';
 import type { PageState } from '../examples/browser/state.js';
 import { HAVE_CHROMIUM, NO_CHROMIUM, openPage } from './chromium.js';
-
-if (!HAVE_CHROMIUM) console.log(`browser example tests ${NO_CHROMIUM}`);
+import { skipBecause } from './skip.js';
 
 describe('browser entry', () => {
   it('src/browser.ts bundles for the browser platform (no node: modules pulled in)', async () => {
@@ -18,7 +17,7 @@ describe('browser entry', () => {
   });
 });
 
-describe.skipIf(!HAVE_CHROMIUM)('browser example (headless Chromium)', () => {
+describe.skipIf(skipBecause(!HAVE_CHROMIUM, 'the browser example in Chromium', NO_CHROMIUM))('browser example (headless Chromium)', () => {
   let server: Server;
   let url: string;
   beforeAll(async () => {

@@ -98,10 +98,15 @@ describe('fitBalanced with auto and monitor', () => {
   it("mode comes from the key ('max' for an accuracy) unless given", async () => {
     const model = build(['acc']);
     const d = data(20);
-    const h = await fitBalanced(model, d.x, d.ys, { epochs: 1, batchSize: 5, validationSplit: 0.25, verbose: 0, harm: false, balancer: { ...AUTO, monitor: 'val_small_acc' } });
+    const warnings: string[] = [];
+    const warn = (w: string) => void warnings.push(w);
+    const h = await fitBalanced(model, d.x, d.ys, { epochs: 1, batchSize: 5, validationSplit: 0.25, verbose: 0, harm: false, warn, balancer: { ...AUTO, monitor: 'val_small_acc' } });
     expect(h.trainer.tournament!.mode).toBe('max');
-    const h2 = await fitBalanced(model, d.x, d.ys, { epochs: 1, batchSize: 5, validationSplit: 0.25, verbose: 0, harm: false, balancer: { ...AUTO, monitor: 'val_small_acc', mode: 'min' } });
+    const h2 = await fitBalanced(model, d.x, d.ys, { epochs: 1, batchSize: 5, validationSplit: 0.25, verbose: 0, harm: false, warn, balancer: { ...AUTO, monitor: 'val_small_acc', mode: 'min' } });
     expect(h2.trainer.tournament!.mode).toBe('min');
+    // val_small_acc is one of tfjs's shifted keys: each fit warns once, naming the key that holds the scored value.
+    expect(warnings).toHaveLength(2);
+    for (const w of warnings) expect(w).toMatch(/"val_small_acc" is shifted.*monitor "val_acc\/small"/);
     d.dispose();
     model.dispose();
   });

@@ -12,6 +12,7 @@ import { diagnoseJsonl } from '../src/node/sinks.js';
 import { makeToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { useTestBackend } from './helpers.js';
+import { skipBecause } from './skip.js';
 
 beforeAll(() => useTestBackend());
 
@@ -48,7 +49,7 @@ describe('live harm warnings on real runs', () => {
 });
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'harm');
-const has = (f: string) => existsSync(join(fixtures, f));
+const has = (f: string) => !skipBecause(!existsSync(join(fixtures, f)), `harm flags on ${f}`, `no fixture test/fixtures/harm/${f} (write it with npx tsx bench/harm-runs.ts --fixtures)`);
 describe('harm flags on the recorded seed-VAE runs of the issue (bench/harm-runs.ts --fixtures; 1,500 steps, batch 64, seed 1)', () => {
   it.skipIf(!has('vae-grad-magnitude.jsonl'))('grad-magnitude at its defaults (accuracy on reconstructions 0.139): the reference recon_a starved, runaway weights, with the caveat', () => {
     const { diagnosis } = diagnoseJsonl(join(fixtures, 'vae-grad-magnitude.jsonl'));

@@ -82,3 +82,20 @@ export function feed(b: Balancer, x: BalancerInput): ReturnType<Balancer['update
     return r;
   });
 }
+
+/**
+ * Run `fn` with `console.log`/`info`/`warn`/`error` captured instead of printed: a script's expected
+ * output (a benchmark's tables), which the test then checks, so a passing run prints nothing.
+ * @returns The value of `fn` and the captured lines (each call's arguments joined by spaces).
+ */
+export async function quietly<T>(fn: () => Promise<T> | T): Promise<{ value: T; lines: string[] }> {
+  const names = ['log', 'info', 'warn', 'error'] as const;
+  const saved = names.map((n) => console[n]);
+  const lines: string[] = [];
+  for (const n of names) console[n] = (...a: unknown[]) => void lines.push(a.map(String).join(' '));
+  try {
+    return { value: await fn(), lines };
+  } finally {
+    names.forEach((n, i) => (console[n] = saved[i]));
+  }
+}

@@ -132,13 +132,20 @@ function check(name: string, opts: Record<string, unknown>): void {
         if (!b.strategy.signedWeights) expect(w).toBeGreaterThanOrEqual(0);
       }
     }
-    // A NaN loss afterwards is skipped (warned through the user's `warn`) or thrown as NonFiniteError.
+    // A NaN loss afterwards is skipped (warned through the user's `warn`, else console.warn: captured
+    // and checked here, not printed) or thrown as NonFiniteError.
     stage = 'non-finite update';
+    const warned: unknown[] = [];
+    const consoleWarn = console.warn;
+    console.warn = (...m: unknown[]) => void warned.push(m.join(' '));
     try {
       const r = feed(b, { ...inputs[0], losses: [1, Number.NaN, 1], epoch: 3 });
       expect(r.skipped).toMatch(/term "b"/);
+      if (typeof opts.warn !== 'function') expect(warned.join('\n')).toMatch(/loss of term "b" is NaN; balancer update skipped/);
     } catch (e) {
       expect(e, `${name} ${JSON.stringify(opts)}`).toBeInstanceOf(NonFiniteError);
+    } finally {
+      console.warn = consoleWarn;
     }
   } catch (e) {
     if (!(e instanceof BalancerError)) {

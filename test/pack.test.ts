@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
+import { skipBecause } from './skip.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUN = process.env.LB_PACK_TEST === '1';
@@ -47,7 +48,7 @@ const copiesOf = async (dir: string, name: string): Promise<string[]> =>
     .filter(Boolean)
     .map(dirname);
 
-describe.skipIf(!RUN)('npm pack (LB_PACK_TEST=1)', () => {
+describe.skipIf(skipBecause(!RUN, 'npm pack test', 'runs in CI only (build, npm pack, an offline install; about a minute); set LB_PACK_TEST=1 to run it'))('npm pack (LB_PACK_TEST=1)', () => {
   it('packs dist with types and no tests or runs; a tfjs 4.21 project installs it with one tfjs-core, ≤ 15 MB more, no side effects; require, types and bin work', async () => {
     await sh('npm', ['run', 'build', '--silent'], { cwd: ROOT });
     const packed = JSON.parse(await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT }));

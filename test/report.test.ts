@@ -7,7 +7,8 @@ import type { RunMeta, StepRecord } from '../src/core/history.js';
 import { findTrajectory, renderReport, report } from '../src/viz/report.js';
 import { diagnose } from '../src/core/diagnose.js';
 import { JsonlSink, readJsonl } from '../src/node/sinks.js';
-import { HAVE_CHROMIUM, openPage } from './chromium.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openPage } from './chromium.js';
+import { skipBecause } from './skip.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -115,7 +116,7 @@ describe('report', () => {
     expect(existsSync(path)).toBe(true);
   });
 
-  it.skipIf(!HAVE_CHROMIUM)('loads in headless Chromium without console errors and shows every term', async () => {
+  it.skipIf(skipBecause(!HAVE_CHROMIUM, 'the report page in Chromium', NO_CHROMIUM))('loads in headless Chromium without console errors and shows every term', async () => {
     const dir = writeRun(tmp());
     const { path } = await report(dir);
     const b = await openPage();
