@@ -157,8 +157,10 @@ function runMatrix(name: string, mode: Mode, policy: 'skip' | 'throw', kinds: Ki
       } finally {
         m.setKind(null);
       }
-      // no leak, whatever happened
-      expect(tf.memory().numTensors, `${what}: tensors`).toBe(before.tensors);
+      // no leak, whatever happened (auto: a candidate that fails on the batch, e.g. one that needs
+      // losses >= 0, is dropped and its copies released, so the count may fall)
+      if (name === 'auto') expect(tf.memory().numTensors, `${what}: tensors`).toBeLessThanOrEqual(before.tensors);
+      else expect(tf.memory().numTensors, `${what}: tensors`).toBe(before.tensors);
       expectValidWeights(trainer.balancer, trainer.balancer.weights, what);
       if (accepted) {
         // only a negative loss may be accepted, and only by a strategy that does not need losses ≥ 0
@@ -199,6 +201,17 @@ const namesFor = (mode: Mode) =>
   (mode === 'exact' || mode === 'accumulate' ? names : names.filter((n) => !lossOnly.has(n))).filter(
     (n) => !(jacobianKind.has(n) && (mode === 'accumulate' || mode === 'representation')),
   );
+
+// Issue 26: the same kinds during an `auto` selection (every candidate steps on the bad batch; equal
+// weights' values are the variables' between steps): no leak, no partial step, the message names the
+// term and step, and the selection goes on.
+describe('bad-input matrix during an auto selection', () => {
+  beforeAll(() => useTestBackend());
+  for (const mode of ['exact', 'accumulate'] as Mode[]) {
+    it(`auto / ${mode}: every kind, onNonFinite "skip"`, () => runMatrix('auto', mode, 'skip', SKIP_KINDS));
+    it(`auto / ${mode}: non-finite kinds, onNonFinite "throw"`, () => runMatrix('auto', mode, 'throw', THROW_KINDS));
+  }
+});
 
 describe('bad-input matrix (strategy × mode × input kind) through the trainer', () => {
   beforeAll(() => useTestBackend());

@@ -742,6 +742,7 @@ export class AutoSelector {
    * (and a resume, whose variables are restored from the same file) is unchanged.
    */
   private openStep(): { results: Record<string, StepResult>; records: StepRecord[]; first: StepResult | null; replan: boolean } {
+    this.stepWarnings = new Set();
     this.swapOut(this.live[0]);
     return { results: {}, records: [], first: null, replan: false };
   }
@@ -803,6 +804,20 @@ export class AutoSelector {
       }
     } else if (run.replan) this.plan();
     return { result: { ...run.first!, step }, candidates: run.results, records: run.records, ...(error !== undefined ? { error } : {}) };
+  }
+
+  /** The warnings given during the current selection step (see {@link relayWarning}). */
+  private stepWarnings = new Set<string>();
+
+  /**
+   * A candidate trainer's warning, passed to `warn` unless the same words were passed on during
+   * this selection step already (a bad batch that every candidate skips warns once, not once per
+   * candidate).
+   */
+  relayWarning(message: string, warn: (message: string) => void): void {
+    if (this.stepWarnings.has(message)) return;
+    this.stepWarnings.add(message);
+    warn(message);
   }
 
   /** The label of the candidate whose step is running (inside its `terms()` calls), else null. */

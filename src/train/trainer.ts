@@ -204,8 +204,11 @@ export class BalancedTrainer {
         shared: options.shared,
         warn: options.warn,
         // The candidates' harm flags are judged by the selection (disqualify), not warned about.
-        makeTrainer: (balancer, optimizer, variables) =>
-          new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined, harm: false }),
+        makeTrainer: (balancer, optimizer, variables) => {
+          // A bad batch makes every candidate warn the same words: passed on once per step.
+          const warn = options.warn ?? ((m: string) => console.warn(`loss-balancer: ${m}`));
+          return new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined, harm: false, warn: (m) => this.selection!.relayWarning(m, warn) });
+        },
       });
     }
     this.balancer = create(auto ? 'fixed' : options.balancer ?? 'fixed', {
