@@ -196,6 +196,26 @@ describe('fitDatasetBalanced with auto', () => {
     tf.dispose([train.x, train.yReg, train.yCls, val.x, val.yReg, val.yCls]);
   });
 
+  it("passes the run's planned steps to auto as totalSteps when the epoch length is known (batchesPerEpoch, a dataset of known size), not otherwise", async () => {
+    await initBackend('cpu');
+    const train = data(24, 24);
+    const run = async (ds: tf.data.Dataset<tf.TensorContainer>, extra: Record<string, unknown>) => {
+      const model = twoHeads(() => tf.train.adam(0.01), false);
+      const h = await fitDatasetBalanced(model, ds, { epochs: 3, verbose: 0, harm: false, warn: () => {}, balancer: 'auto', ...extra });
+      const total = h.trainer.tournament!.totalSteps;
+      await h.trainer.close();
+      return total;
+    };
+    expect(await run(batches(train, 8, 'map').repeat(), { batchesPerEpoch: 2 })).toBe(6);
+    expect(await run(batches(train, 8, 'map').repeat(), { batchesPerEpoch: 2, initialEpoch: 1 })).toBe(4);
+    const rows = [tf.unstack(train.x), tf.unstack(train.yReg), tf.unstack(train.yCls)];
+    const sized = tf.data.zip({ xs: tf.data.array(rows[0]), ys: tf.data.zip({ reg: tf.data.array(rows[1]), cls: tf.data.array(rows[2]) }) }).batch(8);
+    expect(sized.size).toBe(3);
+    expect(await run(sized as tf.data.Dataset<tf.TensorContainer>, {})).toBe(9);
+    expect(await run(batches(train, 8, 'map'), {})).toBeUndefined(); // a generator: size unknown
+    tf.dispose([train.x, train.yReg, train.yCls, ...rows.flat()]);
+  });
+
   it('refuses a training monitor key (the training data is not in memory), naming the option', async () => {
     await initBackend('cpu');
     const train = data(8, 23);
