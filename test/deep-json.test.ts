@@ -87,8 +87,9 @@ describe('strategy options', () => {
   });
 });
 
+const head = '{"format":"loss-balancer/checkpoint","version":2,"kind":"balancer","state":';
+
 describe('checkpoints and trajectories', () => {
-  const head = '{"format":"loss-balancer/checkpoint","version":2,"kind":"balancer","state":';
 
   it('a checkpoint cut short inside 20,000 nested arrays: an error naming the file, line and column', () => {
     const f = file('.json', `${head}${arrays(20_000).slice(0, 20_005)}`);
@@ -126,7 +127,9 @@ describe('fuzz: random nestings never overflow the stack', () => {
           try {
             run();
           } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(Error);
             expect(e, String(e)).not.toBeInstanceOf(RangeError);
+            expect(e, String(e)).not.toBeInstanceOf(ReferenceError);
             expect((e as Error).message).not.toMatch(/call stack/);
           }
         }
