@@ -316,11 +316,30 @@ export interface EventFile {
   truncated: boolean;
 }
 
+/** A protobuf payload that cannot be decoded; `offset` is the byte of the file where decoding failed. */
+class ProtoError extends Error {
+  constructor(
+    readonly offset: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reads the few protobuf wire types an `Event` uses. Every read is bounds-checked: a payload that
+ * ends inside a value, claims more bytes than it holds, or uses a wire type protobuf does not
+ * define (or a group) is a {@link ProtoError} at the file offset where it happened (`base` is the
+ * offset of `buf` in the file).
+ */
 class ProtoReader {
   pos = 0;
   private readonly view: DataView;
 
-  constructor(private readonly buf: Uint8Array) {
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly base: number,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
@@ -328,74 +347,100 @@ class ProtoReader {
     return this.pos >= this.buf.length;
   }
 
+  private fail(message: string, at = this.pos): never {
+    throw new ProtoError(this.base + at, message);
+  }
+
+  private need(n: number, what: string): void {
+    if (n > this.buf.length - this.pos) this.fail(`${what} needs ${n} bytes, ${this.buf.length - this.pos} left in the message`);
+  }
+
   varint(): bigint {
+    const start = this.pos;
     let x = 0n;
     let shift = 0n;
-    for (;;) {
-      if (this.pos >= this.buf.length) throw new Error('truncated varint');
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) this.fail('truncated varint', start);
       const b = this.buf[this.pos++];
       x |= BigInt(b & 0x7f) << shift;
       if (!(b & 0x80)) return x;
       shift += 7n;
     }
+    return this.fail('varint longer than 10 bytes', start);
   }
 
   double(): number {
+    this.need(8, 'a double');
     const v = this.view.getFloat64(this.pos, true);
     this.pos += 8;
     return v;
   }
 
   float(): number {
+    this.need(4, 'a float');
     const v = this.view.getFloat32(this.pos, true);
     this.pos += 4;
     return v;
   }
 
-  bytes(): Uint8Array {
-    const n = Number(this.varint());
-    const b = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
+  /** A length-delimited field's bytes, and the file offset where they start. */
+  bytes(): { bytes: Uint8Array; at: number } {
+    const start = this.pos;
+    const n = this.varint();
+    if (n > BigInt(this.buf.length - this.pos)) this.fail(`a length-delimited field of ${n} bytes, ${this.buf.length - this.pos} left in the message`, start);
+    const at = this.pos;
+    this.pos += Number(n);
+    return { bytes: this.buf.subarray(at, this.pos), at: this.base + at };
   }
 
   skip(wireType: number): void {
     if (wireType === 0) this.varint();
-    else if (wireType === 1) this.pos += 8;
+    else if (wireType === 1) this.need(8, 'a 64-bit field'), (this.pos += 8);
     else if (wireType === 2) this.bytes();
-    else if (wireType === 5) this.pos += 4;
-    else throw new Error(`unsupported protobuf wire type ${wireType}`);
+    else if (wireType === 5) this.need(4, 'a 32-bit field'), (this.pos += 4);
+    else this.fail(`unsupported protobuf wire type ${wireType}`);
+  }
+
+  /** A field key: field number and wire type. */
+  key(): { field: number; wt: number } {
+    const start = this.pos;
+    const k = this.varint();
+    const field = Number(k >> 3n);
+    if (field === 0) this.fail('field number 0 (not a protobuf message)', start);
+    return { field, wt: Number(k & 7n) };
   }
 }
 
 const utf8 = new TextDecoder();
 
-function decodeEvent(data: Uint8Array): TensorBoardEvent {
-  const r = new ProtoReader(data);
+/** Decode one `Event`; `base` is the file offset of `data`. Throws a {@link ProtoError} on bad bytes. */
+function decodeEvent(data: Uint8Array, base: number): TensorBoardEvent {
+  const r = new ProtoReader(data, base);
   const ev: TensorBoardEvent = { wallTime: 0, step: 0, scalars: {} };
   while (!r.done) {
-    const key = Number(r.varint());
-    const field = key >>> 3;
-    const wt = key & 7;
+    const { field, wt } = r.key();
     if (field === 1 && wt === 1) ev.wallTime = r.double();
     else if (field === 2 && wt === 0) ev.step = Number(BigInt.asIntN(64, r.varint()));
-    else if (field === 3 && wt === 2) ev.fileVersion = utf8.decode(r.bytes());
+    else if (field === 3 && wt === 2) ev.fileVersion = utf8.decode(r.bytes().bytes);
     else if (field === 5 && wt === 2) {
-      const s = new ProtoReader(r.bytes());
+      const summary = r.bytes();
+      const s = new ProtoReader(summary.bytes, summary.at);
       while (!s.done) {
-        const k = Number(s.varint());
-        if (k >>> 3 === 1 && (k & 7) === 2) {
-          const v = new ProtoReader(s.bytes());
+        const k = s.key();
+        if (k.field === 1 && k.wt === 2) {
+          const value = s.bytes();
+          const v = new ProtoReader(value.bytes, value.at);
           let tag = '';
-          let value: number | undefined;
+          let x: number | undefined;
           while (!v.done) {
-            const kv = Number(v.varint());
-            if (kv >>> 3 === 1 && (kv & 7) === 2) tag = utf8.decode(v.bytes());
-            else if (kv >>> 3 === 2 && (kv & 7) === 5) value = v.float();
-            else v.skip(kv & 7);
+            const kv = v.key();
+            if (kv.field === 1 && kv.wt === 2) tag = utf8.decode(v.bytes().bytes);
+            else if (kv.field === 2 && kv.wt === 5) x = v.float();
+            else v.skip(kv.wt);
           }
-          if (value !== undefined) ev.scalars[tag] = value;
-        } else s.skip(k & 7);
+          // a tag such as "__proto__" stays an own key
+          if (x !== undefined) Object.defineProperty(ev.scalars, tag, { value: x, enumerable: true, writable: true, configurable: true });
+        } else s.skip(k.wt);
       }
     } else r.skip(wt);
   }
@@ -423,7 +468,12 @@ export function readEvents(path: string): EventFile {
     if (view.getUint32(pos + 12 + len, true) !== maskedCrc32c(data)) {
       throw new Error(`${path}: record at byte ${pos}: data CRC mismatch`);
     }
-    events.push(decodeEvent(data));
+    try {
+      events.push(decodeEvent(data, pos + 12));
+    } catch (e) {
+      if (!(e instanceof ProtoError)) throw e;
+      throw new Error(`${path}: record at byte ${pos}: not a TensorBoard Event: ${e.message} (at byte ${e.offset})`);
+    }
     pos += 12 + len + 4;
   }
   return { events, truncated: false };
@@ -431,9 +481,14 @@ export function readEvents(path: string): EventFile {
 
 /** The scalar series of an event file: tag → `[step, value]` pairs in file order. */
 export function scalarSeries(file: EventFile): Record<string, [number, number][]> {
-  const out: Record<string, [number, number][]> = {};
+  // A Map, not `{}`: a tag such as "constructor" or "__proto__" is a key like any other.
+  const out = new Map<string, [number, number][]>();
   for (const ev of file.events) {
-    for (const [tag, v] of Object.entries(ev.scalars)) (out[tag] ??= []).push([ev.step, v]);
+    for (const [tag, v] of Object.entries(ev.scalars)) {
+      let series = out.get(tag);
+      if (!series) out.set(tag, (series = []));
+      series.push([ev.step, v]);
+    }
   }
-  return out;
+  return Object.fromEntries(out);
 }
