@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { BalancerError } from '../core/errors.js';
 import type { GradientStats } from '../core/types.js';
+import { gramProduct } from './gram-product.js';
+import { subTapes } from './subtape.js';
 
 /** A term's gradients, by variable name (variables the term does not reach are absent). */
 export type TermGrads = Map<string, tf.Tensor>;
@@ -136,10 +138,7 @@ export function gramTensor(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
 }
 
 function gramTensorOf(M: tf.Tensor2D, withStats: boolean): tf.Tensor1D {
-  const T = M.shape[0];
-  // wasm: a transposed operand is slow beyond a few rows (T=16, P=32768: 28 ms with transposeB,
-  // 11 ms with an explicit transpose, measured interleaved); for T ≤ 4 transposeB is the faster one.
-  const G = T > 4 ? tf.matMul(M, tf.transpose(M)) : tf.matMul(M, M, false, true);
+  const G = gramProduct(M);
   const parts: tf.Tensor[] = [G.reshape([-1])];
   if (withStats) {
     const abs = M.abs();
@@ -262,6 +261,12 @@ export interface Tape {
    */
   grads(y: tf.Tensor, xs: readonly tf.Tensor[], dy?: tf.Tensor): (tf.Tensor | null)[];
   /**
+   * `grads(y, xs)` for each y of `ys` (element k: the gradients of `ys[k]`), with the tape split once
+   * into one sub-tape per y (src/train/subtape.ts), so that T outputs cost O(T) filtering instead of
+   * O(T²). Same gradients as calling {@link grads} for each.
+   */
+  gradsEach(ys: readonly tf.Tensor[], xs: readonly tf.Tensor[]): (tf.Tensor | null)[][];
+  /**
    * Run `f` without recording its operations on the tape: for tensors that are read (losses, the
    * gradient matrix, an upstream gradient) but never differentiated. Saves the copies of saved
    * tensors that recording would keep until the end of {@link withTape}.
@@ -285,6 +290,22 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
     grads: (y, xs, dy) => {
       const { grads } = withPlainMatMul(engine, transposed, () => unrecorded(engine, () => engine.gradients(() => y, xs as tf.Tensor[], dy, true)));
       return grads.map((g) => g ?? null);
+    },
+    gradsEach: (ys, xs) => {
+      const state = engine.state as unknown as { activeTape: unknown[] | null };
+      const full = state.activeTape;
+      const parts = ys.length > 1 ? subTapes(full, ys) : null;
+      return ys.map((y, k) => {
+        if (!parts) return tape.grads(y, xs);
+        // engine.gradients filters `activeTape`; during this nested call nothing is recorded on it
+        // (backward passes run unrecorded), so it is swapped for y's sub-tape and restored after.
+        state.activeTape = parts[k];
+        try {
+          return tape.grads(y, xs);
+        } finally {
+          state.activeTape = full;
+        }
+      });
     },
     unrecorded: (f) => unrecorded(engine, f),
   };
@@ -470,9 +491,11 @@ export function termGradientsOnce(
     const t = terms();
     check(t);
     const out: tf.NamedTensorMap = {};
+    const ys = names.map((name) => scalarOf(t, name));
+    const each = tape.gradsEach(ys, trainable);
     names.forEach((name, i) => {
-      const y = scalarOf(t, name);
-      const gs = tape.grads(y, trainable);
+      const y = ys[i];
+      const gs = each[i];
       if (gs.every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
       out[`v${i}`] = y;
       gs.forEach((g, k) => {
@@ -527,7 +550,7 @@ export function representationGradients(
     if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
-    const dz = tape ? names.map((_, i) => tape.grads(ys[i], [z])[0]) : headGradsByRecomputation(rep, names, z);
+    const dz = tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
     // Losses, M and the strategy's reading are never differentiated: not recorded on the tape. M is
     // released as soon as `decide` has read it (the backward pass below does not need it).
     const w = (tape ? tape.unrecorded.bind(tape) : <R>(f: () => R) => f())(() => {
