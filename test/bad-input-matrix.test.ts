@@ -28,14 +28,15 @@ const THROW_KINDS: Kind[] = ['nan-loss', 'inf-loss', 'nan-gradient'];
 /** The expected message for each kind (`step` is the trainer's step of the bad step). */
 function expected(kind: Kind, step: number): RegExp {
   switch (kind) {
+    // issue 26 item 18: these four named no step before
     case 'terms-changed':
-      return /the terms changed: .*missing "c"/;
+      return new RegExp(`step ${step}: the terms changed: .*missing "c"`);
     case 'extra-term':
-      return /the terms changed: .*unexpected "d"/;
+      return new RegExp(`step ${step}: the terms changed: .*unexpected "d"`);
     case 'non-scalar':
-      return /term "b" must be a scalar loss; got shape \[2\]/;
+      return new RegExp(`step ${step}: term "b" must be a scalar loss; got shape \\[2\\]`);
     case 'non-tensor':
-      return /term "b" is not a tensor/;
+      return new RegExp(`step ${step}: term "b" is not a tensor`);
     case 'negative-loss':
       return new RegExp(`step ${step}: loss of term "b" is -[0-9.e-]+`);
     case 'nan-loss':

@@ -72,6 +72,10 @@ export function buildCli(): Command {
     .option('--steps <n>', 'training steps per strategy', (v) => parsePositiveInt(v, '--steps'))
     .option('--out <dir>', 'where the trajectories go', 'runs/demo')
     .action(async (opts: { quick?: boolean; steps?: number; out: string }) => {
+      if (!opts.out) {
+        fail('demo: --out got ""; allowed: a non-empty folder path (the trajectories would land in the current folder)');
+        return;
+      }
       const mod = await importOptional<{ runDemo?: (o: Record<string, unknown>) => Promise<unknown> }>(['./demo.js', '../../examples/demo.js']);
       if (!mod || typeof mod.runDemo !== 'function') {
         fail('the demo is not available in this build (no runDemo export in src/node/demo.ts or examples/demo.ts); from a source checkout run `npm run demo`');

@@ -11,6 +11,7 @@ import { initBackend } from '../train/backend.js';
 import type { History } from '../core/history.js';
 import { normal, seedRng, tfjsSeed, uniform, type RngState } from '../core/rng.js';
 import { JsonlSink } from './sinks.js';
+import { BalancerError } from '../core/errors.js';
 import { fmt, summarizeData } from '../core/summary.js';
 import { summarizeTournament, type Tournament } from '../core/tournament.js';
 import { BalancedTrainer } from '../train/trainer.js';
@@ -141,6 +142,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
   const batch = options.batchSize ?? 64;
   const seed = options.seed ?? 7;
   const outDir = options.outDir ?? join('runs', 'demo');
+  // "" would put the trajectories in the current folder (join('', f) is f)
+  if (typeof outDir !== 'string' || !outDir) throw new BalancerError(`runDemo: option "outDir" got ${JSON.stringify(outDir)}; allowed: a non-empty folder path`);
   const runs = options.runs ?? DEFAULT_RUNS;
   const backend = await initBackend(options.backend);
   log(`loss-balancer demo: VAE on generated 8×8 blob images, terms recon_a (pixel MSE), recon_b (L1 on 2× downsampled), kl`);

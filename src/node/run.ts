@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod/mini';
@@ -154,6 +154,7 @@ export function checkRunStrategy(strategy: RunConfig['strategy'], file = '(confi
 /** Read and validate a config file (`.json`, `.yaml` or `.yml`; other names are tried as JSON, then YAML). */
 export function loadRunConfig(file: string): RunConfig {
   if (!existsSync(file)) throw new ConfigError(file, '(file)', file, 'an existing JSON or YAML file');
+  if (statSync(file).isDirectory()) throw new ConfigError(file, '(file)', file, `a JSON or YAML file; ${file} is a folder`);
   const text = readFileSync(file, 'utf8');
   const ext = extname(file).toLowerCase();
   const deep = textDepthExceeded(text, MAX_CONFIG_DEPTH);

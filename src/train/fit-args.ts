@@ -26,6 +26,14 @@ export const MODEL_FIT_KEYS = {
 /** The balancing options {@link fitBalanced} adds to `ModelFitArgs`. */
 export const BALANCING_KEYS = ['balancer', 'lossWeights', 'seed', 'shared', 'representation', 'every', 'sinks', 'onNonFinite', 'warn', 'harm'] as const;
 
+/** A value for an argument error: numbers and strings as written, anything else by its kind. */
+function what(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return `an object (${(v as object).constructor?.name ?? 'no prototype'})`;
+}
+
 /** Levenshtein distance (small strings only). */
 function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
@@ -69,6 +77,9 @@ export function checkFitArgs(args: Record<string, unknown>): void {
     throw new BalancerError(`fitBalanced: argument "shuffle" got ${JSON.stringify(args.shuffle)}; must be true or false ("batch" is not implemented by model.fit either)`);
   }
   const vd = args.validationData as unknown[] | undefined;
+  if (vd != null && !Array.isArray(vd)) {
+    throw new BalancerError(`fitBalanced: argument "validationData" must be [xVal, yVal]; got ${what(vd)}`);
+  }
   if (vd != null && vd.length > 0 && vd.length !== 2) {
     throw new BalancerError(
       `fitBalanced: argument "validationData" has ${vd.length} items; give [xVal, yVal] (validation sample weights are not supported, as in model.fit)`,
@@ -79,6 +90,10 @@ export function checkFitArgs(args: Record<string, unknown>): void {
     if (v != null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
       throw new BalancerError(`fitBalanced: argument "${k}" got ${JSON.stringify(v)}; must be an integer >= 0`);
     }
+  }
+  const seed = args.seed;
+  if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
+    throw new BalancerError(`fitBalanced: argument "seed" got ${what(seed)}; must be an integer from 0 to 4294967295`);
   }
   const vs = args.validationSplit;
   if (vs != null && (typeof vs !== 'number' || !(vs >= 0 && vs < 1))) {

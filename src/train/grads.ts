@@ -4,6 +4,7 @@
  * leave the backend. Every function here is called inside the caller's `tf.tidy`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkSameTerms } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import type { GradientStats } from '../core/types.js';
 import { gramProduct } from './gram-product.js';
@@ -67,6 +68,21 @@ export function variableGrads(f: () => tf.Scalar, vars: readonly tf.Variable[]):
     throw e;
   } finally {
     for (const t of transposed.values()) t?.dispose();
+  }
+}
+
+/**
+ * The trainer's check of one `terms()` result: the same names as bound, each a scalar tensor.
+ * Errors name the term and the trainer's `step` (`step 12: the terms changed: ...`,
+ * `step 12: term "b" must be a scalar loss; ...`).
+ */
+export function checkTerms(names: readonly string[], t: Record<string, tf.Tensor>, step: number): void {
+  try {
+    checkSameTerms(names, Object.keys(t));
+    for (const n of names) scalarOf(t, n);
+  } catch (e) {
+    if (e instanceof BalancerError && !/^step \d+: /.test(e.message)) throw new BalancerError(`step ${step}: ${e.message}`);
+    throw e;
   }
 }
 

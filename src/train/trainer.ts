@@ -11,7 +11,7 @@ import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from 
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import {
-  checkRepresentation, combine, detectShared, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
+  checkRepresentation, combine, detectShared, checkTerms, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
@@ -302,7 +302,7 @@ export class BalancedTrainer {
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients !== 'none' || !!needs.stats);
-    const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
+    const check = (t: Record<string, tf.Scalar>) => checkTerms(names, t, this._step); // errors name the step
     if (micro !== undefined) return this.stepMicro(micro, vars, names, perTerm, check, refresh);
     if (perTerm && needs.gradients === 'jacobian') return this.stepJacobian(vars, names, check);
 
@@ -390,7 +390,7 @@ export class BalancedTrainer {
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
-    const check = (t: Record<string, tf.Scalar>) => checkSameTerms(names, Object.keys(t));
+    const check = (t: Record<string, tf.Scalar>) => checkTerms(names, t, this._step); // errors name the step
     const snapshot = this.balancer.state();
     const held: tf.Tensor[] = [];
     try {
