@@ -2,7 +2,7 @@
  * `npm run bench:suite`: the cross-problem benchmark of issue 24. Small problems of the kinds users
  * have, each with its own held-out metric (not a loss), runnable on 2 cores; on each: equal weights,
  * the problem's hand-tuned and grid points, EVERY registered strategy at its defaults, bare `auto`
- * (the spec `'auto'` and nothing else) and `auto` with the problem's validation score. 3 seeds,
+ * (the spec `'auto'` and nothing else; the trainer knows the run's length) and `auto` with the problem's validation score. 3 seeds,
  * medians, and the cost of each run (wall seconds, steps, peak tensor bytes, peak RSS).
  *
  * Every run writes one JSON file, `<cache>/<problem>/<row>/seed-<s>.json` (default cache
@@ -211,7 +211,7 @@ function commitOf(): string {
   if (commitCache === undefined) {
     try {
       commitCache = execSync('git rev-parse --short HEAD', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-      if (execSync('git status --porcelain -- src strategies bench', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()) commitCache += '+dirty';
+      if (execSync("git status --porcelain -- src strategies bench ':!bench/results'", { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()) commitCache += '+dirty';
     } catch {
       commitCache = 'unknown';
     }
@@ -555,7 +555,7 @@ export function suiteSection(results: readonly ProblemResult[], o: { argv: reado
     '',
     `Command: \`npm run bench:suite\` (every run cached as JSON under ${o.cache.replace(`${ROOT}/`, '')}/<problem>/<row>/seed-<s>.json; this render: \`npm run bench:suite -- ${o.argv.filter((a) => a !== '--no-docs').join(' ')}\`). Machine: ${cpus().length} vCPU ${cpu}, shared with other jobs (load average ${o.load.map((x) => x.toFixed(1)).join(' → ')} over the last invocation); Node ${process.version}; tfjs backend \`${o.backend}\`. Runs dated ${dates[0] ?? '—'} to ${dates[dates.length - 1] ?? '—'}, at commit(s) ${commits.join(', ')}. Sum of the cached runs' wall time: ${(total / 60).toFixed(1)} min for ${recs.length} runs (one process, one core).`,
     '',
-    'Rows: equal weights; the hand-tuned weights the source publishes ("hand:") and a few grid points; the **best grid point**, chosen per seed on the test metric among the fixed-weight rows (an oracle); every registered strategy at its defaults; **bare auto** (`balancer: \'auto\'`, nothing else); **auto + validation score** (`{ name: \'auto\', score }` with the problem\'s validation metric on data apart from the test set). Medians over seeds; cost per run: wall seconds (set-up, training, evaluation), peak of `tf.memory().numBytes` above the problem\'s data and peak process RSS, both sampled after every step; for auto rows the candidate steps as a multiple of the run\'s steps.',
+    'Rows: equal weights; the hand-tuned weights the source publishes ("hand:") and a few grid points; the **best grid point**, chosen per seed on the test metric among the fixed-weight rows (an oracle); every registered strategy at its defaults; **bare auto** (`balancer: \'auto\'`, nothing else; every trainer is told the run\'s length, `totalSteps`, as `fitBalanced` tells it); **auto + validation score** (`{ name: \'auto\', score }` with the problem\'s validation metric on data apart from the test set). Medians over seeds; cost per run: wall seconds (set-up, training, evaluation), peak of `tf.memory().numBytes` above the problem\'s data and peak process RSS, both sampled after every step; for auto rows the candidate steps as a multiple of the run\'s steps.',
     '',
     '| problem | source | reduced against the original protocol |',
     '|---|---|---|',
