@@ -104,6 +104,8 @@ describe('bench:suite summary arithmetic (hand-computed)', () => {
     expect(gapClosed(false, 0.8, 0.6, 0.6)).toBeNull();
     expect(noWorseOnEverySeed(true, [0.5, 0.7], [0.6, 0.6], 0.05)).toBe(false);
     expect(noWorseOnEverySeed(true, [0.5], [0.6, 0.6], 0.05)).toBeNull();
+    // the gap 1.1 → 0.5 exceeds equal weights' spread 0.2
+    expect(s.gapAboveSpread).toBe(true);
     const t = summaryTable([r]);
     expect(t).toMatch(/\| p \| lower \| 1\.1 \| 0\.5 \| 0\.8 \| strategy-y 0\.3 \| 1\.15 \| 0\.5 \| yes \(0\.2\) \| -0\.08 \| 1\.00 \|/);
     expect(t).toMatch(/median gap closed ≥ 0\.5: \*\*no\*\*/);
