@@ -202,6 +202,8 @@ export interface RunRecord {
   error?: string;
   commit: string;
   date: string;
+  /** The 1-minute load average when the run started (the machine is shared). */
+  load1?: number;
   backend: string;
   node: string;
 }
@@ -249,6 +251,7 @@ export function runOne(p: BenchProblem, row: SuiteRow, seed: number): RunRecord 
     leakedTensors: 0,
     commit: commitOf(),
     date: new Date().toISOString(),
+    load1: loadavg()[0],
     backend: tf.getBackend(),
     node: process.version,
   };
@@ -549,14 +552,15 @@ export async function main(argv: readonly string[], log: (line: string) => void 
 export function suiteSection(results: readonly ProblemResult[], o: { argv: readonly string[]; backend: string; seconds: number; load: number[]; cache: string }): string {
   const recs = results.flatMap((r) => r.rows.flatMap((x) => x.records.filter((y): y is RunRecord => !!y)));
   const total = recs.reduce((a, x) => a + x.seconds, 0);
-  const dates = recs.map((x) => x.date.slice(0, 10)).sort();
+  const dates = recs.map((x) => x.date.slice(0, 16).replace('T', ' ')).sort();
+  const loads = recs.map((x) => x.load1).filter((x): x is number => x !== undefined);
   const commits = [...new Set(recs.map((x) => x.commit))];
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const problems = SUITE_PROBLEMS.filter((d) => results.some((r) => r.problem === d.name));
   return [
     '## Cross-problem suite (`npm run bench:suite`, issue 24)',
     '',
-    `Command: \`npm run bench:suite\` (every run cached as JSON under ${o.cache.replace(`${ROOT}/`, '')}/<problem>/<row>/seed-<s>.json; this render: \`npm run bench:suite -- ${o.argv.filter((a) => a !== '--no-docs').join(' ')}\`). Machine: ${cpus().length} vCPU ${cpu}, shared with other jobs (load average ${o.load.map((x) => x.toFixed(1)).join(' → ')} over the last invocation); Node ${process.version}; tfjs backend \`${o.backend}\`. Runs dated ${dates[0] ?? '—'} to ${dates[dates.length - 1] ?? '—'}, at commit(s) ${commits.join(', ')}. Sum of the cached runs' wall time: ${(total / 60).toFixed(1)} min for ${recs.length} runs (one process, one core).`,
+    `Command: \`npm run bench:suite\` (every run cached as JSON under ${o.cache.replace(`${ROOT}/`, '')}/<problem>/<row>/seed-<s>.json; this render: \`npm run bench:suite -- ${o.argv.filter((a) => a !== '--no-docs').join(' ')}\`). Machine: ${cpus().length} vCPU ${cpu}, shared with other jobs (1-minute load average ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} at the start of the ${loads.length} runs that recorded it` : 'not recorded by these runs'}; ${o.load.map((x) => x.toFixed(1)).join(' → ')} over this render's invocation); Node ${process.version}; tfjs backend \`${o.backend}\`. Runs from ${dates[0] ?? '—'} to ${dates[dates.length - 1] ?? '—'} UTC, at commit(s) ${commits.join(', ')} ("+dirty": code under bench/, src/ or strategies/ not committed). Sum of the cached runs' wall time: ${(total / 60).toFixed(1)} min for ${recs.length} runs (one process, one core).`,
     '',
     'Rows: equal weights; the hand-tuned weights the source publishes ("hand:") and a few grid points; the **best grid point**, chosen per seed on the test metric among the fixed-weight rows (an oracle); every registered strategy at its defaults; **bare auto** (`balancer: \'auto\'`, nothing else; every trainer is told the run\'s length, `totalSteps`, as `fitBalanced` tells it); **auto + validation score** (`{ name: \'auto\', score }` with the problem\'s validation metric on data apart from the test set). Medians over seeds; cost per run: wall seconds (set-up, training, evaluation), peak of `tf.memory().numBytes` above the problem\'s data and peak process RSS, both sampled after every step; for auto rows the candidate steps as a multiple of the run\'s steps.',
     '',
