@@ -273,3 +273,30 @@ describe('item 5: a mid-selection checkpoint file', () => {
     b.dispose();
   });
 });
+
+describe('item 5: a checkpoint larger than one string can hold is read from its bytes', () => {
+  it('parseJsonBytes gives what JSON.parse gives, and refuses what it refuses naming field and byte', async () => {
+    const { parseJsonBytes, JsonBytesError } = await import('../src/node/checkpoint.js');
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom('', ' ', '\n\t'), (v, pad) => {
+        const text = pad + JSON.stringify(v) + pad;
+        expect(parseJsonBytes(Buffer.from(text, 'utf8'))).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 300 },
+    );
+    for (const s of ['{"a":"x\\"y","b\\u00e9":["\\n",1e-7,-0.5,true,null]}', '"\\\\"', '{"__proto__":{"x":1}}', '[]', '{}', '"é ☃"']) {
+      expect(parseJsonBytes(Buffer.from(s))).toEqual(JSON.parse(s));
+    }
+    expect(Object.getPrototypeOf(parseJsonBytes(Buffer.from('{"__proto__":{"x":1}}')))).toBe(Object.prototype);
+    for (const bad of ['{"a":1,}', '{"a" 1}', '[1 2]', '"abc', '01', '{"a":"\u0001"}', 'tru', '{"a":[1,2', '1 2', '"\\x"']) {
+      expect(() => parseJsonBytes(Buffer.from(bad)), bad).toThrow(JsonBytesError);
+      expect(() => JSON.parse(bad), bad).toThrow(SyntaxError);
+    }
+    expect(() => parseJsonBytes(Buffer.from('{"a":{"b":[[1]]}}'), 3)).toThrow(/nested more than 3/);
+    try {
+      parseJsonBytes(Buffer.from('{"state":{"auto":{"live":[1,}}}'));
+    } catch (e) {
+      expect((e as InstanceType<typeof JsonBytesError>).field).toBe('state.auto.live.1');
+    }
+  });
+});

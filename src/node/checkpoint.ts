@@ -29,7 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MAX_CHECKPOINT_DEPTH, textDepthExceeded } from '../core/json-depth.js';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Balancer, type BalancerState } from '../core/balancer.js';
@@ -568,8 +568,21 @@ export function checkCheckpoint(raw: unknown, where = '(checkpoint)'): Checkpoin
 export function readCheckpoint(path: string): Checkpoint {
   let text: string;
   try {
+    // A file above BIG_CHECKPOINT (an auto selection's copies of a large model) is parsed from its
+    // bytes: V8 cannot hold it as one string.
+    if (statSync(path).size > BIG_CHECKPOINT) {
+      let raw: unknown;
+      try {
+        raw = parseJsonBytes(readFileSync(path), MAX_CHECKPOINT_DEPTH);
+      } catch (e) {
+        if (!(e instanceof JsonBytesError)) throw e;
+        throw new BalancerError(`cannot read checkpoint ${path}: field "${e.field}": ${e.message}`);
+      }
+      return checkCheckpoint(raw, path);
+    }
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof BalancerError) throw e;
     throw new BalancerError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
   // Iteratively, before anything recursive (the error position finder below, the checks after).
@@ -585,6 +598,121 @@ export function readCheckpoint(path: string): Checkpoint {
     );
   }
   return checkCheckpoint(raw, path);
+}
+
+/** Checkpoint files larger than this (bytes) are parsed from their bytes by {@link parseJsonBytes}. */
+export const BIG_CHECKPOINT = 256 * 2 ** 20;
+
+/** {@link parseJsonBytes} found no valid JSON: `field` is the dotted path being read, `byte` where. */
+export class JsonBytesError extends SyntaxError {
+  constructor(
+    message: string,
+    readonly field: string,
+    readonly byte: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `JSON.parse` of UTF-8 bytes without first making them one string (V8 caps a string at 2^29 - 24
+ * characters, a checkpoint of an `auto` selection of a large model can be larger): the same value
+ * for valid JSON; each string is decoded on its own. Containers nested deeper than `maxDepth` are
+ * an error. Throws a {@link JsonBytesError} naming the field and byte offset.
+ */
+export function parseJsonBytes(buf: Uint8Array, maxDepth = Infinity): unknown {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = b.length;
+  const path: string[] = [];
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new JsonBytesError(`not valid JSON at byte ${i}: ${what}`, path.join('.') || '(root)', i);
+  };
+  const ws = () => {
+    while (i < n) {
+      const c = b[i];
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else break;
+    }
+  };
+  const str = (): string => {
+    if (b[i] !== 0x22) fail('a string was expected');
+    const start = i + 1;
+    let end = b.indexOf(0x22, start);
+    let escaped = false;
+    for (;;) {
+      if (end < 0) fail('unterminated string');
+      let k = end - 1;
+      while (k >= start && b[k] === 0x5c) k--;
+      if ((end - 1 - k) % 2 === 0) break;
+      escaped = true;
+      end = b.indexOf(0x22, end + 1);
+    }
+    const raw = b.toString('utf8', start, end);
+    i = end + 1;
+    if (escaped || /[\\\u0000-\u001f]/.test(raw)) {
+      try {
+        return JSON.parse(`"${raw}"`) as string;
+      } catch {
+        i = start;
+        return fail('a bad escape or control character in a string');
+      }
+    }
+    return raw;
+  };
+  const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/;
+  const value = (depth: number): unknown => {
+    ws();
+    const c = b[i];
+    if (c === 0x7b || c === 0x5b) {
+      if (depth >= maxDepth) fail(`nested more than ${maxDepth} levels deep`);
+      i++;
+      ws();
+      if (c === 0x7b) {
+        const o: Record<string, unknown> = {};
+        if (b[i] === 0x7d) return i++, o;
+        for (;;) {
+          ws();
+          const k = str();
+          ws();
+          if (b[i] !== 0x3a) fail('":" was expected');
+          i++;
+          path.push(k);
+          const v = value(depth + 1);
+          path.pop();
+          Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+          ws();
+          if (b[i] === 0x2c) i++;
+          else if (b[i] === 0x7d) return i++, o;
+          else fail('"," or "}" was expected');
+        }
+      }
+      const a: unknown[] = [];
+      if (b[i] === 0x5d) return i++, a;
+      for (;;) {
+        path.push(String(a.length));
+        a.push(value(depth + 1));
+        path.pop();
+        ws();
+        if (b[i] === 0x2c) i++;
+        else if (b[i] === 0x5d) return i++, a;
+        else fail('"," or "]" was expected');
+      }
+    }
+    if (c === 0x22) return str();
+    const head = b.toString('latin1', i, Math.min(n, i + 400));
+    for (const [word, v] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (head.startsWith(word)) return (i += word.length), v;
+    }
+    const m = NUMBER.exec(head);
+    if (!m) return fail(i >= n ? 'unexpected end' : 'a value was expected');
+    i += m[0].length;
+    return Number(m[0]);
+  };
+  const out = value(0);
+  ws();
+  if (i < n) fail('unexpected text after the value');
+  return out;
 }
 
 /**
