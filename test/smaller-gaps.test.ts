@@ -73,3 +73,31 @@ describe('BalancedTrainer options', () => {
     w.dispose();
   });
 });
+
+describe('auto in fitBalanced with layer penalties and lossWeights', () => {
+  it("trains (was: auto: option \"frozen\" unknown); every candidate keeps the penalties frozen at 1 and the lossWeights as base weights", async () => {
+    const input = tf.input({ shape: [3] });
+    const h = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotNormal({ seed: 7 }), kernelRegularizer: tf.regularizers.l2({ l2: 0.01 }) }).apply(input) as tf.SymbolicTensor;
+    const m = tf.model({ inputs: input, outputs: [
+      tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 8 }) }).apply(h) as tf.SymbolicTensor,
+      tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) }).apply(h) as tf.SymbolicTensor,
+    ] });
+    m.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
+    const x = tf.randomNormal([32, 3], 0, 1, 'float32', 3);
+    const ya = tf.tidy(() => x.sum(1, true).mul(10));
+    const yb = tf.tidy(() => x.mean(1, true));
+    const hist = await fitBalanced(m, x, [ya, yb], {
+      epochs: 3, batchSize: 8, verbose: 0, harm: false, warn: () => {}, lossWeights: { a: 0.5, b: 2 },
+      balancer: { name: 'auto', trialSteps: 2, candidates: ['gradnorm', 'uncertainty'] } as never,
+    });
+    const t = hist.trainer.tournament!;
+    expect(t.candidates.map((c) => c.label)).toEqual(expect.arrayContaining(['gradnorm', 'uncertainty']));
+    expect(t.candidates.every((c) => !c.failed)).toBe(true);
+    for (const r of hist.trainer.history.trials) expect(r.weight.regularization, `${r.candidate} step ${r.step}`).toBe(1);
+    const eq = hist.trainer.history.trials.find((r) => r.candidate === 'equal')!;
+    expect(eq.weight.a).toBeCloseTo(0.5, 12);
+    expect(eq.weight.b).toBeCloseTo(2, 12);
+    await hist.trainer.close();
+    tf.dispose([x, ya, yb]);
+  });
+});

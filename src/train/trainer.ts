@@ -191,7 +191,10 @@ export class BalancedTrainer {
     // One cadence mechanism: the trainer's `every: k` is the balancer's `updateEvery: k`; the balancer
     // decides each step whether the strategy runs, and the trainer asks it (wantsUpdate) before
     // reading any per-term gradient.
-    const auto = parseAuto(options.balancer, checkSpec); // every candidate/family spec checked now, not at the first step
+    // `frozen` and `baseWeights` given with auto are settings of every candidate (fitBalanced's layer
+    // penalties and lossWeights), not options of the selection.
+    const { spec: autoSpec, common } = splitCandidateSettings(options.balancer);
+    const auto = parseAuto(autoSpec, checkSpec); // every candidate/family spec checked now, not at the first step
     const total = options.totalSteps;
     if (total !== undefined && (!Number.isInteger(total) || total < 1)) {
       throw new BalancerError(`BalancedTrainer: option "totalSteps" got ${JSON.stringify(total)}; must be an integer >= 1 (the run's planned step() calls)`);
@@ -207,7 +210,7 @@ export class BalancedTrainer {
         makeTrainer: (balancer, optimizer, variables) => {
           // A bad batch makes every candidate warn the same words: passed on once per step.
           const warn = options.warn ?? ((m: string) => console.warn(`loss-balancer: ${m}`));
-          return new BalancedTrainer({ ...options, balancer, optimizer, variables, sinks: [], keepHistory: true, meta: undefined, harm: false, warn: (m) => this.selection!.relayWarning(m, warn) });
+          return new BalancedTrainer({ ...options, balancer: withSettings(balancer, common), optimizer, variables, sinks: [], keepHistory: true, meta: undefined, harm: false, warn: (m) => this.selection!.relayWarning(m, warn) });
         },
       });
     }
@@ -866,4 +869,25 @@ function checkTrainerOptions(options: unknown): void {
       : ((near) => (near ? `; did you mean "${near}"?` : ''))(closest(key, TRAINER_OPTION_NAMES));
     throw new BalancerError(`BalancedTrainer: unknown option "${key}"${hint} (known: ${TRAINER_OPTION_NAMES.join(', ')})`);
   }
+}
+
+/** The balancer settings an `auto` spec passes to every candidate rather than to the selection. */
+const CANDIDATE_SETTINGS = ['frozen', 'baseWeights'] as const;
+
+/** An `auto` spec without {@link CANDIDATE_SETTINGS}, and those settings; any other spec unchanged. */
+function splitCandidateSettings(spec: BalancedTrainerOptions['balancer']): { spec: BalancedTrainerOptions['balancer']; common: Record<string, unknown> } {
+  if (!spec || typeof spec !== 'object' || spec instanceof Balancer || (spec as { name?: unknown }).name !== 'auto') return { spec, common: {} };
+  const rest: Record<string, unknown> = { ...spec };
+  const common: Record<string, unknown> = {};
+  for (const k of CANDIDATE_SETTINGS) {
+    if (rest[k] !== undefined) common[k] = rest[k];
+    delete rest[k];
+  }
+  return { spec: rest as BalancerSpec, common };
+}
+
+/** A candidate's spec with the settings every candidate shares (its own fields win). */
+function withSettings(spec: BalancerSpec, common: Record<string, unknown>): BalancerSpec {
+  if (!Object.keys(common).length) return spec;
+  return (typeof spec === 'string' ? { name: spec, ...common } : { ...common, ...(spec as object) }) as BalancerSpec;
 }
