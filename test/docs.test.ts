@@ -34,3 +34,33 @@ describe('strategy docs', () => {
     expect(guides.filter((g) => !readme.includes(`(docs/${g})`))).toEqual([]);
   });
 });
+
+describe('code in the docs imports what the entries export', () => {
+  const entries: Record<string, string> = {
+    'loss-balancer': '../src/index.js',
+    'loss-balancer/browser': '../src/browser.js',
+    'loss-balancer/plot': '../src/viz/plot.js',
+    'loss-balancer/report': '../src/viz/report.js',
+    'loss-balancer/tensorboard': '../src/node/tensorboard.js',
+    'loss-balancer/strategies': '../strategies/index.js',
+  };
+  const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  it("every `import { … } from 'loss-balancer…'` in README.md and docs/*.md names an export of that entry", async () => {
+    const missing: string[] = [];
+    for (const file of files) {
+      for (const m of read(file).matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(loss-balancer[^']*)'/g)) {
+        const mod = entries[m[2]];
+        if (!mod) {
+          missing.push(`${file}: unknown entry ${m[2]}`);
+          continue;
+        }
+        const exported = await import(mod);
+        for (const raw of m[1].split(',')) {
+          const name = raw.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0];
+          if (name && !/^[A-Z]/.test(name) && !(name in exported)) missing.push(`${file}: ${name} from '${m[2]}'`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  }, 60_000);
+});

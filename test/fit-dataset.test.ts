@@ -138,6 +138,36 @@ for (const backend of ['cpu', 'wasm'] as const) {
   });
 }
 
+describe('fitDatasetBalanced reads the dataset as fitDataset reads it', () => {
+  it('one iterator per epoch (one for the run with batchesPerEpoch), each batch read once, its tensors disposed after the step', async () => {
+    await initBackend('cpu');
+    const train = data(24, 31);
+    /** The dataset of `batches`, counting iterator() calls and elements read. */
+    const counted = (base: tf.data.Dataset<tf.TensorContainer>) => {
+      const c = { iterators: 0, elements: 0 };
+      const ds = Object.create(base) as tf.data.Dataset<tf.TensorContainer>;
+      ds.iterator = async () => {
+        c.iterators += 1;
+        const it = await base.iterator();
+        return Object.assign(Object.create(it), { next: async () => { const r = await it.next(); if (!r.done) c.elements += 1; return r; } });
+      };
+      return { ds, c };
+    };
+    for (const extra of [{}, { batchesPerEpoch: 2 }]) {
+      const a = twoHeads(() => tf.train.sgd(0.05));
+      const b = twoHeads(() => tf.train.sgd(0.05));
+      const ra = counted(extra.batchesPerEpoch ? batches(train, 8, 'map').repeat() : batches(train, 8, 'map'));
+      const rb = counted(extra.batchesPerEpoch ? batches(train, 8, 'map').repeat() : batches(train, 8, 'map'));
+      await a.fitDataset(ra.ds, { epochs: 3, verbose: 0, ...extra });
+      const before = tf.memory().numTensors;
+      await fitDatasetBalanced(b, rb.ds, { epochs: 3, verbose: 0, ...extra });
+      expect(rb.c, JSON.stringify(extra)).toEqual(ra.c);
+      expect(tf.memory().numTensors - before).toBeLessThanOrEqual(4); // the optimizer's slots at most, no batch kept
+    }
+    tf.dispose([train.x, train.yReg, train.yCls]);
+  });
+});
+
 describe('fitDatasetBalanced: arguments and errors', () => {
   it('a dataset given to fitBalanced gets an error naming fitDatasetBalanced (was tfjs\'s "No data provided")', async () => {
     await initBackend('cpu');
