@@ -55,9 +55,10 @@ function paths(v: unknown, at: (string | number)[] = []): (string | number)[][] 
 
 type Corruption = { kind: string; text: string };
 
-function corruptions(text: string, n: number, seed: number, only?: (path: string) => boolean): Corruption[] {
+function corruptions(text: string, n: number, seed: number, only?: (path: string) => boolean, deep = false): Corruption[] {
   const r = lcg(seed);
   const int = (k: number) => Math.floor(r() * k);
+  if (deep) return deepCorruptions(text, n, int);
   const printable = ' !"#$%&()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~';
   const parsed = JSON.parse(text);
   const all = paths(parsed).filter((p) => !only || only(p.join('.')));
@@ -105,13 +106,40 @@ function corruptions(text: string, n: number, seed: number, only?: (path: string
   return out;
 }
 
-const KINDS: { name: string; spec: BalancerSpec; only?: (path: string) => boolean; minRefused: number }[] = [
+/**
+ * Issue 26 item 16: a random field's value replaced by 300 to 20,000 nested arrays or objects, half of
+ * them cut short inside the nesting (a checkpoint written by something else, or cut short). Each must
+ * be refused naming the file and a field, never a stack overflow.
+ */
+function deepCorruptions(text: string, n: number, int: (k: number) => number): Corruption[] {
+  const all = paths(JSON.parse(text));
+  const out: Corruption[] = [];
+  for (let k = 0; k < n; k++) {
+    const p = all[int(all.length)];
+    const depth = 300 + int(20_000);
+    const open = int(2) ? '['.repeat(depth) : '{"k":'.repeat(depth);
+    const close = open[0] === '[' ? ']'.repeat(depth) : '}'.repeat(depth);
+    const marker = '"@@DEEP@@"';
+    const copy = JSON.parse(text);
+    let o = copy;
+    for (const key of p.slice(0, -1)) o = o[key];
+    o[p[p.length - 1]] = '@@DEEP@@';
+    const [before, after] = JSON.stringify(copy).split(marker);
+    const cut = k % 2 === 1;
+    out.push({ kind: `${p.join('.')} := ${depth} levels${cut ? ', cut short' : ''}`, text: cut ? before + open.slice(0, open.length - int(depth)) : before + open + '1' + close + after });
+  }
+  return out;
+}
+
+const KINDS: { name: string; spec: BalancerSpec; only?: (path: string) => boolean; minRefused: number; deep?: boolean }[] = [
   { name: 'gradnorm, Adam, three variables', spec: SPEC, minRefused: 100 },
   // issue 26: the JSON edits go to the selection state and the optimizer's config only
   { name: 'auto mid-selection: state.auto and optimizer.config', spec: AUTO as unknown as BalancerSpec, only: (p) => p.startsWith('state.auto') || p.startsWith('optimizer.config'), minRefused: 100 },
+  // issue 26: deep nesting anywhere (every one refused)
+  { name: 'deep nesting at random fields', spec: SPEC, minRefused: 199, deep: true },
 ];
 
-describe.each(KINDS)('200 random corruptions of a saved checkpoint ($name)', ({ name, spec, only, minRefused }) => {
+describe.each(KINDS)('200 random corruptions of a saved checkpoint ($name)', ({ name, spec, only, minRefused, deep }) => {
   it('never a partial load; an error names the file and a field, or the load equals the intact one', async () => {
     const toy = makeToy([1, 3], { seed: 21 });
     const source = fresh(toy, spec);
@@ -133,7 +161,7 @@ describe.each(KINDS)('200 random corruptions of a saved checkpoint ($name)', ({ 
     let refused = 0;
     let loaded = 0;
     const tensors = tf.memory().numTensors;
-    for (const c of corruptions(text, 200, 12, only)) {
+    for (const c of corruptions(text, 200, 12, only, deep)) {
       writeFileSync(bad, c.text);
       // move the variables away from the saved values, so that a partial load would show
       tf.tidy(() => toy.variables.forEach((v, i) => v.assign(tf.fill(v.shape, 0.25 + i) as tf.Tensor)));

@@ -95,7 +95,7 @@ describe('checkpoints and trajectories', () => {
     const f = file('.json', `${head}${arrays(20_000).slice(0, 20_005)}`);
     const e = thrown(() => readCheckpoint(f));
     expect(e).toBeInstanceOf(BalancerError);
-    expect(e.message).toMatch(new RegExp(`${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: nested more than 256 levels deep at line 1, column \\d+`));
+    expect(e.message).toMatch(new RegExp(`${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: field "state\\.0\\.0\\.….*": nested more than 256 levels deep at line 1, column \\d+`));
   });
 
   it('a checkpoint cut short at ordinary depth still names the field (unchanged)', () => {
@@ -143,7 +143,8 @@ describe('the depth helpers', () => {
   it('textDepthExceeded counts brackets outside strings only', () => {
     expect(textDepthExceeded('"[[[[[[["', 2)).toBeNull();
     expect(textDepthExceeded('["\\"[[[["]', 1)).toBeNull();
-    expect(textDepthExceeded('[\n [[', 2)).toEqual({ offset: 4, line: 2, column: 3 });
+    expect(textDepthExceeded('[\n [[', 2)).toEqual({ offset: 4, line: 2, column: 3, path: ['0', '0'] });
+    expect(textDepthExceeded('{"a": 1, "b": [2, {"c": [[', 4)?.path).toEqual(['b', '1', 'c', '0']);
   });
 
   it('valueDepthExceeded walks iteratively, names the path, and ends on a value that refers to itself', () => {

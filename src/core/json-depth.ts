@@ -23,6 +23,8 @@ export interface DepthAt {
   line: number;
   /** 1-based column. */
   column: number;
+  /** The keys and indices leading to that bracket (as far as the text is JSON). */
+  path: string[];
 }
 
 /**
@@ -31,7 +33,10 @@ export interface DepthAt {
  * is scanned as far as it goes). For YAML text, flow collections count the same way.
  */
 export function textDepthExceeded(text: string, max: number): DepthAt | null {
-  let depth = 0;
+  // per open container: an object's current key, or an array's current index
+  const keys: (string | number)[] = [];
+  let lastString = '';
+  let stringStart = 0;
   let inString = false;
   let line = 1;
   let lineStart = 0;
@@ -44,14 +49,21 @@ export function textDepthExceeded(text: string, max: number): DepthAt | null {
     }
     if (inString) {
       if (c === 92) i += 1; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
+      else if (c === 34) {
+        inString = false;
+        lastString = text.slice(stringStart, i);
+      }
       continue;
     }
-    if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      depth += 1;
-      if (depth > max) return { offset: i, line, column: i - lineStart + 1 };
-    } else if ((c === 125 || c === 93) && depth > 0) depth -= 1;
+    if (c === 34) {
+      inString = true;
+      stringStart = i + 1;
+    } else if (c === 123 || c === 91) {
+      if (keys.length >= max) return { offset: i, line, column: i - lineStart + 1, path: keys.map(String) };
+      keys.push(c === 91 ? 0 : '');
+    } else if ((c === 125 || c === 93) && keys.length) keys.pop();
+    else if (c === 58 && keys.length && typeof keys[keys.length - 1] === 'string') keys[keys.length - 1] = lastString;
+    else if (c === 44 && keys.length && typeof keys[keys.length - 1] === 'number') (keys[keys.length - 1] as number) += 1;
   }
   return null;
 }

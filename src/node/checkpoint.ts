@@ -28,7 +28,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { MAX_CHECKPOINT_DEPTH, textDepthExceeded } from '../core/json-depth.js';
+import { MAX_CHECKPOINT_DEPTH, shortPath, textDepthExceeded } from '../core/json-depth.js';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -587,7 +587,7 @@ export function readCheckpoint(path: string): Checkpoint {
   }
   // Iteratively, before anything recursive (the error position finder below, the checks after).
   const deep = textDepthExceeded(text, MAX_CHECKPOINT_DEPTH);
-  if (deep) throw new BalancerError(`cannot read checkpoint ${path}: nested more than ${MAX_CHECKPOINT_DEPTH} levels deep at line ${deep.line}, column ${deep.column} (not a checkpoint loss-balancer wrote)`);
+  if (deep) throw new BalancerError(`cannot read checkpoint ${path}: field "${shortPath(deep.path)}": nested more than ${MAX_CHECKPOINT_DEPTH} levels deep at line ${deep.line}, column ${deep.column} (not a checkpoint loss-balancer wrote)`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -158,7 +158,7 @@ export function loadRunConfig(file: string): RunConfig {
   const text = readFileSync(file, 'utf8');
   const ext = extname(file).toLowerCase();
   const deep = textDepthExceeded(text, MAX_CONFIG_DEPTH);
-  if (deep) throw new ConfigError(file, '(file)', `[ or { at line ${deep.line}, column ${deep.column}`, `at most ${MAX_CONFIG_DEPTH} levels of nesting`);
+  if (deep) throw new ConfigError(file, deep.path.length ? shortPath(deep.path) : '(file)', `[ or { at line ${deep.line}, column ${deep.column}`, `at most ${MAX_CONFIG_DEPTH} levels of nesting`);
   let raw: unknown;
   try {
     raw = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : tryBoth(text);
