@@ -194,6 +194,7 @@ export function runPinn(o: PinnRunOptions): PinnResult {
     trainer = new BalancedTrainer({
       optimizer: opt,
       balancer: made?.spec ?? row.spec,
+      totalSteps: steps, // auto sizes its trials to the run (other rows ignore it)
       variables: model.net.variables,
       // representation mode reads statistics on z, where `shared` does not apply
       ...(row.kernelsOnly && mode === 'exact' ? { shared: model.net.kernels } : {}),

@@ -86,7 +86,8 @@ async function train(): Promise<void> {
   const toy = makeToyProblem({ scales: [1, 10, 100], names: ['small', 'medium', 'large'], seed: 1 });
   const optimizer = tf.train.adam(0.02);
   const balancer: BalancerSpec = state.strategy === 'auto' && trialSteps ? ({ name: 'auto', trialSteps } as BalancerSpec) : (state.strategy as BalancerSpec);
-  const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer, variables: toy.variables, shared: toy.shared });
+  // totalSteps: auto sizes its selection to the run (other strategies ignore it)
+  const trainer = new BalancedTrainer({ terms: toy.terms, optimizer, balancer, variables: toy.variables, shared: toy.shared, totalSteps: state.steps });
   // What the variables follow: during an auto selection equal weights' trial records, then the winner's trajectory.
   const followed = () => {
     const t = trainer.tournament;

@@ -423,7 +423,18 @@ export class HarmDetector {
 export interface HarmMonitorOptions extends HarmOptions {
   /** Where warnings go. @default console.warn, prefixed "loss-balancer: " */
   warn?: (message: string) => void;
+  /**
+   * The early check: until the main `window` has filled, the same checks run over windows of this
+   * many steps, so that a weight pinned at its floor or at a bound, or weights a million times
+   * apart and still growing, are reported within the first steps, before the run is spent (each
+   * once per term, with the strategy's caveat: why, and what to use instead). `false` turns it
+   * off. @default 20
+   */
+  early?: number | false;
 }
+
+/** Weights this far apart (largest / smallest) count as running away in the early check. */
+const EARLY_RUNAWAY_RATIO = 1e6;
 
 /**
  * A {@link Sink} that runs a {@link HarmDetector} on every step record and warns (rate-limited by
@@ -435,19 +446,51 @@ export class HarmMonitor implements Sink {
   readonly detector: HarmDetector;
   private readonly warn: (message: string) => void;
 
+  /** The early check's detector while the main window fills (see {@link HarmMonitorOptions.early}). */
+  private earlyDetector: HarmDetector | null;
+  private readonly earlyShown = new Set<string>();
+  private seen = 0;
+
   constructor(options: HarmMonitorOptions = {}) {
-    const { warn, ...thresholds } = options ?? {};
+    const { warn, early, ...thresholds } = options ?? {};
     this.detector = new HarmDetector(thresholds);
     this.warn = warn ?? ((m) => console.warn(`loss-balancer: ${m}`));
+    const e = early ?? 20;
+    if (e !== false && (!Number.isInteger(e) || e < 4)) throw new Error(`harm option "early" got ${JSON.stringify(e)}; must be an integer >= 4, or false`);
+    this.earlyDetector = e !== false && e < this.detector.options.window
+      ? new HarmDetector({ ...thresholds, window: e, lossWindow: Math.max(e, this.detector.options.lossWindow), checkEvery: Math.max(1, Math.round(e / 2)), cooldown: this.detector.options.window })
+      : null;
   }
+
+  private strategy = '';
 
   open(meta: RunMeta): void {
     this.detector.open(meta);
+    this.earlyDetector?.open(meta);
+    this.strategy = String(meta.strategy ?? '');
   }
 
   write(record: StepRecord): void {
     // During an `auto` selection the candidates' trial records are not the run's own trajectory.
     if (record.candidate !== undefined) return;
     for (const f of this.detector.push(record)) this.warn(f.message);
+    if (!this.earlyDetector) return;
+    if (!record.skipped) this.seen += 1;
+    if (this.seen >= this.detector.options.window) {
+      this.earlyDetector = null; // the main window has filled: its checks take over
+      return;
+    }
+    for (const f of this.earlyDetector.push(record)) {
+      // A starved term or weights 100× apart are what a strategy passes through while it adapts;
+      // a weight pinned at a bound, or weights a million times apart and growing, are not.
+      const sure = f.kind === 'pinned' || (f.kind === 'runaway' && (f.evidence.ratio ?? 0) >= EARLY_RUNAWAY_RATIO);
+      const key = `${f.kind}:${f.term}`;
+      if (!sure || this.earlyShown.has(key)) continue;
+      this.earlyShown.add(key);
+      // the strategy's caveat (what goes wrong, what to use instead) in full, in every early warning
+      const caveat = caveatsOf(this.strategy).find((c) => c.flags.includes(f.kind));
+      const text = caveat && !f.message.includes(caveat.text) ? `${f.message} Note on ${this.strategy} (${caveat.option}): ${caveat.text}` : f.message;
+      this.warn(`early warning, ${text}`);
+    }
   }
 }

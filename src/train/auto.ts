@@ -966,7 +966,7 @@ export class AutoSelector {
             ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: geometric mean of loss ratios ${fmtPct(cmp![bi].score)}, upper bound ${fmtPct(cmp![bi].upper)})`
             : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: ${fmtPct(cmp![bi].worst)})`;
         (this.host.warn ?? ((m: string) => console.warn(m)))(
-          `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate that lowers every term's held-out loss, and none did; ` +
+          `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate whose held-out losses beat equal weights' (on average over the terms, beyond the noise, no term more than ${fmtPct(limit)} worse), and none did; ` +
             'pass score: () => number (BalancedTrainer) or monitor: \'val_…\' (fitBalanced) to let it judge by your metric (docs/guide-auto.md)',
         );
       }
@@ -1313,7 +1313,7 @@ export function compareWithEqual(mine: readonly number[][], equal: readonly numb
   const se = (xs: number[], m: number) => (xs.length > 1 ? Math.sqrt(xs.reduce((x, y) => x + (y - m) ** 2, 0) / (xs.length - 1) / xs.length) : 0);
   const perTerm = d.map(mean);
   // the worst term once its noise is allowed for: the largest d_i − 2·se_i
-  const worst = Math.max(...perTerm.map((m, i) => m - 2 * se(d[i], m)));
+  const worst = perTerm.reduce((w, m, i) => Math.max(w, m - 2 * se(d[i], m)), -Infinity);
   // a term's gain counts up to ln 10; a term's loss counts T times (the mean over terms then
   // charges it in full): a candidate must gain more on the average term than its worse terms lose
   const capped = perTerm.map((x) => (x > 0 ? T * x : Math.max(x, -CREDIT_CAP)));

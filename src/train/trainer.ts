@@ -18,7 +18,7 @@ import { jacobianGrads } from './jacobian.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { checkSpec, create } from '../core/registry.js';
 import { remainingSelectionSteps, type Tournament } from '../core/tournament.js';
-import { HarmMonitor, type HarmOptions } from '../core/harm.js';
+import { HarmMonitor, type HarmMonitorOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
@@ -89,7 +89,7 @@ export interface BalancedTrainerOptions {
    * while the others fall), reported through `warn`, rate-limited: thresholds as in {@link HarmOptions},
    * or `false` to turn them off. @default {} (on, default thresholds)
    */
-  harm?: HarmOptions | false;
+  harm?: Omit<HarmMonitorOptions, 'warn'> | false;
 }
 
 /** What {@link BalancedTrainer.step} returns. */
