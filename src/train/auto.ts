@@ -383,7 +383,7 @@ export interface AutoState {
   /** While running: steps taken in the current round. */
   stepsInRound?: number;
   /** While running: the raw losses at the common start. */
-  start?: number[] | null;
+  start?: SavedLoss[] | null;
   /** While running: every live candidate's trainer, optimizer, variable values and recent losses. */
   live?: SavedCandidate[];
 }
@@ -398,8 +398,8 @@ export interface SavedCandidate {
   optimizer: SavedOptimizerState;
   /** Its variable values, in the trainer's variable order. */
   values: SavedBits[];
-  /** Its raw losses of the current round's last steps (for the default score). */
-  recent: number[][];
+  /** Its raw losses of the current round's last steps (for the default score); non-finite ones as strings. */
+  recent: SavedLoss[][];
   /** Its step records of the current round (harm checks); absent in states saved before they existed. */
   trace?: StepRecord[];
 }
@@ -416,6 +416,12 @@ const finite = stateSchemas.finite;
 const count = stateSchemas.count;
 const label = z.string({ message: 'must be a string' });
 const scoreValue = z.nullable(finite);
+/** A saved raw loss: a number, or `"NaN"` / `"Infinity"` / `"-Infinity"` (null: NaN, from states saved before). */
+const lossValue = z.union([finite, z.null(), z.enum(['NaN', 'Infinity', '-Infinity'])], { message: 'must be a number, "NaN", "Infinity" or "-Infinity"' });
+/** A loss as JSON keeps it exactly (JSON has no NaN or Infinity). */
+export type SavedLoss = number | 'NaN' | 'Infinity' | '-Infinity';
+const saveLoss = (x: number): SavedLoss => (Number.isFinite(x) ? x : (String(x) as SavedLoss));
+const readLoss = (x: SavedLoss | null): number => (x === null ? Number.NaN : typeof x === 'string' ? Number(x) : x);
 /**
  * The structure of a saved selection state. The tournament's objects are loose (informational
  * fields may be added); the state around it is strict.
@@ -450,7 +456,7 @@ const autoStateSchema = z.strictObject({
   }),
   options: z.optional(z.record(label, z.unknown())),
   stepsInRound: z.optional(count),
-  start: z.optional(z.nullable(z.array(finite, { message: 'must be a list of numbers' }))),
+  start: z.optional(z.nullable(z.array(lossValue, { message: 'must be a list of numbers' }))),
   live: z.optional(
     z.array(
       z.strictObject({
@@ -458,7 +464,7 @@ const autoStateSchema = z.strictObject({
         trainer: z.looseObject({}),
         optimizer: z.record(label, z.unknown()),
         values: z.array(z.unknown(), { message: 'must be a list of saved tensors' }),
-        recent: z.array(z.array(z.nullable(finite), { message: 'must be a list of losses' }), { message: 'must be a list of per-term loss lists' }),
+        recent: z.array(z.array(lossValue, { message: 'must be a list of losses' }), { message: 'must be a list of per-term loss lists' }),
         trace: z.optional(
           z.array(
             z.looseObject({ step: count, loss: z.record(label, z.nullable(z.number())), weight: z.record(label, z.nullable(z.number())) }),
@@ -1049,13 +1055,13 @@ export class AutoSelector {
       tournament,
       options: optionsOf(this.cfg),
       stepsInRound: this.stepsInRound,
-      start: this.startLosses ? [...this.startLosses] : null,
+      start: this.startLosses ? this.startLosses.map(saveLoss) : null,
       live: this.live.map((c) => ({
         index: c.index,
         trainer: c.trainer.state(),
         optimizer: saveOptimizerState(c.optimizer),
         values: c.values.map(toBits),
-        recent: c.recent.map((r) => [...r]),
+        recent: c.recent.map((r) => r.map(saveLoss)),
         trace: c.trace.map((r) => ({ ...r })),
       })),
     };
@@ -1141,9 +1147,9 @@ export class AutoSelector {
       }
       const values = s.values.map((b, k) => decodeBits(b, `${at}.values.${k}`, vars[k], `variable "${vars[k].name}"`));
       const optimizer = decodeOptimizerState(s.optimizer, this.host.optimizer, vars, `${at}.optimizer`);
-      out.push({ index: s.index, spec, trainer: s.trainer, optimizer, values, recent: s.recent.map((r) => r.map((x) => (x === null ? Number.NaN : x))), trace: (s.trace ?? []) as StepRecord[] });
+      out.push({ index: s.index, spec, trainer: s.trainer, optimizer, values, recent: s.recent.map((r) => r.map(readLoss)), trace: (s.trace ?? []) as StepRecord[] });
     });
-    const p: PreparedAuto = { tournament: t, stepsInRound: saved.stepsInRound ?? 0, start: saved.start ?? null, live: out };
+    const p: PreparedAuto = { tournament: t, stepsInRound: saved.stepsInRound ?? 0, start: saved.start ? saved.start.map(readLoss) : null, live: out };
     preparedStates.add(p);
     return p;
   }
