@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { list } from '../src/core/registry.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
 import type { StepRecord } from '../src/core/history.js';
 import { makeToy, useTestBackend } from './helpers.js';
@@ -106,16 +107,30 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
     w.dispose();
   });
 
-  it('refuses represent with an error naming the option', async () => {
-    const toy = makeToy([1, 2], { seed: 4 });
-    const z = () => tf.tanh(tf.matMul(toy.x, toy.trunk));
-    const trainer = new BalancedTrainer({
-      represent: { trunk: z, heads: (zz: tf.Tensor) => toy.terms() && { t0: zz.mean() as tf.Scalar, t1: zz.square().mean() as tf.Scalar } },
-      optimizer: tf.train.sgd(0.1),
-      balancer: 'mgda',
-      variables: toy.variables,
-    });
-    await expect(trainer.stepAsync()).rejects.toThrow(/stepAsync\(\) cannot be used with option "represent"/);
-    toy.dispose();
+  it('represent and every Jacobian strategy: the same records and variables as step() (was: refused / "needs the Jacobian" errors)', async () => {
+    const repRun = async (async: boolean) => {
+      const toy = makeToy([1, 2], { seed: 4 });
+      const z = () => tf.tanh(tf.matMul(toy.x, toy.trunk));
+      const trainer = new BalancedTrainer({
+        represent: { trunk: z, heads: (zz: tf.Tensor) => ({ t0: zz.mean().square() as tf.Scalar, t1: zz.square().mean() as tf.Scalar }) },
+        optimizer: tf.train.sgd(0.1), balancer: 'mgda', variables: toy.variables,
+      });
+      for (let i = 0; i < 3; i++) {
+        if (async) await trainer.stepAsync();
+        else trainer.step();
+      }
+      const out = { records: JSON.parse(JSON.stringify(trainer.history.records)), vars: toy.variables.map((v) => Array.from(v.dataSync())) };
+      toy.dispose();
+      return out;
+    };
+    expect(await repRun(true)).toEqual(await repRun(false));
+    const jacobian = list().filter((s) => s.kind !== 'selector' && /jacobian/.test(s.reads)).map((s) => s.name);
+    expect(jacobian.length).toBeGreaterThan(0);
+    for (const name of jacobian) {
+      const sync = await run(name, undefined, false);
+      const asyncRun = await run(name, undefined, true);
+      expect(asyncRun.records, name).toEqual(sync.records);
+      expect(asyncRun.vars, name).toEqual(sync.vars);
+    }
   });
 });

@@ -369,8 +369,11 @@ export class BalancedTrainer {
    * pass per step; `terms()` must give the same values both times, e.g. no unseeded dropout).
    * Strategies that read gradients: no extra pass.
    *
-   * @throws BalancerError with option `represent` or with micro-batches (use `step()` there), and
-   * when another step is still running (await each `stepAsync()` before the next step).
+   * With option `represent` and with the Jacobian strategies (`needs.gradients === 'jacobian'`) it
+   * takes {@link step}'s path: the same records, but those values are read synchronously.
+   * Micro-batches are `step()`'s only.
+   *
+   * @throws BalancerError when another step is still running (await each `stepAsync()` before the next step).
    */
   async stepAsync(): Promise<StepResult> {
     this.enterStep('stepAsync()');
@@ -385,11 +388,14 @@ export class BalancedTrainer {
   private async stepAsyncNow(): Promise<StepResult> {
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
-    if (this.opts.represent) throw new BalancerError('BalancedTrainer: stepAsync() cannot be used with option "represent"; use step()');
+    // Representation mode reads its values inside one tidy: step()'s path (the same records; its reads block).
+    if (this.opts.represent) return this.stepNow();
     if (!this.names) this.bindNames();
     const names = this.names!;
     if (this.selection?.pending) this.scorePendingRound();
     if (this.selection && !this.selection.done) return this.selectStepAsync(vars, names);
+    // So do the Jacobian strategies (the T×P matrix goes to the strategy as a tensor inside the tidy).
+    if (this.balancer.needs.gradients === 'jacobian') return this.stepNow();
     const needs = this.balancer.needs;
     const refresh = this.balancer.wantsUpdate(this._epoch);
     const perTerm = refresh && (needs.gradients === 'gram' || !!needs.stats);
