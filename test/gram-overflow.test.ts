@@ -115,3 +115,47 @@ describe('every Gram strategy trains with a finite gradient of ~1e20', () => {
     }
   });
 });
+
+describe('every gradient-reading mode reads a 1e20 gradient without a false skip', () => {
+  /** A three-term model (shared W, one head each) with term b's loss times 1e20; two micro-batches. */
+  function model() {
+    const id = Math.random().toString(36).slice(2);
+    const W = tf.variable(tf.randomNormal([3, 4], 0, 0.5, 'float32', 4), true, `W_${id}`);
+    const H = [0, 1, 2].map((i) => tf.variable(tf.randomNormal([4, 1], 0, 0.5, 'float32', 5 + i), true, `H${i}_${id}`));
+    const xs = [0, 1].map((j) => tf.randomNormal([6, 3], 0, 1, 'float32', 9 + j) as tf.Tensor2D);
+    const ys = [0, 1, 2].map((i) => tf.randomNormal([6, 1], 0, 1, 'float32', 12 + i) as tf.Tensor2D);
+    let micro = 0;
+    const trunk = () => tf.tanh(tf.matMul(xs[micro], W));
+    const heads = (z: tf.Tensor): Record<string, tf.Scalar> =>
+      Object.fromEntries(H.map((h, i) => ['abc'[i], tf.mean(tf.square(tf.sub(tf.matMul(z as tf.Tensor2D, h), ys[i]))).mul(i === 1 ? 1e20 : 1) as tf.Scalar]));
+    return { variables: [W, ...H], terms: () => heads(trunk()), represent: { trunk, heads }, setMicro: (j: number) => (micro = j), dispose: () => tf.dispose([W, ...H, ...xs, ...ys]) };
+  }
+
+  it.each(['exact', 'per-term', 'accumulate', 'representation'] as const)('%s mode, mgda and upgrad', (mode) => {
+    for (const name of ['mgda', 'upgrad']) {
+      const m = model();
+      const optimizer = tf.train.sgd(1e-30);
+      const warnings: string[] = [];
+      const trainer = new BalancedTrainer({
+        ...(mode === 'representation' ? { represent: m.represent } : { terms: m.terms }),
+        optimizer,
+        balancer: name,
+        variables: m.variables,
+        singleForward: mode !== 'per-term',
+        warn: (w) => warnings.push(w),
+      });
+      try {
+        for (let i = 0; i < 2; i++) {
+          const r = mode === 'accumulate' ? trainer.step({ microBatches: 2, setMicroBatch: (j) => m.setMicro(j) }) : trainer.step();
+          expect(r.skipped, `${mode} ${name} step ${i}`).toBeUndefined();
+          expect(r.gradNorms!.b, `${mode} ${name}`).toBeGreaterThan(1e19);
+          expect(Number.isFinite(r.gradNorms!.b)).toBe(true);
+        }
+        expect(warnings).toEqual([]);
+      } finally {
+        optimizer.dispose();
+        m.dispose();
+      }
+    }
+  });
+});
