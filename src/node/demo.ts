@@ -175,6 +175,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoRun[]> {
         balancer,
         variables: vae.vars,
         sinks: [new JsonlSink(file)],
+        totalSteps: steps, // auto sizes its selection to the run
         meta: { run: label, example: 'demo-vae' },
         // A run shorter than the selection is reported in the demo's own summary below (its
         // "ended during the selection" line), so close()'s warning about it is not repeated.

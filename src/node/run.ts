@@ -294,6 +294,7 @@ export async function runExample(cfg: RunConfig, onStep?: (p: RunProgress) => vo
     variables: toy.variables,
     shared: toy.shared,
     sinks: [jsonl, tb],
+    totalSteps: cfg.steps, // auto sizes its selection to the run
     meta: { name: cfg.name, example: 'toy multi-head regression', scales: cfg.example.scales, steps: cfg.steps, lr: cfg.lr, seed: cfg.seed },
   });
   try {

@@ -16,21 +16,27 @@
  *    slots, a fresh balancer) and each `step()` call advances every live candidate on the SAME
  *    batch: its variable values and optimizer are swapped in, it takes one ordinary trainer step,
  *    its new values are swapped out.
- * 3. After every `trialSteps` steps (a round) the live candidates are scored and the best
- *    ⌈n/eta⌉ challengers are kept (successive halving: Karnin, Koren & Somekh, "Almost Optimal
+ * 3. Round r lasts `trialSteps × growth^r` steps (growth defaults to eta: half the candidates,
+ *    twice the steps each). At its end the live candidates are scored and the best ⌈n/eta⌉
+ *    challengers are kept (successive halving: Karnin, Koren & Somekh, "Almost Optimal
  *    Exploration in Multi-Armed Bandits", ICML 2013, https://proceedings.mlr.press/v28/karnin13.html;
  *    Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and Hyperparameter Optimization",
- *    AISTATS 2016, https://arxiv.org/abs/1502.07943). Here each survivor takes `trialSteps` new
- *    steps per round and continues from its own state, so no step is paid twice. Equal weights are
- *    never dropped, so the winner is never worse than equal weights on the score at selection time;
- *    ties go to the simpler (earlier) candidate.
- * 4. When two challengers or fewer are left (or after `rounds` rounds), the best live candidate
- *    wins: the user's variables receive its values, the user's optimizer object receives its slots,
- *    and training continues with its balancer (its state and step count), i.e. from the winner's
- *    own trial state, not from a restart.
+ *    AISTATS 2016, https://arxiv.org/abs/1502.07943). Each survivor continues from its own state, so
+ *    no step is paid twice. A challenger whose trial raised a harm flag (src/core/harm.ts) that equal
+ *    weights' trial did not raise on the same term is disqualified. Equal weights are never dropped.
+ * 4. When two challengers or fewer are left (or after `rounds` rounds), the winner is chosen: with
+ *    the user's score the best live candidate; without one, the best challenger only when it beats
+ *    equal weights term by term on the same held-out batches ({@link compareWithEqual}: on average
+ *    over the terms, beyond the noise, no term more than `maxWorse` worse), else equal weights (and
+ *    a one-line notice names the option to pass). The user's variables receive the winner's values,
+ *    the user's optimizer object receives its slots, and training continues with its balancer (its
+ *    state and step count), i.e. from the winner's own trial state, not from a restart.
  *
- * Cost: with n candidates, the selection takes `trialSteps × Σ_rounds (live candidates)` candidate
- * steps (each as costly as one step of that candidate's strategy) over `trialSteps × rounds` calls
+ * The first round's length comes from `totalSteps` (the run's planned steps) and `budget` when
+ * `trialSteps` is not given ({@link trialStepsFor}).
+ *
+ * Cost: with n candidates, the selection takes Σ_r (live candidates) × (length of round r) candidate
+ * steps (each as costly as one step of that candidate's strategy) over Σ_r (length of round r) calls
  * of `step()`, and holds one copy of the trained variables and of the optimizer slots per live
  * candidate. `maxCandidates`, `trialSteps` and `rounds` cap both. The cost is reported in the
  * {@link Tournament}.
