@@ -55,6 +55,14 @@ describe('config files', () => {
     expect(e.message).not.toMatch(/call stack/);
   });
 
+  it('block-style YAML nested 2,000 deep (indentation): the file, the line, and the limit', () => {
+    let t = 'strategy: fixed\nexample:\n';
+    for (let i = 0; i < 2000; i++) t += `${'  '.repeat(i + 1)}a:\n`;
+    const e = thrown(() => loadRunConfig(file('.yaml', `${t}${'  '.repeat(2001)}1\n`)));
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toMatch(/field "\(file\)" got "nesting at line \d+, column \d+"; allowed: at most 64 levels of nesting/);
+  });
+
   it('a deep value in a config built in code names the field', () => {
     const e = thrown(() => validateRunConfig({ strategy: { name: 'gradnorm', alpha: JSON.parse(objects(5000)) } }, 'c.json'));
     expect(e).toBeInstanceOf(ConfigError);

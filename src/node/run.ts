@@ -163,7 +163,11 @@ export function loadRunConfig(file: string): RunConfig {
   try {
     raw = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : tryBoth(text);
   } catch (e) {
-    throw new ConfigError(file, '(file)', `${text.slice(0, 40)}${text.length > 40 ? '…' : ''}`, `valid ${ext === '.json' ? 'JSON' : 'YAML or JSON'} (${(e as Error).message.split('\n')[0]})`);
+    const first = (e as Error).message.split('\n')[0];
+    // Block-style YAML nests by indentation, which the bracket scan above does not see.
+    const deepYaml = /^Maximum call stack size exceeded(.*)$/.exec(first);
+    if (deepYaml) throw new ConfigError(file, '(file)', `nesting${deepYaml[1].replace(/:$/, '')}`, `at most ${MAX_CONFIG_DEPTH} levels of nesting`);
+    throw new ConfigError(file, '(file)', `${text.slice(0, 40)}${text.length > 40 ? '…' : ''}`, `valid ${ext === '.json' ? 'JSON' : 'YAML or JSON'} (${first})`);
   }
   return validateRunConfig(raw, file);
 }
