@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonPieces, loadState, saveState } from '../src/node/checkpoint.js';
-import { decodeBase64, encodeBase64 } from '../src/core/base64.js';
+import { decodeBase64, decodeBase64Portable, encodeBase64, encodeBase64Portable } from '../src/core/base64.js';
 import { makeToyProblem, type ToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer, type TrainerState } from '../src/train/trainer.js';
 import type { AutoState, SavedBits } from '../src/train/auto.js';
@@ -105,10 +105,15 @@ describe('item 5: candidate copies are stored as base64 of their raw bytes', () 
       fc.property(fc.uint8Array({ maxLength: 70 }), (bytes) => {
         const text = encodeBase64(bytes);
         expect(text).toBe(Buffer.from(bytes).toString('base64'));
+        expect(encodeBase64Portable(bytes)).toBe(text);
         expect(decodeBase64(text)).toEqual(bytes);
+        expect(decodeBase64Portable(text)).toEqual(bytes);
       }),
     );
-    for (const bad of ['A', 'AB=A', 'A===', '****', 'AAA\u00e9']) expect(decodeBase64(bad)).toBeNull();
+    for (const bad of ['A', 'AB=A', 'A===', '****', 'AAA\u00e9', 'AA\nA']) {
+      expect(decodeBase64(bad), bad).toBeNull();
+      expect(decodeBase64Portable(bad), bad).toBeNull();
+    }
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
         expect([...jsonPieces(v)].join('')).toBe(JSON.stringify(v));

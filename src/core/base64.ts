@@ -15,8 +15,18 @@ const VALUES = (() => {
 })();
 const CHUNK = 0x8000;
 
+/** Node's `Buffer`, when there is one (its native codec is 5-20× faster); never imported. */
+type NodeBuffer = { from(x: ArrayBufferLike | string, a?: number | string, b?: number): Uint8Array & { toString(enc: string): string } };
+const NativeBuffer = (globalThis as { Buffer?: NodeBuffer }).Buffer;
+
 /** Base64 text of `bytes`. */
 export function encodeBase64(bytes: Uint8Array): string {
+  if (NativeBuffer) return NativeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  return encodeBase64Portable(bytes);
+}
+
+/** {@link encodeBase64} without Node's `Buffer` (browsers). */
+export function encodeBase64Portable(bytes: Uint8Array): string {
   const n = bytes.length;
   const out = new Uint8Array(Math.ceil(n / 3) * 4);
   let o = 0;
@@ -45,6 +55,21 @@ export function encodeBase64(bytes: Uint8Array): string {
  * the alphabet, `=` padding at the end only).
  */
 export function decodeBase64(text: string): Uint8Array | null {
+  if (typeof text !== 'string' || text.length % 4 !== 0) return null;
+  if (NativeBuffer) {
+    // Buffer skips characters outside the alphabet (and takes the URL-safe ones): the text must be
+    // what encoding the bytes gives back, i.e. strict base64 (cheaper than a regular expression).
+    const b = NativeBuffer.from(text, 'base64');
+    if (b.length !== (text.length / 4) * 3 - (text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0)) return null;
+    if (b.toString('base64') !== text) return null;
+    // a copy with its own, aligned buffer (typed arrays of 4-byte words are made over it)
+    return new Uint8Array(b);
+  }
+  return decodeBase64Portable(text);
+}
+
+/** {@link decodeBase64} without Node's `Buffer` (browsers). */
+export function decodeBase64Portable(text: string): Uint8Array | null {
   if (typeof text !== 'string' || text.length % 4 !== 0) return null;
   const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
   const out = new Uint8Array((text.length / 4) * 3 - pad);

@@ -36,6 +36,7 @@ import { Balancer, type BalancerState } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import { BalancedTrainer, type TrainerState } from '../train/trainer.js';
+import type { PreparedAuto } from '../train/auto.js';
 
 /** `format` of a checkpoint file. */
 export const CHECKPOINT_FORMAT = 'loss-balancer/checkpoint';
@@ -650,7 +651,11 @@ export function parseJsonBytes(buf: Uint8Array, maxDepth = Infinity): unknown {
     }
     const raw = b.toString('utf8', start, end);
     i = end + 1;
-    if (escaped || /[\\\u0000-\u001f]/.test(raw)) {
+    // control characters are invalid in JSON strings: looked for by bytes (a regular expression over
+    // a string of many MiB is slow)
+    let control = false;
+    for (let k = start; k < end && !control; k++) control = b[k] < 0x20;
+    if (escaped || control || b.subarray(start, end).indexOf(0x5c) >= 0) {
       try {
         return JSON.parse(`"${raw}"`) as string;
       } catch {
@@ -806,10 +811,11 @@ export async function loadState(path: string, into?: BalancedTrainer | Balancer,
     throw new BalancerError('loadState: the target must be a BalancedTrainer or a Balancer');
   }
   let balancerPart: BalancerState | undefined;
+  let checkedAuto: PreparedAuto | null | undefined;
   if (into instanceof BalancedTrainer) {
     if (ckpt.kind !== 'trainer') throw new BalancerError(`${path} holds a bare balancer state; a BalancedTrainer needs a trainer checkpoint`);
     try {
-      into.checkState(ckpt.state as TrainerState);
+      checkedAuto = into.checkState(ckpt.state as TrainerState);
     } catch (e) {
       // the trainer names its own fields (step, epoch, balancer.<field>)
       throw within(e, 'state.');
@@ -834,7 +840,8 @@ export async function loadState(path: string, into?: BalancedTrainer | Balancer,
   }
   verifyChecksums(ckpt, path);
   // 2. Apply: every check has passed.
-  if (into instanceof BalancedTrainer) into.load(ckpt.state as TrainerState);
+  // the selection state decoded once (a large auto selection takes seconds to decode)
+  if (into instanceof BalancedTrainer) into.load(ckpt.state as TrainerState, checkedAuto);
   else if (into instanceof Balancer) into.load(balancerPart!);
   if (optimizer) await applyOptimizer(optimizer, extras.optimizer!, extras);
   if (variables) {

@@ -742,12 +742,13 @@ export class BalancedTrainer {
   /**
    * Restore a state saved by {@link BalancedTrainer.state}. All or nothing: everything is checked
    * first ({@link checkState}); an error names the field and leaves the trainer unchanged.
+   * (`checked`, internal: what {@link checkState} returned for this same state.)
    */
-  load(state: TrainerState): void {
+  load(state: TrainerState, checked?: PreparedAuto | null): void {
     // Everything is checked before anything is replaced: the balancer a saved auto selection's winner
     // needs is built (not installed) first, and the saved balancer state is checked against it.
     const balancer = this.balancerFor(state);
-    const auto = this.checkState(state, balancer);
+    const auto = this.checkState(state, balancer, checked);
     if (auto) this.selection!.load(auto, this.opts.variables ?? this.variables);
     (this as { balancer: Balancer }).balancer = balancer;
     this.balancer.load(state.balancer);
@@ -778,8 +779,9 @@ export class BalancedTrainer {
    * Check a saved trainer state as {@link load} would, without loading it. Throws a
    * {@link BalancerError} naming the field (`step`, `epoch`, `balancer.<field>`, `auto.<field>`)
    * otherwise. Returns the saved `auto` selection checked and decoded (for {@link load}), or null.
+   * (`checked`, internal: that result, from a call on this same state, so it is not decoded twice.)
    */
-  checkState(state: TrainerState, balancer: Balancer = this.balancerFor(state)): PreparedAuto | null {
+  checkState(state: TrainerState, balancer: Balancer = this.balancerFor(state), checked?: PreparedAuto | null): PreparedAuto | null {
     const owner = 'trainer state';
     if (!state || typeof state !== 'object' || state.format !== 'loss-balancer/trainer') {
       throw new StateError(owner, 'format', state && typeof state === 'object' ? state.format : state, 'must be "loss-balancer/trainer" (not a loss-balancer trainer state)');
@@ -796,6 +798,8 @@ export class BalancedTrainer {
     }
     // The saved selection (every live candidate's copies) is checked and decoded before anything is applied.
     if (state.auto === undefined) return null;
+    // @internal: loadState passes what its own checkState call returned for this same state
+    if (checked !== undefined) return checked;
     return this.selection!.prepare(state.auto, this.opts.variables ?? this.variables, state.balancer?.terms ?? null);
   }
 
