@@ -48,7 +48,10 @@ export interface GradReadOptions {
 export interface GradReadCell { ms: number; ratio: number; peakMB: number; stepPeakMB: number }
 export type GradReadResult = Record<number, Record<string, GradReadCell>>;
 /** PyTorch anchor ratios by T. */
-export type Anchor = { torch: string; T: Record<string, { representation: number; exact: number }> };
+export type Anchor = {
+  torch: string;
+  T: Record<string, { representation: number; exact: number; autojac?: number; plain_ms?: number; plain_wall_ms?: number; wall?: { representation: number; exact: number; autojac: number } }>;
+};
 
 /**
  * Peak tensor bytes (MB) of one exact mgda step at T = 16 above the bytes held when the step began,
@@ -72,14 +75,19 @@ let uid = 0;
 export function problem(T: number, width = 256, batch = BATCH): Problem {
   const id = `${uid++}`;
   let seed = 1;
-  const glorot = (shape: number[], name: string) =>
-    tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++)), true, `${name}_${id}`);
+  // tf.variable keeps its initial value as a tensor of its own: released right after
+  const own = (init: tf.Tensor, name: string) => {
+    const v = tf.variable(init, true, name);
+    init.dispose();
+    return v;
+  };
+  const glorot = (shape: number[], name: string) => own(tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++), `${name}_${id}`);
   const W1 = glorot([64, width], 'W1');
-  const b1 = tf.variable(tf.zeros([width]), true, `b1_${id}`);
+  const b1 = own(tf.zeros([width]), `b1_${id}`);
   const W2 = glorot([width, width], 'W2');
-  const b2 = tf.variable(tf.zeros([width]), true, `b2_${id}`);
+  const b2 = own(tf.zeros([width]), `b2_${id}`);
   const hw = Array.from({ length: T }, (_, i) => glorot([width, 1], `head${i}`));
-  const hb = Array.from({ length: T }, (_, i) => tf.variable(tf.zeros([1]), true, `hb${i}_${id}`));
+  const hb = Array.from({ length: T }, (_, i) => own(tf.zeros([1]), `hb${i}_${id}`));
   const x = tf.randomNormal([batch, 64], 0, 1, 'float32', 1000);
   const ys = hw.map((_, i) => tf.randomNormal([batch, 1], 0, 1 + i, 'float32', 2000 + i));
   const trunk = () => tf.relu(tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2));

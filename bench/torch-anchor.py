@@ -3,13 +3,16 @@
 with per-term gradients read the way LibMTL reads them, timed as ratios to a plain step in one process.
 
 Model: MLP trunk 64->256->256 (ReLU), T linear heads 256->1 with MSE, batch 128, Adam (lr 1e-4).
-Configurations, interleaved in rounds (CPU time of this process per step, median over rounds):
+Configurations, interleaved in rounds (CPU time of this process per step, median over rounds; wall time
+beside it under "wall"):
   plain           one forward, backward of the summed loss, Adam step
   representation  LibMTL's rep_grad: one forward; per-term dL_i/dz by torch.autograd.grad(...,
                   retain_graph=True); Gram over the flattened dL_i/dz; one backward of sum w_i L_i
   exact           LibMTL's default: one forward; per-term gradients over the trunk's parameters by
                   T backward passes (retain_graph=True), flattened into a T x P matrix; Gram G = M M^T;
                   the trunk takes sum w_i g_i, the heads their own gradients
+  autojac         the Jacobian over the trunk in one batched backward pass (is_grads_batched=True, the
+                  method of torchjd's autojac; torchjd itself is not installed here), Gram, sum w_i g_i
 Single thread (torch.set_num_threads(1)), as tfjs-wasm runs here without threads.
 
 Run with Debian's python3 (python3-torch):  /usr/bin/python3 bench/torch-anchor.py [--T 4,16] [--rounds 5]
@@ -90,7 +93,32 @@ def make_steps(T):
             off += n
         opt.step()
 
-    return {"plain": plain, "representation": representation, "exact": exact}
+    head_params = [p for h in heads for p in h.parameters()]
+    eye = torch.eye(T)
+
+    def autojac():
+        # torchjd's autojac reads the Jacobian of the T losses w.r.t. the shared parameters with one
+        # batched backward (torch.autograd.grad(..., is_grads_batched=True), the identity as the T
+        # upstream gradients); the heads take the ordinary gradient of the summed losses (mtl_backward).
+        opt.zero_grad()
+        z = trunk(x)
+        ls = torch.stack(losses_of(heads, z, ys))
+        jac = torch.autograd.grad(ls, shared, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        M = torch.cat([j.reshape(T, -1) for j in jac], dim=1)
+        G = M @ M.T
+        _ = G.tolist()
+        combined = (w[:, None] * M).sum(0)
+        hg = torch.autograd.grad(ls.sum(), head_params)
+        for p, g in zip(head_params, hg):
+            p.grad = g
+        off = 0
+        for p in shared:
+            n = p.numel()
+            p.grad = combined[off:off + n].view_as(p).clone()
+            off += n
+        opt.step()
+
+    return {"plain": plain, "representation": representation, "exact": exact, "autojac": autojac}
 
 
 def main():
@@ -108,17 +136,25 @@ def main():
             for _ in range(3):
                 f()
         times = {k: [] for k in steps}
+        walls = {k: [] for k in steps}
+        block = max(1, round(a.block * min(1, 8 / T)))
         for _ in range(a.rounds):
             for k, f in steps.items():
                 c0 = cpu_time()
-                for _ in range(a.block):
+                w0 = time.perf_counter()
+                for _ in range(block):
                     f()
-                times[k].append((cpu_time() - c0) / a.block * 1000)
+                walls[k].append((time.perf_counter() - w0) / block * 1000)
+                times[k].append((cpu_time() - c0) / block * 1000)
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        wmed = {k: sorted(v)[len(v) // 2] for k, v in walls.items()}
         out["T"][str(T)] = {
             "plain_ms": round(med["plain"], 3),
+            "plain_wall_ms": round(wmed["plain"], 3),
             "representation": round(med["representation"] / med["plain"], 3),
             "exact": round(med["exact"] / med["plain"], 3),
+            "autojac": round(med["autojac"] / med["plain"], 3),
+            "wall": {k: round(wmed[k] / wmed["plain"], 3) for k in ("representation", "exact", "autojac")},
         }
         print(f"T={T}: plain {med['plain']:.2f} ms, representation {out['T'][str(T)]['representation']}x, exact {out['T'][str(T)]['exact']}x", file=sys.stderr)
     print(json.dumps(out))

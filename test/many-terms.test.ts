@@ -228,3 +228,25 @@ describe('the many-term attack: every strategy at T = 64 and 128', () => {
     }, 120_000);
   }
 });
+
+describe('bench/many-terms.ts --quick (the CI smoke run of the many-term benchmark)', () => {
+  it('T = 2: fixed, probe steps in both modes and every strategy\'s math measured, finite ratios, no leak', async () => {
+    const { main } = await import('../bench/many-terms.js');
+    const log = console.log;
+    console.log = () => {};
+    let rs;
+    let before = 0;
+    try {
+      await main(['--quick']); // first run: one-time tensors of the process (kernels' constants)
+      before = tf.memory().numTensors;
+      rs = await main(['--quick']);
+    } finally {
+      console.log = log;
+    }
+    expect(rs.map((r) => r.T)).toEqual([2]);
+    for (const k of ['plain', 'fixed', 'exact', 'representation']) expect(Number.isFinite(rs[0].cells[k].wall)).toBe(true);
+    expect(Object.keys(rs[0].math)).toContain('upgrad');
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(main(['--quick', '--T', '2,x'])).rejects.toThrow(/--T got "2,x"; allowed: whole numbers ≥ 1/);
+  }, 60_000);
+});
