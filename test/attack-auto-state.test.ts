@@ -338,3 +338,26 @@ describe('items 4-6: a resume through a file stays bit-exact at every step of th
     a.dispose();
   });
 });
+
+describe('item 4: a state saved before the selection began, loaded into a trainer whose selection runs', () => {
+  it('resets the selection: the run continues as the saved one did (same tournament and variables), no copy leaked', async () => {
+    const a = setup();
+    const s0 = clone(a.trainer.state()); // before the first step: no selection yet
+    const v0 = a.values();
+    for (let i = 0; i < 6; i++) a.trainer.step();
+    const b = setup();
+    for (let i = 0; i < 2; i++) b.trainer.step();
+    const tensors = tf.memory().numTensors;
+    b.trainer.load(s0);
+    b.toy.variables.forEach((v, i) => v.assign(tf.tensor(v0[i], v.shape)));
+    expect(b.trainer.tournament).toBeNull();
+    expect(tf.memory().numTensors).toBeLessThan(tensors);
+    for (let i = 0; i < 6; i++) b.trainer.step();
+    expect(b.values()).toEqual(a.values());
+    expect(b.trainer.tournament).toEqual(a.trainer.tournament);
+    await a.trainer.close();
+    await b.trainer.close();
+    a.dispose();
+    b.dispose();
+  });
+});

@@ -1190,6 +1190,20 @@ export class AutoSelector {
     if (this.tournament && !this.done) this.released = true;
   }
 
+  /**
+   * Back to before the first step (for a trainer state saved before the selection began): the
+   * copies released, no tournament; the next step begins a new selection.
+   */
+  reset(): void {
+    this.dispose();
+    this.tournament = null;
+    this.released = false;
+    this.stepsInRound = 0;
+    this.startLosses = null;
+    this.specs = [];
+    this.winner = null;
+  }
+
   /** Whether an unfinished selection's copies were released ({@link dispose}): it cannot step on. */
   private released = false;
 

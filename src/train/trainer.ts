@@ -750,6 +750,8 @@ export class BalancedTrainer {
     const balancer = this.balancerFor(state);
     const auto = this.checkState(state, balancer, checked);
     if (auto) this.selection!.load(auto, this.opts.variables ?? this.variables);
+    // a state saved before the selection began: the running one is not part of it
+    else if (this.selection?.started) this.selection.reset();
     (this as { balancer: Balancer }).balancer = balancer;
     this.balancer.load(state.balancer);
     this._step = state.step;
