@@ -196,3 +196,21 @@ describe('item 11: a candidate naming a term that does not exist', () => {
     await a.dispose();
   });
 });
+
+describe('item 9 with stepAsync()', () => {
+  it('a throwing score: stepAsync() rejects naming "score", the step stands, the next stepAsync() scores the round', async () => {
+    let bad = true;
+    const a = setup({ ...AUTO, score: () => { if (bad) throw new Error('no data'); return 1; } } as BalancerSpec);
+    await a.trainer.stepAsync();
+    await a.trainer.stepAsync();
+    const tensors = tf.memory().numTensors;
+    await expect(a.trainer.stepAsync()).rejects.toThrow(/option "score" threw .*no data/);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(a.trainer.stepCount).toBe(3);
+    bad = false;
+    const r = await a.trainer.stepAsync();
+    expect(r.step).toBe(3);
+    expect(a.trainer.tournament!.rounds.length).toBeGreaterThanOrEqual(1);
+    await a.dispose();
+  });
+});
