@@ -263,11 +263,14 @@ describe('auto: selection', () => {
       const t = toy.terms();
       return { t0: t.t0, t1: tf.sub(t.t1, 1000) as tf.Scalar };
     };
-    const trainer = new BalancedTrainer({ terms, variables: toy.variables, optimizer, balancer: { name: 'auto', trialSteps: 2, candidates: ['fixed', { name: 'softadapt', variant: 'loss-weighted' }, 'mgda'] } });
+    const warnings: string[] = [];
+    const trainer = new BalancedTrainer({ terms, variables: toy.variables, optimizer, warn: (m) => void warnings.push(m), balancer: { name: 'auto', trialSteps: 2, candidates: ['fixed', { name: 'softadapt', variant: 'loss-weighted' }, 'mgda'] } });
     for (let i = 0; i < 6; i++) trainer.step();
     const sa = trainer.tournament!.candidates[1];
     expect(sa.failed).toMatch(/non-negative/);
     expect(trainer.tournament!.phase).toBe('done');
+    // auto's notice when it keeps equal weights (captured here, not printed); none otherwise
+    if (trainer.tournament!.winner === 'equal') expect(warnings.filter((w) => /auto kept equal weights/.test(w))).toHaveLength(1);
     optimizer.dispose();
     toy.dispose();
   });
