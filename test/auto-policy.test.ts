@@ -58,14 +58,15 @@ describe('the trial length follows the run', () => {
   const cfg = (totalSteps?: number) => ({ ...parseAuto({ name: 'auto', ...(totalSteps ? { totalSteps } : {}) })! });
   it('from totalSteps and the budget (by hand)', () => {
     // 16 candidates, eta 2: live 16, 9, 5, 3 over rounds of t, 2t, 4t, 8t: extra candidate steps
-    // (15 + 8·2 + 4·4 + 2·8) t = 63 t ≤ 0.25 · 5000 → t = 19; the selection spans 15 t = 285 steps.
-    expect(trialStepsFor(16, cfg(5000), 2)).toBe(19);
-    // 600 steps: 150 / 63 < 10, and 15 · 10 ≤ 300: the shortest trial, 10
-    expect(trialStepsFor(16, cfg(600), 2)).toBe(10);
+    // (15 + 8·2 + 4·4 + 2·8) t = 63 t ≤ 0.12 · 20000 = 2400 → t = 38; the selection spans 15 t.
+    expect(trialStepsFor(16, cfg(20000), 2)).toBe(38);
+    // 5000 steps: 600 / 63 = 9.5 → 9; 600 steps: 72 / 63 < 8, and 15 · 8 ≤ 300: the shortest trial, 8
+    expect(trialStepsFor(16, cfg(5000), 2)).toBe(9);
+    expect(trialStepsFor(16, cfg(600), 2)).toBe(8);
     // 100 steps: half the run holds 15 t ≤ 50 → t = 3
     expect(trialStepsFor(16, cfg(100), 2)).toBe(3);
-    // 12 candidates: live 12, 7, 4, 3: (11 + 6·2 + 3·4 + 2·8) t = 51 t ≤ 1250 → 24
-    expect(trialStepsFor(12, cfg(5000), 2)).toBe(24);
+    // 12 candidates: live 12, 7, 4, 3: (11 + 6·2 + 3·4 + 2·8) t = 51 t ≤ 0.12 · 20000 → 47
+    expect(trialStepsFor(12, cfg(20000), 2)).toBe(47);
     // unknown length: 10
     expect(trialStepsFor(16, cfg(), 2)).toBe(10);
   });
@@ -78,16 +79,16 @@ describe('the trial length follows the run', () => {
   it('a trainer given totalSteps plans its selection inside the run, and the default schedule costs what the halving rule says', () => {
     const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
     const optimizer = tf.train.adam(0.02);
-    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', totalSteps: 5000 }, warn: () => undefined });
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', totalSteps: 20000 }, warn: () => undefined });
     trainer.step();
     const t = trainer.tournament!;
     expect(t.candidates).toHaveLength(16);
-    expect(t.trialSteps).toBe(19);
+    expect(t.trialSteps).toBe(38);
     expect(t.growth).toBe(2);
-    expect(t.totalSteps).toBe(5000);
-    // 19·16 + 38·9 + 76·5 + 152·3 = 304 + 342 + 380 + 456 candidate steps over 19 + 38 + 76 + 152 steps
-    expect(t.cost.plannedCandidateSteps).toBe(1482);
-    expect(t.cost.plannedTrainerSteps).toBe(285);
+    expect(t.totalSteps).toBe(20000);
+    // 38·16 + 76·9 + 152·5 + 304·3 = 608 + 684 + 760 + 912 candidate steps over 38 + 76 + 152 + 304 steps
+    expect(t.cost.plannedCandidateSteps).toBe(2964);
+    expect(t.cost.plannedTrainerSteps).toBe(570);
     trainer.close();
     optimizer.dispose();
     toy.dispose();
@@ -151,12 +152,12 @@ describe('totalSteps as a trainer option', () => {
     const optimizer = tf.train.adam(0.02);
     const make = (balancer: BalancerSpec, totalSteps?: unknown) =>
       new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer, warn: () => undefined, ...(totalSteps !== undefined ? { totalSteps: totalSteps as number } : {}) });
-    const a = make('auto', 5000);
+    const a = make('auto', 20000);
     a.step();
-    expect(a.tournament!.totalSteps).toBe(5000);
-    expect(a.tournament!.trialSteps).toBe(19);
+    expect(a.tournament!.totalSteps).toBe(20000);
+    expect(a.tournament!.trialSteps).toBe(38);
     a.close();
-    const b = make({ name: 'auto', totalSteps: 600 }, 5000);
+    const b = make({ name: 'auto', totalSteps: 600 }, 20000);
     b.step();
     expect(b.tournament!.totalSteps).toBe(600);
     b.close();

@@ -77,7 +77,7 @@ describe('auto: options', () => {
     // The trial length is derived at the first step (trialStepsFor), unless given.
     expect(cfg.trialSteps).toBeUndefined();
     expect(cfg.maxWorse).toBe(0.1);
-    expect(cfg.budget).toBe(0.25);
+    expect(cfg.budget).toBe(0.12);
     expect(cfg.grid).toEqual([0.1, 1, 10]);
     expect(cfg.mode).toBe('min');
     expect(() => parseAuto({ name: 'auto', trialStep: 3 })).toThrow(/trialStep/);

@@ -38,7 +38,10 @@ export interface AutoOptions {
   totalSteps?: number;
   /**
    * With {@link AutoOptions.totalSteps}: the most extra candidate steps (beyond the run's own steps),
-   * as a fraction of totalSteps, that the selection may take. @default 0.25
+   * as a fraction of totalSteps, that the selection may take. Candidates that read per-term
+   * gradients cost more than a plain step (about 2.6× on bench:auto-cost's problem), so the extra
+   * wall time is larger: 0.12 kept it at 26 % of a 5,000-step run there
+   * (docs/benchmarks.md, "auto's cost"). @default 0.12
    */
   budget?: number;
   /**
@@ -193,7 +196,7 @@ export function parseAuto(spec: unknown, checkSpec?: SpecChecker): AutoConfig | 
   const cfg: AutoConfig = {
     trialSteps,
     totalSteps: int('totalSteps', undefined, 1) as number | undefined,
-    budget: 0.25,
+    budget: 0.12,
     disqualify: true,
     maxWorse: 0.1,
     rounds: int('rounds', Number.MAX_SAFE_INTEGER, 1),

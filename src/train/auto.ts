@@ -1287,11 +1287,11 @@ export function roundLength(t: Pick<Tournament, 'trialSteps' | 'growth'>, r: num
 /**
  * The first round's length when `trialSteps` is not given: with `totalSteps` known, the largest
  * length whose planned extra candidate steps (beyond one per trainer step) stay within
- * `budget × totalSteps` and whose selection stays within half the run, but at least MIN_TRIAL (10)
+ * `budget × totalSteps` and whose selection stays within half the run, but at least MIN_TRIAL (8)
  * steps when half the run holds the selection at that length (at least 1); else 10.
  */
 /** The shortest first round sized from totalSteps, when the run is long enough for it. */
-const MIN_TRIAL = 10;
+const MIN_TRIAL = 8;
 
 export function trialStepsFor(candidates: number, cfg: Pick<AutoConfig, 'totalSteps' | 'budget' | 'eta' | 'rounds'>, growth: number): number {
   if (cfg.totalSteps === undefined) return 10;

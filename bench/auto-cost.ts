@@ -1,0 +1,57 @@
+/**
+ * `npm run bench:auto-cost`: the wall time `auto` adds to a run, as a ratio to the same run with
+ * equal weights, measured in one process with the runs interleaved (the machine is noisy).
+ *
+ * Problem: bench/auto.ts's multi-output net (a shared tanh trunk, three heads on scales 1, 100,
+ * 0.01; batch 32, Adam). Each round runs `fixed` then bare `auto` (given `totalSteps`, the default
+ * candidates), `--rounds` times (default 3), and prints the median ratio of wall times, the
+ * candidate steps the selection took and its planned cost. `--steps N` (default 5000), `--quick`
+ * (300 steps, 1 round: the CI smoke run). Issue 27's target: on a 5,000-step run, `auto`'s extra
+ * time at most 30 % of the run's.
+ */
+import { cpus, loadavg } from 'node:os';
+import { initBackend } from '../src/train/backend.js';
+import { median, multiOutputProblem } from './auto.js';
+
+export interface AutoCostResult {
+  steps: number;
+  /** Wall seconds of each round: equal weights, then auto. */
+  rounds: { fixed: number; auto: number; candidateSteps: number; trainerSteps: number; winner: string }[];
+  /** Median over rounds of auto / fixed − 1: the extra time as a fraction of the run's. */
+  extra: number;
+}
+
+export async function autoCost(o: { steps: number; rounds: number; log?: (s: string) => void }): Promise<AutoCostResult> {
+  const p = multiOutputProblem(o.steps);
+  const rounds: AutoCostResult['rounds'] = [];
+  try {
+    for (let r = 0; r < o.rounds; r++) {
+      const seed = r + 1;
+      const f = p.run('fixed', seed, false);
+      const a = p.run({ name: 'auto', totalSteps: o.steps }, seed, false);
+      const t = a.tournament!;
+      rounds.push({ fixed: f.seconds, auto: a.seconds, candidateSteps: t.cost.candidateSteps, trainerSteps: t.cost.trainerSteps, winner: t.winner ?? '(running)' });
+      o.log?.(`round ${r + 1}: equal weights ${f.seconds.toFixed(2)} s, auto ${a.seconds.toFixed(2)} s (×${(a.seconds / f.seconds).toFixed(3)}; ${t.cost.candidateSteps} candidate steps over ${t.cost.trainerSteps} steps, picked ${t.winner})`);
+    }
+  } finally {
+    p.dispose?.();
+  }
+  return { steps: o.steps, rounds, extra: median(rounds.map((x) => x.auto / x.fixed - 1)) };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const val = (k: string, d: number) => {
+    const i = argv.indexOf(k);
+    return i >= 0 ? Number(argv[i + 1]) : d;
+  };
+  const backend = await initBackend();
+  const steps = quick ? 300 : val('--steps', 5000);
+  const rounds = quick ? 1 : val('--rounds', 3);
+  console.log(`bench:auto-cost on ${backend}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg()[0].toFixed(2)}; multi-output, ${steps} steps, ${rounds} round(s)`);
+  const r = await autoCost({ steps, rounds, log: console.log });
+  console.log(`auto's extra wall time: ${(100 * r.extra).toFixed(1)} % of the equal-weights run (median over ${rounds} round(s)); load ${loadavg()[0].toFixed(2)}`);
+}
+
+if (process.argv[1] && /auto-cost\.ts$/.test(process.argv[1])) await main();
