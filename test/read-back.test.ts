@@ -64,6 +64,10 @@ describe('readJsonl gives the followed trajectory of an auto run', () => {
     expect(all.records.length).toBeGreaterThan(40);
     expect(followedTrajectory(all.records, all.tournament)).toEqual(read.records);
     expect(followedTrajectory(read.records)).toEqual(read.records); // already followed: kept whole
+    // diagnose on every candidate's records (in memory or streamed), told the tournament: the followed trajectory (was: 60 steps)
+    expect(diagnose(all.records, { tournament: all.tournament }).recommended).toEqual(dLive.recommended);
+    expect(diagnose(all.records, { tournament: all.tournament }).steps).toBe(40);
+    expect(diagnose(() => all.records, { tournament: all.tournament }).steps).toBe(40);
   });
 });
 

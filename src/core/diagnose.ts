@@ -42,6 +42,7 @@
 import type { PerTerm, RunMeta, StepRecord } from './history.js';
 import { END_TAIL, fmt, tailCount } from './summary.js';
 import { HarmDetector, type HarmOptions, type HarmSummary } from './harm.js';
+import { followedTrajectory, type Tournament } from './tournament.js';
 
 /** Options of {@link diagnose}. */
 export interface DiagnoseOptions {
@@ -65,6 +66,12 @@ export interface DiagnoseOptions {
    * (`minWeight`) and caveats from it. @default none (`diagnoseJsonl` passes the file's)
    */
   meta?: Pick<RunMeta, 'strategy' | 'options'>;
+  /**
+   * An `auto` run's tournament: records tagged by a candidate other than the winner are left out
+   * (the trajectory the run followed; see `followedTrajectory`). Without it, an array holding several
+   * candidates' records is reduced the same way (equal weights' while no winner is known).
+   */
+  tournament?: Tournament | null;
 }
 
 /** Convergence verdict of one term or of the run. */
@@ -219,7 +226,13 @@ export function diagnose(records: RecordSource, options: DiagnoseOptions = {}): 
     if (!(Number.isFinite(v) && v > 0)) throw new Error(`diagnose: option "${k}" got ${v}; must be a positive number`);
   }
   if (!Array.isArray(records) && typeof records !== 'function') throw new Error('diagnose: records must be an array of step records or a function returning an iterable of them');
-  const pass = (typeof records === 'function' ? records : () => records) as () => Iterable<StepRecord>;
+  if (Array.isArray(records) && records.some((r) => r?.candidate !== undefined)) records = followedTrajectory(records, options.tournament);
+  const keep = options.tournament ? (options.tournament.winner ?? 'equal') : null;
+  const source = (typeof records === 'function' ? records : () => records) as () => Iterable<StepRecord>;
+  // A streamed source with the tournament given: its other candidates' records are skipped as they pass.
+  const pass = keep === null || Array.isArray(records) ? source : function* () {
+    for (const r of source()) if (r.candidate === undefined || r.candidate === keep) yield r;
+  };
   const harm = options.harm === false ? null : new HarmDetector(options.harm ?? {});
 
   // Pass 1: validate, count, harm checks.
