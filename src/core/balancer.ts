@@ -580,6 +580,23 @@ export class Balancer<O = unknown, S = unknown> {
     this._retired = null;
   }
 
+  /**
+   * Move the strategy's tensor state (Jacobian kind, e.g. moco's `y`) off the backend: its values
+   * are downloaded into the same form {@link state} saves and the tensors disposed (with those
+   * {@link settle} would dispose), so that no tensor of this balancer stays allocated. The balancer
+   * stays usable: the next update rebuilds the tensors from those values (float32 both ways, so the
+   * run continues bit-exactly), and {@link state} returns them as before. A rollback snapshot taken
+   * before this cannot be loaded after it. Does nothing for a strategy without tensor state.
+   * `BalancedTrainer.close()` and the end of `fitBalanced` call it.
+   */
+  release(): void {
+    this.settle();
+    if (!this._tensors) return;
+    const values = Object.fromEntries(Object.entries(this._tensors).map(([k, t]) => [k, { shape: [...t.shape], values: Array.from(t.dataSync()) }]));
+    this.dispose();
+    this._pendingTensors = values;
+  }
+
   /** Dispose the strategy's tensor state (Jacobian kind). The balancer must not be updated after. */
   dispose(): void {
     this.settle();
@@ -723,6 +740,10 @@ export class Balancer<O = unknown, S = unknown> {
         throw new BalancerError('balancer state: field "tensors" is "live" (a rollback snapshot of another process or balancer); load a state() instead');
       }
       const refs = this._liveRefs.get(saved)!;
+      // Tensor state held as values now (release() or load() since the snapshot): its tensors are gone.
+      if (this._pendingTensors) {
+        throw new BalancerError('balancer state: this snapshot refers to tensors that were released since (release() or load() ran); load a state() instead');
+      }
       if (refs === this._tensors) return;
       if (refs && Object.values(refs).some((t) => t.isDisposed)) {
         throw new BalancerError('balancer state: this snapshot refers to tensors that were disposed since (settle() ran); load a state() instead');

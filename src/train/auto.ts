@@ -864,6 +864,7 @@ export class AutoSelector {
   private drop(c: Live): void {
     c.values.forEach((t) => t.dispose());
     disposeOptimizer(c.optimizer);
+    c.trainer.balancer.dispose(); // its own, built from the candidate's spec (a Jacobian kind's tensor state)
     this.live = this.live.filter((x) => x !== c);
   }
 

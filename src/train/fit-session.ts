@@ -455,12 +455,14 @@ export class FitSession {
 
   /**
    * At the end of a fit: the sinks closed (their files complete) and, when the fit `failed`, an
-   * unfinished `auto` selection's copies released (nothing could step the trainer on). Errors of a
-   * sink's close are not allowed to hide the fit's own error.
+   * unfinished `auto` selection's copies released (nothing could step the trainer on); the
+   * balancer's tensor state moved off the backend (a later `trainer.step()` rebuilds it). Errors of
+   * a sink's close are not allowed to hide the fit's own error.
    */
   async close(failed: boolean): Promise<void> {
     if (failed) this.trainer.releaseSelection();
     try {
+      this.trainer.balancer.release();
       await this.trainer.closeSinks();
     } catch (e) {
       if (!failed) throw e;

@@ -67,8 +67,14 @@ export function makeToyProblem(options: ToyOptions = {}): ToyProblem {
     );
     return { x: tf.keep(x), ys: ys.map((y) => tf.keep(y)) };
   });
-  const trunk = tf.variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', tfjsSeed(seed + 100)), true, `toy${id}_trunk`);
-  const heads = scales.map((_, i) => tf.variable(tf.randomNormal([hidden, 1], 0, 0.5, 'float32', tfjsSeed(seed + 200 + i)), true, `toy${id}_head${i}`));
+  // tf.variable keeps its own reference to the initial value's data: the initial tensor is disposed here
+  const variable = (init: tf.Tensor, name: string) => {
+    const v = tf.variable(init, true, name);
+    init.dispose();
+    return v;
+  };
+  const trunk = variable(tf.randomNormal([inputs, hidden], 0, 0.5, 'float32', tfjsSeed(seed + 100)), `toy${id}_trunk`);
+  const heads = scales.map((_, i) => variable(tf.randomNormal([hidden, 1], 0, 0.5, 'float32', tfjsSeed(seed + 200 + i)), `toy${id}_head${i}`));
   return {
     names,
     terms: () => {

@@ -684,12 +684,15 @@ export class BalancedTrainer {
   }
 
   /**
-   * Flush and close every sink. A run ended during an `auto` selection also releases the
-   * candidates' copies of the variables and optimizer slots here, and warns (see
-   * {@link warnUnfinishedSelection}) that no winner was picked.
+   * Flush and close every sink, and move the balancer's tensor state (a Jacobian-kind strategy's,
+   * e.g. moco's `y`) off the backend ({@link Balancer.release}), so that after `close()` the trainer
+   * holds no tensor; a later `step()` rebuilds it and continues exactly. A run ended during an `auto`
+   * selection also releases the candidates' copies of the variables and optimizer slots here, and
+   * warns (see {@link warnUnfinishedSelection}) that no winner was picked.
    */
   async close(): Promise<void> {
     this.endSelection('close()', false);
+    this.balancer.release();
     await this.closeSinks();
   }
 
