@@ -167,3 +167,31 @@ describe('totalSteps as a trainer option', () => {
     toy.dispose();
   });
 });
+
+describe("messages a new user's trial found unclear", () => {
+  it('a fit whose run stops before the planned selection end names the early stop, not totalSteps', () => {
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const warnings: string[] = [];
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: 'auto', totalSteps: 400, warn: (w) => warnings.push(w) });
+    for (let i = 0; i < 5; i++) trainer.step();
+    trainer.endSelection('the end of fitBalanced');
+    expect(warnings[0]).toMatch(/the run stopped at step 5 of the 400 planned \(early stopping, stopTraining, or a loop that ended early\)/);
+    expect(warnings[0]).not.toMatch(/pass totalSteps/);
+    trainer.close();
+    optimizer.dispose();
+    toy.dispose();
+  });
+
+  it('the summary names the default score as it is computed', async () => {
+    const { summarizeTournament } = await import('../src/core/tournament.js');
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: { name: 'auto', trialSteps: 2, candidates: ['fixed', 'mgda'] }, warn: () => undefined });
+    trainer.step();
+    expect(summarizeTournament(trainer.tournament!)).toMatch(/mean over terms of log\(L_i \/ L_i of equal weights\) on the same held-out batches, a gain capped at ln 10, a loss counted T times/);
+    trainer.close();
+    optimizer.dispose();
+    toy.dispose();
+  });
+});

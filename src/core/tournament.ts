@@ -122,7 +122,7 @@ export function summarizeTournament(t: Tournament): string {
   const lines: string[] = [];
   const scoreWhat = t.score === 'user'
     ? `your score (${t.mode === 'min' ? 'lower' : 'higher'} is better)`
-    : "default score: worst term's mean log(L_i / L_i of equal weights) over recent steps (lower is better; a challenger must beat equal weights on every term)";
+    : "default score: mean over terms of log(L_i / L_i of equal weights) on the same held-out batches, a gain capped at ln 10, a loss counted T times (lower is better; a winner must beat equal weights beyond the noise in the last two rounds, no term more than maxWorse worse)";
   const g = t.growth ?? 1;
   const rounds = g === 1 ? `${t.trialSteps} steps per round` : `rounds of ${t.trialSteps}, ${Math.round(t.trialSteps * g)}, ${Math.round(t.trialSteps * g * g)}, … steps`;
   lines.push(`auto: ${t.candidates.length} candidates from step ${t.startStep}, ${rounds}, successive halving (keep 1/${t.eta}); ${scoreWhat}`);

@@ -964,7 +964,13 @@ export class AutoSelector {
     if (last) {
       // With the user's score, the best candidate wins (equal weights included). By default a
       // challenger must beat equal weights on every term, beyond the noise of the window.
-      const win = user ? ranked.find((k) => !out.has(k.c.index))! : (challengers.find((k) => k.ok && k.upper < 0 && k.s < 0) ?? eq);
+      // By default the win must also hold in the round before (when there was one): a candidate
+      // that beat equal weights only in the last window is as likely noise as a lead.
+      const before = (k: { c: Live }) => {
+        const prev = t.candidates[k.c.index].scores[round - 1];
+        return round === 0 || (typeof prev === 'number' && prev < 0);
+      };
+      const win = user ? ranked.find((k) => !out.has(k.c.index))! : (challengers.find((k) => k.ok && k.upper < 0 && k.s < 0 && before(k)) ?? eq);
       record.kept = [t.candidates[win.c.index].label];
       t.winner = t.candidates[win.c.index].label;
       const what = `${user ? 'your score' : 'default score'}, ${this.cfg.mode === 'min' || !user ? 'lower' : 'higher'} is better`;
@@ -1105,7 +1111,8 @@ export class AutoSelector {
     // A running selection continues under this trainer's options: they must be the ones it ran with.
     const mine = optionsOf(this.cfg);
     const differ = (k: string, was: unknown, now: unknown, field: string) => {
-      throw new StateError(OWNER, field, was, `the selection was saved by a trainer with auto option "${k}" ${JSON.stringify(was)}; this trainer has ${JSON.stringify(now)}: build it with the same auto options to resume`);
+      const show = (v: unknown) => (v === undefined ? '(not set)' : JSON.stringify(v));
+      throw new StateError(OWNER, field, was, `the selection was saved by a trainer with auto option "${k}" ${show(was)}; this trainer has ${show(now)}: build it with the same auto options to resume`);
     };
     for (const k of ['eta', 'score', 'mode'] as const) if (!Object.is(t[k], mine[k])) differ(k, t[k], mine[k], `auto.tournament.${k}`);
     // trialSteps is derived at the first step unless given; growth is absent in older states (1)

@@ -678,7 +678,9 @@ export class BalancedTrainer {
     (this.opts.warn ?? ((m: string) => console.warn(m)))(
       `loss-balancer: auto: at ${where}, after ${this._step} steps, the strategy selection is still running: it needs ${more} more step() call${more === 1 ? '' : 's'} ` +
         `(it lasts ${t.cost.plannedTrainerSteps} steps from step ${t.startStep}, ${t.trialSteps} in its first round), so no winner was picked and training so far followed equal weights; ` +
-        `pass totalSteps (the run's planned step() calls) so that the selection fits the run, or lower "trialSteps", or train longer; ${after}`,
+        (t.totalSteps !== undefined && this._step < t.totalSteps
+          ? `the run stopped at step ${this._step} of the ${t.totalSteps} planned (early stopping, stopTraining, or a loop that ended early); ${after}`
+          : `pass totalSteps (the run's planned step() calls) so that the selection fits the run, or lower "trialSteps", or train longer; ${after}`),
     );
     return true;
   }
