@@ -45,6 +45,19 @@ describe('early harm warnings', () => {
     expect(run('gradnorm', 40, [1, 1e6], { early: false }).filter((x) => x.text.startsWith('early warning'))).toEqual([]);
   });
 
+  it("after auto hands the run over, warnings carry the winner's caveat and say what to do", () => {
+    const msgs: string[] = [];
+    const m = new HarmMonitor({ warn: (x) => msgs.push(x) });
+    m.open({ strategy: 'auto', options: {}, terms: ['a', 'b'], backend: 'cpu', gradients: 'per candidate', startedAt: '' });
+    m.pickedByAuto('gradnorm', 'gradnorm', 40, { minWeight: 1e-3 });
+    // b's weight sits at GradNorm's floor from step 40 on
+    for (let s = 40; s < 80; s++) m.write({ step: s, loss: { a: 1, b: 1 }, weight: { a: 1.999, b: 1e-3 }, weighted: { a: 1.999, b: 1e-3 }, total: 2 });
+    expect(msgs.length).toBeGreaterThanOrEqual(1);
+    expect(msgs[0]).toMatch(/^early warning, step \d+: the weight of term "b" is pinned at the strategy's floor minWeight = 0\.001/);
+    expect(msgs[0]).toMatch(/Note on gradnorm \(minWeight\)/);
+    expect(msgs[0]).toMatch(/\(auto picked gradnorm at step 40, judging the run's first steps only: if this term matters, pass score \(or monitor in fitBalanced\) so that auto judges by your metric, or leave gradnorm out of its candidates\)$/);
+  });
+
   it('a bad value names the option', () => {
     expect(() => new HarmMonitor({ early: 2 })).toThrow(/harm option "early" got 2/);
   });

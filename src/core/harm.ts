@@ -463,6 +463,8 @@ export class HarmMonitor implements Sink {
   }
 
   private strategy = '';
+  /** Set when `auto` handed the run to a strategy: appended to every warning from then on. */
+  private autoNote = '';
 
   open(meta: RunMeta): void {
     this.detector.open(meta);
@@ -470,10 +472,23 @@ export class HarmMonitor implements Sink {
     this.strategy = String(meta.strategy ?? '');
   }
 
+  /**
+   * `auto` handed the run to `strategy` (candidate `label`) at `step`: later warnings carry that
+   * strategy's caveat and say that auto picked it on the selection's first steps, and what to do.
+   */
+  pickedByAuto(strategy: string, label: string, step: number, options?: { minWeight?: unknown }): void {
+    const meta = { strategy, terms: [] as string[], options };
+    this.detector.open(meta);
+    this.earlyDetector?.open(meta);
+    this.strategy = strategy;
+    this.autoNote =
+      ` (auto picked ${label} at step ${step}, judging the run's first steps only: if this term matters, pass score (or monitor in fitBalanced) so that auto judges by your metric, or leave ${strategy} out of its candidates)`;
+  }
+
   write(record: StepRecord): void {
     // During an `auto` selection the candidates' trial records are not the run's own trajectory.
     if (record.candidate !== undefined) return;
-    for (const f of this.detector.push(record)) this.warn(f.message);
+    for (const f of this.detector.push(record)) this.warn(f.message + this.autoNote);
     if (!this.earlyDetector) return;
     if (!record.skipped) this.seen += 1;
     if (this.seen >= this.detector.options.window) {
@@ -490,7 +505,7 @@ export class HarmMonitor implements Sink {
       // the strategy's caveat (what goes wrong, what to use instead) in full, in every early warning
       const caveat = caveatsOf(this.strategy).find((c) => c.flags.includes(f.kind));
       const text = caveat && !f.message.includes(caveat.text) ? `${f.message} Note on ${this.strategy} (${caveat.option}): ${caveat.text}` : f.message;
-      this.warn(`early warning, ${text}`);
+      this.warn(`early warning, ${text}${this.autoNote}`);
     }
   }
 }

@@ -510,9 +510,7 @@ export class BalancedTrainer {
     }
     const winner = sel.takeWinner();
     if (winner) {
-      (this as { balancer: Balancer }).balancer = winner.balancer;
-      // The meta line (written before the selection) cannot say what the winner reads: the tournament does.
-      sel.tournament!.gradients = this.reads(winner.balancer);
+      this.adoptWinner(winner);
       for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
     }
     this._step += 1;
@@ -527,10 +525,7 @@ export class BalancedTrainer {
     const sel = this.selection!;
     sel.scorePending(this._step);
     const winner = sel.takeWinner();
-    if (winner) {
-      (this as { balancer: Balancer }).balancer = winner.balancer;
-      sel.tournament!.gradients = this.reads(winner.balancer);
-    }
+    if (winner) this.adoptWinner(winner);
     for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
   }
 
@@ -729,7 +724,21 @@ export class BalancedTrainer {
     this.warnUnfinishedSelection(where);
     sel.conclude(`the run ended (${where}) before the selection finished: kept equal weights`, adopt);
     const winner = sel.takeWinner();
-    if (winner) (this as { balancer: Balancer }).balancer = winner.balancer;
+    if (winner) this.adoptWinner(winner);
+  }
+
+  /**
+   * The `auto` winner continues the run: its balancer becomes the trainer's, the tournament names
+   * what it reads (the meta line, written before the selection, cannot), and the live harm checks
+   * learn which strategy auto picked, so that their warnings name it, its caveat, and what to do.
+   */
+  private adoptWinner(winner: BalancedTrainer): void {
+    (this as { balancer: Balancer }).balancer = winner.balancer;
+    const t = this.selection!.tournament!;
+    t.gradients = this.reads(winner.balancer);
+    if (t.winner && t.winner !== 'equal' && t.score === 'default') {
+      for (const s of this.sinks) if (s instanceof HarmMonitor) s.pickedByAuto(winner.balancer.name, t.winner, this._step, winner.balancer.config as { minWeight?: unknown });
+    }
   }
 
   /**
