@@ -413,7 +413,7 @@ async function manyTermsSection(command: string): Promise<string> {
   }
   if (rs.some((r) => r.T === 64)) verdicts.push(`strategy math at T=64 within 10% of the probe step: ${verdicts.some((v) => / math at T=64/.test(v)) ? 'not for every strategy (above)' : 'every strategy'}`);
   if (rs.some((r) => r.T === 128)) verdicts.push(`strategy math at T=128 below the reading: ${verdicts.some((v) => / math at T=128/.test(v)) ? 'not for every strategy (above)' : 'every strategy'}`);
-  out.push('Targets (issue 27):', '', ...verdicts.map((v) => `- ${v}`));
+  if (verdicts.length) out.push('Targets (issue 27):', '', ...verdicts.map((v) => `- ${v}`));
   return out.join('\n');
 }
 
@@ -594,6 +594,7 @@ async function main() {
   }
   if (!LONG && gradRead) out.push('', '### Gradient reading (issue 15)', '', ...gradReadingTable(gradRead.r, gradRead.o, anchor.anchor));
   if (!LONG) out.push('', ...anchorLines(anchor), '');
+  if (QUICK) out.unshift('(--quick: a smoke run, 1 round of 2 steps per cell: the ratios below are noise, not measurements)', '');
   const text = out.join('\n');
   process.stdout.write(`${text}\n`);
   if (WRITE) writeSection(LONG ? 'overhead-long' : 'overhead', text);

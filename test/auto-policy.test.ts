@@ -195,3 +195,39 @@ describe("messages a new user's trial found unclear", () => {
     toy.dispose();
   });
 });
+
+describe("a second new user's trial (fitDatasetBalanced on a generator)", () => {
+  it('a selection ended early moves equal weights\' trial records into history.records, as a finished one moves the winner\'s', () => {
+    const toy = makeToyProblem({ scales: [1, 10, 100], seed: 3, samples: 32 });
+    const optimizer = tf.train.adam(0.02);
+    const trainer = new BalancedTrainer({ terms: toy.terms, variables: toy.variables, optimizer, balancer: 'auto', warn: () => undefined });
+    for (let i = 0; i < 5; i++) trainer.step();
+    expect(trainer.history.records).toHaveLength(0); // while it runs: history.trials
+    trainer.endSelection('the end of fitDatasetBalanced');
+    expect(trainer.history.records.map((r) => r.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(trainer.history.records.every((r) => r.candidate === 'equal')).toBe(true);
+    trainer.close();
+    optimizer.dispose();
+    toy.dispose();
+  });
+
+  it("auto on a dataset of unknown size without batchesPerEpoch warns at the start, naming what to pass", async () => {
+    const { fitDatasetBalanced } = await import('../src/train/fit-dataset.js');
+    const input = tf.input({ shape: [3] });
+    const h = tf.layers.dense({ units: 4, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+    const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
+    const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: [a, b] });
+    model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
+    const ds = tf.data.generator(function* () {
+      for (let i = 0; i < 4; i++) yield tf.tidy(() => ({ xs: tf.randomNormal([8, 3], 0, 1, 'float32', i), ys: { a: tf.zeros([8, 1]), b: tf.ones([8, 1]) } }));
+    });
+    const warnings: string[] = [];
+    const hist = await fitDatasetBalanced(model, ds as never, { epochs: 1, verbose: 0, balancer: 'auto', warn: (w: string) => warnings.push(w) } as never);
+    expect(warnings[0]).toMatch(/fitDatasetBalanced: balancer 'auto' cannot size its selection to this run: the dataset's size is unknown \(a generator\?\) and "batchesPerEpoch" is not given/);
+    expect(hist.trainer.history.records).toHaveLength(4);
+    await hist.trainer.close();
+    model.optimizer.dispose();
+    model.dispose();
+  });
+});

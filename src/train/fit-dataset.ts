@@ -169,6 +169,12 @@ export async function fitDatasetBalanced<T extends tf.TensorContainer>(model: tf
     session = new FitSession(model, m, args, { fn, batchSize: monitorBatch, doValidation, monitorVal: () => monitorVal, totalSteps });
     const { trainer, outputNames } = session;
     const warn = args.warn ?? ((s: string) => console.warn(s));
+    const auto = trainer.tournament === null && isAutoSpec(args.balancer) ? (typeof args.balancer === 'object' ? (args.balancer as Record<string, unknown>) : {}) : null;
+    if (auto && totalSteps === undefined && auto.totalSteps === undefined && auto.trialSteps === undefined) {
+      warn(
+        `${fn}: balancer 'auto' cannot size its selection to this run: the dataset's size is unknown (a generator?) and "batchesPerEpoch" is not given, so the selection plans for an unknown length (150 steps at the defaults) and ends with equal weights if the fit is shorter; pass "batchesPerEpoch", or the run's step count as { name: 'auto', totalSteps }`,
+      );
+    }
     const verbose = args.verbose ?? 1;
     const steps = args.batchesPerEpoch ?? (Number.isFinite(dataset.size) ? dataset.size : null);
     // model.fitDataset's params: no initialEpoch, samples or batchSize (the dataset decides).
@@ -244,4 +250,9 @@ export async function fitDatasetBalanced<T extends tf.TensorContainer>(model: tf
     // the sinks closed; after a failure the auto selection's copies released too
     await session?.close(failed);
   }
+}
+
+/** Whether a balancer argument is the `auto` selector (`'auto'` or `{ name: 'auto', ... }`). */
+function isAutoSpec(b: unknown): boolean {
+  return b === 'auto' || (!!b && typeof b === 'object' && (b as { name?: unknown }).name === 'auto');
 }

@@ -509,10 +509,7 @@ export class BalancedTrainer {
       for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(t)) as Tournament);
     }
     const winner = sel.takeWinner();
-    if (winner) {
-      this.adoptWinner(winner);
-      for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(sel.tournament)) as Tournament);
-    }
+    if (winner) this.adoptWinner(winner);
     this._step += 1;
     // The round's scoring failed (the score option): the step stands and is recorded; the round is
     // scored again at the next step.
@@ -739,6 +736,9 @@ export class BalancedTrainer {
     if (t.winner && t.winner !== 'equal' && t.score === 'default') {
       for (const s of this.sinks) if (s instanceof HarmMonitor) s.pickedByAuto(winner.balancer.name, t.winner, this._step, winner.balancer.config as { minWeight?: unknown });
     }
+    // every sink learns the outcome (the in-memory history moves the winner's trial records into
+    // `records`), also when the selection was ended early with equal weights
+    for (const s of this.sinks) s.tournament?.(JSON.parse(JSON.stringify(t)) as Tournament);
   }
 
   /**
