@@ -45,10 +45,11 @@ export interface AutoOptions {
    */
   budget?: number;
   /**
-   * Drop a challenger whose trial raises a harm flag (a pinned weight, a starved or a rising term:
-   * src/core/harm.ts, judged over the round) that equal weights' trial does not raise on the same
-   * term. (`runaway` is not among them: weights moving to the terms' scale ratios look the same in
-   * a short trial.) @default true
+   * With the default score: drop a challenger whose trial raises a harm flag (a weight pinned at a
+   * bound or floor, a starved term: src/core/harm.ts, judged over the round) that equal weights'
+   * trial does not raise on the same term. Not `runaway` (weights moving towards the terms' scale
+   * ratios look the same in a short trial) nor `rising` (a regulariser that stops collapsing, as a
+   * VAE's KL, rises by design); with your `score`, your metric judges alone. @default true
    */
   disqualify?: boolean;
   /** Most rounds; after the last one the best live candidate wins. @default until ≤ 2 challengers remain */

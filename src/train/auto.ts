@@ -22,7 +22,7 @@
  *    Exploration in Multi-Armed Bandits", ICML 2013, https://proceedings.mlr.press/v28/karnin13.html;
  *    Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and Hyperparameter Optimization",
  *    AISTATS 2016, https://arxiv.org/abs/1502.07943). Each survivor continues from its own state, so
- *    no step is paid twice. A challenger whose trial raised a harm flag (src/core/harm.ts) that equal
+ *    no step is paid twice. Under the default score, a challenger whose trial raised a harm flag (src/core/harm.ts) that equal
  *    weights' trial did not raise on the same term is disqualified. Equal weights are never dropped.
  * 4. When two challengers or fewer are left (or after `rounds` rounds), the winner is chosen: with
  *    the user's score the best live candidate; without one, the best challenger only when it beats
@@ -914,10 +914,12 @@ export class AutoSelector {
     const cfg = c.trainer.balancer.config as { minWeight?: unknown };
     det.open({ strategy: c.trainer.balancer.name, terms: [...(c.trainer.terms ?? [])], options: { minWeight: cfg.minWeight } });
     const out = new Set<string>();
-    // `runaway` (weights 100× apart and growing) is what a balancing strategy does on its way to the
-    // terms' scale ratios (db-mtl, grad-magnitude on terms 1e4 apart), so it disqualifies no trial; a
-    // runaway that harms shows as a term's loss rising against equal weights' (maxWorse).
-    for (const r of recs) for (const f of det.push(r)) if (f.kind !== 'runaway') out.add(`${f.kind}:${f.term}`);
+    // Only a weight pinned at a bound or floor, or a starved term, disqualifies. `runaway` (weights
+    // 100× apart and growing) is what a balancing strategy does on its way to the terms' scale
+    // ratios (db-mtl, grad-magnitude on terms 1e4 apart), and `rising` is what a regulariser does
+    // when it stops collapsing (a VAE's KL): a rise that harms shows in the comparison with equal
+    // weights (maxWorse).
+    for (const r of recs) for (const f of det.push(r)) if (f.kind === 'pinned' || f.kind === 'starved') out.add(`${f.kind}:${f.term}`);
     return out;
   }
 
@@ -931,10 +933,12 @@ export class AutoSelector {
     const cmp = user ? null : this.live.map((c) => compareWithEqual(c.recent, eqLive.recent));
     const raw = user ? this.live.map((c) => this.userScore(c)) : cmp!.map((x) => x.score);
     this.swapIn(eqLive);
-    // Harm checks: a challenger raising a flag that equal weights' trial does not raise is out.
-    const base = this.cfg.disqualify ? this.harmFlags(eqLive) : new Set<string>();
+    // Harm checks (default score only: with the user's score, their metric judges): a challenger
+    // raising a flag that equal weights' trial does not raise is out.
+    const disqualify = this.cfg.disqualify && !user;
+    const base = disqualify ? this.harmFlags(eqLive) : new Set<string>();
     const out = new Map<number, string>();
-    if (this.cfg.disqualify) {
+    if (disqualify) {
       for (const c of this.live.slice(1)) {
         const extra = [...this.harmFlags(c)].filter((f) => !base.has(f));
         if (extra.length) out.set(c.index, extra.map((f) => f.replace(':', ' on ')).join(', '));
