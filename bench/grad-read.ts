@@ -71,11 +71,13 @@ export interface Problem {
   dispose(): void;
 }
 
-let uid = 0;
-export function problem(T: number, width = 256, batch = BATCH): Problem {
-  const id = `${uid++}`;
+/**
+ * The benchmark model's shared trunk (64 → width → width: W1, b1, W2, b2; Glorot-normal, seeded 1, 2)
+ * and the two helpers that made it, for the heads: `own` makes a variable of a tensor and releases
+ * the tensor (tf.variable keeps its own copy), `glorot` continues the seed sequence (3, 4, ...).
+ */
+export function trunkVariables(width: number, id: string) {
   let seed = 1;
-  // tf.variable keeps its initial value as a tensor of its own: released right after
   const own = (init: tf.Tensor, name: string) => {
     const v = tf.variable(init, true, name);
     init.dispose();
@@ -86,6 +88,13 @@ export function problem(T: number, width = 256, batch = BATCH): Problem {
   const b1 = own(tf.zeros([width]), `b1_${id}`);
   const W2 = glorot([width, width], 'W2');
   const b2 = own(tf.zeros([width]), `b2_${id}`);
+  return { own, glorot, W1, b1, W2, b2 };
+}
+
+let uid = 0;
+export function problem(T: number, width = 256, batch = BATCH): Problem {
+  const id = `${uid++}`;
+  const { own, glorot, W1, b1, W2, b2 } = trunkVariables(width, id);
   const hw = Array.from({ length: T }, (_, i) => glorot([width, 1], `head${i}`));
   const hb = Array.from({ length: T }, (_, i) => own(tf.zeros([1]), `hb${i}_${id}`));
   const x = tf.randomNormal([batch, 64], 0, 1, 'float32', 1000);

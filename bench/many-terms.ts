@@ -32,7 +32,7 @@ import { pathToFileURL } from 'node:url';
 import { create, list, register, unregister } from '../src/core/registry.js';
 import type { Strategy } from '../src/core/types.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
-import { problem, type Problem } from './grad-read.js';
+import { problem, trunkVariables, type Problem } from './grad-read.js';
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
@@ -113,17 +113,7 @@ function trainer(p: Problem, balancer: string, mode: 'plain-trainer' | 'exact' |
  */
 export function jointProblem(T: number, width = 256, batch = 128): Problem {
   const id = `joint${T}_${Math.random().toString(36).slice(2)}`;
-  let seed = 1;
-  const own = (init: tf.Tensor, name: string) => {
-    const v = tf.variable(init, true, name);
-    init.dispose();
-    return v;
-  };
-  const glorot = (shape: number[], name: string) => own(tf.randomNormal(shape, 0, Math.sqrt(2 / (shape[0] + shape[1])), 'float32', seed++), `${name}_${id}`);
-  const W1 = glorot([64, width], 'W1');
-  const b1 = own(tf.zeros([width]), `b1_${id}`);
-  const W2 = glorot([width, width], 'W2');
-  const b2 = own(tf.zeros([width]), `b2_${id}`);
+  const { own, glorot, W1, b1, W2, b2 } = trunkVariables(width, id);
   const H = glorot([width, T], 'H');
   const hb = own(tf.zeros([T]), `hb_${id}`);
   const x = tf.randomNormal([batch, 64], 0, 1, 'float32', 1000);
