@@ -966,10 +966,10 @@ export class AutoSelector {
     for (const [index, why] of out) t.candidates[index].disqualified = `round ${round + 1}: ${why}`;
     const eq = keyed[0];
     if (last) {
-      // With the user's score, the best candidate wins (equal weights included). By default a
-      // challenger must beat equal weights on every term, beyond the noise of the window.
-      // By default the win must also hold in the round before (when there was one): a candidate
-      // that beat equal weights only in the last window is as likely noise as a lead.
+      // With the user's score, the best candidate wins (equal weights included). By default the
+      // best eligible challenger wins only when its score is below 0 beyond the window's noise and
+      // was below 0 in the round before too (when there was one): a candidate that beat equal
+      // weights only in the last window is as likely noise as a lead.
       const before = (k: { c: Live }) => {
         const prev = t.candidates[k.c.index].scores[round - 1];
         return round === 0 || (typeof prev === 'number' && prev < 0);
@@ -986,7 +986,7 @@ export class AutoSelector {
         t.reason = !best
           ? 'kept equal weights: every challenger failed or was disqualified'
           : best.ok
-            ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: geometric mean of loss ratios ${fmtPct(cmp![bi].score)}, upper bound ${fmtPct(cmp![bi].upper)})`
+            ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: score ${fmtScore(cmp![bi].score)}, upper bound ${fmtScore(cmp![bi].upper)}, lower is better, equal weights 0)`
             : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: ${fmtPct(cmp![bi].worst)})`;
         (this.host.warn ?? ((m: string) => console.warn(m)))(
           `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate whose held-out losses beat equal weights' (on average over the terms, beyond the noise, no term more than ${fmtPct(limit)} worse), and none did; ` +
