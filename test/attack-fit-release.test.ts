@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JsonlSink } from '../src/node/sinks.js';
 import { fitBalanced } from '../src/train/fit.js';
-import { useTestBackend } from './helpers.js';
+import { twoOutputModel, useTestBackend } from './helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,12 +22,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 function twoOutputs() {
-  const input = tf.input({ shape: [3] });
-  const h = tf.layers.dense({ units: 8, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-  const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
-  const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: [a, b] });
-  model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
+  const model = twoOutputModel();
   const x = tf.randomNormal([32, 3], 0, 1, 'float32', 4);
   const ya = tf.randomNormal([32, 1], 0, 1, 'float32', 5);
   const yb = tf.mul(tf.randomNormal([32, 1], 0, 1, 'float32', 6), 100);

@@ -11,7 +11,7 @@ import { parseAuto } from '../src/core/auto-config.js';
 import { makeToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
-import { useTestBackend } from './helpers.js';
+import { twoOutputModel, useTestBackend } from './helpers.js';
 
 beforeAll(async () => {
   await useTestBackend();
@@ -213,12 +213,7 @@ describe("a second new user's trial (fitDatasetBalanced on a generator)", () => 
 
   it("auto on a dataset of unknown size without batchesPerEpoch warns at the start, naming what to pass", async () => {
     const { fitDatasetBalanced } = await import('../src/train/fit-dataset.js');
-    const input = tf.input({ shape: [3] });
-    const h = tf.layers.dense({ units: 4, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-    const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
-    const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
-    const model = tf.model({ inputs: input, outputs: [a, b] });
-    model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
+    const model = twoOutputModel(4);
     const ds = tf.data.generator(function* () {
       for (let i = 0; i < 4; i++) yield tf.tidy(() => ({ xs: tf.randomNormal([8, 3], 0, 1, 'float32', i), ys: { a: tf.zeros([8, 1]), b: tf.ones([8, 1]) } }));
     });

@@ -15,7 +15,7 @@ import { resolveTermWeights } from '../strategies/fixed.js';
 import { makeToyProblem, type ToyProblem } from '../src/train/toy.js';
 import { BalancedTrainer, type TrainerState } from '../src/train/trainer.js';
 import type { BalancerSpec } from '../src/core/types.js';
-import { useTestBackend } from './helpers.js';
+import { twoOutputModel, useTestBackend } from './helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -372,15 +372,10 @@ describe('auto: run config, sinks, report, TensorBoard', () => {
 describe('auto: fitBalanced', () => {
   it('fitBalanced with balancer auto trains a two-output LayersModel and ends with the winner', async () => {
     const { fitBalanced } = await import('../src/train/fit.js');
-    const input = tf.input({ shape: [3] });
-    const h = tf.layers.dense({ units: 8, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-    const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
-    const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
-    const model = tf.model({ inputs: input, outputs: [a, b] });
+    const model = twoOutputModel();
     const x = tf.randomNormal([32, 3], 0, 1, 'float32', 4);
     const ya = tf.randomNormal([32, 1], 0, 1, 'float32', 5);
     const yb = tf.mul(tf.randomNormal([32, 1], 0, 1, 'float32', 6), 100);
-    model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
     const out = await fitBalanced(model, x, [ya, yb], { balancer: { name: 'auto', trialSteps: 2, candidates: ['fixed', 'mgda', 'softadapt'] }, epochs: 3, batchSize: 8 });
     const t = out.trainer.tournament!;
     expect(t.phase).toBe('done');

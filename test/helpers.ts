@@ -99,3 +99,18 @@ export async function quietly<T>(fn: () => Promise<T> | T): Promise<{ value: T; 
     names.forEach((n, i) => (console[n] = saved[i]));
   }
 }
+
+/**
+ * A compiled two-output `tf.LayersModel` on one tanh trunk (3 → `units`), heads `a` and `b`,
+ * Glorot-normal kernels seeded 1, 2, 3, Adam 0.01, mean squared error on both outputs.
+ */
+export function twoOutputModel(units = 8): tf.LayersModel {
+  const input = tf.input({ shape: [3] });
+  const h = tf.layers.dense({ units, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  const a = tf.layers.dense({ units: 1, name: 'a', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
+  const b = tf.layers.dense({ units: 1, name: 'b', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(h) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: [a, b] });
+  model.compile({ optimizer: tf.train.adam(0.01), loss: ['meanSquaredError', 'meanSquaredError'] });
+  return model;
+}
+
