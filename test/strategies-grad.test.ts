@@ -415,7 +415,10 @@ describe('properties (fast-check)', () => {
         for (const [s, o] of cases) {
           const a = weightsOf(s, o, G);
           const b = weightsOf(s, o, Gk);
-          expect(directionDev(G, a, b), `${s.name}${JSON.stringify(o)}`).toBeLessThan(1e-6);
+          // The direction's tolerance grows with cond(G) as the weights' does: with two nearly
+          // antiparallel gradients (CI counterexample, seed -1603899384: imtl 1.4e-6) Σ w_i g_i nearly
+          // cancels, and its relative deviation carries the conditioning.
+          expect(directionDev(G, a, b), `${s.name}${JSON.stringify(o)}`).toBeLessThan(weightTol(G, 1e-6));
           if ((UNIQUE_WEIGHTS.has(s) && s !== nashMtl) || s === pcgrad) expect(relDev(b, a), s.name).toBeLessThan(weightTol(G, 1e-6));
         }
         // nash-mtl: α scales as 1/‖g‖, so w(kG) = w(G)/√k (same direction).
@@ -432,7 +435,11 @@ describe('properties (fast-check)', () => {
       {
         numRuns: 40,
         // CI counterexample (fast-check seed 591163256): two nearly parallel rows, cond(G) ≈ 1.6·10¹¹.
-        examples: [[[[0, 0, 0, 0, 0, 0.04029732496912173], [0, 0, 0, 0, -0.3212277350214369, 0], [0.00000280294367295526, 0, 0, 0, -0.5082224934708828, 0]], 25]],
+        examples: [
+          [[[0, 0, 0, 0, 0, 0.04029732496912173], [0, 0, 0, 0, -0.3212277350214369, 0], [0.00000280294367295526, 0, 0, 0, -0.5082224934708828, 0]], 25],
+          // CI counterexample (seed -1603899384): two nearly antiparallel gradients
+          [[[0, 0, 0, 0, -0.9999999997737642], [0, 0, 0, 0, 0.9999999991895525]], 25],
+        ],
       },
     );
   });
