@@ -8,6 +8,7 @@ import { checkSameTerms } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import type { GradientStats } from '../core/types.js';
 import { gramProduct } from './gram-product.js';
+import { headDenseLayers, headGram, headRows, headUpstream, withMatMulAttrs, type HeadDense } from './head-gram.js';
 import { subTapes } from './subtape.js';
 
 /** A term's gradients, by variable name (variables the term does not reach are absent). */
@@ -288,6 +289,8 @@ export interface Tape {
    * tensors that recording would keep until the end of {@link withTape}.
    */
   unrecorded<R>(f: () => R): R;
+  /** The nodes recorded so far (tfjs's `activeTape`), read-only: for structure checks (src/train/head-gram.ts). */
+  recorded(): unknown;
 }
 
 /**
@@ -324,6 +327,7 @@ export function withTape(fn: (tape: Tape) => tf.NamedTensorMap): tf.NamedTensorM
       });
     },
     unrecorded: (f) => unrecorded(engine, f),
+    recorded: () => (engine.state as unknown as { activeTape: unknown }).activeTape,
   };
   try {
     const out = engine.gradients(
@@ -544,6 +548,19 @@ export interface Representation {
 export type Decide = (losses: number[], M: tf.Tensor2D) => number[] | null;
 
 /**
+ * Representation mode's per-term gradients over z as the caller's decision reads them: `read` gives
+ * the Gram matrix (and with `withStats` mean/max |∂L_i/∂z| per term) as {@link readGram} does;
+ * `matrix` the T × size(z) matrix M itself (made on first call, released after the decision).
+ */
+export interface ZGradients {
+  read(withStats: boolean): GramReading;
+  matrix(): tf.Tensor2D;
+}
+
+/** {@link Decide} reading {@link ZGradients}: the trainer's form, which lets the Gram matrix come without M. */
+export type DecideRead = (losses: number[], z: ZGradients) => number[] | null;
+
+/**
  * Representation mode: one forward of trunk and heads; per-term ∂L_i/∂z by T backward passes through
  * the heads only; `decide(losses, M)` (M: T × size(z), rows = flattened ∂L_i/∂z) returns the weights
  * (or null to apply nothing); then ONE backward pass of Σ w_i L_i through heads and trunk on the same
@@ -559,31 +576,87 @@ export function representationGradients(
   decide: Decide,
   headWeights: 'weighted' | 'unit' = 'weighted',
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
+  return representationCore(rep, names, vars, check, (losses, zg) => decide(losses, zg.matrix()), headWeights, false);
+}
+
+/**
+ * {@link representationGradients} for a decision that reads the Gram matrix (the trainer's). With
+ * `layerwise` (and a tape), when every term reads z only through its own dense layer u = z W
+ * (src/train/head-gram.ts) and that is cheaper, the Gram matrix comes from the layers' inputs and
+ * output gradients, all from ONE backward pass of Σ L_i through the heads, and M is made only if
+ * the decision asks for it (stats, or a Gram matrix that overflowed float32). Same weights, same
+ * combined gradients as the per-term passes (up to float32 rounding).
+ */
+export function representationReading(
+  rep: Representation,
+  names: readonly string[],
+  vars: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+  decide: DecideRead,
+  headWeights: 'weighted' | 'unit' = 'weighted',
+  layerwise = true,
+): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
+  return representationCore(rep, names, vars, check, decide, headWeights, layerwise);
+}
+
+function representationCore(
+  rep: Representation,
+  names: readonly string[],
+  vars: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+  decide: DecideRead,
+  headWeights: 'weighted' | 'unit',
+  layerwise: boolean,
+): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   const trainable = vars.filter((v) => v.trainable);
+  const T = names.length;
   const body = (tape: Tape | null): tf.NamedTensorMap => {
-    const z = checkRepresentation(rep.trunk());
-    const t = rep.heads(z);
+    const forward = () => {
+      const z = checkRepresentation(rep.trunk());
+      return { z, t: rep.heads(z) };
+    };
+    const { z, t } = tape && layerwise ? withMatMulAttrs(forward) : forward();
     if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
-    const dz = tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
+    const head: HeadDense | null = tape && layerwise ? headDenseLayers(tape.recorded(), z, ys) : null;
+    // head layers: every E_n = ∂L_i/∂u_n from one backward pass of Σ L_i (each u_n leads to one term)
+    const E = head && tape ? tape.grads(ys.length === 1 ? ys[0] : tf.addN([...ys]), head.us) : null;
+    const dz = head ? null : tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
     // Losses, M and the strategy's reading are never differentiated: not recorded on the tape. M is
     // released as soon as `decide` has read it (the backward pass below does not need it).
     const w = (tape ? tape.unrecorded.bind(tape) : <R>(f: () => R) => f())(() => {
       const losses = Array.from(tf.stack(ys).dataSync());
-      const M = tf.tidy(() => tf.concat(dz.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]))).reshape([names.length, -1]) as tf.Tensor2D);
+      let M: tf.Tensor2D | null = null;
+      const matrix = () =>
+        (M ??= head
+          ? headRows(head, E!, z, T)
+          : tf.tidy(() => tf.concat(dz!.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]))).reshape([T, -1]) as tf.Tensor2D));
+      const read = (withStats: boolean): GramReading => {
+        if (!head || withStats) return readGram(matrix(), withStats);
+        const flat = tf.tidy(() => headGram(head, E!, T).reshape([-1]));
+        let reading: GramReading;
+        try {
+          reading = parseGram(flat.dataSync(), T, false);
+        } finally {
+          flat.dispose();
+        }
+        return gramOverflowed(reading.gram) ? readGramScaled(matrix(), false) : reading;
+      };
       try {
-        return decide(losses, M);
+        return decide(losses, { read, matrix });
       } finally {
-        M.dispose();
+        (M as tf.Tensor2D | null)?.dispose();
       }
     });
     const out: tf.NamedTensorMap = {};
     ys.forEach((y, i) => (out[`v${i}`] = y));
     if (!w) return out;
     const total = () => tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar;
+    const upstream = () =>
+      head ? headUpstream(head, E!, w) : tf.tidy(() => tf.addN(dz!.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i]))));
     const gs = tape && headWeights === 'unit'
-      ? unitHeadGrads(tape, z, dz, w, ys, trainable)
+      ? unitHeadGrads(tape, z, upstream, ys, trainable)
       : tape
       ? tape.grads(total(), trainable)
       : (() => {
@@ -627,12 +700,11 @@ function unflattenRepresentation(flat: tf.NamedTensorMap, names: readonly string
 function unitHeadGrads(
   tape: Tape,
   z: tf.Tensor,
-  dz: readonly (tf.Tensor | null)[],
-  w: readonly number[],
+  upstreamOf: () => tf.Tensor,
   ys: readonly tf.Scalar[],
   trainable: readonly tf.Variable[],
 ): (tf.Tensor | null)[] {
-  const upstream = tape.unrecorded(() => tf.tidy(() => tf.addN(dz.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i])))));
+  const upstream = tape.unrecorded(upstreamOf);
   const trunk = tape.grads(z, trainable, upstream);
   const headVars = trainable.filter((_, k) => trunk[k] === null);
   const heads = headVars.length ? tape.grads(tf.addN([...ys]), headVars) : [];

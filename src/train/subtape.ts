@@ -12,18 +12,30 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 
-/** The part of a tfjs tape node read here. */
-interface TapeNode {
+/** The part of a tfjs tape node read here (`attrs`: noted by `withMatMulAttrs` in src/train/head-gram.ts). */
+export interface TapeNode {
+  kernelName?: string;
   inputs: Record<string, tf.Tensor>;
   outputs: tf.Tensor[];
+  attrs?: { transposeA?: boolean; transposeB?: boolean };
 }
 
-/** For each of `ys`, the nodes of `tape` that lead to it, in tape order; null when the tape is unreadable. */
-export function subTapes(tape: unknown, ys: readonly tf.Tensor[]): unknown[][] | null {
+/** What {@link labelTape} finds: the outputs each tensor and each node lead to (one bit per output). */
+export interface TapeLabels {
+  /** Tensor id → bit set of the outputs it leads to (absent: leads to none). */
+  tensors: Map<number, Uint32Array>;
+  /** Per node, in tape order: the bit set of the outputs it leads to, or null. */
+  nodes: (Uint32Array | null)[];
+}
+
+/**
+ * One reverse sweep over `tape`: for every tensor and node, the set of `ys` it leads to (a bit per
+ * y). Null when the tape is not readable in the expected form.
+ */
+export function labelTape(tape: unknown, ys: readonly tf.Tensor[]): TapeLabels | null {
   if (!Array.isArray(tape)) return null;
   const nodes = tape as TapeNode[];
-  const T = ys.length;
-  const W = (T + 31) >>> 5;
+  const W = (ys.length + 31) >>> 5;
   const labels = new Map<number, Uint32Array>();
   const labelOf = (id: number) => {
     let l = labels.get(id);
@@ -50,8 +62,32 @@ export function subTapes(tape: unknown, ys: readonly tf.Tensor[]): unknown[][] |
       for (let w = 0; w < W; w++) l[w] |= acc[w];
     }
   }
+  return { tensors: labels, nodes: nodeLabels };
+}
+
+/** The outputs a bit set names, in increasing order. */
+export function bitsOf(l: Uint32Array | null | undefined): number[] {
+  const out: number[] = [];
+  if (!l) return out;
+  for (let w = 0; w < l.length; w++) {
+    let bits = l[w];
+    while (bits) {
+      const b = 31 - Math.clz32(bits);
+      out.push((w << 5) + b);
+      bits &= ~(1 << b);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** For each of `ys`, the nodes of `tape` that lead to it, in tape order; null when the tape is unreadable. */
+export function subTapes(tape: unknown, ys: readonly tf.Tensor[]): unknown[][] | null {
+  const labels = labelTape(tape, ys);
+  if (!labels) return null;
+  const nodes = tape as TapeNode[];
+  const W = (ys.length + 31) >>> 5;
   const out: unknown[][] = ys.map(() => []);
-  nodeLabels.forEach((l, k) => {
+  labels.nodes.forEach((l, k) => {
     if (!l) return;
     for (let w = 0; w < W; w++) {
       let bits = l[w];

@@ -11,7 +11,7 @@ import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from 
 import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import {
-  checkRepresentation, combine, detectShared, checkTerms, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, readGram, representationGradients, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
+  checkRepresentation, combine, detectShared, checkTerms, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, representationReading, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
@@ -319,9 +319,9 @@ export class BalancedTrainer {
       if (perTerm && this.opts.represent) {
         let res: UpdateResult | undefined;
         let read: number[] = [];
-        const out = representationGradients(this.opts.represent, names, vars, check, (vals, M) => {
+        const out = representationReading(this.opts.represent, names, vars, check, (vals, zg) => {
           read = vals;
-          reading = readGram(M, !!needs.stats);
+          reading = zg.read(!!needs.stats);
           res = this.balancer.update({ losses: vals, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
           return res.skipped ? null : res.weights;
         }, this.balancer.headWeights);

@@ -1,0 +1,143 @@
+/**
+ * Representation mode's Gram matrix from the heads' first dense layers (issue 27), in the manner of
+ * torchjd's autogram (a layer's Gramian from its input and its output gradients, never the full
+ * per-term gradients).
+ *
+ * When every term reads z (B×d) only through its own matrix products u_n = z W_n (W_n: d×k_n, not
+ * computed from z), the per-term gradient over z is ∂L_i/∂z = Σ_{n of term i} E_n W_nᵀ with
+ * E_n = ∂L_i/∂u_n (B×k_n), and
+ *
+ *   G_ij = ⟨∂L_i/∂z, ∂L_j/∂z⟩ = Σ_{n of i, m of j} Σ_{a,b} (E_nᵀ E_m)_ab (W_nᵀ W_m)_ab,
+ *
+ * i.e. with E = [E_1 … E_K] (B×K) and W = [W_1 … W_K] (d×K): G = Sᵀ ((EᵀE) ⊙ (WᵀW)) S, S the K×T
+ * indicator of the term of each column. That costs K²(B + d) instead of T²·B·d for M Mᵀ (K = T for
+ * linear heads with one output: 64²·384 against 64²·32768 multiply-adds on the benchmark model).
+ * Since each u_n leads to one term only, ∂(Σ_i L_i)/∂u_n = ∂L_{i(n)}/∂u_n: every E_n comes from ONE
+ * backward pass of Σ_i L_i through the heads, instead of T passes.
+ *
+ * The structure is read off the recorded tape (src/train/subtape.ts): the nodes that consume z and
+ * lead to a term must all be `BatchMatMul` nodes with z as the untransposed left operand and a right
+ * operand not computed from z, each leading to exactly one term. Transpose flags are not stored on
+ * tfjs's tape nodes; {@link withMatMulAttrs} notes them while the forward is recorded.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { bitsOf, labelTape, type TapeNode } from './subtape.js';
+
+/** The heads' first dense layers found on the tape: u_n = z W_n, term of each n. */
+export interface HeadDense {
+  us: tf.Tensor2D[];
+  ws: tf.Tensor2D[];
+  /** Index of the term each u_n leads to. */
+  termOf: number[];
+  /** Σ k_n: the columns of E and W. */
+  K: number;
+}
+
+/**
+ * Run `f` (a forward pass being recorded) with the tape's `BatchMatMul` nodes noting their transpose
+ * flags (`node.attrs`), which tfjs keeps only inside the node's gradient closure. The engine's
+ * `addTapeNode` is wrapped on the engine instance for the duration of `f` only and restored after, on
+ * every path.
+ */
+export function withMatMulAttrs<R>(f: () => R): R {
+  type Add = (kernelName: string, inputs: unknown, outputs: unknown, grad: unknown, saved: unknown, attrs: Record<string, unknown>) => void;
+  const e = tf.engine() as unknown as { addTapeNode?: Add; state: { activeTape: TapeNode[] | null } };
+  const original = e.addTapeNode;
+  if (typeof original !== 'function') return f();
+  const own = Object.prototype.hasOwnProperty.call(e, 'addTapeNode');
+  e.addTapeNode = function (kernelName, inputs, outputs, grad, saved, attrs) {
+    original.call(e, kernelName, inputs, outputs, grad, saved, attrs);
+    const tape = e.state.activeTape;
+    if (kernelName === 'BatchMatMul' && tape?.length) {
+      tape[tape.length - 1].attrs = { transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB };
+    }
+  };
+  try {
+    return f();
+  } finally {
+    if (own) e.addTapeNode = original;
+    else delete e.addTapeNode;
+  }
+}
+
+/**
+ * The heads' first dense layers of `tape` (see the file comment), or null when the terms read z in
+ * any other way, or when the layer-wise Gram would not be cheaper than M Mᵀ (K²(B + d) ≥ T²·B·d).
+ */
+export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[]): HeadDense | null {
+  if (z.rank !== 2 || !Array.isArray(tape)) return null;
+  const labels = labelTape(tape, ys);
+  if (!labels) return null;
+  const nodes = tape as TapeNode[];
+  const down = new Set<number>([z.id]);
+  const out: HeadDense = { us: [], ws: [], termOf: [], K: 0 };
+  for (let k = 0; k < nodes.length; k++) {
+    const node = nodes[k];
+    const inputs = Object.values(node.inputs).filter(Boolean);
+    if (!inputs.some((t) => down.has(t.id))) continue;
+    for (const o of node.outputs) if (o) down.add(o.id);
+    if (!inputs.some((t) => t.id === z.id) || !labels.nodes[k]) continue;
+    // a node that reads z and leads to a term: it must be u = z W, W not computed from z
+    const { a, b } = node.inputs;
+    if (node.kernelName !== 'BatchMatMul' || !node.attrs || node.attrs.transposeA || node.attrs.transposeB) return null;
+    if (!a || !b || a.id !== z.id || down.has(b.id) || b.rank !== 2 || node.outputs.length !== 1) return null;
+    const terms = bitsOf(labels.nodes[k]);
+    if (terms.length !== 1) return null;
+    out.us.push(node.outputs[0] as tf.Tensor2D);
+    out.ws.push(b as tf.Tensor2D);
+    out.termOf.push(terms[0]);
+    out.K += b.shape[1] ?? 0;
+  }
+  if (!out.us.length) return null;
+  const [B, d] = z.shape;
+  const T = ys.length;
+  return out.K * out.K * (B + d) < T * T * B * d ? out : null;
+}
+
+/** The K×T indicator S (column k of E and W belongs to term S's column), or null when it is the identity. */
+function indicator(h: HeadDense, T: number): tf.Tensor2D | null {
+  const cols = h.ws.flatMap((w, n) => new Array<number>(w.shape[1]).fill(h.termOf[n]));
+  if (cols.length === T && cols.every((c, k) => c === k)) return null;
+  // built on the CPU side: tf.oneHot's float32 output is zeros on tfjs-backend-wasm 4.22
+  const S = new Float32Array(cols.length * T);
+  cols.forEach((c, k) => (S[k * T + c] = 1));
+  return tf.tensor2d(S, [cols.length, T]);
+}
+
+/** `[E_1 … E_K]` (B×K) from the gradients over each u_n (null: zeros). */
+function concatE(h: HeadDense, E: readonly (tf.Tensor | null)[]): tf.Tensor2D {
+  const parts = h.us.map((u, n) => (E[n] ?? tf.zerosLike(u)) as tf.Tensor2D);
+  return parts.length === 1 ? parts[0] : tf.concat(parts, 1);
+}
+
+/** `G = Sᵀ ((EᵀE) ⊙ (WᵀW)) S` (T×T); call inside a `tf.tidy`. */
+export function headGram(h: HeadDense, E: readonly (tf.Tensor | null)[], T: number): tf.Tensor2D {
+  const Ec = concatE(h, E);
+  const Wc = h.ws.length === 1 ? h.ws[0] : tf.concat(h.ws, 1);
+  // explicit transposes: a transposed operand is the slow kernel on wasm (see gram-product.ts)
+  const H = tf.mul(tf.matMul(tf.transpose(Ec), Ec), tf.matMul(tf.transpose(Wc), Wc)) as tf.Tensor2D;
+  const S = indicator(h, T);
+  return S ? tf.matMul(tf.transpose(S), tf.matMul(H, S)) : H;
+}
+
+/** The T × (B·d) matrix of per-term gradients over z, rows `Σ_{n of i} E_n W_nᵀ` (zeros for a term without a head layer). */
+export function headRows(h: HeadDense, E: readonly (tf.Tensor | null)[], z: tf.Tensor, T: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const rows: (tf.Tensor | null)[] = new Array(T).fill(null);
+    h.us.forEach((u, n) => {
+      const g = tf.matMul((E[n] ?? tf.zerosLike(u)) as tf.Tensor2D, tf.transpose(h.ws[n]));
+      const i = h.termOf[n];
+      rows[i] = rows[i] ? tf.add(rows[i]!, g) : g;
+    });
+    return tf.stack(rows.map((r) => (r ?? tf.zerosLike(z)).reshape([-1]))) as tf.Tensor2D;
+  });
+}
+
+/** `Σ_i w_i ∂L_i/∂z = (E ⊙ w_cols) Wᵀ` (B×d): the trunk's upstream gradient for weights `w`. */
+export function headUpstream(h: HeadDense, E: readonly (tf.Tensor | null)[], w: readonly number[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const cols = h.ws.flatMap((ww, n) => new Array<number>(ww.shape[1]).fill(w[h.termOf[n]]));
+    const Wc = h.ws.length === 1 ? h.ws[0] : tf.concat(h.ws, 1);
+    return tf.matMul(tf.mul(concatE(h, E), tf.tensor2d(cols, [1, cols.length])), tf.transpose(Wc)) as tf.Tensor2D;
+  });
+}
