@@ -14,7 +14,7 @@
  *   npm run bench:suite -- --from-cache         render the tables (and docs) from the cache only
  *   npm run bench:suite -- --quick              tiny settings, every problem, a few rows, no docs (CI)
  *
- * Options: `--problems a,b` (default all, see {@link SUITE_PROBLEMS}), `--only <row id prefixes>`
+ * Options: `--problems a,b` (default all, see {@link SUITE_PROBLEMS}), `--only <row id prefixes>` (`auto$`: that id only)
  * (row ids: `equal`, `hand`, `grid-…`, `strategy-<name>`, `auto`, `auto-validation`), `--seeds N`
  * (seeds 1..N, default 3) or `--seed-list 1,3`, `--strategies a,b` (default every registered one),
  * `--resume` (skip runs whose file exists for the same step count), `--cache DIR`, `--no-docs`.
@@ -517,7 +517,7 @@ export async function main(argv: readonly string[], log: (line: string) => void 
   const runs: RunRecord[] = [];
   if (!fromCache) {
     for (const def of SUITE_PROBLEMS.filter((d) => wanted.includes(d.name))) {
-      const rowsOf = (p: BenchProblem) => suiteRows(p, strategies).filter((r) => !only || only.some((k) => r.id.startsWith(k)));
+      const rowsOf = (p: BenchProblem) => suiteRows(p, strategies).filter((r) => !only || only.some((k) => (k.endsWith('$') ? r.id === k.slice(0, -1) : r.id.startsWith(k))));
       const p = def.make(quick);
       try {
         const rows = rowsOf(p);

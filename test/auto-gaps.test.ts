@@ -60,8 +60,9 @@ function loop(balancer: BalancerSpec, terms?: (t: Record<string, tf.Scalar>) => 
   };
 }
 
-// growth: 1: rounds of equal length (3 steps), as the counts below are worked out.
-const FIVE = { name: 'auto', trialSteps: 3, growth: 1, candidates: ['fixed', { name: 'fixed', weights: [10, 1, 0.1] }, 'db-mtl', 'mgda', 'softadapt'] };
+// growth: 1: rounds of equal length (3 steps), as the counts below are worked out; probation: 0:
+// the halving rule's plan alone (test/auto-probation.test.ts counts a probation).
+const FIVE = { name: 'auto', trialSteps: 3, growth: 1, probation: 0, candidates: ['fixed', { name: 'fixed', weights: [10, 1, 0.1] }, 'db-mtl', 'mgda', 'softadapt'] };
 
 describe('the cost reports what was run', () => {
   it('interrupted: taken candidate and trainer steps, with the revised plan beside them', async () => {
@@ -82,7 +83,7 @@ describe('the cost reports what was run', () => {
 
   it('ended early (a candidate fails): the plan shrinks at once and the summary counts the steps taken', async () => {
     // softadapt 'loss-weighted' needs non-negative losses: it fails at its first step.
-    const r = loop({ name: 'auto', trialSteps: 2, candidates: ['fixed', { name: 'softadapt', variant: 'loss-weighted' }, 'mgda', 'pcgrad'] }, (t) => ({ ...t, t2: tf.sub(t.t2, 1e4) as tf.Scalar }));
+    const r = loop({ name: 'auto', trialSteps: 2, probation: 0, candidates: ['fixed', { name: 'softadapt', variant: 'loss-weighted' }, 'mgda', 'pcgrad'] }, (t) => ({ ...t, t2: tf.sub(t.t2, 1e4) as tf.Scalar }));
     r.steps(1);
     const t = r.trainer.tournament!;
     expect(t.candidates[1].failed).toMatch(/non-negative/);

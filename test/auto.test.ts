@@ -136,7 +136,7 @@ describe('auto: selection', () => {
         }
         return { r, optimizer, trainer };
       };
-      const a = run(AUTO);
+      const a = run({ ...AUTO, probation: 0 } as BalancerSpec);
       const t = a.trainer.tournament!;
       expect(t.phase).toBe('done');
       const b = run(t.candidates.find((c) => c.label === t.winner)!.spec as BalancerSpec);
@@ -196,8 +196,9 @@ describe('auto: selection', () => {
   });
 
   it('default candidates, three terms: the full list, unchanged by the de-duplication (none is a duplicate)', () => {
-    // Pinned from the code before the de-duplication (same seed): 16 candidates, 825 planned steps.
-    const a = setup({ name: 'auto', trialSteps: 25, growth: 1 });
+    // Pinned from the code before the de-duplication (same seed): 16 candidates, 825 planned steps
+    // (the halving rule's; probation: 0).
+    const a = setup({ name: 'auto', trialSteps: 25, growth: 1, probation: 0 });
     a.steps(1);
     const t = a.trainer.tournament!;
     expect(t.candidates.map((c) => c.label)).toEqual([
@@ -227,8 +228,9 @@ describe('auto: selection', () => {
       return t;
     };
     // Before: "every term at b_i" ([21.3, 1]) and "t0 at b_0 × 1" ([21.3, 1]) were both kept:
-    // 13 candidates, 675 planned candidate steps. Now the first of the two is kept.
-    const t = run({ name: 'auto', trialSteps: 25, growth: 1 });
+    // 13 candidates, 675 planned candidate steps. Now the first of the two is kept (probation: 0:
+    // the halving rule's plan alone).
+    const t = run({ name: 'auto', trialSteps: 25, growth: 1, probation: 0 });
     const v = fixedVectors(t, ['t0', 't1']);
     expect(new Set(v).size).toBe(v.length);
     expect(t.candidates.map((c) => c.label)).toEqual([

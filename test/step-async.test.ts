@@ -58,7 +58,8 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
         terms: toy.terms, optimizer: tf.train.adam(0.05), variables: toy.variables, harm: false, warn: () => {},
         balancer: { name: 'auto', trialSteps: 3, candidates: ['gradnorm', 'uncertainty', 'dwa'] } as never,
       });
-      for (let i = 0; i < 16; i++) {
+      // 9 selection steps (rounds of 3 and 6), then the winner's probation (18 steps)
+      for (let i = 0; i < 30; i++) {
         if (async) await trainer.stepAsync();
         else trainer.step();
       }
@@ -75,10 +76,11 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
     const sync = await autoRun(false);
     const asyncRun = await autoRun(true);
     expect(sync.tournament.phase).toBe('done');
+    expect(sync.tournament.probation).toMatchObject({ round: 2, steps: 18 });
     expect(asyncRun.tournament).toEqual(sync.tournament);
     expect(asyncRun.trials).toEqual(sync.trials);
     expect(asyncRun.records).toEqual(sync.records);
-    expect(asyncRun.records).toHaveLength(16);
+    expect(asyncRun.records).toHaveLength(30);
     expect(asyncRun.vars).toEqual(sync.vars);
   });
 

@@ -64,8 +64,25 @@ export interface Tournament {
   mode: 'min' | 'max';
   /** Every candidate, in order of simplicity (ties go to the earlier one). */
   candidates: TournamentCandidate[];
-  /** The rounds scored so far. */
+  /** The rounds scored so far (the probation, when there is one, is the last). */
   rounds: TournamentRound[];
+  /**
+   * The leading challenger's probation (default score; see the `auto` option `probation`): after the
+   * selection's last round it and equal weights train on side by side for `steps` more steps (round
+   * `round`, 0-based), and it takes over only if it still beats equal weights at the end. Absent when
+   * equal weights won the selection, with your `score`, with `probation: 0`, and in tournaments
+   * saved before it existed.
+   */
+  probation?: {
+    /** The challenger on probation (its label). */
+    candidate: string;
+    /** The probation's round index (0-based). */
+    round: number;
+    /** Its length in trainer steps. */
+    steps: number;
+    /** Once it ended: `'kept'` (the challenger took over) or `'fell back'` (equal weights' copy continued). */
+    outcome?: 'kept' | 'fell back';
+  };
   /** ‖∂L_i/∂θ_shared‖ per term at the start, which placed the fixed-weight grid. */
   gradNorms?: PerTerm;
   /** The label of the winner, once chosen. */
@@ -83,7 +100,9 @@ export interface Tournament {
     candidateSteps: number;
     /**
      * Candidate steps the whole selection takes: taken + still planned by the halving rule (revised
-     * after each round and when a candidate fails); equal to `candidateSteps` once done.
+     * after each round and when a candidate fails), with the probation a challenger that wins the
+     * default score serves (two candidates per step; none when equal weights win, so the selection
+     * may end sooner); equal to `candidateSteps` once done.
      */
     plannedCandidateSteps: number;
     /** Trainer steps (calls of `step()`) taken during the selection so far. */
@@ -127,14 +146,16 @@ export function summarizeTournament(t: Tournament): string {
   const rounds = g === 1 ? `${t.trialSteps} steps per round` : `rounds of ${t.trialSteps}, ${Math.round(t.trialSteps * g)}, ${Math.round(t.trialSteps * g * g)}, … steps`;
   lines.push(`auto: ${t.candidates.length} candidates from step ${t.startStep}, ${rounds}, successive halving (keep 1/${t.eta}); ${scoreWhat}`);
   const w = t.candidates.reduce((m, c) => Math.max(m, c.label.length), 9);
-  const head = `${'candidate'.padEnd(w)}  ${t.rounds.map((r, i) => `round ${i + 1}`.padStart(10)).join('  ')}  status`;
+  const pr = t.probation;
+  const head = `${'candidate'.padEnd(w)}  ${t.rounds.map((r, i) => (pr && i === pr.round ? 'probation' : `round ${i + 1}`).padStart(10)).join('  ')}  status`;
   lines.push(head);
   for (const c of t.candidates) {
     const cells = t.rounds.map((_, i) => num(c.scores[i]).padStart(10).slice(0, 10)).map((s, i) => (i < c.scores.length ? s : ''.padStart(10)));
-    const status = c.label === t.winner ? 'WINNER' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.disqualified ? `disqualified (${c.disqualified})` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
+    const status = c.label === t.winner ? 'WINNER' : pr && c.label === pr.candidate && t.phase === 'running' ? `on probation to step ${t.startStep + t.cost.plannedTrainerSteps}` : pr?.outcome === 'fell back' && c.label === pr.candidate ? 'fell behind in probation' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.disqualified ? `disqualified (${c.disqualified})` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
     lines.push(`${c.label.padEnd(w)}  ${cells.join('  ')}  ${status}`);
   }
   if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
+  else if (pr && t.phase === 'running') lines.push(`auto: ${pr.candidate} won the selection and is on probation beside equal weights for ${pr.steps} steps: it takes over only if it still beats equal weights then`);
   if (t.gradients) lines.push(`gradients read by ${t.winner}: ${t.gradients === 'none' ? 'none (losses only)' : t.gradients}`);
   const mb = t.cost.bytes / 2 ** 20;
   const size = `${t.cost.copies} copies of the variables (${mb < 0.1 ? `${(t.cost.bytes / 1024).toFixed(1)} KiB` : `${mb.toFixed(1)} MiB`})`;

@@ -52,7 +52,7 @@ import { AUTO_FAMILIES, FAMILY, type AutoConfig } from '../core/auto-config.js';
 import { HarmDetector } from '../core/harm.js';
 import { create } from '../core/registry.js';
 import type { StepRecord } from '../core/history.js';
-import type { Tournament, TournamentCandidate } from '../core/tournament.js';
+import type { Tournament, TournamentCandidate, TournamentRound } from '../core/tournament.js';
 import type { BalancerSpec } from '../core/types.js';
 import { resolveTermWeights } from '../../strategies/fixed.js';
 import type { MicroBatches } from './accumulate.js';
@@ -458,6 +458,9 @@ const autoStateSchema = z.strictObject({
     gradNorms: z.optional(z.record(label, z.nullable(stateSchemas.nonNegative))),
     winner: z.optional(label),
     reason: z.optional(label),
+    probation: z.optional(
+      z.looseObject({ candidate: label, round: count, steps: count.check(z.positive({ message: 'must be a positive integer' })), outcome: z.optional(z.enum(['kept', 'fell back'], { message: 'must be "kept" or "fell back"' })) }),
+    ),
     cost: z.looseObject({ candidateSteps: count, plannedCandidateSteps: count, trainerSteps: count, plannedTrainerSteps: count, copies: count, bytes: stateSchemas.nonNegative }),
   }),
   options: z.optional(z.record(label, z.unknown())),
@@ -615,6 +618,12 @@ export class AutoSelector {
       n = Math.ceil((n - 1) / this.cfg.eta) + 1;
       steps += n * roundLength(t, rounds);
       trainer += roundLength(t, rounds);
+    }
+    // the probation a challenger that wins would serve (equal weights and it: two steps per step)
+    if (!t.probation && t.score === 'default') {
+      const p = this.probationSteps(t.startStep + trainer, roundLength(t, rounds - 1));
+      steps += 2 * p;
+      trainer += p;
     }
     t.cost.plannedCandidateSteps = steps;
     t.cost.plannedTrainerSteps = trainer;
@@ -791,7 +800,11 @@ export class AutoSelector {
     const rec = c.trainer.history.last;
     if (rec) {
       run.records.push({ ...rec, step, epoch, candidate: label });
-      if (this.cfg.disqualify) c.trace.push(rec);
+      if (this.cfg.disqualify) {
+        c.trace.push(rec);
+        // a probation is long: its harm checks judge its last window
+        if (t.probation && t.rounds.length === t.probation.round && c.trace.length > this.window(t.rounds.length)) c.trace.shift();
+      }
     }
     c.trainer.history.records.length = 0;
   }
@@ -965,6 +978,7 @@ export class AutoSelector {
     this.stepsInRound = 0;
     for (const [index, why] of out) t.candidates[index].disqualified = `round ${round + 1}: ${why}`;
     const eq = keyed[0];
+    const probation = t.probation !== undefined && round === t.probation.round ? t.probation : null;
     if (last) {
       // With the user's score, the best candidate wins (equal weights included). By default the
       // best eligible challenger wins only when its score is below 0 beyond the window's noise and
@@ -975,10 +989,24 @@ export class AutoSelector {
         return round === 0 || (typeof prev === 'number' && prev < 0);
       };
       const win = user ? ranked.find((k) => !out.has(k.c.index))! : (challengers.find((k) => k.ok && k.upper < 0 && k.s < 0 && before(k)) ?? eq);
+      // By default a challenger that wins the selection serves its probation first (AutoOptions.probation).
+      if (!user && win.c.index !== 0 && !t.probation) {
+        const steps = this.probationSteps(step, roundLength(t, round));
+        if (steps > 0) {
+          this.startProbation(win.c, round, steps, record);
+          return;
+        }
+      }
       record.kept = [t.candidates[win.c.index].label];
       t.winner = t.candidates[win.c.index].label;
       const what = `${user ? 'your score' : 'default score'}, ${this.cfg.mode === 'min' || !user ? 'lower' : 'higher'} is better`;
-      if (win.c.index !== 0) t.reason = `score ${fmtScore(win.s * sign)} vs equal weights ${fmtScore(eq.s * sign)} (${what})`;
+      if (win.c.index !== 0) {
+        t.reason = `score ${fmtScore(win.s * sign)} vs equal weights ${fmtScore(eq.s * sign)} (${what})`;
+        if (probation) {
+          probation.outcome = 'kept';
+          t.reason += `, at the end of its probation beside equal weights (steps ${step - probation.steps}–${step}); it led the selection with ${fmtScore(t.candidates[win.c.index].scores[round - 1] ?? Number.NaN)}`;
+        }
+      } else if (probation) this.fellBack(probation, step, keyed, cmp!, out);
       else if (user) t.reason = `no candidate scored better than equal weights (${fmtScore(eq.s * sign)})`;
       else {
         const best = challengers[0];
@@ -1010,6 +1038,63 @@ export class AutoSelector {
       c.trace = [];
     }
     this.plan();
+  }
+
+  /**
+   * Steps of the probation of a challenger that wins the selection when the selection's last round
+   * ends at trainer step `step` and lasted `last` steps (see AutoOptions.probation): until the run
+   * reaches probation × totalSteps, else twice the selection's length; at least `last`, at most up
+   * to the run's end. 0: no probation (off, with the user's score, or no room left in the run).
+   */
+  private probationSteps(step: number, last: number): number {
+    const t = this.tournament!;
+    if (!(this.cfg.probation > 0) || t.score !== 'default') return 0;
+    let n = t.totalSteps !== undefined ? Math.round(this.cfg.probation * t.totalSteps) - step : 2 * (step - t.startStep);
+    n = Math.max(n, last);
+    if (t.totalSteps !== undefined) n = Math.min(n, t.totalSteps - step);
+    return n >= last ? n : 0;
+  }
+
+  /** The challenger `win` won the selection's last round `round`: it and equal weights go on for `steps` more. */
+  private startProbation(win: Live, round: number, steps: number, record: TournamentRound): void {
+    const t = this.tournament!;
+    t.probation = { candidate: t.candidates[win.index].label, round: round + 1, steps };
+    for (const c of [...this.live]) {
+      if (c !== this.live[0] && c !== win) {
+        t.candidates[c.index].droppedAfter = round;
+        this.drop(c);
+      }
+    }
+    record.kept = this.live.map((c) => t.candidates[c.index].label);
+    for (const c of this.live) {
+      c.recent = [];
+      c.trace = [];
+    }
+    this.plan();
+  }
+
+  /**
+   * The challenger on probation did not win its probation: equal weights win, the reason says why
+   * (a term worse than under equal weights, a score that no longer beats theirs, a harm flag, a
+   * failed step) and one warning line tells the user.
+   */
+  private fellBack(probation: NonNullable<Tournament['probation']>, step: number, keyed: { c: Live; ok: boolean }[], cmp: ReturnType<typeof compareWithEqual>[], out: Map<number, string>): void {
+    const t = this.tournament!;
+    probation.outcome = 'fell back';
+    const index = t.candidates.findIndex((c) => c.label === probation.candidate);
+    const at = keyed.findIndex((k) => k.c.index === index);
+    const names = this.live[0].trainer.terms ?? [];
+    let why: string;
+    if (at < 0) why = `its step failed (${t.candidates[index].failed ?? 'dropped'})`;
+    else if (out.has(index)) why = `its probation raised ${out.get(index)} (harm checks)`;
+    else if (!keyed[at].ok) why = `term "${names[cmp[at].worstTerm] ?? cmp[at].worstTerm}" ended ${fmtPct(cmp[at].worst)} worse than under equal weights, beyond the noise (more than maxWorse ${fmtPct(Math.log1p(this.cfg.maxWorse))})`;
+    else why = `its score ${fmtScore(cmp[at].score)} (upper bound ${fmtScore(cmp[at].upper)}) no longer beats equal weights' 0 beyond the noise`;
+    const from = step - probation.steps;
+    t.reason = `kept equal weights: ${probation.candidate} won the selection at step ${from}, but not its probation beside equal weights (steps ${from}–${step}): ${why}`;
+    (this.host.warn ?? ((m: string) => console.warn(m)))(
+      `loss-balancer: auto kept equal weights at step ${step}: ${probation.candidate} won the selection at step ${from}, but over its probation beside equal weights ${why}; ` +
+        "the run continues from equal weights' copy, as if trained with equal weights throughout. Pass score: () => number (BalancedTrainer) or monitor: 'val_…' (fitBalanced) to let auto judge by your metric (docs/guide-auto.md)",
+    );
   }
 
   /** The winner: its values into the user's variables, its optimizer state into the user's optimizer. */
@@ -1129,6 +1214,13 @@ export class AutoSelector {
     }
     const live = saved.live ?? [];
     if (!live.length) throw new StateError(OWNER, 'auto.live', saved.live, 'must list the live candidates while the selection is running');
+    if (t.probation) {
+      const pi = labels.indexOf(t.probation.candidate);
+      if (pi <= 0) throw new StateError(OWNER, 'auto.tournament.probation.candidate', t.probation.candidate, 'must be the label of a challenger (not equal weights)');
+      if (t.probation.round !== t.rounds.length) throw new StateError(OWNER, 'auto.tournament.probation.round', t.probation.round, `must be the running round (${t.rounds.length}) while the selection runs`);
+      if (t.probation.outcome !== undefined) throw new StateError(OWNER, 'auto.tournament.probation.outcome', t.probation.outcome, 'must be absent while the probation runs');
+      if (live.length > 2 || (live.length === 2 && live[1].index !== pi)) throw new StateError(OWNER, 'auto.live', live.map((c) => c.index), `must be equal weights and the candidate on probation (${pi}) while the probation runs`);
+    }
     if (t.candidates[0].spec !== 'fixed') throw new StateError(OWNER, 'auto.tournament.candidates.0.spec', t.candidates[0].spec, 'must be "fixed" (equal weights come first)');
     if ((saved.stepsInRound ?? 0) > roundLength(t, t.rounds.length)) throw new StateError(OWNER, 'auto.stepsInRound', saved.stepsInRound, `must be an integer from 0 to the round's length (${roundLength(t, t.rounds.length)})`);
     if (t.cost.trainerSteps > 0 && (!saved.start || (terms && saved.start.length !== terms.length))) {
@@ -1292,7 +1384,8 @@ export function winnerSpecOf(t: Tournament): BalancerSpec | null {
  * Round `r`'s length (0-based): `trialSteps × growth^r`, rounded, at least 1 (tournaments saved
  * before `growth` existed have rounds of equal length).
  */
-export function roundLength(t: Pick<Tournament, 'trialSteps' | 'growth'>, r: number): number {
+export function roundLength(t: Pick<Tournament, 'trialSteps' | 'growth' | 'probation'>, r: number): number {
+  if (t.probation && r >= t.probation.round) return t.probation.steps;
   return Math.max(1, Math.round(t.trialSteps * (t.growth ?? 1) ** r));
 }
 
@@ -1336,9 +1429,9 @@ const CREDIT_CAP = Math.log(10);
  * - `upper`: `score` plus twice the standard error of its per-step values (below 0: better than
  *   equal weights beyond the window's noise).
  */
-export function compareWithEqual(mine: readonly number[][], equal: readonly number[][]): { score: number; worst: number; upper: number; perTerm: number[] } {
+export function compareWithEqual(mine: readonly number[][], equal: readonly number[][]): { score: number; worst: number; worstTerm: number; upper: number; perTerm: number[] } {
   const n = Math.min(mine.length, equal.length);
-  if (n === 0) return { score: Number.NaN, worst: Number.NaN, upper: Number.NaN, perTerm: [] };
+  if (n === 0) return { score: Number.NaN, worst: Number.NaN, worstTerm: -1, upper: Number.NaN, perTerm: [] };
   const a = mine.slice(mine.length - n);
   const b = equal.slice(equal.length - n);
   const T = b[0].length;
@@ -1351,14 +1444,16 @@ export function compareWithEqual(mine: readonly number[][], equal: readonly numb
   const se = (xs: number[], m: number) => (xs.length > 1 ? Math.sqrt(xs.reduce((x, y) => x + (y - m) ** 2, 0) / (xs.length - 1) / xs.length) : 0);
   const perTerm = d.map(mean);
   // the worst term once its noise is allowed for: the largest d_i − 2·se_i
-  const worst = perTerm.reduce((w, m, i) => Math.max(w, m - 2 * se(d[i], m)), -Infinity);
+  const lows = perTerm.map((m, i) => m - 2 * se(d[i], m));
+  const worst = Math.max(...lows);
+  const worstTerm = lows.indexOf(worst);
   // a term's gain counts up to ln 10; a term's loss counts T times (the mean over terms then
   // charges it in full): a candidate must gain more on the average term than its worse terms lose
   const capped = perTerm.map((x) => (x > 0 ? T * x : Math.max(x, -CREDIT_CAP)));
   const score = mean(capped);
   // per-step score: each term's step value mapped as its mean (× T when worse, shifted when capped)
   const steps = Array.from({ length: n }, (_, k) => mean(d.map((di, i) => (perTerm[i] > 0 ? T * di[k] : di[k] + (capped[i] - perTerm[i])))));
-  return { score, worst, upper: score + 2 * se(steps, score), perTerm };
+  return { score, worst, worstTerm, upper: score + 2 * se(steps, score), perTerm };
 }
 
 function fmtPct(logRatio: number): string {

@@ -217,11 +217,12 @@ ${diag}
 
 /** The `auto` selection: one row per candidate, its score per round, the winner and the cost. */
 function tournamentSection(t: Tournament): string {
-  const rounds = t.rounds.map((_, i) => `<th class="num">round ${i + 1}</th>`).join('');
+  const pr = t.probation && typeof t.probation === 'object' ? t.probation : null;
+  const rounds = t.rounds.map((_, i) => `<th class="num">${pr && pr.round === i ? 'probation' : `round ${i + 1}`}</th>`).join('');
   const rows = t.candidates
     .map((c) => {
       const cells = t.rounds.map((_, i) => `<td class="num">${i < c.scores.length && c.scores[i] !== null ? num(c.scores[i]) : ''}</td>`).join('');
-      const status = c.label === t.winner ? '<b>winner</b>' : c.failed ? `failed: ${esc(c.failed)}` : c.droppedAfter !== undefined ? `dropped after round ${esc(typeof c.droppedAfter === 'number' ? c.droppedAfter + 1 : c.droppedAfter)}` : '';
+      const status = c.label === t.winner ? '<b>winner</b>' : pr && pr.outcome === 'fell back' && pr.candidate === c.label ? 'fell behind in probation' : c.failed ? `failed: ${esc(c.failed)}` : c.droppedAfter !== undefined ? `dropped after round ${esc(typeof c.droppedAfter === 'number' ? c.droppedAfter + 1 : c.droppedAfter)}` : '';
       return `<tr><td class="term">${esc(c.label)}</td><td>${esc(c.family)}</td>${cells}<td>${status}</td></tr>`;
     })
     .join('');
