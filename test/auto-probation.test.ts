@@ -86,7 +86,7 @@ describe('auto probation', () => {
     expect(t.rounds.map((r) => r.step)).toEqual([6, 24]);
     expect(t.probation).toEqual({ candidate: 'late-harm', round: 1, steps: 18, outcome: 'fell back' });
     expect(t.winner).toBe('equal');
-    expect(t.reason).toMatch(/late-harm won the selection at step 6, but not its probation beside equal weights \(steps 6–24\): term "t[01]" ended \+\d+ % worse/);
+    expect(t.reason).toMatch(/late-harm won the selection at step 6, but not its probation beside equal weights \(steps 6–24\): its score [\d.]+ \(upper bound [\d.]+\) no longer beats equal weights. 0 beyond the noise \(its losses against equal weights., geometric means over steps 15–24: t0 \+\d+ %, t1 \+\d+ %, t2 /);
     expect(run.warnings.filter((w) => w.includes('over its probation'))).toHaveLength(1);
     expect(run.trainer.balancer.name).toBe('fixed');
     const text = summarizeTournament(t);
@@ -127,18 +127,23 @@ describe('auto probation', () => {
     run.dispose();
   });
 
-  it('without totalSteps the probation lasts twice the selection; the plan counts it', () => {
+  it('without totalSteps the probation lasts 4 times the selection; with it, at most that long; the plan counts it', () => {
     const run = setup(auto({ totalSteps: undefined }));
     run.steps(1);
-    // selection 6 steps + probation 12: planned 18 trainer steps, 2 × 18 candidate steps
-    expect(run.trainer.tournament!.cost.plannedTrainerSteps).toBe(18);
-    expect(run.trainer.tournament!.cost.plannedCandidateSteps).toBe(36);
-    run.steps(17);
+    // selection 6 steps + probation 24: planned 30 trainer steps, 6 + 2 × 24 candidate steps
+    expect(run.trainer.tournament!.cost.plannedTrainerSteps).toBe(30);
+    expect(run.trainer.tournament!.cost.plannedCandidateSteps).toBe(12 + 48);
+    run.steps(29);
     const t = run.trainer.tournament!;
-    expect(t.probation?.steps).toBe(12);
+    expect(t.probation?.steps).toBe(24);
     expect(t.phase).toBe('done');
-    expect(t.cost.candidateSteps).toBe(36);
+    expect(t.cost.candidateSteps).toBe(60);
     run.dispose();
+    // 0.4 × 1000 = 400 would be the end; 4 × 6 = 24 steps is the cap
+    const long = setup(auto({ totalSteps: 1000 }));
+    long.steps(7);
+    expect(long.trainer.tournament!.probation?.steps).toBe(24);
+    long.dispose();
   });
 
   it('with your score there is no probation', () => {

@@ -217,4 +217,31 @@ describe('checkpoint corruption: the review of issue 12', () => {
     target.optimizer.dispose();
     toy.dispose();
   });
+  it('a renamed "variables" or "optimizer" key is a changed file, not a file saved without them (a new user\'s trial)', async () => {
+    const toy = makeToy([1, 3], { seed: 23 });
+    const source = fresh(toy);
+    source.trainer.step();
+    const path = join(dir, 'renamed.json');
+    await saveState(path, source.trainer, { optimizer: source.optimizer, variables: toy.variables });
+    const text = readFileSync(path, 'utf8');
+    const target = fresh(toy);
+    const before = await snapshot(target.trainer, target.optimizer, toy);
+    for (const key of ['variables', 'optimizer']) {
+      const c = JSON.parse(text);
+      c[`${key}_`] = c[key];
+      delete c[key];
+      writeFileSync(path, JSON.stringify(c));
+      await expect(loadState(path, target.trainer, { optimizer: target.optimizer, variables: toy.variables })).rejects.toThrow(
+        `field "${key}" is missing; the file's checksums list it, so it was saved: the file was changed after it was saved (a field removed or renamed)`,
+      );
+      expect(await snapshot(target.trainer, target.optimizer, toy)).toEqual(before);
+    }
+    // saved without variables: the message says how to save them
+    const bare = join(dir, 'bare.json');
+    await saveState(bare, source.trainer, { optimizer: source.optimizer });
+    await expect(loadState(bare, target.trainer, { variables: toy.variables })).rejects.toThrow(/holds no model variables \(save them with saveState\(path, source, \{ variables \}\)\)/);
+    source.optimizer.dispose();
+    target.optimizer.dispose();
+    toy.dispose();
+  });
 });

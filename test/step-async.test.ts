@@ -58,8 +58,8 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
         terms: toy.terms, optimizer: tf.train.adam(0.05), variables: toy.variables, harm: false, warn: () => {},
         balancer: { name: 'auto', trialSteps: 3, candidates: ['gradnorm', 'uncertainty', 'dwa'] } as never,
       });
-      // 9 selection steps (rounds of 3 and 6), then the winner's probation (18 steps)
-      for (let i = 0; i < 30; i++) {
+      // 9 selection steps (rounds of 3 and 6), then the winner's probation (4 × 9 steps)
+      for (let i = 0; i < 48; i++) {
         if (async) await trainer.stepAsync();
         else trainer.step();
       }
@@ -76,11 +76,11 @@ describe.each(['wasm', 'cpu'])('stepAsync on %s', (backend) => {
     const sync = await autoRun(false);
     const asyncRun = await autoRun(true);
     expect(sync.tournament.phase).toBe('done');
-    expect(sync.tournament.probation).toMatchObject({ round: 2, steps: 18 });
+    expect(sync.tournament.probation).toMatchObject({ round: 2, steps: 36 });
     expect(asyncRun.tournament).toEqual(sync.tournament);
     expect(asyncRun.trials).toEqual(sync.trials);
     expect(asyncRun.records).toEqual(sync.records);
-    expect(asyncRun.records).toHaveLength(30);
+    expect(asyncRun.records).toHaveLength(48);
     expect(asyncRun.vars).toEqual(sync.vars);
   });
 

@@ -47,14 +47,18 @@ export interface AutoOptions {
   /**
    * With the default score: the winner's probation. A challenger that wins the last round does not
    * take over yet: it and equal weights train on side by side, on the same batches, until the run
-   * reaches `probation × totalSteps` steps (without {@link AutoOptions.totalSteps}: for twice the
-   * selection's length more; at least one last round's length either way). Then the same rule is
-   * applied once more over the probation's second half: the challenger takes over only if it still
-   * beats equal weights beyond the noise with no term more than {@link AutoOptions.maxWorse} worse;
-   * otherwise the run continues from equal weights' copy, as if trained with equal weights
-   * throughout. This catches a method that helps early and harms later (on a 1 / 1000 / 0.001
+   * reaches `probation × totalSteps` steps, but for at most 4 times the selection's length (without
+   * {@link AutoOptions.totalSteps}: for 4 times the selection's length; at least one last round's
+   * length either way). Then the default score
+   * is taken once more, over the probation's second half: the challenger takes over only if it
+   * still beats equal weights beyond the noise (a term's loss counted T times, a gain capped at
+   * ×10; {@link AutoOptions.maxWorse} does not apply here: over a longer run a balance gives up part
+   * of the dominant term's loss for the others', as the Helmholtz PINN's winner did, residual +69 %
+   * for a boundary loss 11× lower); otherwise the run continues from equal weights' copy, as if
+   * trained with equal weights throughout. This catches a method that helps early and harms later (on a 1 / 1000 / 0.001
    * multi-output problem db-mtl led the first 120 of 1,500 steps, then left the 0.001 head 50–150×
-   * worse; docs/guide-auto.md). Cost: one extra step of equal weights per step of the probation.
+   * worse; docs/guide-auto.md). Cost: one extra step of equal weights per step of the probation
+   * (docs/benchmarks.md, "auto's cost").
    * 0 turns it off. With your `score`, your metric judges alone and there is no probation.
    * @default 0.4
    */

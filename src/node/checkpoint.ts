@@ -521,6 +521,18 @@ export function* jsonPieces(v: unknown): Generator<string> {
   if (buf) yield buf;
 }
 
+/**
+ * A part the caller asked for is absent: a damaged file when the file's checksums list the field
+ * (it was saved, then removed or renamed), else a file saved without it (`notSaved` says how to save it).
+ */
+function missingPart(ckpt: { checksums?: unknown }, path: string, field: string, notSaved: string): BalancerError {
+  const sums = ckpt.checksums;
+  if (sums && typeof sums === 'object' && !Array.isArray(sums) && Object.keys(sums).some((k) => k === field || k.startsWith(`${field}.`))) {
+    return new StateError(path, field, undefined, "the file's checksums list it, so it was saved: the file was changed after it was saved (a field removed or renamed)");
+  }
+  return new BalancerError(`${path} ${notSaved}`);
+}
+
 /** Verify the checksums a file carries (none: nothing to verify). Errors name the field. */
 function verifyChecksums(c: Checkpoint, owner: string): void {
   const sums = c.checksums;
@@ -830,12 +842,12 @@ export async function loadState(path: string, into?: BalancedTrainer | Balancer,
   }
   let optimizer: DecodedOptimizer | undefined;
   if (extras.optimizer) {
-    if (!ckpt.optimizer) throw new BalancerError(`${path} holds no optimizer state (save it with saveState(path, source, { optimizer }))`);
+    if (!ckpt.optimizer) throw missingPart(ckpt, path, 'optimizer', 'holds no optimizer state (save it with saveState(path, source, { optimizer }))');
     optimizer = decodeOptimizer(ckpt.optimizer, extras.optimizer, path, 'optimizer');
   }
   let variables: ReturnType<typeof decodeVariables> | undefined;
   if (extras.variables) {
-    if (!ckpt.variables) throw new BalancerError(`${path} holds no model variables (save them with saveState(path, source, { variables }))`);
+    if (!ckpt.variables) throw missingPart(ckpt, path, 'variables', 'holds no model variables (save them with saveState(path, source, { variables }))');
     variables = decodeVariables(ckpt.variables, extras.variables, path, 'variables');
   }
   verifyChecksums(ckpt, path);
