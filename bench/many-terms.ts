@@ -22,6 +22,8 @@
  *   npx tsx --expose-gc bench/many-terms.ts --T 64 --rounds 3 --strategies upgrad,cagrad
  *   npx tsx --expose-gc bench/many-terms.ts --quick          # smoke: T = 2, 1 round of 2 steps
  *   npx tsx --expose-gc bench/many-terms.ts --T 64 --heads joint --no-harm   # one [256, T] head variable, harm checks off
+ *   npx tsx --expose-gc bench/many-terms.ts --T 16,64,128 --compare-layerwise --no-math
+ *       # also the probe's steps with the layer-wise readings off (per-term gradients), side by side
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -32,6 +34,7 @@ import { pathToFileURL } from 'node:url';
 import { create, list, register, unregister } from '../src/core/registry.js';
 import type { Strategy } from '../src/core/types.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
+import { setLayerwise } from '../src/train/grads.js';
 import { problem, trunkVariables, type Problem } from './grad-read.js';
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -51,6 +54,11 @@ export interface ManyTermsOptions {
   heads?: 'separate' | 'joint';
   /** The trainer's harm checks (default on, the trainer's default). */
   harm?: boolean;
+  /**
+   * Also time the probe's exact and representation steps with the layer-wise readings off
+   * (`setLayerwise(false)`: per-term gradients, M Mᵀ), beside the defaults, in the same rounds.
+   */
+  compareLayerwise?: boolean;
 }
 
 /** One configuration's result. */
@@ -96,7 +104,7 @@ function settle(): void {
 
 interface Config { key: string; run: () => void; dispose: () => void; wall: number[]; cpu: number[]; stepPeak?: number }
 
-function trainer(p: Problem, balancer: string, mode: 'plain-trainer' | 'exact' | 'representation', harm: boolean): { run: () => void; dispose: () => void } {
+function trainer(p: Problem, balancer: string, mode: 'plain-trainer' | 'exact' | 'representation', harm: boolean, layerwise = true): { run: () => void; dispose: () => void } {
   const optimizer = tf.train.adam(1e-4);
   // the trainer's defaults (harm checks, history); only the variables are named (the problem's)
   const extra = harm ? {} : { harm: false as const };
@@ -104,7 +112,17 @@ function trainer(p: Problem, balancer: string, mode: 'plain-trainer' | 'exact' |
     ? { optimizer, balancer, variables: p.vars, represent: { trunk: p.trunk, heads: p.heads }, warn: () => {}, ...extra }
     : { optimizer, balancer, variables: p.vars, terms: p.terms, warn: () => {}, ...extra };
   const t = new BalancedTrainer(o);
-  return { run: () => void t.step(), dispose: () => optimizer.dispose() };
+  const run = layerwise
+    ? () => void t.step()
+    : () => {
+        setLayerwise(false);
+        try {
+          t.step();
+        } finally {
+          setLayerwise(true);
+        }
+      };
+  return { run, dispose: () => optimizer.dispose() };
 }
 
 /**
@@ -139,6 +157,10 @@ async function runT(T: number, o: ManyTermsOptions): Promise<ManyTermsResult> {
   add('fixed', 'fixed', 'plain-trainer');
   add('exact', PROBE, 'exact');
   add('representation', PROBE_REP, 'representation');
+  if (o.compareLayerwise) {
+    configs.push({ key: 'exact per-term', ...trainer(p, PROBE, 'exact', o.harm !== false, false), wall: [], cpu: [] });
+    configs.push({ key: 'representation per-term', ...trainer(p, PROBE_REP, 'representation', o.harm !== false, false), wall: [], cpu: [] });
+  }
   for (const s of o.strategies) for (const m of o.strategyModes) add(`${s} ${m}`, s, m);
   grams[PROBE].length = 0;
   grams[PROBE_REP].length = 0;
@@ -247,6 +269,24 @@ export function manyTermsTable(rs: ManyTermsResult[], anchor: Record<string, Rec
   return lines;
 }
 
+/** The layer-wise readings beside the per-term ones (when measured): time and step peak, per mode. */
+export function layerwiseTable(rs: ManyTermsResult[]): string[] {
+  const withCmp = rs.filter((r) => r.cells['exact per-term']);
+  if (!withCmp.length) return [];
+  const lines = [
+    '| T | mode | layer-wise × fixed, wall (CPU) | per-term × fixed, wall (CPU) | layer-wise / per-term, wall | step peak MB, layer-wise / per-term |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const r of withCmp) {
+    for (const mode of ['exact', 'representation']) {
+      const a = r.cells[mode];
+      const b = r.cells[`${mode} per-term`];
+      lines.push(`| ${r.T} | ${mode} | ${f2(a.wall)} (${f2(a.cpu)}) | ${f2(b.wall)} (${f2(b.cpu)}) | ${f2(a.wallMs / b.wallMs)} | ${a.stepPeakMB.toFixed(1)} / ${b.stepPeakMB.toFixed(1)} |`);
+    }
+  }
+  return lines;
+}
+
 /** Strategy steps and strategy math relative to the probe's step (markdown lines). */
 export function strategyTable(rs: ManyTermsResult[]): string[] {
   const lines: string[] = [];
@@ -269,7 +309,7 @@ export function strategyTable(rs: ManyTermsResult[]): string[] {
       lines.push(`| ${name} | ${cells.join(' | ')} |`);
     }
   }
-  const steps = rs.flatMap((r) => Object.keys(r.cells).filter((k) => !['plain', 'fixed', 'exact', 'representation'].includes(k)).map((k) => ({ r, k })));
+  const steps = rs.flatMap((r) => Object.keys(r.cells).filter((k) => !['plain', 'fixed', 'exact', 'representation', 'exact per-term', 'representation per-term'].includes(k)).map((k) => ({ r, k })));
   if (steps.length) {
     lines.push('', '| T | strategy step | × fixed, wall (CPU) | × probe step of the same mode, wall (CPU) | step peak MB |', '|---|---|---|---|---|');
     for (const { r, k } of steps) {
@@ -298,12 +338,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Many
     math: !flag('no-math'),
     heads: opt('heads', 'separate') as 'separate' | 'joint',
     harm: !flag('no-harm'),
+    compareLayerwise: flag('compare-layerwise'),
   };
   if (!o.Ts.every((T) => Number.isInteger(T) && T >= 1)) throw new Error(`--T got "${opt('T', '')}"; allowed: whole numbers ≥ 1, comma-separated`);
   await tf.setBackend('wasm');
   await tf.ready();
   const rs = await manyTerms(o);
-  console.log([...manyTermsTable(rs, null), '', ...strategyTable(rs)].join('\n'));
+  console.log([...manyTermsTable(rs, null), '', ...layerwiseTable(rs), '', ...strategyTable(rs)].join('\n'));
   console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}, ${new Date().toISOString()}`);
   return rs;
 }

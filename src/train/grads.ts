@@ -9,6 +9,7 @@ import { BalancerError } from '../core/errors.js';
 import type { GradientStats } from '../core/types.js';
 import { gramProduct } from './gram-product.js';
 import { headDenseLayers, headGram, headRows, headUpstream, withMatMulAttrs, type HeadDense } from './head-gram.js';
+import { planLayerwise, runLayerwise, type LayerParts } from './layerwise.js';
 import { subTapes } from './subtape.js';
 
 /** A term's gradients, by variable name (variables the term does not reach are absent). */
@@ -536,6 +537,100 @@ export function termGradientsOnce(
   return { values, grads };
 }
 
+/** What {@link termGradientsLayered} read: per-term gradients (its fallback), or the layers' parts. */
+export type LayeredReading =
+  | { kind: 'per-term'; values: tf.Scalar[]; grads: TermGrads[] }
+  | {
+      kind: 'layerwise';
+      values: tf.Scalar[];
+      /** Dense layers' inputs and per-term output gradients, biases' per-term gradients (src/train/layerwise.ts). */
+      parts: LayerParts[];
+      /** Variables one term reaches: that term and its gradient. */
+      head: { v: tf.Variable; term: number; g: tf.Tensor }[];
+      /** Variables two or more terms reach. */
+      shared: tf.Variable[];
+      /** The Gram matrix (T×T) over `shared` as given, else over the variables two or more terms reach. */
+      gram: tf.Tensor2D;
+    };
+
+/**
+ * {@link termGradientsOnce}, or, when the model's shared part is of the form src/train/layerwise.ts
+ * handles (dense layers, biases, relu/tanh/sigmoid) and `shared` (if given) lies in it, the
+ * layer-wise reading: no per-term parameter gradients and no T backward passes, only the dense
+ * layers' inputs and per-term output gradients. One forward pass either way; the form is checked on
+ * the recorded tape before any backward pass.
+ */
+export function termGradientsLayered(
+  terms: () => Record<string, tf.Scalar>,
+  names: readonly string[],
+  vars: readonly tf.Variable[],
+  check: (got: Record<string, tf.Scalar>) => void,
+  shared: readonly tf.Variable[] | null,
+): LayeredReading {
+  const trainable = vars.filter((v) => v.trainable);
+  type Meta = { parts: { kind: 'dense' | 'bias'; v: tf.Variable }[]; head: { v: tf.Variable; term: number; k: number }[]; shared: tf.Variable[] };
+  const found: Meta[] = [];
+  const flat = withTape((tape) => {
+    const t = withMatMulAttrs(() => terms());
+    check(t);
+    const out: tf.NamedTensorMap = {};
+    const ys = names.map((name) => scalarOf(t, name));
+    ys.forEach((y, i) => (out[`v${i}`] = y));
+    const plan = planLayerwise(tape.recorded(), ys, trainable);
+    if (plan?.unreached.length) throw noPathError(names[plan.unreached[0]], `any of the trained variables (${trainable.length} variables)`);
+    const covered = (v: tf.Variable) => plan!.sharedVars.some((s) => s.id === v.id);
+    if (plan && (!shared || shared.every(covered))) {
+      const run = runLayerwise(plan, ys, (y, xs) => tape.grads(y, xs), tape.unrecorded, shared ?? plan.sharedVars);
+      const done = new Set(run.parts.map((p) => p.v.id));
+      if (plan.sharedVars.every((v) => done.has(v.id))) {
+        run.parts.forEach((p, k) => {
+          if (p.kind === 'dense') {
+            out[`a${k}`] = tf.clone(p.a); // a may be the caller's own input tensor: hand back a view
+            out[`D${k}`] = p.D;
+          } else out[`R${k}`] = p.R;
+        });
+        out.gram = run.gram;
+        const head: { v: tf.Variable; term: number; k: number }[] = [];
+        plan.headVars.forEach((h, k) => {
+          const g = run.head[k];
+          if (!g) return;
+          out[`h${k}`] = g;
+          head.push({ ...h, k });
+        });
+        found.push({ parts: run.parts.map((p) => ({ kind: p.kind, v: p.v })), head, shared: plan.sharedVars });
+        return out;
+      }
+      tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.D : p.R))]);
+    }
+    // the per-term passes on the same recorded forward (termGradientsOnce)
+    const each = tape.gradsEach(ys, trainable);
+    names.forEach((name, i) => {
+      if (each[i].every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
+      each[i].forEach((g, k) => {
+        if (g) out[`g${i}:${k}`] = g;
+      });
+    });
+    return out;
+  });
+  const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
+  const m = found[0];
+  if (m) {
+    const parts: LayerParts[] = m.parts.map((p, k) =>
+      p.kind === 'dense' ? { kind: 'dense', v: p.v, a: flat[`a${k}`] as tf.Tensor2D, D: flat[`D${k}`] as tf.Tensor3D } : { kind: 'bias', v: p.v, R: flat[`R${k}`] as tf.Tensor2D },
+    );
+    return { kind: 'layerwise', values, parts, head: m.head.map((h) => ({ v: h.v, term: h.term, g: flat[`h${h.k}`] })), shared: m.shared, gram: flat.gram as tf.Tensor2D };
+  }
+  const grads = names.map((_, i) => {
+    const m: TermGrads = new Map();
+    trainable.forEach((v, k) => {
+      const g = flat[`g${i}:${k}`];
+      if (g) m.set(v.name, g);
+    });
+    return m;
+  });
+  return { kind: 'per-term', values, grads };
+}
+
 /** A model split at a shared representation z: `trunk()` computes z, `heads(z)` the named terms. */
 export interface Representation {
   /** Computes the shared representation z from the model (the trunk's output). */
@@ -594,7 +689,7 @@ export function representationReading(
   check: (got: Record<string, tf.Scalar>) => void,
   decide: DecideRead,
   headWeights: 'weighted' | 'unit' = 'weighted',
-  layerwise = true,
+  layerwise = layerwiseOn,
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
   return representationCore(rep, names, vars, check, decide, headWeights, layerwise);
 }
@@ -670,6 +765,21 @@ function representationCore(
   };
   const flat = tapeWorks() ? withTape((tape) => body(tape)) : body(null);
   return unflattenRepresentation(flat, names, trainable);
+}
+
+let layerwiseOn = true;
+/**
+ * For benchmarks and tests (not exported by the package): turn off (false) or on (true, the default)
+ * the layer-wise Gram readings (exact mode: src/train/layerwise.ts; representation mode:
+ * src/train/head-gram.ts), so that bench/many-terms.ts can measure them beside the per-term
+ * gradients in one run.
+ */
+export function setLayerwise(on: boolean): void {
+  layerwiseOn = on;
+}
+/** Whether the layer-wise readings are on (see {@link setLayerwise}). */
+export function layerwiseEnabled(): boolean {
+  return layerwiseOn;
 }
 
 let plainMatMulOn = true;

@@ -12,9 +12,11 @@ import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import {
   checkRepresentation, combine, detectShared, checkTerms, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, representationReading, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
+  layerwiseEnabled, termGradientsLayered,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
+import { layerCombine, layerMatrix } from './layerwise.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { checkSpec, create } from '../core/registry.js';
 import { remainingSelectionSteps, type Tournament } from '../core/tournament.js';
@@ -329,10 +331,10 @@ export class BalancedTrainer {
         result = res!;
         grads = out.grads;
       } else if (perTerm) {
-        const { termGrads, flat } = this.termReadings(names, vars, check);
-        ({ losses, reading } = this.parseReadings(flat.dataSync(), names.length, termGrads));
+        const r = this.exactReading(names, vars, check);
+        ({ losses, reading } = r.parse(r.flat.dataSync()));
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
-        grads = result.skipped ? {} : combine(termGrads, result.weights, vars, this.balancer.headWeights);
+        grads = result.skipped ? {} : r.combine(result.weights);
       } else {
         let res: UpdateResult | undefined;
         let vals: number[] = [];
@@ -408,16 +410,15 @@ export class BalancedTrainer {
       let result: UpdateResult;
       let grads: tf.NamedTensorMap = {};
       if (perTerm) {
-        let out!: { termGrads: TermGrads[]; flat: tf.Tensor1D };
+        let out!: ReturnType<BalancedTrainer['exactReading']>;
         tf.tidy(() => {
-          out = this.termReadings(names, vars, check);
-          out.termGrads.forEach((g) => g.forEach((t) => held.push(tf.keep(t))));
+          out = this.exactReading(names, vars, check);
+          for (const t of new Set(out.tensors)) held.push(tf.keep(t));
           held.push(tf.keep(out.flat));
         });
-        const { termGrads, flat } = out;
-        ({ losses, reading } = this.parseReadings(await flat.data(), names.length, termGrads));
+        ({ losses, reading } = out.parse(await out.flat.data()));
         result = this.balancer.update({ losses, gram: reading.gram, stats: reading.stats, epoch: this._epoch });
-        if (!result.skipped) grads = tf.tidy(() => combine(termGrads, result.weights, vars, this.balancer.headWeights));
+        if (!result.skipped) grads = tf.tidy(() => out.combine(result.weights));
       } else {
         const lossTensor = tf.tidy(() => {
           const t = this.termsFn();
@@ -456,13 +457,76 @@ export class BalancedTrainer {
    * (T) followed by {@link gramTensor} over the shared variables. Shared by {@link step} and
    * {@link stepAsync}; call inside `tf.tidy`.
    */
-  private termReadings(names: string[], vars: tf.Variable[], check: (t: Record<string, tf.Scalar>) => void): { termGrads: TermGrads[]; flat: tf.Tensor1D } {
+  private termReadings(
+    names: string[],
+    vars: tf.Variable[],
+    check: (t: Record<string, tf.Scalar>) => void,
+    pre?: { values: tf.Scalar[]; grads: TermGrads[] },
+  ): { termGrads: TermGrads[]; flat: tf.Tensor1D } {
     const read = this.opts.singleForward !== false && tapeWorks() ? termGradientsOnce : perTermGradients;
-    const { values, grads: termGrads } = read(this.termsFn, names, vars, check);
+    const { values, grads: termGrads } = pre ?? read(this.termsFn, names, vars, check);
     this.sharedVars ??= detectShared(termGrads, vars);
     // Own tidy: the T×P matrix is released here, not kept until the end of the step (peak memory).
     const flat = tf.tidy(() => tf.concat([tf.stack(values), gramTensor(gradientMatrix(termGrads, this.sharedVars!), !!this.balancer.needs.stats)]) as tf.Tensor1D);
     return { termGrads, flat };
+  }
+
+  /**
+   * Exact mode's reading for {@link step} and {@link stepAsync}: `flat` (losses, then the Gram matrix,
+   * then with stats mean/max |g|) to download, `parse` for the downloaded values, and `combine` for the
+   * per-term gradients once the weights are known; `tensors` are what `combine` reads (a caller that
+   * awaits between reading and combining keeps them). When the strategy reads the Gram matrix only (no
+   * stats) and the model's shared part is made of dense layers (src/train/layerwise.ts), the
+   * layer-wise reading (no per-term parameter gradients); else {@link termReadings}. Call inside
+   * `tf.tidy`.
+   */
+  private exactReading(
+    names: string[],
+    vars: tf.Variable[],
+    check: (t: Record<string, tf.Scalar>) => void,
+  ): {
+    flat: tf.Tensor1D;
+    tensors: tf.Tensor[];
+    parse: (data: Float32Array | Int32Array | Uint8Array) => { losses: number[]; reading: GramReading };
+    combine: (w: readonly number[]) => tf.NamedTensorMap;
+  } {
+    const headWeights = this.balancer.headWeights;
+    let pre: { values: tf.Scalar[]; grads: TermGrads[] } | undefined;
+    if (!this.balancer.needs.stats && layerwiseEnabled() && this.opts.singleForward !== false && tapeWorks()) {
+      const r = termGradientsLayered(this.termsFn, names, vars, check, this.sharedVars);
+      if (r.kind === 'layerwise') {
+        const shared = (this.sharedVars ??= r.shared);
+        const T = names.length;
+        const flat = tf.tidy(() => tf.concat([tf.stack(r.values), r.gram.reshape([-1])]) as tf.Tensor1D);
+        const parse = (data: Float32Array | Int32Array | Uint8Array) => {
+          let reading = parseGram(data.subarray(T), T, false);
+          if (gramOverflowed(reading.gram)) {
+            const M = layerMatrix(r.parts, shared);
+            try {
+              reading = readGramScaled(M, false);
+            } finally {
+              M.dispose();
+            }
+          }
+          return { losses: Array.from(data.subarray(0, T)), reading };
+        };
+        const combine = (w: readonly number[]) => {
+          const out = layerCombine(r.parts, w);
+          for (const h of r.head) out[h.v.name] = headWeights === 'unit' ? h.g : tf.mul(h.g, w[h.term]);
+          return out;
+        };
+        const tensors = [...r.parts.flatMap((p): tf.Tensor[] => (p.kind === 'dense' ? [p.a, p.D] : [p.R])), ...r.head.map((h) => h.g)];
+        return { flat, tensors, parse, combine };
+      }
+      pre = r;
+    }
+    const { termGrads, flat } = this.termReadings(names, vars, check, pre);
+    return {
+      flat,
+      tensors: termGrads.flatMap((g) => [...g.values()]),
+      parse: (data) => this.parseReadings(data, names.length, termGrads),
+      combine: (w) => combine(termGrads, w, vars, headWeights),
+    };
   }
 
   /**

@@ -1,0 +1,376 @@
+/**
+ * Exact mode's Gram matrix layer by layer (issue 27), in the manner of torchjd's autogram: the Gram
+ * matrix over the shared parameters from each dense layer's input and its per-term output gradients,
+ * without the T per-term parameter gradients (the T×P matrix) and without T backward passes.
+ *
+ * For a dense layer y = a W (+ b), a: B×in, with per-term output gradients D_i = ∂L_i/∂y (B×out), the
+ * per-term weight gradient is aᵀ D_i and the bias gradient 1ᵀ D_i, so
+ *
+ *   ⟨aᵀD_i, aᵀD_j⟩ = tr(D_iᵀ a aᵀ D_j) = Σ_{p,q} (a aᵀ)_pq (D_i D_jᵀ)_pq,     ⟨1ᵀD_i, 1ᵀD_j⟩.
+ *
+ * With K = a aᵀ (B×B) that costs T·B²·out + T²·B·out multiply-adds against T·B·in·out + T²·in·out
+ * for the per-term gradients and their Gram product: the K form is taken when B < in, the per-term
+ * weight gradients (made in one product aᵀ[D_1 … D_T]) otherwise.
+ *
+ * The D_i come from the recorded forward pass without T backward passes:
+ * 1. The tape's nodes are labelled with the terms they lead to (src/train/subtape.ts). A node leading
+ *    to one term is a head node, to two or more a shared node.
+ * 2. Every head node's output leads to one term, so ∂(Σ_i L_i)/∂u = ∂L_{i(u)}/∂u: ONE backward pass of
+ *    Σ_i L_i gives the gradient at the output of every head node that reads a shared tensor, and every
+ *    head variable's own gradient.
+ * 3. Each such head node's own vector-Jacobian product (its tape gradient, with its saved tensors)
+ *    gives the term's gradient over the shared tensor it reads.
+ * 4. One backward pass through the shared nodes carries all T gradients at once, stacked on a leading
+ *    axis (T×B×width): a dense layer's input gradient is one product of (T·B)×out by Wᵀ, an
+ *    activation's is its tape gradient (which broadcasts over the leading axis).
+ *
+ * It applies when the shared part is made of the operations in {@link SUPPORTED}: `tf.matMul(a, W)`
+ * with W a shared variable (2-D, no transpose flag), `tf.add`/`tf.sub` of equal shapes or of a shared
+ * bias variable broadcast over the leading axes, and `relu`, `tanh`, `sigmoid`; every shared variable
+ * is read by one such node; and each term's loss leads only to itself. Otherwise {@link planLayerwise}
+ * returns null and the caller reads per-term gradients as before.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { gramProduct, transposeRows } from './gram-product.js';
+import { bitsOf, labelTape, type TapeNode } from './subtape.js';
+
+/** Kernels the shared part may contain (see the file comment). */
+const UNARY = new Set(['Relu', 'Tanh', 'Sigmoid']);
+export const SUPPORTED: readonly string[] = ['BatchMatMul', 'Add', 'Sub', ...UNARY];
+
+
+interface Node extends TapeNode {
+  gradient?: (dys: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+}
+
+/** What {@link planLayerwise} found on the tape. */
+export interface LayerwisePlan {
+  /** Shared nodes on the path from the shared variables, in reverse tape order. */
+  shared: Node[];
+  /** Head nodes that read a shared tensor: the node, the input's name, the term. */
+  frontier: { node: Node; input: string; term: number }[];
+  /** Variables one term reaches, with that term. */
+  headVars: { v: tf.Variable; term: number }[];
+  /** Variables two or more terms reach (each a dense kernel or a bias). */
+  sharedVars: tf.Variable[];
+  /** Ids of the tensors that carry gradient to a shared variable: the shared nodes' outputs and the variables. */
+  carries: Set<number>;
+  /** Terms no trainable variable leads to (an error for the caller, as in the per-term path). */
+  unreached: number[];
+}
+
+const popcount = (l: Uint32Array | null | undefined) => bitsOf(l).length;
+
+/**
+ * The layer-wise plan for the tape recorded so far, or null when the model is not of the supported
+ * form (then read per-term gradients). `ys`: the terms' losses; `vars`: the trainable variables.
+ */
+export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: readonly tf.Variable[]): LayerwisePlan | null {
+  if (ys.length < 2 || !Array.isArray(tape)) return null;
+  const labels = labelTape(tape, ys);
+  if (!labels) return null;
+  // each loss leads only to itself (a loss computed from another is not a head's output)
+  if (ys.some((y) => popcount(labels.tensors.get(y.id)) !== 1)) return null;
+  const nodes = tape as Node[];
+  const reach = new Map(vars.map((v) => [v.id, bitsOf(labels.tensors.get(v.id))]));
+  const sharedVars = vars.filter((v) => reach.get(v.id)!.length >= 2);
+  if (!sharedVars.length) return null;
+  const sharedIds = new Set(sharedVars.map((v) => v.id));
+  const headVars = vars.filter((v) => reach.get(v.id)!.length === 1).map((v) => ({ v, term: reach.get(v.id)![0] }));
+  // tensors computed from a shared variable, and which node made each
+  const down = new Set<number>(sharedIds);
+  const producer = new Map<number, number>();
+  const readers = new Map<number, number>(); // shared variable id → nodes reading it
+  const shared: Node[] = [];
+  const frontier: LayerwisePlan['frontier'] = [];
+  for (let k = 0; k < nodes.length; k++) {
+    const node = nodes[k];
+    const entries = Object.entries(node.inputs).filter(([, t]) => !!t);
+    const onPath = entries.filter(([, t]) => down.has(t.id));
+    if (!onPath.length) continue;
+    for (const o of node.outputs) if (o) down.add(o.id);
+    const terms = bitsOf(labels.nodes[k]);
+    if (terms.length === 0) continue; // leads to no loss (tfjs also records a node per op's input, which leads nowhere)
+    for (const [, t] of entries) if (sharedIds.has(t.id)) readers.set(t.id, (readers.get(t.id) ?? 0) + 1);
+    if (node.outputs.length !== 1) return null;
+    if (terms.length === 1) {
+      // a head node: it may read shared tensors made by shared nodes, not shared variables
+      for (const [name, t] of onPath) {
+        if (sharedIds.has(t.id)) return null;
+        const p = producer.get(t.id);
+        if (p !== undefined && popcount(labels.nodes[p]) >= 2) frontier.push({ node, input: name, term: terms[0] });
+      }
+      producer.set(node.outputs[0].id, k);
+      continue;
+    }
+    producer.set(node.outputs[0].id, k);
+    if (!supported(node, down, sharedIds)) return null;
+    shared.push(node);
+  }
+  if (sharedVars.some((v) => readers.get(v.id) !== 1)) return null;
+  if (!frontier.length || frontier.some((f) => !f.node.gradient)) return null;
+  const carries = new Set<number>([...sharedIds, ...shared.map((n) => n.outputs[0].id)]);
+  const reached = new Set([...reach.values()].flat());
+  const unreached = ys.map((_, i) => i).filter((i) => !reached.has(i));
+  return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached };
+}
+
+/** Whether the batched backward pass handles `node` (see the file comment). */
+function supported(node: Node, down: Set<number>, sharedIds: Set<number>): boolean {
+  const out = node.outputs[0];
+  const { a, b, x } = node.inputs;
+  switch (node.kernelName) {
+    case 'BatchMatMul':
+      if (!node.attrs || node.attrs.transposeA || node.attrs.transposeB || !a || !b || a.rank !== 2 || b.rank !== 2) return false;
+      if (down.has(b.id) && !sharedIds.has(b.id)) return false; // W computed from a shared variable
+      return !sharedIds.has(a.id);
+    case 'Add':
+    case 'Sub':
+      for (const t of [a, b]) {
+        if (!t || !down.has(t.id) || sameShape(t.shape, out.shape)) continue;
+        // a shared bias broadcast over the leading axes (only for Add)
+        if (node.kernelName !== 'Add' || !sharedIds.has(t.id) || !trailing(t.shape, out.shape)) return false;
+      }
+      return true;
+    default:
+      return UNARY.has(node.kernelName ?? '') && !!x && !!node.gradient && !sharedIds.has(x.id);
+  }
+}
+
+const sameShape = (p: readonly number[], q: readonly number[]) => p.length === q.length && p.every((d, i) => d === q[i]);
+const trailing = (p: readonly number[], q: readonly number[]) => p.length > 0 && p.length < q.length && sameShape(p, q.slice(q.length - p.length));
+
+/** A dense layer's input and per-term output gradients (T×B×out), or a bias's per-term gradients (T×size). */
+export type LayerParts =
+  | { kind: 'dense'; v: tf.Variable; a: tf.Tensor2D; D: tf.Tensor3D }
+  | { kind: 'bias'; v: tf.Variable; R: tf.Tensor2D };
+
+/**
+ * A dense layer's per-term output gradients laid out with the batch axis first, B × (out·T) (`'outT'`,
+ * what the K form multiplies) or B × (T·out) (`'Tout'`, what aᵀ multiplies): one transpose of D per
+ * layer, shared by the layer's Gram matrix and its bias's per-term gradients (1ᵀ times it).
+ */
+interface Layout { cat: tf.Tensor2D; order: 'outT' | 'Tout' }
+
+/** The layout of a dense layer's Gram matrix: the K form when B < in (see the file comment). */
+function layoutOf(a: tf.Tensor2D, D: tf.Tensor3D): Layout {
+  const [T, B, out] = D.shape;
+  if (B < a.shape[1]) return { cat: tf.reshape(transposeRows(tf.reshape(D, [T, B * out]) as tf.Tensor2D), [B, out * T]) as tf.Tensor2D, order: 'outT' };
+  return { cat: tf.reshape(tf.transpose(D, [1, 0, 2]), [B, T * out]) as tf.Tensor2D, order: 'Tout' };
+}
+
+/** Per-term bias gradients (T × out) from a layout: 1ᵀ · cat. */
+function biasRows(l: Layout, T: number, out: number): tf.Tensor2D {
+  const B = l.cat.shape[0];
+  const s = tf.matMul(tf.ones([1, B]), l.cat);
+  return (l.order === 'Tout' ? tf.reshape(s, [T, out]) : tf.transpose(tf.reshape(s, [out, T]))) as tf.Tensor2D;
+}
+
+/**
+ * Run the plan on the recorded tape (inside `withTape`): the per-term gradients at every dense
+ * layer's output and every bias, each head variable's gradient (of its one term), and the Gram
+ * matrix over `gramVars` (T×T). `gradsOf` is the tape's backward pass; `unrecorded` runs a function
+ * without recording it.
+ */
+export function runLayerwise(
+  plan: LayerwisePlan,
+  ys: readonly tf.Scalar[],
+  gradsOf: (y: tf.Tensor, xs: readonly tf.Tensor[]) => (tf.Tensor | null)[],
+  unrecorded: <R>(f: () => R) => R,
+  gramVars: readonly tf.Variable[],
+): { parts: LayerParts[]; head: (tf.Tensor | null)[]; gram: tf.Tensor2D } {
+  const T = ys.length;
+  const us = [...new Set(plan.frontier.map((f) => f.node.outputs[0]))];
+  // 2. one backward pass of Σ L_i: every head node output's gradient (its term's), every head variable's
+  const total = tf.addN([...ys]);
+  const got = gradsOf(total, [...us, ...plan.headVars.map((h) => h.v)]);
+  const E = new Map(us.map((u, n) => [u.id, got[n]]));
+  const head = got.slice(us.length);
+  return unrecorded(() => {
+    const D = new Map<number, tf.Tensor>();
+    const kept = new Set<tf.Tensor>();
+    const addTo = (t: tf.Tensor, g: tf.Tensor) => {
+      const old = D.get(t.id);
+      D.set(t.id, old ? tf.add(old, g) : g);
+      if (old) release(old);
+    };
+    const release = (g: tf.Tensor) => {
+      if (!kept.has(g) && ![...D.values()].includes(g)) g.dispose();
+    };
+    // 3. each head node's vector-Jacobian product over the shared tensor it reads, stacked per term
+    for (const [t, g] of tf.tidy(() => frontierGradients(plan, E, T))) addTo(t, g);
+    // 4. one backward pass through the shared nodes with all T gradients stacked; each dense layer's
+    // Gram matrix (and its bias's per-term gradients) formed as soon as its output gradient is
+    // complete, so that only the layers' D_i stay (for the combination), not their temporaries
+    const gramIds = new Set(gramVars.map((v) => v.id));
+    let gram: tf.Tensor2D | null = null;
+    const addGram = (g: tf.Tensor2D) => {
+      if (!gram) return void (gram = g);
+      const sum: tf.Tensor2D = tf.add(gram, g);
+      tf.dispose([gram, g]);
+      gram = sum;
+    };
+    const rows: tf.Tensor2D[] = [];
+    const parts: LayerParts[] = [];
+    const biases: { v: tf.Variable; g: tf.Tensor; rank: number }[] = [];
+    const isShared = (t: tf.Tensor | undefined) => !!t && plan.sharedVars.some((v) => v.id === t.id);
+    for (const node of plan.shared) {
+      const y = node.outputs[0];
+      const Dy = D.get(y.id);
+      if (!Dy) continue;
+      D.delete(y.id);
+      const { a, b, x } = node.inputs;
+      if (node.kernelName === 'BatchMatMul') {
+        const [B, out] = y.shape as [number, number];
+        if (a && plan.carries.has(a.id)) {
+          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(b as tf.Tensor2D)), [T, ...a.shape])));
+        }
+        if (isShared(b)) {
+          const W = b as tf.Variable;
+          const dense = { v: W, a: a as tf.Tensor2D, D: Dy as tf.Tensor3D };
+          parts.push({ kind: 'dense', ...dense });
+          kept.add(Dy);
+          const mine = biases.filter((q) => q.g === Dy && q.v.size === out);
+          if (gramIds.has(W.id) || mine.length) {
+            const l = tf.tidy(() => layoutOf(dense.a, dense.D) as unknown as tf.TensorContainer) as unknown as Layout;
+            if (gramIds.has(W.id)) addGram(l.order === 'outT' ? kGram(dense.a, dense.D, l) : tf.tidy(() => gramProduct(denseRows(dense.a, dense.D, l))));
+            for (const q of mine) {
+              const R = tf.tidy(() => biasRows(l, T, out));
+              parts.push({ kind: 'bias', v: q.v, R });
+              if (gramIds.has(q.v.id)) rows.push(R);
+              biases.splice(biases.indexOf(q), 1);
+            }
+            l.cat.dispose();
+          }
+        }
+      } else if (node.kernelName === 'Add' || node.kernelName === 'Sub') {
+        for (const [name, t] of [['a', a], ['b', b]] as const) {
+          if (!t || !plan.carries.has(t.id)) continue;
+          const g = node.kernelName === 'Sub' && name === 'b' ? tf.neg(Dy) : Dy;
+          if (isShared(t)) {
+            biases.push({ v: t as tf.Variable, g, rank: y.rank });
+            kept.add(g);
+          } else addTo(t, g);
+        }
+      } else addTo(x, tf.tidy(() => unaryGradient(node, Dy, T)));
+      release(Dy);
+    }
+    // biases not right after a dense layer: their per-term gradients by a sum over the leading axes
+    for (const q of biases) {
+      const lead = Array.from({ length: q.rank - q.v.rank }, (_, i) => i + 1);
+      const R = tf.tidy(() => tf.reshape(lead.length ? tf.sum(q.g, lead) : q.g, [T, q.v.size]) as tf.Tensor2D);
+      parts.push({ kind: 'bias', v: q.v, R });
+      if (gramIds.has(q.v.id)) rows.push(R);
+    }
+    if (rows.length) addGram(tf.tidy(() => gramProduct(rows.length === 1 ? rows[0] : tf.concat(rows, 1))));
+    const G: tf.Tensor2D = gram ?? tf.zeros([T, T]);
+    return { parts, head, gram: G };
+  });
+}
+
+/**
+ * The per-term gradients over each shared tensor the head nodes read, stacked (T × shape): by each
+ * head node's tape gradient, or, when every head reads z through one `z w_i` with w_i of one column
+ * (a linear head), all at once as the outer products e_i w_iᵀ (one broadcast product).
+ */
+function frontierGradients(plan: LayerwisePlan, E: Map<number, tf.Tensor | null>, T: number): [tf.Tensor, tf.Tensor][] {
+  const byInput = new Map<number, { t: tf.Tensor; fs: LayerwisePlan['frontier'] }>();
+  for (const f of plan.frontier) {
+    const t = f.node.inputs[f.input];
+    let entry = byInput.get(t.id);
+    if (!entry) byInput.set(t.id, (entry = { t, fs: [] }));
+    entry.fs.push(f);
+  }
+  const out: [tf.Tensor, tf.Tensor][] = [];
+  for (const { t, fs } of byInput.values()) {
+    const terms = fs.map((f) => f.term);
+    const linear = t.rank === 2 && new Set(terms).size === fs.length && fs.every((f) => {
+      const { a, b } = f.node.inputs;
+      return f.node.kernelName === 'BatchMatMul' && f.input === 'a' && a?.id === t.id && b?.rank === 2 && b.shape[1] === 1 && !!f.node.attrs && !f.node.attrs.transposeA && !f.node.attrs.transposeB;
+    });
+    if (linear) {
+      const [B, d] = t.shape;
+      const ecols: tf.Tensor[] = new Array(T).fill(null);
+      const wcols: tf.Tensor[] = new Array(T).fill(null);
+      fs.forEach((f) => {
+        ecols[f.term] = E.get(f.node.outputs[0].id) ?? tf.zeros([B, 1]);
+        wcols[f.term] = f.node.inputs.b;
+      });
+      const e = tf.concat(ecols.map((c) => c ?? tf.zeros([B, 1])), 1); // B × T
+      const w = tf.concat(wcols.map((c) => c ?? tf.zeros([d, 1])), 1); // d × T
+      out.push([t, tf.mul(tf.reshape(tf.transpose(e), [T, B, 1]), tf.reshape(tf.transpose(w), [T, 1, d]))]);
+      continue;
+    }
+    const rows: (tf.Tensor | null)[] = new Array(T).fill(null);
+    for (const f of fs) {
+      const e = E.get(f.node.outputs[0].id);
+      if (!e) continue;
+      const g = f.node.gradient!([e])[f.input]();
+      rows[f.term] = rows[f.term] ? tf.add(rows[f.term]!, g) : g;
+    }
+    out.push([t, tf.stack(rows.map((r) => r ?? tf.zerosLike(t)))]);
+  }
+  return out;
+}
+
+/**
+ * An activation's input gradient for all T stacked output gradients: the local derivative (from the
+ * node's input or output, B×…) times each of the T, as a [T, size] × [1, size] product (a broadcast
+ * over the leading axis only, the fast one on wasm).
+ */
+function unaryGradient(node: Node, Dy: tf.Tensor, T: number): tf.Tensor {
+  const x = node.inputs.x;
+  const y = node.outputs[0];
+  const local =
+    node.kernelName === 'Relu' ? tf.cast(tf.step(x), 'float32')
+    : node.kernelName === 'Tanh' ? tf.sub(1, tf.square(y))
+    : tf.mul(y, tf.sub(1, y)); // Sigmoid
+  return tf.reshape(tf.mul(tf.reshape(Dy, [T, x.size]), tf.reshape(local, [1, x.size])), Dy.shape);
+}
+
+/** A dense layer's Gram matrix in the K form: G_ij = Σ_pq K_pq (D_i D_jᵀ)_pq, K = a aᵀ, symmetrised. */
+function kGram(a: tf.Tensor2D, D: tf.Tensor3D, l: Layout): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [T, B, out] = D.shape;
+    const K = tf.matMul(a, tf.transpose(a));
+    const KS = tf.reshape(tf.matMul(K, l.cat), [B * out, T]) as tf.Tensor2D;
+    const G = tf.matMul(tf.reshape(D, [T, B * out]) as tf.Tensor2D, KS);
+    return tf.mul(tf.add(G, tf.transpose(G)), 0.5) as tf.Tensor2D;
+  });
+}
+
+/** The per-term weight gradients aᵀ D_i as rows (T × in·out), from one product aᵀ [D_1 … D_T]. */
+function denseRows(a: tf.Tensor2D, D: tf.Tensor3D, l?: Layout): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [T, B, out] = D.shape;
+    const inn = a.shape[1];
+    const cat = l?.order === 'Tout' ? l.cat : (tf.reshape(tf.transpose(D, [1, 0, 2]), [B, T * out]) as tf.Tensor2D);
+    const R = tf.reshape(tf.matMul(tf.transpose(a), cat), [inn, T, out]);
+    return tf.reshape(tf.transpose(R, [1, 0, 2]), [T, inn * out]) as tf.Tensor2D;
+  });
+}
+
+/** The T × P matrix of per-term gradients over `vars` (for the scaled reading after an overflow). */
+export function layerMatrix(parts: readonly LayerParts[], vars: readonly tf.Variable[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const ids = new Set(vars.map((v) => v.id));
+    const rows = parts.filter((p) => ids.has(p.v.id)).map((p) => (p.kind === 'bias' ? p.R : denseRows(p.a, p.D)));
+    return (rows.length === 1 ? rows[0] : tf.concat(rows, 1)) as tf.Tensor2D;
+  });
+}
+
+/** `Σ_i w_i g_i` of every shared variable: aᵀ(Σ_i w_i D_i) for a dense kernel, (Σ_i w_i R_i) for a bias. */
+export function layerCombine(parts: readonly LayerParts[], weights: readonly number[]): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  const T = weights.length;
+  for (const p of parts) {
+    out[p.v.name] = tf.tidy(() => {
+      const w = tf.tensor2d(weights as number[], [1, T]);
+      if (p.kind === 'bias') return tf.reshape(tf.matMul(w, p.R), p.v.shape);
+      const [, B, o] = p.D.shape;
+      const Dw = tf.reshape(tf.matMul(w, tf.reshape(p.D, [T, B * o]) as tf.Tensor2D), [B, o]) as tf.Tensor2D;
+      return tf.matMul(tf.transpose(p.a), Dw);
+    });
+  }
+  return out;
+}

@@ -1,0 +1,187 @@
+/**
+ * Exact mode's layer-wise Gram matrix (src/train/layerwise.ts, issue 27): for dense layers the Gram
+ * matrix over the shared parameters comes from each layer's input and per-term output gradients, and
+ * the combined gradient from aᵀ(Σ w_i D_i). Checked against the per-term path (setLayerwise(false):
+ * T backward passes, M Mᵀ, Σ w_i g_i) and against an independent reference (one tf.variableGrads per
+ * term, the Gram matrix in float64 here).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Balancer } from '../src/core/balancer.js';
+import type { Strategy, StepInput } from '../src/core/types.js';
+import { setLayerwise, termGradientsLayered } from '../src/train/grads.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
+import { useTestBackend } from './helpers.js';
+
+beforeAll(() => useTestBackend());
+afterEach(() => setLayerwise(true));
+
+/** A Gram strategy (no stats) that records what it reads and returns fixed weights. */
+function spy(weights: number[], seen: StepInput[], headWeights: 'weighted' | 'unit' = 'weighted'): Balancer {
+  const s: Strategy = {
+    name: 'spy-gram',
+    summary: 'records its input',
+    options: { parse: (x: unknown) => x, safeParse: (x: unknown) => ({ success: true, data: x }) } as never,
+    needs: () => ({ gradients: 'gram' }),
+    init: () => null,
+    update: (_o, state, input) => {
+      seen.push(input);
+      return { weights: [...weights], state };
+    },
+    ...(headWeights === 'unit' ? { headWeights } : {}),
+  };
+  return new Balancer(s, {}) as Balancer;
+}
+
+let uid = 0;
+/**
+ * x (B×4) → dense 4→12 (+b1) → tanh → dense 12→12 (+b2) → relu, plus a residual sigmoid(h1) → z.
+ * Terms: T linear heads on z (one a two-layer head), one term minus a constant. B = 8: the first
+ * layer takes the per-term-gradient form (in 4 < B), the second the K = a aᵀ form (in 12 > B).
+ */
+function model(T = 4, B = 8) {
+  const id = uid++;
+  let seed = 1;
+  const v = (shape: number[]) => tf.variable(tf.randomNormal(shape, 0, 0.6, 'float32', seed++), true, `lw${id}_${seed}`);
+  const W1 = v([4, 12]);
+  const b1 = v([12]);
+  const W2 = v([12, 12]);
+  const b2 = v([12]);
+  const heads = Array.from({ length: T }, () => v([12, 1]));
+  const deep = v([1, 3]);
+  const x = tf.randomNormal([B, 4], 0, 1, 'float32', 100);
+  const y = tf.randomNormal([B, 1], 0, 1, 'float32', 101);
+  const trunk = () => {
+    const h1 = tf.tanh(tf.add(tf.matMul(x, W1), b1));
+    return tf.add(tf.relu(tf.add(tf.matMul(h1, W2), b2)), tf.sigmoid(h1));
+  };
+  const names = heads.map((_, i) => `t${i}`);
+  const terms = () => {
+    const z = trunk();
+    const out: Record<string, tf.Scalar> = {};
+    heads.forEach((h, i) => {
+      const u = tf.matMul(z, h);
+      out[names[i]] = (i === 0 ? tf.mean(tf.square(tf.matMul(u, deep))) : tf.sub(tf.mean(tf.square(tf.sub(u, y))), 0.1 * i)) as tf.Scalar;
+    });
+    return out;
+  };
+  const vars = [W1, b1, W2, b2, ...heads, deep];
+  return { vars, shared: [W1, b1, W2, b2], names, terms, dispose: () => tf.dispose([...vars, x, y]) };
+}
+
+/** The independent reference: per-term gradients by one tf.variableGrads each, G over the shared variables in float64. */
+function reference(m: ReturnType<typeof model>): number[][] {
+  const rows = m.names.map((n) =>
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => m.terms()[n], m.shared);
+      return m.shared.flatMap((v) => Array.from(grads[v.name].dataSync()));
+    }),
+  );
+  return rows.map((a) => rows.map((b) => a.reduce((s, x, k) => s + x * b[k], 0)));
+}
+
+/** Two steps of a trainer with `spy`, layer-wise on or off: the Gram matrices read and the variables after. */
+function train(layerwise: boolean, w: number[], headWeights: 'weighted' | 'unit' = 'weighted', shared?: 'first') {
+  setLayerwise(layerwise);
+  const m = model(w.length);
+  const seen: StepInput[] = [];
+  const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: spy(w, seen, headWeights), variables: m.vars, ...(shared ? { shared: m.shared.slice(0, 2) } : {}) });
+  const want = reference(m);
+  t.step();
+  t.step();
+  const after = m.vars.map((v) => Array.from(v.dataSync()));
+  m.dispose();
+  return { grams: seen.map((s) => s.gram!), want, after };
+}
+
+const close = (a: number, b: number, rel: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(b)));
+
+describe('exact mode, layer-wise Gram for dense layers', () => {
+  it('takes the layer-wise form on dense layers with tanh, relu, sigmoid and a residual sum', () => {
+    const m = model();
+    tf.tidy(() => {
+      const r = termGradientsLayered(m.terms, m.names, m.vars, () => {}, null);
+      expect(r.kind).toBe('layerwise');
+      if (r.kind === 'layerwise') {
+        expect(r.shared.map((v) => v.name)).toEqual(m.shared.map((v) => v.name));
+        expect(r.parts.map((p) => p.kind).sort()).toEqual(['bias', 'bias', 'dense', 'dense']);
+      }
+    });
+    m.dispose();
+  });
+
+  it('reads the Gram matrix of the per-term path and of an independent reference, and applies the same update', () => {
+    const w = [0.5, 2, 1, 0.25];
+    const lw = train(true, w);
+    const pt = train(false, w);
+    lw.want.forEach((row, i) => row.forEach((x, j) => {
+      close(lw.grams[0][i][j], x, 1e-4);
+      close(pt.grams[0][i][j], x, 1e-4);
+    }));
+    lw.grams[1].flat().forEach((x, k) => close(x, pt.grams[1].flat()[k], 1e-4));
+    lw.after.flat().forEach((x, k) => close(x, pt.after.flat()[k], 1e-5));
+  });
+
+  it('unit head weights, and a `shared` option naming part of the shared layers, agree with the per-term path', () => {
+    const w = [0.3, 1.5, 0.7, 2];
+    const a = train(true, w, 'unit', 'first');
+    const b = train(false, w, 'unit', 'first');
+    a.grams.flat(2).forEach((x, k) => close(x, b.grams.flat(2)[k], 1e-4));
+    a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
+  });
+
+  it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
+    const m = model();
+    const W = m.vars[0];
+    const cases: Record<string, () => Record<string, tf.Scalar>> = {
+      'an exp in the trunk': () => {
+        const z = tf.exp(tf.matMul(tf.randomNormal([8, 4], 0, 1, 'float32', 3), W));
+        return { a: tf.mean(tf.matMul(z, m.vars[4])) as tf.Scalar, b: tf.mean(tf.matMul(z, m.vars[5])) as tf.Scalar };
+      },
+      'a variable read by two nodes': () => {
+        const x = tf.randomNormal([8, 4], 0, 1, 'float32', 3);
+        const z = tf.add(tf.matMul(x, W), tf.matMul(tf.mul(x, 2), W));
+        return { a: tf.mean(tf.matMul(z, m.vars[4])) as tf.Scalar, b: tf.mean(tf.matMul(z, m.vars[5])) as tf.Scalar };
+      },
+      'a head reading a shared variable': () => {
+        const z = tf.matMul(tf.randomNormal([8, 4], 0, 1, 'float32', 3), W);
+        return { a: tf.mean(tf.matMul(z, m.vars[4])) as tf.Scalar, b: tf.add(tf.mean(tf.matMul(z, m.vars[5])), tf.sum(W)) as tf.Scalar };
+      },
+    };
+    for (const [what, terms] of Object.entries(cases)) {
+      tf.tidy(() => {
+        const r = termGradientsLayered(terms, ['a', 'b'], [W, m.vars[4], m.vars[5]], () => {}, null);
+        expect(r.kind, what).toBe('per-term');
+      });
+    }
+    m.dispose();
+  });
+
+  it('leaks no tensor over steps, nor when terms() throws after the forward', () => {
+    const m = model();
+    const seen: StepInput[] = [];
+    const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: spy([1, 1, 1, 1], seen), variables: m.vars });
+    t.step();
+    const before = tf.memory().numTensors;
+    t.step();
+    t.step();
+    expect(tf.memory().numTensors).toBe(before);
+    let fail = false;
+    const bad = new BalancedTrainer({
+      terms: () => {
+        const out = m.terms();
+        if (fail) throw new Error('terms failed');
+        return out;
+      },
+      optimizer: tf.train.sgd(0.1),
+      balancer: spy([1, 1, 1, 1], seen),
+      variables: m.vars,
+    });
+    bad.step();
+    fail = true;
+    const mid = tf.memory().numTensors;
+    expect(() => bad.step()).toThrow(/terms failed/);
+    expect(tf.memory().numTensors).toBe(mid);
+    m.dispose();
+  });
+});
