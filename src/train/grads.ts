@@ -568,7 +568,7 @@ export function termGradientsLayered(
   shared: readonly tf.Variable[] | null,
 ): LayeredReading {
   const trainable = vars.filter((v) => v.trainable);
-  type Meta = { parts: { kind: 'dense' | 'bias'; v: tf.Variable }[]; head: { v: tf.Variable; term: number; k: number }[]; shared: tf.Variable[] };
+  type Meta = { parts: { kind: 'dense' | 'bias'; v: tf.Variable; bias: tf.Variable | null }[]; head: { v: tf.Variable; term: number; k: number }[]; shared: tf.Variable[] };
   const found: Meta[] = [];
   const flat = withTape((tape) => {
     const t = withMatMulAttrs(() => terms());
@@ -581,12 +581,12 @@ export function termGradientsLayered(
     const covered = (v: tf.Variable) => plan!.sharedVars.some((s) => s.id === v.id);
     if (plan && (!shared || shared.every(covered))) {
       const run = runLayerwise(plan, ys, (y, xs) => tape.grads(y, xs), tape.unrecorded, shared ?? plan.sharedVars);
-      const done = new Set(run.parts.map((p) => p.v.id));
+      const done = new Set(run.parts.flatMap((p) => (p.kind === 'dense' && p.bias ? [p.v.id, p.bias.id] : [p.v.id])));
       if (plan.sharedVars.every((v) => done.has(v.id))) {
         run.parts.forEach((p, k) => {
           if (p.kind === 'dense') {
             out[`a${k}`] = tf.clone(p.a); // a may be the caller's own input tensor: hand back a view
-            out[`D${k}`] = p.D;
+            out[`D${k}`] = p.cat;
           } else out[`R${k}`] = p.R;
         });
         out.gram = run.gram;
@@ -597,10 +597,10 @@ export function termGradientsLayered(
           out[`h${k}`] = g;
           head.push({ ...h, k });
         });
-        found.push({ parts: run.parts.map((p) => ({ kind: p.kind, v: p.v })), head, shared: plan.sharedVars });
+        found.push({ parts: run.parts.map((p) => ({ kind: p.kind, v: p.v, bias: p.kind === 'dense' ? p.bias : null })), head, shared: plan.sharedVars });
         return out;
       }
-      tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.D : p.R))]);
+      tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.cat : p.R))]);
     }
     // the per-term passes on the same recorded forward (termGradientsOnce)
     const each = tape.gradsEach(ys, trainable);
@@ -616,7 +616,7 @@ export function termGradientsLayered(
   const m = found[0];
   if (m) {
     const parts: LayerParts[] = m.parts.map((p, k) =>
-      p.kind === 'dense' ? { kind: 'dense', v: p.v, a: flat[`a${k}`] as tf.Tensor2D, D: flat[`D${k}`] as tf.Tensor3D } : { kind: 'bias', v: p.v, R: flat[`R${k}`] as tf.Tensor2D },
+      p.kind === 'dense' ? { kind: 'dense', v: p.v, a: flat[`a${k}`] as tf.Tensor2D, cat: flat[`D${k}`] as tf.Tensor2D, bias: p.bias } : { kind: 'bias', v: p.v, R: flat[`R${k}`] as tf.Tensor2D },
     );
     return { kind: 'layerwise', values, parts, head: m.head.map((h) => ({ v: h.v, term: h.term, g: flat[`h${h.k}`] })), shared: m.shared, gram: flat.gram as tf.Tensor2D };
   }

@@ -140,37 +140,57 @@ function supported(node: Node, down: Set<number>, sharedIds: Set<number>): boole
 const sameShape = (p: readonly number[], q: readonly number[]) => p.length === q.length && p.every((d, i) => d === q[i]);
 const trailing = (p: readonly number[], q: readonly number[]) => p.length > 0 && p.length < q.length && sameShape(p, q.slice(q.length - p.length));
 
-/** A dense layer's input and per-term output gradients (T×B×out), or a bias's per-term gradients (T×size). */
+/**
+ * A dense layer's input a (B×in), its per-term output gradients laid out batch-first as
+ * `cat` = B × (out·T) (column o·T + t holds D_t[·, o]: one transpose of the stacked T×B×out, made
+ * once; the products below take it as their left operand or as their small side, which on wasm
+ * avoids re-packing a large right operand), and the bias its output feeds, if any; or a bias
+ * elsewhere, with its per-term gradients R (T×size).
+ */
 export type LayerParts =
-  | { kind: 'dense'; v: tf.Variable; a: tf.Tensor2D; D: tf.Tensor3D }
+  | { kind: 'dense'; v: tf.Variable; a: tf.Tensor2D; cat: tf.Tensor2D; bias: tf.Variable | null }
   | { kind: 'bias'; v: tf.Variable; R: tf.Tensor2D };
 
 /**
- * A dense layer's per-term output gradients laid out with the batch axis first, B × (out·T) (`'outT'`,
- * what the K form multiplies) or B × (T·out) (`'Tout'`, what aᵀ multiplies): one transpose of D per
- * layer, shared by the layer's Gram matrix and its bias's per-term gradients (1ᵀ times it).
+ * The input a layer's Gram matrix reads: a (for the kernel), a column of ones (for the bias, whose
+ * gradient is the kernel's with input 1), or both side by side. Null when neither is wanted.
  */
-interface Layout { cat: tf.Tensor2D; order: 'outT' | 'Tout' }
-
-/** The layout of a dense layer's Gram matrix: the K form when B < in (see the file comment). */
-function layoutOf(a: tf.Tensor2D, D: tf.Tensor3D): Layout {
-  const [T, B, out] = D.shape;
-  if (B < a.shape[1]) return { cat: tf.reshape(transposeRows(tf.reshape(D, [T, B * out]) as tf.Tensor2D), [B, out * T]) as tf.Tensor2D, order: 'outT' };
-  return { cat: tf.reshape(tf.transpose(D, [1, 0, 2]), [B, T * out]) as tf.Tensor2D, order: 'Tout' };
-}
-
-/** Per-term bias gradients (T × out) from a layout: 1ᵀ · cat. */
-function biasRows(l: Layout, T: number, out: number): tf.Tensor2D {
-  const B = l.cat.shape[0];
-  const s = tf.matMul(tf.ones([1, B]), l.cat);
-  return (l.order === 'Tout' ? tf.reshape(s, [T, out]) : tf.transpose(tf.reshape(s, [out, T]))) as tf.Tensor2D;
+function inputOf(a: tf.Tensor2D, kernel: boolean, bias: boolean): tf.Tensor2D | null {
+  const ones = () => tf.ones([a.shape[0], 1]) as tf.Tensor2D;
+  if (kernel && bias) return tf.tidy(() => tf.concat([a, ones()], 1));
+  return kernel ? a : bias ? ones() : null;
 }
 
 /**
- * Run the plan on the recorded tape (inside `withTape`): the per-term gradients at every dense
- * layer's output and every bias, each head variable's gradient (of its one term), and the Gram
- * matrix over `gramVars` (T×T). `gradsOf` is the tape's backward pass; `unrecorded` runs a function
- * without recording it.
+ * A dense layer's (kernel and/or bias) Gram matrix from its input a' (B×in'), the stacked D (T×B×out)
+ * and `cat`: with K = a' a'ᵀ, G_ij = Σ_pq K_pq (D_i D_jᵀ)_pq when B < in' (K·cat, then one product
+ * with D), else the per-term gradients a'ᵀ D_t from one product a'ᵀ·cat and their Gram product.
+ */
+function denseGram(a: tf.Tensor2D, D: tf.Tensor, cat: tf.Tensor2D, T: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, inn] = a.shape;
+    const out = cat.shape[1] / T;
+    if (B < inn) {
+      const K = tf.matMul(a, tf.transpose(a));
+      const KS = tf.reshape(tf.matMul(K, cat), [B * out, T]) as tf.Tensor2D;
+      const G = tf.matMul(tf.reshape(D, [T, B * out]) as tf.Tensor2D, KS);
+      return tf.mul(tf.add(G, tf.transpose(G)), 0.5) as tf.Tensor2D;
+    }
+    const X = denseColumns(a, cat, T);
+    return tf.matMul(tf.transpose(X), X) as tf.Tensor2D;
+  });
+}
+
+/** The per-term gradients a'ᵀ D_t as columns, (in'·out) × T, from one product a'ᵀ·cat. */
+function denseColumns(a: tf.Tensor2D, cat: tf.Tensor2D, T: number): tf.Tensor2D {
+  return tf.reshape(tf.matMul(tf.transpose(a), cat), [a.shape[1] * (cat.shape[1] / T), T]) as tf.Tensor2D;
+}
+
+/**
+ * Run the plan on the recorded tape (inside `withTape`): each dense layer's parts, each bias's
+ * per-term gradients, each head variable's gradient (of its one term), and the Gram matrix over
+ * `gramVars` (T×T). `gradsOf` is the tape's backward pass; `unrecorded` runs a function without
+ * recording it.
  */
 export function runLayerwise(
   plan: LayerwisePlan,
@@ -189,19 +209,22 @@ export function runLayerwise(
   return unrecorded(() => {
     const D = new Map<number, tf.Tensor>();
     const kept = new Set<tf.Tensor>();
+    const release = (g: tf.Tensor) => {
+      if (!kept.has(g) && ![...D.values()].includes(g)) g.dispose();
+    };
     const addTo = (t: tf.Tensor, g: tf.Tensor) => {
       const old = D.get(t.id);
       D.set(t.id, old ? tf.add(old, g) : g);
-      if (old) release(old);
-    };
-    const release = (g: tf.Tensor) => {
-      if (!kept.has(g) && ![...D.values()].includes(g)) g.dispose();
+      if (old) {
+        release(old);
+        release(g);
+      }
     };
     // 3. each head node's vector-Jacobian product over the shared tensor it reads, stacked per term
     for (const [t, g] of tf.tidy(() => frontierGradients(plan, E, T))) addTo(t, g);
     // 4. one backward pass through the shared nodes with all T gradients stacked; each dense layer's
-    // Gram matrix (and its bias's per-term gradients) formed as soon as its output gradient is
-    // complete, so that only the layers' D_i stay (for the combination), not their temporaries
+    // Gram matrix formed as soon as its output gradient is complete, so that only its `cat` stays
+    // (for the combination), not the temporaries
     const gramIds = new Set(gramVars.map((v) => v.id));
     let gram: tf.Tensor2D | null = null;
     const addGram = (g: tf.Tensor2D) => {
@@ -210,7 +233,6 @@ export function runLayerwise(
       tf.dispose([gram, g]);
       gram = sum;
     };
-    const rows: tf.Tensor2D[] = [];
     const parts: LayerParts[] = [];
     const biases: { v: tf.Variable; g: tf.Tensor; rank: number }[] = [];
     const isShared = (t: tf.Tensor | undefined) => !!t && plan.sharedVars.some((v) => v.id === t.id);
@@ -227,21 +249,19 @@ export function runLayerwise(
         }
         if (isShared(b)) {
           const W = b as tf.Variable;
-          const dense = { v: W, a: a as tf.Tensor2D, D: Dy as tf.Tensor3D };
-          parts.push({ kind: 'dense', ...dense });
-          kept.add(Dy);
-          const mine = biases.filter((q) => q.g === Dy && q.v.size === out);
-          if (gramIds.has(W.id) || mine.length) {
-            const l = tf.tidy(() => layoutOf(dense.a, dense.D) as unknown as tf.TensorContainer) as unknown as Layout;
-            if (gramIds.has(W.id)) addGram(l.order === 'outT' ? kGram(dense.a, dense.D, l) : tf.tidy(() => gramProduct(denseRows(dense.a, dense.D, l))));
-            for (const q of mine) {
-              const R = tf.tidy(() => biasRows(l, T, out));
-              parts.push({ kind: 'bias', v: q.v, R });
-              if (gramIds.has(q.v.id)) rows.push(R);
-              biases.splice(biases.indexOf(q), 1);
-            }
-            l.cat.dispose();
+          const A = a as tf.Tensor2D;
+          // the bias this layer's output feeds directly: its gradient is the kernel's with input 1
+          const q = biases.find((c) => c.g === Dy && c.v.rank === 1 && c.v.size === out);
+          if (q) biases.splice(biases.indexOf(q), 1);
+          const cat = tf.tidy(() => tf.reshape(transposeRows(tf.reshape(Dy, [T, B * out]) as tf.Tensor2D), [B, out * T]) as tf.Tensor2D);
+          const input = inputOf(A, gramIds.has(W.id), !!q && gramIds.has(q.v.id));
+          if (input) {
+            addGram(denseGram(input, Dy, cat, T));
+            if (input !== A) input.dispose();
           }
+          parts.push({ kind: 'dense', v: W, a: A, cat, bias: q?.v ?? null });
+          kept.add(cat);
+          if (q) kept.delete(q.g);
         }
       } else if (node.kernelName === 'Add' || node.kernelName === 'Sub') {
         for (const [name, t] of [['a', a], ['b', b]] as const) {
@@ -256,6 +276,7 @@ export function runLayerwise(
       release(Dy);
     }
     // biases not right after a dense layer: their per-term gradients by a sum over the leading axes
+    const rows: tf.Tensor2D[] = [];
     for (const q of biases) {
       const lead = Array.from({ length: q.rank - q.v.rank }, (_, i) => i + 1);
       const R = tf.tidy(() => tf.reshape(lead.length ? tf.sum(q.g, lead) : q.g, [T, q.v.size]) as tf.Tensor2D);
@@ -328,49 +349,45 @@ function unaryGradient(node: Node, Dy: tf.Tensor, T: number): tf.Tensor {
   return tf.reshape(tf.mul(tf.reshape(Dy, [T, x.size]), tf.reshape(local, [1, x.size])), Dy.shape);
 }
 
-/** A dense layer's Gram matrix in the K form: G_ij = Σ_pq K_pq (D_i D_jᵀ)_pq, K = a aᵀ, symmetrised. */
-function kGram(a: tf.Tensor2D, D: tf.Tensor3D, l: Layout): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [T, B, out] = D.shape;
-    const K = tf.matMul(a, tf.transpose(a));
-    const KS = tf.reshape(tf.matMul(K, l.cat), [B * out, T]) as tf.Tensor2D;
-    const G = tf.matMul(tf.reshape(D, [T, B * out]) as tf.Tensor2D, KS);
-    return tf.mul(tf.add(G, tf.transpose(G)), 0.5) as tf.Tensor2D;
-  });
-}
-
-/** The per-term weight gradients aᵀ D_i as rows (T × in·out), from one product aᵀ [D_1 … D_T]. */
-function denseRows(a: tf.Tensor2D, D: tf.Tensor3D, l?: Layout): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [T, B, out] = D.shape;
-    const inn = a.shape[1];
-    const cat = l?.order === 'Tout' ? l.cat : (tf.reshape(tf.transpose(D, [1, 0, 2]), [B, T * out]) as tf.Tensor2D);
-    const R = tf.reshape(tf.matMul(tf.transpose(a), cat), [inn, T, out]);
-    return tf.reshape(tf.transpose(R, [1, 0, 2]), [T, inn * out]) as tf.Tensor2D;
-  });
-}
-
-/** The T × P matrix of per-term gradients over `vars` (for the scaled reading after an overflow). */
-export function layerMatrix(parts: readonly LayerParts[], vars: readonly tf.Variable[]): tf.Tensor2D {
+/**
+ * The T × P matrix of per-term gradients over `vars` (for the scaled reading after an overflow):
+ * each dense layer's kernel (and bias) gradients a'ᵀ D_t, then the other biases' rows.
+ */
+export function layerMatrix(parts: readonly LayerParts[], vars: readonly tf.Variable[], T: number): tf.Tensor2D {
   return tf.tidy(() => {
     const ids = new Set(vars.map((v) => v.id));
-    const rows = parts.filter((p) => ids.has(p.v.id)).map((p) => (p.kind === 'bias' ? p.R : denseRows(p.a, p.D)));
+    const rows: tf.Tensor2D[] = [];
+    for (const p of parts) {
+      if (p.kind === 'bias') {
+        if (ids.has(p.v.id)) rows.push(p.R);
+        continue;
+      }
+      const input = inputOf(p.a, ids.has(p.v.id), !!p.bias && ids.has(p.bias.id));
+      if (input) rows.push(tf.transpose(denseColumns(input, p.cat, T)));
+    }
     return (rows.length === 1 ? rows[0] : tf.concat(rows, 1)) as tf.Tensor2D;
   });
 }
 
-/** `Σ_i w_i g_i` of every shared variable: aᵀ(Σ_i w_i D_i) for a dense kernel, (Σ_i w_i R_i) for a bias. */
+/**
+ * `Σ_i w_i g_i` of every shared variable: with Σ_t w_t D_t = cat·w (cat as the left operand), a
+ * dense kernel's is aᵀ(Σ_t w_t D_t) and its bias's the column sums of Σ_t w_t D_t; another bias's w·R.
+ */
 export function layerCombine(parts: readonly LayerParts[], weights: readonly number[]): tf.NamedTensorMap {
   const out: tf.NamedTensorMap = {};
   const T = weights.length;
   for (const p of parts) {
-    out[p.v.name] = tf.tidy(() => {
-      const w = tf.tensor2d(weights as number[], [1, T]);
-      if (p.kind === 'bias') return tf.reshape(tf.matMul(w, p.R), p.v.shape);
-      const [, B, o] = p.D.shape;
-      const Dw = tf.reshape(tf.matMul(w, tf.reshape(p.D, [T, B * o]) as tf.Tensor2D), [B, o]) as tf.Tensor2D;
-      return tf.matMul(tf.transpose(p.a), Dw);
+    // one tidy per variable: its temporaries are released before the next (the results are returned)
+    const got = tf.tidy((): tf.NamedTensorMap => {
+      if (p.kind === 'bias') return { [p.v.name]: tf.reshape(tf.matMul(tf.tensor2d(weights as number[], [1, T]), p.R), p.v.shape) };
+      const [B, outT] = p.cat.shape;
+      const o = outT / T;
+      const Dw = tf.reshape(tf.matMul(tf.reshape(p.cat, [B * o, T]) as tf.Tensor2D, tf.tensor2d(weights as number[], [T, 1])), [B, o]) as tf.Tensor2D;
+      const r: tf.NamedTensorMap = { [p.v.name]: tf.matMul(tf.transpose(p.a), Dw) };
+      if (p.bias) r[p.bias.name] = tf.reshape(tf.sum(Dw, 0), p.bias.shape);
+      return r;
     });
+    Object.assign(out, got);
   }
   return out;
 }

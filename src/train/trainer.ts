@@ -501,7 +501,7 @@ export class BalancedTrainer {
         const parse = (data: Float32Array | Int32Array | Uint8Array) => {
           let reading = parseGram(data.subarray(T), T, false);
           if (gramOverflowed(reading.gram)) {
-            const M = layerMatrix(r.parts, shared);
+            const M = layerMatrix(r.parts, shared, T);
             try {
               reading = readGramScaled(M, false);
             } finally {
@@ -515,7 +515,7 @@ export class BalancedTrainer {
           for (const h of r.head) out[h.v.name] = headWeights === 'unit' ? h.g : tf.mul(h.g, w[h.term]);
           return out;
         };
-        const tensors = [...r.parts.flatMap((p): tf.Tensor[] => (p.kind === 'dense' ? [p.a, p.D] : [p.R])), ...r.head.map((h) => h.g)];
+        const tensors = [...r.parts.flatMap((p): tf.Tensor[] => (p.kind === 'dense' ? [p.a, p.cat] : [p.R])), ...r.head.map((h) => h.g)];
         return { flat, tensors, parse, combine };
       }
       pre = r;
