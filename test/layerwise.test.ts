@@ -130,6 +130,29 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
   });
 
+  it('a Gram matrix that overflows float32 is read again in the scaled form, as on the per-term path', () => {
+    const read = (layerwise: boolean) => {
+      setLayerwise(layerwise);
+      const m = model();
+      const seen: StepInput[] = [];
+      const terms = () => {
+        const t = m.terms();
+        return { ...t, t3: tf.mul(t.t3, 1e20) as tf.Scalar };
+      };
+      const t = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0), balancer: spy([1, 1, 1, 1], seen), variables: m.vars, onNonFinite: 'skip', warn: () => {} });
+      tf.tidy(() => {
+        if (layerwise) expect(termGradientsLayered(terms, m.names, m.vars, () => {}, null).kind).toBe('layerwise');
+      });
+      t.step();
+      m.dispose();
+      return seen[0].gram!;
+    };
+    const a = read(true);
+    const b = read(false);
+    expect(Number.isFinite(a[3][3])).toBe(true);
+    a.flat().forEach((x, k) => close(x, b.flat()[k], 1e-4));
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];

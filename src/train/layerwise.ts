@@ -10,7 +10,8 @@
  *
  * With K = a aᵀ (B×B) that costs T·B²·out + T²·B·out multiply-adds against T·B·in·out + T²·in·out
  * for the per-term gradients and their Gram product: the K form is taken when B < in, the per-term
- * weight gradients (made in one product aᵀ[D_1 … D_T]) otherwise.
+ * weight gradients (made in one product aᵀ[D_1 … D_T]) otherwise. A bias fed by the layer's output
+ * is a kernel row whose input is 1: it joins the layer's Gram matrix as a column of ones in a.
  *
  * The D_i come from the recorded forward pass without T backward passes:
  * 1. The tape's nodes are labelled with the terms they lead to (src/train/subtape.ts). A node leading
@@ -244,9 +245,6 @@ export function runLayerwise(
       const { a, b, x } = node.inputs;
       if (node.kernelName === 'BatchMatMul') {
         const [B, out] = y.shape as [number, number];
-        if (a && plan.carries.has(a.id)) {
-          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(b as tf.Tensor2D)), [T, ...a.shape])));
-        }
         if (isShared(b)) {
           const W = b as tf.Variable;
           const A = a as tf.Tensor2D;
@@ -262,6 +260,10 @@ export function runLayerwise(
           parts.push({ kind: 'dense', v: W, a: A, cat, bias: q?.v ?? null });
           kept.add(cat);
           if (q) kept.delete(q.g);
+        }
+        // the input's gradient after the Gram matrix: the Gram's temporaries are gone by then (peak memory)
+        if (a && plan.carries.has(a.id)) {
+          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(b as tf.Tensor2D)), [T, ...a.shape])));
         }
       } else if (node.kernelName === 'Add' || node.kernelName === 'Sub') {
         for (const [name, t] of [['a', a], ['b', b]] as const) {
