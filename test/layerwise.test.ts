@@ -153,6 +153,36 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     a.flat().forEach((x, k) => close(x, b.flat()[k], 1e-4));
   });
 
+  it('reads the tensors the engine kept, not the forward ones (disposed inside a layer tf.tidy, as tfjs-layers does)', () => {
+    const grads = (layerwise: boolean) => {
+      setLayerwise(layerwise);
+      const m = model(3);
+      const [W1, b1, W2, b2, h0, h1, h2] = m.vars;
+      const x = tf.randomNormal([8, 4], 0, 1, 'float32', 7);
+      // each layer in its own tidy: its product and sum are disposed when it returns
+      const dense = (a: tf.Tensor, W: tf.Tensor, b: tf.Tensor, act: (t: tf.Tensor) => tf.Tensor) => tf.tidy(() => act(tf.add(tf.matMul(a, W), b)));
+      const terms = () => {
+        const z = dense(dense(x, W1, b1, tf.tanh), W2, b2, tf.relu);
+        return Object.fromEntries([h0, h1, h2].map((h, i) => [`t${i}`, tf.tidy(() => tf.mean(tf.square(tf.matMul(z, h))) as tf.Scalar)]));
+      };
+      const seen: StepInput[] = [];
+      const vars = [W1, b1, W2, b2, h0, h1, h2];
+      tf.tidy(() => {
+        if (layerwise) expect(termGradientsLayered(terms, ['t0', 't1', 't2'], vars, () => {}, null).kind).toBe('layerwise');
+      });
+      const t = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.1), balancer: spy([1, 2, 0.5], seen), variables: vars });
+      t.step();
+      const after = vars.map((v) => Array.from(v.dataSync()));
+      x.dispose();
+      m.dispose();
+      return { gram: seen[0].gram!, after };
+    };
+    const a = grads(true);
+    const b = grads(false);
+    a.gram.flat().forEach((x, k) => close(x, b.gram.flat()[k], 1e-4));
+    a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];

@@ -80,11 +80,11 @@ export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Ten
     // a node that reads z and leads to a term: it must be u = z W, W not computed from z
     const { a, b } = node.inputs;
     if (node.kernelName !== 'BatchMatMul' || !node.attrs || node.attrs.transposeA || node.attrs.transposeB) return null;
-    if (!a || !b || a.id !== z.id || down.has(b.id) || b.rank !== 2 || node.outputs.length !== 1) return null;
+    if (!a || !b || a.id !== z.id || down.has(b.id) || b.rank !== 2 || node.outputs.length !== 1 || node.saved?.length !== 2) return null;
     const terms = bitsOf(labels.nodes[k]);
     if (terms.length !== 1) return null;
     out.us.push(node.outputs[0] as tf.Tensor2D);
-    out.ws.push(b as tf.Tensor2D);
+    out.ws.push(node.saved[1] as tf.Tensor2D); // the engine's kept copy: a head layer's own W may be disposed by now
     out.termOf.push(terms[0]);
     out.K += b.shape[1] ?? 0;
   }

@@ -123,6 +123,7 @@ function supported(node: Node, down: Set<number>, sharedIds: Set<number>): boole
   switch (node.kernelName) {
     case 'BatchMatMul':
       if (!node.attrs || node.attrs.transposeA || node.attrs.transposeB || !a || !b || a.rank !== 2 || b.rank !== 2) return false;
+      if (node.saved?.length !== 2) return false; // a and b as the engine kept them
       if (down.has(b.id) && !sharedIds.has(b.id)) return false; // W computed from a shared variable
       return !sharedIds.has(a.id);
     case 'Add':
@@ -134,7 +135,7 @@ function supported(node: Node, down: Set<number>, sharedIds: Set<number>): boole
       }
       return true;
     default:
-      return UNARY.has(node.kernelName ?? '') && !!x && !!node.gradient && !sharedIds.has(x.id);
+      return UNARY.has(node.kernelName ?? '') && !!x && node.saved?.length === 1 && !sharedIds.has(x.id);
   }
 }
 
@@ -247,7 +248,8 @@ export function runLayerwise(
         const [B, out] = y.shape as [number, number];
         if (isShared(b)) {
           const W = b as tf.Variable;
-          const A = a as tf.Tensor2D;
+          // the engine's kept copy of a: the forward's own may be disposed by now (a layer's tidy)
+          const A = node.saved![0] as tf.Tensor2D;
           // the bias this layer's output feeds directly: its gradient is the kernel's with input 1
           const q = biases.find((c) => c.g === Dy && c.v.rank === 1 && c.v.size === out);
           if (q) biases.splice(biases.indexOf(q), 1);
@@ -263,7 +265,7 @@ export function runLayerwise(
         }
         // the input's gradient after the Gram matrix: the Gram's temporaries are gone by then (peak memory)
         if (a && plan.carries.has(a.id)) {
-          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(b as tf.Tensor2D)), [T, ...a.shape])));
+          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(node.saved![1] as tf.Tensor2D)), [T, ...a.shape])));
         }
       } else if (node.kernelName === 'Add' || node.kernelName === 'Sub') {
         for (const [name, t] of [['a', a], ['b', b]] as const) {
@@ -309,7 +311,7 @@ function frontierGradients(plan: LayerwisePlan, E: Map<number, tf.Tensor | null>
     const terms = fs.map((f) => f.term);
     const linear = t.rank === 2 && new Set(terms).size === fs.length && fs.every((f) => {
       const { a, b } = f.node.inputs;
-      return f.node.kernelName === 'BatchMatMul' && f.input === 'a' && a?.id === t.id && b?.rank === 2 && b.shape[1] === 1 && !!f.node.attrs && !f.node.attrs.transposeA && !f.node.attrs.transposeB;
+      return f.node.kernelName === 'BatchMatMul' && f.input === 'a' && a?.id === t.id && b?.rank === 2 && b.shape[1] === 1 && f.node.saved?.length === 2 && !!f.node.attrs && !f.node.attrs.transposeA && !f.node.attrs.transposeB;
     });
     if (linear) {
       const [B, d] = t.shape;
@@ -317,7 +319,7 @@ function frontierGradients(plan: LayerwisePlan, E: Map<number, tf.Tensor | null>
       const wcols: tf.Tensor[] = new Array(T).fill(null);
       fs.forEach((f) => {
         ecols[f.term] = E.get(f.node.outputs[0].id) ?? tf.zeros([B, 1]);
-        wcols[f.term] = f.node.inputs.b;
+        wcols[f.term] = f.node.saved![1];
       });
       const e = tf.concat(ecols.map((c) => c ?? tf.zeros([B, 1])), 1); // B × T
       const w = tf.concat(wcols.map((c) => c ?? tf.zeros([d, 1])), 1); // d × T
@@ -342,13 +344,13 @@ function frontierGradients(plan: LayerwisePlan, E: Map<number, tf.Tensor | null>
  * over the leading axis only, the fast one on wasm).
  */
 function unaryGradient(node: Node, Dy: tf.Tensor, T: number): tf.Tensor {
-  const x = node.inputs.x;
-  const y = node.outputs[0];
+  // what the engine kept for the gradient: relu's input, tanh's and sigmoid's output
+  const s = node.saved![0];
   const local =
-    node.kernelName === 'Relu' ? tf.cast(tf.step(x), 'float32')
-    : node.kernelName === 'Tanh' ? tf.sub(1, tf.square(y))
-    : tf.mul(y, tf.sub(1, y)); // Sigmoid
-  return tf.reshape(tf.mul(tf.reshape(Dy, [T, x.size]), tf.reshape(local, [1, x.size])), Dy.shape);
+    node.kernelName === 'Relu' ? tf.cast(tf.step(s), 'float32')
+    : node.kernelName === 'Tanh' ? tf.sub(1, tf.square(s))
+    : tf.mul(s, tf.sub(1, s)); // Sigmoid
+  return tf.reshape(tf.mul(tf.reshape(Dy, [T, s.size]), tf.reshape(local, [1, s.size])), Dy.shape);
 }
 
 /**

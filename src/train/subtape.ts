@@ -18,6 +18,11 @@ export interface TapeNode {
   inputs: Record<string, tf.Tensor>;
   outputs: tf.Tensor[];
   attrs?: { transposeA?: boolean; transposeB?: boolean };
+  /**
+   * The tensors the node's gradient reads, kept by the engine until the tape ends (its own copies:
+   * the forward's own tensors may already be disposed, e.g. by a layer's `tf.tidy`).
+   */
+  saved?: tf.Tensor[];
 }
 
 /** What {@link labelTape} finds: the outputs each tensor and each node lead to (one bit per output). */
