@@ -37,7 +37,7 @@ import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/train
 import { tapeWorks } from '../src/train/grads.js';
 import { gradReading, gradReadingTable, gradReadingVerdicts, problem, type Problem, torchAnchor as runTorchAnchor, type Anchor, type GradReadOptions, type GradReadResult } from './grad-read.js';
 import { writeMarkedSection } from './docs-section.js';
-import { manyTerms, manyTermsTable, strategyTable, type ManyTermsResult } from './many-terms.js';
+import { layerwiseTable, manyTerms, manyTermsTable, strategyTable, type ManyTermsResult } from './many-terms.js';
 
 // ----------------------------------------------------------------------------- arguments
 const argv = process.argv.slice(2);
@@ -364,7 +364,7 @@ async function manyTermsSection(command: string): Promise<string> {
   await tf.ready();
   const began = performance.now();
   log(`many terms (issue 27): T=${MANY_TS.join(',')}`);
-  const rs: ManyTermsResult[] = await manyTerms({ Ts: MANY_TS, rounds: QUICK ? 1 : Math.max(ROUNDS, 3), block: QUICK ? 2 : 8, strategies: [], strategyModes: ['exact'], math: true });
+  const rs: ManyTermsResult[] = await manyTerms({ Ts: MANY_TS, rounds: QUICK ? 1 : Math.max(ROUNDS, 3), block: QUICK ? 2 : 8, strategies: [], strategyModes: ['exact'], math: true, compareLayerwise: !QUICK });
   const anchor = NO_ANCHOR ? { anchor: null, note: 'skipped (--no-anchor or --quick)' } : runTorchAnchor(MANY_TS, Math.max(ROUNDS, 3));
   const a = anchor.anchor;
   const ratios = a
@@ -386,6 +386,18 @@ async function manyTermsSection(command: string): Promise<string> {
   );
   out.push(...manyTermsTable(rs, ratios), '');
   out.push(`PyTorch anchor: ${anchor.note}`, '');
+  const side = layerwiseTable(rs);
+  if (side.length) {
+    out.push(
+      'Layer-wise against per-term reading, same rounds (the probe\'s steps with `setLayerwise(false)` beside the defaults): exact mode ' +
+        'reads the Gram matrix of the dense trunk from each layer\'s input and per-term output gradients (src/train/layerwise.ts), ' +
+        'representation mode from the heads\' first dense layers (src/train/head-gram.ts); "per-term" is the T backward passes and ' +
+        'M Mᵀ of before. Both are chosen by the trainer itself where they apply (docs/guide-speed.md).',
+      '',
+      ...side,
+      '',
+    );
+  }
   out.push(
     'Strategy math: every Gram-kind strategy\'s `update` (the balancer\'s, with its checks) timed on the Gram matrices the probe read in ' +
       'this run (state carried from one to the next, as in training), median ms of the later ones; "(probe + math) / probe" is the step ' +
