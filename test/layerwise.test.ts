@@ -11,6 +11,7 @@ import { Balancer } from '../src/core/balancer.js';
 import type { Strategy, StepInput } from '../src/core/types.js';
 import { setLayerwise, termGradientsLayered } from '../src/train/grads.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
+import { fitBalanced } from '../src/train/fit.js';
 import { useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
@@ -236,5 +237,49 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     expect(() => bad.step()).toThrow(/terms failed/);
     expect(tf.memory().numTensors).toBe(mid);
     m.dispose();
+  });
+
+  it('a tf.layers model with a relu trunk (its pre-activation disposed inside the layer): same step as the per-term path, also through fitBalanced', async () => {
+    // A new user's trial (2026-12-06): the README's fitBalanced example crashed on wasm ("Cannot read
+    // properties of undefined (reading 'backend')") because relu's gradient read the Dense layer's
+    // pre-activation, which the layer's own tidy had disposed; the tape's saved clone is read now.
+    const build = () => {
+      const input = tf.input({ shape: [4] });
+      const h = tf.layers.dense({ units: 16, activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) }).apply(input) as tf.SymbolicTensor;
+      const h2 = tf.layers.dense({ units: 8, activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 6 }) }).apply(h) as tf.SymbolicTensor;
+      const a = tf.layers.dense({ units: 1, name: 'size', kernelInitializer: tf.initializers.glorotNormal({ seed: 7 }) }).apply(h2) as tf.SymbolicTensor;
+      const b = tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'cls', kernelInitializer: tf.initializers.glorotNormal({ seed: 8 }) }).apply(h2) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: [a, b] });
+    };
+    const x = tf.randomNormal([32, 4], 0, 1, 'float32', 11);
+    const y1 = tf.tidy(() => x.sum(1, true).mul(30));
+    const y2 = tf.tidy(() => x.slice([0, 0], [32, 1]).greater(0).cast('float32'));
+    const run = (layerwise: boolean) => {
+      setLayerwise(layerwise);
+      const m = build();
+      const seen: StepInput[] = [];
+      const terms = () => {
+        const [p1, p2] = m.apply(x) as tf.Tensor[];
+        return { size: tf.losses.meanSquaredError(y1, p1) as tf.Scalar, cls: tf.losses.sigmoidCrossEntropy(y2, p2) as tf.Scalar };
+      };
+      const t = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.01), balancer: spy([0.5, 2], seen), variables: m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val) });
+      t.step();
+      t.step();
+      const values = m.getWeights().map((w) => Array.from(w.dataSync()));
+      m.dispose();
+      return { values, gram: seen.map((s) => s.gram) };
+    };
+    const per = run(false);
+    const lw = run(true);
+    lw.gram.forEach((g, k) => g!.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(per.gram[k]![i][j], 2))));
+    lw.values.forEach((v, k) => v.forEach((z, i) => expect(z).toBeCloseTo(per.values[k][i], 4)));
+    // the README's example, through fitBalanced, on the test backend
+    setLayerwise(true);
+    const m = build();
+    m.compile({ optimizer: tf.train.adam(1e-2), loss: ['meanSquaredError', 'binaryCrossentropy'] });
+    const h = await fitBalanced(m, x, [y1, y2], { epochs: 2, batchSize: 16, verbose: 0, balancer: 'gradnorm' });
+    expect(h.history.loss.every((v) => Number.isFinite(v as number))).toBe(true);
+    m.dispose();
+    tf.dispose([x, y1, y2]);
   });
 });

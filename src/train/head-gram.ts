@@ -106,7 +106,8 @@ function indicator(h: HeadDense, T: number): tf.Tensor2D | null {
 
 /** `[E_1 … E_K]` (B×K) from the gradients over each u_n (null: zeros). */
 function concatE(h: HeadDense, E: readonly (tf.Tensor | null)[]): tf.Tensor2D {
-  const parts = h.us.map((u, n) => (E[n] ?? tf.zerosLike(u)) as tf.Tensor2D);
+  // zeros by shape: u itself may be disposed (a tf.layers head disposes its intermediate outputs)
+  const parts = h.us.map((u, n) => (E[n] ?? tf.zeros(u.shape, u.dtype)) as tf.Tensor2D);
   return parts.length === 1 ? parts[0] : tf.concat(parts, 1);
 }
 
