@@ -333,7 +333,7 @@ function frontierGradients(plan: LayerwisePlan, E: Map<number, tf.Tensor | null>
       const g = f.node.gradient!([e])[f.input]();
       rows[f.term] = rows[f.term] ? tf.add(rows[f.term]!, g) : g;
     }
-    out.push([t, tf.stack(rows.map((r) => r ?? tf.zerosLike(t)))]);
+    out.push([t, tf.stack(rows.map((r) => r ?? tf.zeros(t.shape, t.dtype)))]); // by shape: t may be disposed
   }
   return out;
 }
