@@ -126,11 +126,11 @@ export function headRows(h: HeadDense, E: readonly (tf.Tensor | null)[], z: tf.T
   return tf.tidy(() => {
     const rows: (tf.Tensor | null)[] = new Array(T).fill(null);
     h.us.forEach((u, n) => {
-      const g = tf.matMul((E[n] ?? tf.zerosLike(u)) as tf.Tensor2D, tf.transpose(h.ws[n]));
+      const g = tf.matMul((E[n] ?? tf.zeros(u.shape, u.dtype)) as tf.Tensor2D, tf.transpose(h.ws[n])); // by shape: u may be disposed
       const i = h.termOf[n];
       rows[i] = rows[i] ? tf.add(rows[i]!, g) : g;
     });
-    return tf.stack(rows.map((r) => (r ?? tf.zerosLike(z)).reshape([-1]))) as tf.Tensor2D;
+    return tf.stack(rows.map((r) => (r ?? tf.zeros(z.shape, z.dtype)).reshape([-1]))) as tf.Tensor2D;
   });
 }
 
