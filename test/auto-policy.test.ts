@@ -86,9 +86,11 @@ describe('the trial length follows the run', () => {
     expect(t.trialSteps).toBe(38);
     expect(t.growth).toBe(2);
     expect(t.totalSteps).toBe(20000);
-    // 38·16 + 76·9 + 152·5 + 304·3 = 608 + 684 + 760 + 912 candidate steps over 38 + 76 + 152 + 304 steps
-    expect(t.cost.plannedCandidateSteps).toBe(2964);
-    expect(t.cost.plannedTrainerSteps).toBe(570);
+    // 38·16 + 76·9 + 152·5 + 304·3 = 608 + 684 + 760 + 912 candidate steps over 38 + 76 + 152 + 304
+    // steps, then a winning challenger's probation: min(0.4 × 20000 − 570, 4 × 570) = 2280 steps of
+    // two candidates (equal weights and it)
+    expect(t.cost.plannedCandidateSteps).toBe(2964 + 2 * 2280);
+    expect(t.cost.plannedTrainerSteps).toBe(570 + 2280);
     trainer.close();
     optimizer.dispose();
     toy.dispose();

@@ -6,7 +6,7 @@
  * term, the Gram matrix in float64 here).
  */
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Balancer } from '../src/core/balancer.js';
 import type { Strategy, StepInput } from '../src/core/types.js';
 import { setLayerwise, termGradientsLayered } from '../src/train/grads.js';
@@ -15,6 +15,8 @@ import { fitBalanced } from '../src/train/fit.js';
 import { useTestBackend } from './helpers.js';
 
 beforeAll(() => useTestBackend());
+// the trainer takes the layer-wise reading from LAYERWISE_MIN_TERMS (8) terms on; these models have fewer
+beforeEach(() => setLayerwise(true, 1));
 afterEach(() => setLayerwise(true));
 
 /** A Gram strategy (no stats) that records what it reads and returns fixed weights. */
@@ -83,7 +85,7 @@ function reference(m: ReturnType<typeof model>): number[][] {
 
 /** Two steps of a trainer with `spy`, layer-wise on or off: the Gram matrices read and the variables after. */
 function train(layerwise: boolean, w: number[], headWeights: 'weighted' | 'unit' = 'weighted', shared?: 'first') {
-  setLayerwise(layerwise);
+  setLayerwise(layerwise, 1);
   const m = model(w.length);
   const seen: StepInput[] = [];
   const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: spy(w, seen, headWeights), variables: m.vars, ...(shared ? { shared: m.shared.slice(0, 2) } : {}) });
@@ -133,7 +135,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
 
   it('a Gram matrix that overflows float32 is read again in the scaled form, as on the per-term path', () => {
     const read = (layerwise: boolean) => {
-      setLayerwise(layerwise);
+      setLayerwise(layerwise, 1);
       const m = model();
       const seen: StepInput[] = [];
       const terms = () => {
@@ -156,7 +158,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
 
   it('reads the tensors the engine kept, not the forward ones (disposed inside a layer tf.tidy, as tfjs-layers does)', () => {
     const grads = (layerwise: boolean) => {
-      setLayerwise(layerwise);
+      setLayerwise(layerwise, 1);
       const m = model(3);
       const [W1, b1, W2, b2, h0, h1, h2] = m.vars;
       const x = tf.randomNormal([8, 4], 0, 1, 'float32', 7);
@@ -255,7 +257,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     const y1 = tf.tidy(() => x.sum(1, true).mul(30));
     const y2 = tf.tidy(() => x.slice([0, 0], [32, 1]).greater(0).cast('float32'));
     const run = (layerwise: boolean) => {
-      setLayerwise(layerwise);
+      setLayerwise(layerwise, 1);
       const m = build();
       const seen: StepInput[] = [];
       const terms = () => {
@@ -274,7 +276,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     lw.gram.forEach((g, k) => g!.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(per.gram[k]![i][j], 2))));
     lw.values.forEach((v, k) => v.forEach((z, i) => expect(z).toBeCloseTo(per.values[k][i], 4)));
     // the README's example, through fitBalanced, on the test backend
-    setLayerwise(true);
+    setLayerwise(true, 1);
     const m = build();
     m.compile({ optimizer: tf.train.adam(1e-2), loss: ['meanSquaredError', 'binaryCrossentropy'] });
     const h = await fitBalanced(m, x, [y1, y2], { epochs: 2, batchSize: 16, verbose: 0, balancer: 'gradnorm' });

@@ -1461,7 +1461,7 @@ export function compareWithEqual(mine: readonly number[][], equal: readonly numb
   const perTerm = d.map(mean);
   // the worst term once its noise is allowed for: the largest d_i − 2·se_i
   const lows = perTerm.map((m, i) => m - 2 * se(d[i], m));
-  const worst = Math.max(...lows);
+  const worst = lows.reduce((w, v) => Math.max(w, v), -Infinity);
   const worstTerm = lows.indexOf(worst);
   // a term's gain counts up to ln 10; a term's loss counts T times (the mean over terms then
   // charges it in full): a candidate must gain more on the average term than its worse terms lose

@@ -769,17 +769,32 @@ function representationCore(
 
 let layerwiseOn = true;
 /**
+ * The layer-wise exact reading (src/train/layerwise.ts) is used from this many terms on. Below it
+ * the per-term passes were as fast or faster: bench/auto.ts's multi-output net (T = 3, batch 32),
+ * 2,000 steps of db-mtl, 2.71 / 2.47 s layer-wise against 2.51 / 2.26 s per term, mgda 2.57 / 2.54
+ * against 2.40 / 2.38 s (two rounds, 2026-12-06 05:25 UTC); from T = 16 up layer-wise took 0.6–0.9×
+ * the time (docs/benchmarks.md, "Many terms").
+ */
+export const LAYERWISE_MIN_TERMS = 8;
+let layerwiseMin = LAYERWISE_MIN_TERMS;
+/**
  * For benchmarks and tests (not exported by the package): turn off (false) or on (true, the default)
  * the layer-wise Gram readings (exact mode: src/train/layerwise.ts; representation mode:
  * src/train/head-gram.ts), so that bench/many-terms.ts can measure them beside the per-term
- * gradients in one run.
+ * gradients in one run; `minTerms` sets the exact reading's threshold (tests pass 1 to run it on
+ * a few terms; default {@link LAYERWISE_MIN_TERMS}).
  */
-export function setLayerwise(on: boolean): void {
+export function setLayerwise(on: boolean, minTerms = LAYERWISE_MIN_TERMS): void {
   layerwiseOn = on;
+  layerwiseMin = minTerms;
 }
 /** Whether the layer-wise readings are on (see {@link setLayerwise}). */
 export function layerwiseEnabled(): boolean {
   return layerwiseOn;
+}
+/** The fewest terms for which a trainer takes the layer-wise exact reading (see {@link LAYERWISE_MIN_TERMS}). */
+export function layerwiseMinTerms(): number {
+  return layerwiseMin;
 }
 
 let plainMatMulOn = true;

@@ -12,7 +12,7 @@ import { BalancerError } from '../core/errors.js';
 import { StateError } from '../core/state-check.js';
 import {
   checkRepresentation, combine, detectShared, checkTerms, gradientMatrix, gramOverflowed, gramTensor, parseGram, readGramScaled, perTermGradients, representationReading, scalarOf, tapeWorks, termGradientsOnce, variableGrads,
-  layerwiseEnabled, termGradientsLayered,
+  layerwiseEnabled, layerwiseMinTerms, termGradientsLayered,
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
@@ -492,7 +492,7 @@ export class BalancedTrainer {
   } {
     const headWeights = this.balancer.headWeights;
     let pre: { values: tf.Scalar[]; grads: TermGrads[] } | undefined;
-    if (!this.balancer.needs.stats && layerwiseEnabled() && this.opts.singleForward !== false && tapeWorks()) {
+    if (!this.balancer.needs.stats && layerwiseEnabled() && names.length >= layerwiseMinTerms() && this.opts.singleForward !== false && tapeWorks()) {
       const r = termGradientsLayered(this.termsFn, names, vars, check, this.sharedVars);
       if (r.kind === 'layerwise') {
         const shared = (this.sharedVars ??= r.shared);
