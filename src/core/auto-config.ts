@@ -40,8 +40,9 @@ export interface AutoOptions {
    * With {@link AutoOptions.totalSteps}: the most extra candidate steps (beyond the run's own steps),
    * as a fraction of totalSteps, that the selection may take. Candidates that read per-term
    * gradients cost more than a plain step (about 2.6× on bench:auto-cost's problem), so the extra
-   * wall time is larger: 0.12 kept it at 26 % of a 5,000-step run there
-   * (docs/benchmarks.md, "auto's cost"). @default 0.12
+   * wall time is larger: 0.12 kept the selection's at 26–28 % of a 5,000-step run there; the
+   * winner's {@link AutoOptions.probation} is not counted in it (it added about 10 points more;
+   * docs/benchmarks.md, "auto's cost"). @default 0.12
    */
   budget?: number;
   /**
