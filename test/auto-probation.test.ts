@@ -86,13 +86,13 @@ describe('auto probation', () => {
     expect(t.rounds.map((r) => r.step)).toEqual([6, 24]);
     expect(t.probation).toEqual({ candidate: 'late-harm', round: 1, steps: 18, outcome: 'fell back' });
     expect(t.winner).toBe('equal');
-    expect(t.reason).toMatch(/late-harm won the selection at step 6, but not its probation beside equal weights \(steps 6–24\): its score [\d.]+ \(upper bound [\d.]+\) no longer beats equal weights. 0 beyond the noise \(its losses against equal weights., geometric means over steps 15–24: t0 \+\d+ %, t1 \+\d+ %, t2 /);
+    expect(t.reason).toMatch(/late-harm won the selection at step 6, but not its probation beside equal weights \(steps 6–24\): its score [\d.]+ \(\+ 2 standard errors: [\d.]+\) no longer beats equal weights. 0 beyond the noise \(its losses against equal weights., geometric means over steps 15–24: t0 \+\d+ %, t1 \+\d+ %, t2 /);
     expect(run.warnings.filter((w) => w.includes('over its probation'))).toHaveLength(1);
     expect(run.trainer.balancer.name).toBe('fixed');
     const text = summarizeTournament(t);
     expect(text).toMatch(/candidate\s+round 1\s+probation\s+status/);
     expect(text).toMatch(/\nlate-harm .* fell behind in probation\n/);
-    expect(text).toMatch(/\nauto picked equal: kept equal weights: late-harm won the selection/);
+    expect(text).toMatch(/\nauto kept equal weights: late-harm won the selection/);
     expect(text).toMatch(/\nauto cost: 48 candidate steps over 24 trainer steps/);
     const html = await renderReport({ meta: run.trainer.history.meta, records: run.trainer.history.records, tournament: t, tornLastLine: false }, { diagnosis: null });
     expect(html).toContain('<th class="num">probation</th>');

@@ -281,7 +281,8 @@ describe('auto: selection', () => {
     const a = setup(AUTO);
     a.steps(12);
     const text = summarize(a.trainer.history.records, a.trainer.history.meta, a.trainer.tournament);
-    expect(text).toMatch(/auto picked /);
+    // equal weights won the selection here: "auto kept equal weights: …" (else "auto picked <label>: …")
+    expect(text).toMatch(/\nauto (picked \S+|kept equal weights): /);
     expect(text).toMatch(/auto cost: \d+ candidate steps/);
     expect(text).toMatch(/WINNER/);
     // The followed trajectory: one record per step (the winner's trial records, then the rest).

@@ -55,7 +55,7 @@ describe('early harm warnings', () => {
     expect(msgs.length).toBeGreaterThanOrEqual(1);
     expect(msgs[0]).toMatch(/^early warning, step \d+: the weight of term "b" is pinned at the strategy's floor minWeight = 0\.001/);
     expect(msgs[0]).toMatch(/Note on gradnorm \(minWeight\)/);
-    expect(msgs[0]).toMatch(/\(auto picked gradnorm at step 40, judging the run's first steps only: if this term matters, pass score \(or monitor in fitBalanced\) so that auto judges by your metric, or leave gradnorm out of its candidates\)$/);
+    expect(msgs[0]).toMatch(/\(auto picked gradnorm at step 40, judging the run's first 40 steps only: if this term matters, pass score \(or monitor in fitBalanced\) so that auto judges by your metric, or leave gradnorm out of its candidates\)$/);
   });
 
   it('a bad value names the option', () => {

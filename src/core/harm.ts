@@ -474,7 +474,8 @@ export class HarmMonitor implements Sink {
 
   /**
    * `auto` handed the run to `strategy` (candidate `label`) at `step`: later warnings carry that
-   * strategy's caveat and say that auto picked it on the selection's first steps, and what to do.
+   * strategy's caveat and say that auto picked it on the run's first `step` steps (its selection and
+   * probation), and what to do.
    */
   pickedByAuto(strategy: string, label: string, step: number, options?: { minWeight?: unknown }): void {
     const meta = { strategy, terms: [] as string[], options };
@@ -482,7 +483,7 @@ export class HarmMonitor implements Sink {
     this.earlyDetector?.open(meta);
     this.strategy = strategy;
     this.autoNote =
-      ` (auto picked ${label} at step ${step}, judging the run's first steps only: if this term matters, pass score (or monitor in fitBalanced) so that auto judges by your metric, or leave ${strategy} out of its candidates)`;
+      ` (auto picked ${label} at step ${step}, judging the run's first ${step} steps only: if this term matters, pass score (or monitor in fitBalanced) so that auto judges by your metric, or leave ${strategy} out of its candidates)`;
   }
 
   write(record: StepRecord): void {

@@ -154,7 +154,8 @@ export function summarizeTournament(t: Tournament): string {
     const status = c.label === t.winner ? 'WINNER' : pr && c.label === pr.candidate && t.phase === 'running' ? `on probation to step ${t.startStep + t.cost.plannedTrainerSteps}` : pr?.outcome === 'fell back' && c.label === pr.candidate ? 'fell behind in probation' : c.failed ? `failed: ${c.failed.slice(0, 60)}` : c.disqualified ? `disqualified (${c.disqualified})` : c.droppedAfter !== undefined ? `dropped after round ${c.droppedAfter + 1}` : t.phase === 'running' ? 'running' : '';
     lines.push(`${c.label.padEnd(w)}  ${cells.join('  ')}  ${status}`);
   }
-  if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
+  if (t.winner === 'equal' && t.reason?.startsWith('kept equal weights: ')) lines.push(`auto kept equal weights: ${t.reason.slice('kept equal weights: '.length)}`);
+  else if (t.winner) lines.push(`auto picked ${t.winner}: ${t.reason ?? ''}`.trimEnd());
   else if (pr && t.phase === 'running') lines.push(`auto: ${pr.candidate} won the selection and is on probation beside equal weights for ${pr.steps} steps: it takes over only if it still beats equal weights then`);
   if (t.gradients) lines.push(`gradients read by ${t.winner}: ${t.gradients === 'none' ? 'none (losses only)' : t.gradients}`);
   const mb = t.cost.bytes / 2 ** 20;

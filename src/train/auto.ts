@@ -1017,8 +1017,8 @@ export class AutoSelector {
         t.reason = !best
           ? 'kept equal weights: every challenger failed or was disqualified'
           : best.ok
-            ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: score ${fmtScore(cmp![bi].score)}, upper bound ${fmtScore(cmp![bi].upper)}, lower is better, equal weights 0)`
-            : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: ${fmtPct(cmp![bi].worst)})`;
+            ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: score ${fmtScore(cmp![bi].score)}, + 2 standard errors ${fmtScore(cmp![bi].upper)}, lower is better, equal weights 0)`
+            : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: term "${this.live[0].trainer.terms?.[cmp![bi].worstTerm] ?? cmp![bi].worstTerm}" ${fmtPct(cmp![bi].worst)})`;
         (this.host.warn ?? ((m: string) => console.warn(m)))(
           `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate whose held-out losses beat equal weights' (on average over the terms, beyond the noise, no term more than ${fmtPct(limit)} worse), and none did; ` +
             'pass score: () => number (BalancedTrainer) or monitor: \'val_…\' (fitBalanced) to let it judge by your metric (docs/guide-auto.md)',
@@ -1095,7 +1095,7 @@ export class AutoSelector {
     else if (out.has(index)) why = `its probation raised ${out.get(index)} (harm checks)`;
     else {
       const terms = cmp[at].perTerm.map((d, i) => `${names[i] ?? i} ${fmtPct(d)}`).join(', ');
-      why = `its score ${fmtScore(cmp[at].score)} (upper bound ${fmtScore(cmp[at].upper)}) no longer beats equal weights' 0 beyond the noise (its losses against equal weights', geometric means over steps ${step - this.window(probation.round)}–${step}: ${terms})`;
+      why = `its score ${fmtScore(cmp[at].score)} (+ 2 standard errors: ${fmtScore(cmp[at].upper)}) no longer beats equal weights' 0 beyond the noise (its losses against equal weights', geometric means over steps ${step - this.window(probation.round)}–${step}: ${terms})`;
     }
     const from = step - probation.steps;
     t.reason = `kept equal weights: ${probation.candidate} won the selection at step ${from}, but not its probation beside equal weights (steps ${from}–${step}): ${why}`;

@@ -263,9 +263,15 @@ export class BalancedTrainer {
     this.selection?.endEpoch();
   }
 
-  /** The `auto` selection's tournament (scores, winner, cost); null without `auto` or before the first step. */
+  /**
+   * The `auto` selection's tournament (scores, winner, probation, cost) as it is now: a copy taken at
+   * each read, so that one kept at step 300 still says what it said then (a new user's trial kept a
+   * live object whose probation later read `outcome: 'kept'`). Null without `auto` or before the
+   * first step.
+   */
   get tournament(): Tournament | null {
-    return this.selection?.tournament ?? null;
+    const t = this.selection?.tournament;
+    return t ? (JSON.parse(JSON.stringify(t)) as Tournament) : null;
   }
 
   /** The step running now (`'stepAsync() (step 3)'`), or null: one step at a time. */
