@@ -24,6 +24,7 @@
  *   npx tsx --expose-gc bench/many-terms.ts --T 64 --heads joint --no-harm   # one [256, T] head variable, harm checks off
  *   npx tsx --expose-gc bench/many-terms.ts --T 16,64,128 --compare-layerwise --no-math
  *       # also the probe's steps with the layer-wise readings off (per-term gradients), side by side
+ *   ... --batch 32    # batch size (default 128)
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -34,7 +35,7 @@ import { pathToFileURL } from 'node:url';
 import { create, list, register, unregister } from '../src/core/registry.js';
 import type { Strategy } from '../src/core/types.js';
 import { BalancedTrainer, type BalancedTrainerOptions } from '../src/train/trainer.js';
-import { setLayerwise } from '../src/train/grads.js';
+import { LAYERWISE_MIN_TERMS, setLayerwise } from '../src/train/grads.js';
 import { problem, trunkVariables, type Problem } from './grad-read.js';
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -54,6 +55,8 @@ export interface ManyTermsOptions {
   heads?: 'separate' | 'joint';
   /** The trainer's harm checks (default on, the trainer's default). */
   harm?: boolean;
+  /** Batch size (default 128): the layer-wise readings' memory grows with T·B·widths, the per-term path's with T·P. */
+  batch?: number;
   /**
    * Also time the probe's exact and representation steps with the layer-wise readings off
    * (`setLayerwise(false)`: per-term gradients, M Mᵀ), beside the defaults, in the same rounds.
@@ -147,7 +150,7 @@ export function jointProblem(T: number, width = 256, batch = 128): Problem {
 }
 
 async function runT(T: number, o: ManyTermsOptions): Promise<ManyTermsResult> {
-  const p = o.heads === 'joint' ? jointProblem(T) : problem(T);
+  const p = o.heads === 'joint' ? jointProblem(T, 256, o.batch ?? 128) : problem(T, 256, o.batch ?? 128);
   const n = Math.max(1, Math.round(o.block * Math.min(1, 8 / T)));
   const plainOpt = tf.train.adam(1e-4);
   const configs: Config[] = [
@@ -284,6 +287,9 @@ export function layerwiseTable(rs: ManyTermsResult[]): string[] {
       lines.push(`| ${r.T} | ${mode} | ${f2(a.wall)} (${f2(a.cpu)}) | ${f2(b.wall)} (${f2(b.cpu)}) | ${f2(a.wallMs / b.wallMs)} | ${a.stepPeakMB.toFixed(1)} / ${b.stepPeakMB.toFixed(1)} |`);
     }
   }
+  if (withCmp.some((r) => r.T < LAYERWISE_MIN_TERMS)) {
+    lines.push('', `"layer-wise" is the trainer's default; below ${LAYERWISE_MIN_TERMS} terms that is the per-term path in exact mode (LAYERWISE_MIN_TERMS, src/train/grads.ts), so both exact columns time the same code there.`);
+  }
   return lines;
 }
 
@@ -339,7 +345,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Many
     heads: opt('heads', 'separate') as 'separate' | 'joint',
     harm: !flag('no-harm'),
     compareLayerwise: flag('compare-layerwise'),
+    batch: Number(opt('batch', '128')),
   };
+  if (!(Number.isInteger(o.batch) && o.batch! >= 1)) throw new Error(`--batch got "${opt('batch', '')}"; allowed: a whole number ≥ 1`);
   if (!o.Ts.every((T) => Number.isInteger(T) && T >= 1)) throw new Error(`--T got "${opt('T', '')}"; allowed: whole numbers ≥ 1, comma-separated`);
   await tf.setBackend('wasm');
   await tf.ready();
