@@ -121,6 +121,24 @@ describe('harm flags on constructed trajectories', () => {
     expect(s[0].last.step).toBeGreaterThanOrEqual(2980);
   });
 
+  it('many terms starved in one check: one warning line naming them, not one per term (a new user\'s T = 32 run)', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    // t0 drives the combined gradient; t1…t11 each about 0.01 % of it
+    const recs = records(210, () => Object.fromEntries(names.map((n) => [n, 1])), undefined, () => Object.fromEntries(names.map((n, i) => [n, i === 0 ? 1 : 1e-4])));
+    const warnings: string[] = [];
+    const m = new HarmMonitor({ warn: (w) => warnings.push(w), early: false });
+    m.open({ strategy: 'fixed', terms: names, options: {} });
+    for (const r of recs) m.write(r);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^11 terms raised "starved" over steps 0–199 \("t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8" and 3 more\); the first: step 199: term "t1" is starved/);
+    expect(m.detector.summary.map((x) => x.first.term)).toHaveLength(11);
+    // three findings of a kind are still one line each
+    const few = new HarmMonitor({ warn: (w) => warnings.push(w), early: false });
+    few.open({ strategy: 'fixed', terms: names.slice(0, 4), options: {} });
+    for (const r of records(210, () => ({ t0: 1, t1: 1, t2: 1, t3: 1 }), undefined, () => ({ t0: 1, t1: 1e-4, t2: 1e-4, t3: 1e-4 }))) few.write(r);
+    expect(warnings.slice(1)).toHaveLength(3);
+  });
+
   it('memory is bounded: the detector keeps max(window, lossWindow) steps', () => {
     const det = new HarmDetector({ window: 10, lossWindow: 20 });
     for (const r of records(5000, () => ({ a: 1, b: 1 }))) det.push(r);

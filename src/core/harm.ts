@@ -436,6 +436,9 @@ export interface HarmMonitorOptions extends HarmOptions {
 /** Weights this far apart (largest / smallest) count as running away in the early check. */
 const EARLY_RUNAWAY_RATIO = 1e6;
 
+/** More findings of one flag than this in one check are warned in one line (see HarmMonitor). */
+const GROUP_OVER = 3;
+
 /**
  * A {@link Sink} that runs a {@link HarmDetector} on every step record and warns (rate-limited by
  * `cooldown`, per flag and term) when a flag is raised. `BalancedTrainer` adds one unless its option
@@ -486,10 +489,34 @@ export class HarmMonitor implements Sink {
       ` (auto picked ${label} at step ${step}, judging the run's first ${step} steps only: if this term matters, pass score (or monitor in fitBalanced) so that auto judges by your metric, or leave ${strategy} out of its candidates)`;
   }
 
+  /**
+   * One warning per finding; when one check raises the same flag on more than {@link GROUP_OVER}
+   * terms (a many-term run: at T = 32 a new user's mgda run printed one "starved" line per term), one
+   * line for them all, naming the terms and quoting the first finding ({@link HarmDetector.summary}
+   * keeps each).
+   */
+  private emit(findings: readonly HarmFinding[]): void {
+    const byKind = new Map<HarmKind, HarmFinding[]>();
+    for (const f of findings) {
+      const list = byKind.get(f.kind) ?? [];
+      list.push(f);
+      byKind.set(f.kind, list);
+    }
+    for (const [kind, fs] of byKind) {
+      if (fs.length <= GROUP_OVER) {
+        for (const f of fs) this.warn(f.message + this.autoNote);
+        continue;
+      }
+      const names = fs.map((f) => `"${f.term}"`);
+      const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')} and ${names.length - 8} more` : names.join(', ');
+      this.warn(`${fs.length} terms raised "${kind}" over steps ${fs[0].from}–${fs[0].step} (${shown}); the first: ${fs[0].message}${this.autoNote}`);
+    }
+  }
+
   write(record: StepRecord): void {
     // During an `auto` selection the candidates' trial records are not the run's own trajectory.
     if (record.candidate !== undefined) return;
-    for (const f of this.detector.push(record)) this.warn(f.message + this.autoNote);
+    this.emit(this.detector.push(record));
     if (!this.earlyDetector) return;
     if (!record.skipped) this.seen += 1;
     if (this.seen >= this.detector.options.window) {
