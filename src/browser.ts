@@ -27,7 +27,7 @@ export { MAX_WEIGHT, MAX_WEIGHT_LR } from './core/limits.js';
 export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './core/registry.js';
 export type { StrategyInfo } from './core/registry.js';
 export { BalancedTrainer } from './train/trainer.js';
-export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
+export type { BalancedTrainerOptions, ReadingPath, StepResult, TrainerState } from './train/trainer.js';
 export type { AutoState, SavedBits, SavedOptimizerState, SavedOptimizerField, SavedSlot, SavedCandidate, AutoStepOutput } from './train/auto.js';
 export { fitBalanced } from './train/fit.js';
 export { fitDatasetBalanced } from './train/fit-dataset.js';

@@ -31,7 +31,7 @@ export type { Representation } from './train/grads.js';
 export { create, list, register, unregister, getStrategy, validateOptions, optionNames } from './core/registry.js';
 export type { StrategyInfo } from './core/registry.js';
 export { BalancedTrainer } from './train/trainer.js';
-export type { BalancedTrainerOptions, StepResult, TrainerState } from './train/trainer.js';
+export type { BalancedTrainerOptions, ReadingPath, StepResult, TrainerState } from './train/trainer.js';
 export { fitBalanced } from './train/fit.js';
 export { fitDatasetBalanced } from './train/fit-dataset.js';
 export type { FitDatasetBalancedArgs } from './train/fit-dataset.js';

@@ -127,14 +127,14 @@ describe('harm flags on constructed trajectories', () => {
     const recs = records(210, () => Object.fromEntries(names.map((n) => [n, 1])), undefined, () => Object.fromEntries(names.map((n, i) => [n, i === 0 ? 1 : 1e-4])));
     const warnings: string[] = [];
     const m = new HarmMonitor({ warn: (w) => warnings.push(w), early: false });
-    m.open({ strategy: 'fixed', terms: names, options: {} });
+    m.open({ strategy: 'fixed', terms: names, options: {}, backend: 'cpu', gradients: 'shared', startedAt: '' });
     for (const r of recs) m.write(r);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^11 terms raised "starved" over steps 0–199 \("t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8" and 3 more\); the first: step 199: term "t1" is starved/);
     expect(m.detector.summary.map((x) => x.first.term)).toHaveLength(11);
     // three findings of a kind are still one line each
     const few = new HarmMonitor({ warn: (w) => warnings.push(w), early: false });
-    few.open({ strategy: 'fixed', terms: names.slice(0, 4), options: {} });
+    few.open({ strategy: 'fixed', terms: names.slice(0, 4), options: {}, backend: 'cpu', gradients: 'shared', startedAt: '' });
     for (const r of records(210, () => ({ t0: 1, t1: 1, t2: 1, t3: 1 }), undefined, () => ({ t0: 1, t1: 1e-4, t2: 1e-4, t3: 1e-4 }))) few.write(r);
     expect(warnings.slice(1)).toHaveLength(3);
   });

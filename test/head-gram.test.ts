@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { representationReading, withTape, type ZGradients } from '../src/train/grads.js';
+import { representationReading, setLayerwise, withTape, type ZGradients } from '../src/train/grads.js';
+import { BalancedTrainer } from '../src/train/trainer.js';
 import { headDenseLayers, withMatMulAttrs } from '../src/train/head-gram.js';
 import type { GramReading } from '../src/train/grads.js';
 import { useTestBackend } from './helpers.js';
@@ -106,6 +107,23 @@ describe('layer-wise Gram over z (heads read z through their own dense layers)',
     // M on request: the same rows as the per-term passes
     lw.rows.flat().forEach((x, k) => close(x, pt.rows.flat()[k], 1e-5));
     lw.out.flat().forEach((x, k) => close(x, pt.out.flat()[k], 1e-5));
+    p.dispose();
+  });
+
+  it('the trainer says which reading it took (readingPath)', () => {
+    const p = problem();
+    const t = new BalancedTrainer({ optimizer: tf.train.sgd(0.01), balancer: 'mgda', variables: p.vars, represent: { trunk: p.trunk, heads: p.heads }, warn: () => {} });
+    expect(t.readingPath).toBeNull();
+    t.step();
+    // heads a, b, d and e read z through dense layers (c not at all): the layer-wise form
+    expect(t.readingPath).toBe('representation, layer-wise');
+    setLayerwise(false);
+    try {
+      t.step();
+      expect(t.readingPath).toBe('representation, per-term');
+    } finally {
+      setLayerwise(true);
+    }
     p.dispose();
   });
 

@@ -269,10 +269,12 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
       t.step();
       const values = m.getWeights().map((w) => Array.from(w.dataSync()));
       m.dispose();
-      return { values, gram: seen.map((s) => s.gram) };
+      return { values, gram: seen.map((s) => s.gram), path: t.readingPath };
     };
     const per = run(false);
     const lw = run(true);
+    expect(per.path).toBe('exact, per-term');
+    expect(lw.path).toBe('exact, layer-wise');
     lw.gram.forEach((g, k) => g!.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(per.gram[k]![i][j], 2))));
     lw.values.forEach((v, k) => v.forEach((z, i) => expect(z).toBeCloseTo(per.values[k][i], 4)));
     // the README's example, through fitBalanced, on the test backend

@@ -690,7 +690,7 @@ export function representationReading(
   decide: DecideRead,
   headWeights: 'weighted' | 'unit' = 'weighted',
   layerwise = layerwiseOn,
-): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
+): { values: tf.Scalar[]; grads: tf.NamedTensorMap; layerwise: boolean } {
   return representationCore(rep, names, vars, check, decide, headWeights, layerwise);
 }
 
@@ -702,9 +702,10 @@ function representationCore(
   decide: DecideRead,
   headWeights: 'weighted' | 'unit',
   layerwise: boolean,
-): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
+): { values: tf.Scalar[]; grads: tf.NamedTensorMap; layerwise: boolean } {
   const trainable = vars.filter((v) => v.trainable);
   const T = names.length;
+  let usedHeads = false;
   const body = (tape: Tape | null): tf.NamedTensorMap => {
     const forward = () => {
       const z = checkRepresentation(rep.trunk());
@@ -715,6 +716,7 @@ function representationCore(
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
     const head: HeadDense | null = tape && layerwise ? headDenseLayers(tape.recorded(), z, ys) : null;
+    usedHeads = head !== null;
     // head layers: every E_n = ∂L_i/∂u_n from one backward pass of Σ L_i (each u_n leads to one term)
     const E = head && tape ? tape.grads(ys.length === 1 ? ys[0] : tf.addN([...ys]), head.us) : null;
     const dz = head ? null : tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
@@ -764,7 +766,7 @@ function representationCore(
     return out;
   };
   const flat = tapeWorks() ? withTape((tape) => body(tape)) : body(null);
-  return unflattenRepresentation(flat, names, trainable);
+  return { ...unflattenRepresentation(flat, names, trainable), layerwise: usedHeads };
 }
 
 let layerwiseOn = true;

@@ -24,6 +24,9 @@ import { HarmMonitor, type HarmMonitorOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
 /** Options of {@link BalancedTrainer}. */
+/** How a step read the per-term gradients (see {@link BalancedTrainer.readingPath}). */
+export type ReadingPath = 'exact, layer-wise' | 'exact, per-term' | 'representation, layer-wise' | 'representation, per-term';
+
 export interface BalancedTrainerOptions {
   /**
    * Computes the named scalar loss terms from the model. Called inside the trainer's gradient
@@ -264,6 +267,20 @@ export class BalancedTrainer {
   }
 
   /**
+   * How the last step that read per-term gradients read them (null before one did): `'exact,
+   * layer-wise'` (dense layers' Gram from their inputs and output gradients, 8 terms or more:
+   * src/train/layerwise.ts), `'exact, per-term'` (T per-term gradients and M Mᵀ),
+   * `'representation, layer-wise'` (every term reads z through its own dense layer:
+   * src/train/head-gram.ts) or `'representation, per-term'` (the T×|z| matrix). See
+   * docs/guide-speed.md for when each applies.
+   */
+  get readingPath(): ReadingPath | null {
+    return this._readingPath;
+  }
+
+  private _readingPath: ReadingPath | null = null;
+
+  /**
    * The `auto` selection's tournament (scores, winner, probation, cost) as it is now: a copy taken at
    * each read, so that one kept at step 300 still says what it said then (a new user's trial kept a
    * live object whose probation later read `outcome: 'kept'`). Null without `auto` or before the
@@ -336,6 +353,7 @@ export class BalancedTrainer {
         losses = read;
         result = res!;
         grads = out.grads;
+        this._readingPath = out.layerwise ? 'representation, layer-wise' : 'representation, per-term';
       } else if (perTerm) {
         const r = this.exactReading(names, vars, check);
         ({ losses, reading } = r.parse(r.flat.dataSync()));
@@ -522,10 +540,12 @@ export class BalancedTrainer {
           return out;
         };
         const tensors = [...r.parts.flatMap((p): tf.Tensor[] => (p.kind === 'dense' ? [p.a, p.cat] : [p.R])), ...r.head.map((h) => h.g)];
+        this._readingPath = 'exact, layer-wise';
         return { flat, tensors, parse, combine };
       }
       pre = r;
     }
+    this._readingPath = 'exact, per-term';
     const { termGrads, flat } = this.termReadings(names, vars, check, pre);
     return {
       flat,
