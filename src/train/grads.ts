@@ -513,20 +513,29 @@ export function termGradientsOnce(
     check(t);
     const out: tf.NamedTensorMap = {};
     const ys = names.map((name) => scalarOf(t, name));
-    const each = tape.gradsEach(ys, trainable);
-    names.forEach((name, i) => {
-      const y = ys[i];
-      const gs = each[i];
-      if (gs.every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
-      out[`v${i}`] = y;
-      gs.forEach((g, k) => {
-        if (g) out[`g${i}:${k}`] = g;
-      });
-    });
+    ys.forEach((y, i) => (out[`v${i}`] = y));
+    putTermGrads(out, tape.gradsEach(ys, trainable), names, trainable);
     return out;
   });
-  const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
-  const grads = names.map((_, i) => {
+  return { values: names.map((_, i) => flat[`v${i}`] as tf.Scalar), grads: termGradsOf(flat, names, trainable) };
+}
+
+/**
+ * The per-term passes' gradients (`each[i][k]`: term i, variable k) into `out` as `g<i>:<k>`, to
+ * leave a `withTape` scope; a term that reaches none of `trainable` is an error naming it.
+ */
+function putTermGrads(out: tf.NamedTensorMap, each: (tf.Tensor | null)[][], names: readonly string[], trainable: readonly tf.Variable[]): void {
+  names.forEach((name, i) => {
+    if (each[i].every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
+    each[i].forEach((g, k) => {
+      if (g) out[`g${i}:${k}`] = g;
+    });
+  });
+}
+
+/** {@link putTermGrads}'s gradients back, per term, by variable name. */
+function termGradsOf(flat: tf.NamedTensorMap, names: readonly string[], trainable: readonly tf.Variable[]): TermGrads[] {
+  return names.map((_, i) => {
     const m: TermGrads = new Map();
     trainable.forEach((v, k) => {
       const g = flat[`g${i}:${k}`];
@@ -534,7 +543,6 @@ export function termGradientsOnce(
     });
     return m;
   });
-  return { values, grads };
 }
 
 /** What {@link termGradientsLayered} read: per-term gradients (its fallback), or the layers' parts. */
@@ -603,13 +611,7 @@ export function termGradientsLayered(
       tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.cat : p.R))]);
     }
     // the per-term passes on the same recorded forward (termGradientsOnce)
-    const each = tape.gradsEach(ys, trainable);
-    names.forEach((name, i) => {
-      if (each[i].every((g) => g === null)) throw noPathError(name, `any of the trained variables (${trainable.length} variables)`);
-      each[i].forEach((g, k) => {
-        if (g) out[`g${i}:${k}`] = g;
-      });
-    });
+    putTermGrads(out, tape.gradsEach(ys, trainable), names, trainable);
     return out;
   });
   const values = names.map((_, i) => flat[`v${i}`] as tf.Scalar);
@@ -620,15 +622,7 @@ export function termGradientsLayered(
     );
     return { kind: 'layerwise', values, parts, head: m.head.map((h) => ({ v: h.v, term: h.term, g: flat[`h${h.k}`] })), shared: m.shared, gram: flat.gram as tf.Tensor2D };
   }
-  const grads = names.map((_, i) => {
-    const m: TermGrads = new Map();
-    trainable.forEach((v, k) => {
-      const g = flat[`g${i}:${k}`];
-      if (g) m.set(v.name, g);
-    });
-    return m;
-  });
-  return { kind: 'per-term', values, grads };
+  return { kind: 'per-term', values, grads: termGradsOf(flat, names, trainable) };
 }
 
 /** A model split at a shared representation z: `trunk()` computes z, `heads(z)` the named terms. */
