@@ -1028,7 +1028,15 @@ export class AutoSelector {
       this.finish(win.c);
       return;
     }
-    const keep = new Set([0, ...challengers.slice(0, Math.ceil(challengers.length / this.cfg.eta)).map((k) => k.c.index)]);
+    this.nextRound(round, record, new Set([0, ...challengers.slice(0, Math.ceil(challengers.length / this.cfg.eta)).map((k) => k.c.index)]));
+  }
+
+  /**
+   * After round `round`: the candidates whose index is not in `keep` are dropped, `record.kept` names
+   * the others, their windows start afresh, and the plan is revised.
+   */
+  private nextRound(round: number, record: TournamentRound, keep: ReadonlySet<number>): void {
+    const t = this.tournament!;
     for (const c of [...this.live]) {
       if (!keep.has(c.index)) {
         t.candidates[c.index].droppedAfter = round;
@@ -1065,18 +1073,7 @@ export class AutoSelector {
   private startProbation(win: Live, round: number, steps: number, record: TournamentRound): void {
     const t = this.tournament!;
     t.probation = { candidate: t.candidates[win.index].label, round: round + 1, steps };
-    for (const c of [...this.live]) {
-      if (c !== this.live[0] && c !== win) {
-        t.candidates[c.index].droppedAfter = round;
-        this.drop(c);
-      }
-    }
-    record.kept = this.live.map((c) => t.candidates[c.index].label);
-    for (const c of this.live) {
-      c.recent = [];
-      c.trace = [];
-    }
-    this.plan();
+    this.nextRound(round, record, new Set([0, win.index]));
   }
 
   /**
