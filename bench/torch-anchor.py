@@ -52,6 +52,17 @@ def make_steps(T):
     shared = list(trunk.parameters())
     w = torch.ones(T)
 
+    def read_and_combine(M):
+        # the T x T Gram matrix a strategy reads, then sum_i w_i g_i into the shared parameters' .grad
+        G = M @ M.T
+        _ = G.tolist()
+        combined = (w[:, None] * M).sum(0)
+        off = 0
+        for p in shared:
+            n = p.numel()
+            p.grad = combined[off:off + n].view_as(p).clone()
+            off += n
+
     def plain():
         opt.zero_grad()
         z = trunk(x)
@@ -82,15 +93,7 @@ def make_steps(T):
             rows.append(torch.cat([g.reshape(-1) for g in gs[: len(shared)]]))
             for p, gh in zip(heads[i].parameters(), gs[len(shared):]):
                 p.grad = gh
-        M = torch.stack(rows)
-        G = M @ M.T
-        _ = G.tolist()
-        combined = (w[:, None] * M).sum(0)
-        off = 0
-        for p in shared:
-            n = p.numel()
-            p.grad = combined[off:off + n].view_as(p).clone()
-            off += n
+        read_and_combine(torch.stack(rows))
         opt.step()
 
     head_params = [p for h in heads for p in h.parameters()]
@@ -105,17 +108,10 @@ def make_steps(T):
         ls = torch.stack(losses_of(heads, z, ys))
         jac = torch.autograd.grad(ls, shared, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
         M = torch.cat([j.reshape(T, -1) for j in jac], dim=1)
-        G = M @ M.T
-        _ = G.tolist()
-        combined = (w[:, None] * M).sum(0)
         hg = torch.autograd.grad(ls.sum(), head_params)
         for p, g in zip(head_params, hg):
             p.grad = g
-        off = 0
-        for p in shared:
-            n = p.numel()
-            p.grad = combined[off:off + n].view_as(p).clone()
-            off += n
+        read_and_combine(M)
         opt.step()
 
     return {"plain": plain, "representation": representation, "exact": exact, "autojac": autojac}
