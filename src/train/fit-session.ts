@@ -233,6 +233,8 @@ export class FitSession {
   private metricVals: tf.Scalar[] = [];
   /** During an auto selection: each candidate's metric values of its step, by label. */
   private readonly metricBy = new Map<string, tf.Scalar[]>();
+  /** Equal weights' candidate label during an `auto` selection (the values callbacks see). */
+  private equalLabel: string | undefined;
 
   constructor(readonly model: tf.LayersModel, private readonly m: Internal, args: BalancingArgs & { verbose?: number }, private readonly ctx: SessionContext) {
     const fn = ctx.fn;
@@ -367,7 +369,9 @@ export class FitSession {
       for (const ms of this.metricBy.values()) tf.dispose(ms);
       this.metricBy.clear();
       this.selection.selectionBatch(epoch, size, byCandidate);
-      logs = { ...byCandidate[this.trainer.tournament!.candidates[0].label] };
+      // equal weights' label, read once (trainer.tournament is a copy per read)
+      this.equalLabel ??= this.trainer.tournament!.candidates[0].label;
+      logs = { ...byCandidate[this.equalLabel] };
     } else {
       const vals = await Promise.all(this.metricVals.map((t) => t.data()));
       logs = this.logsOf(res, vals.map((v) => v[0]));
