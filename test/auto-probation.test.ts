@@ -38,12 +38,24 @@ const lateHarm: Strategy<Record<string, never>, { calls: number }> = {
   }),
 };
 
+/** Equal weights for its first 6 updates (a score of exactly 0), then [10, 10, 10] (better on every term). */
+const lateGood: Strategy<Record<string, never>, { calls: number }> = {
+  name: 'late-good',
+  summary: 'equal weights, then a larger step (test strategy)',
+  options: getStrategy('fixed').options as never,
+  needs: () => ({ gradients: 'none' }),
+  init: () => ({ calls: 0 }),
+  update: (_o, s, input) => ({ weights: input.losses.map(() => (s.calls < 6 ? 1 : 10)), state: { calls: s.calls + 1 } }),
+};
+
 beforeAll(async () => {
   await useTestBackend();
   register(lateHarm);
+  register(lateGood);
 });
 afterAll(() => {
   unregister(lateHarm.name);
+  unregister(lateGood.name);
 });
 
 interface Run {
@@ -185,6 +197,18 @@ describe('auto probation', () => {
     fresh.dispose();
     whole.dispose();
     resumed.dispose();
+  });
+
+  it('a challenger that beats equal weights in the last round only is not picked, and the reason says so', () => {
+    // rounds of 6 and 12 steps: late-good scores exactly 0 in round 1, then wins round 2 beyond the noise
+    const run = setup(auto({ totalSteps: 200, candidates: ['late-good', { name: 'fixed', weights: [0, 0, 1] }, { name: 'fixed', weights: [0, 1, 0] }] }));
+    run.steps(18);
+    const t = run.trainer.tournament!;
+    expect(t.candidates.find((c) => c.label === 'late-good')!.scores[0]).toBe(0);
+    expect(t.winner).toBe('equal');
+    expect(t.reason).toMatch(/^kept equal weights: the best, late-good, beat equal weights' held-out losses beyond the noise in the last round only \(score -[\d.]+, \+ 2 standard errors -[\d.]+; the round before: 0\); a winner must be below equal weights' 0 in the last two rounds$/);
+    expect(run.warnings.some((w) => w.includes('beyond the noise, in its last two rounds, no term more than +10 % worse'))).toBe(true);
+    run.dispose();
   });
 
   it('option probation: a number from 0 to 1, else an error naming it', () => {

@@ -1016,11 +1016,13 @@ export class AutoSelector {
         const bi = best ? this.live.indexOf(best.c) : -1;
         t.reason = !best
           ? 'kept equal weights: every challenger failed or was disqualified'
+          : best.ok && best.upper < 0 && best.s < 0 && !before(best)
+            ? `kept equal weights: the best, ${t.candidates[best.c.index].label}, beat equal weights' held-out losses beyond the noise in the last round only (score ${fmtScore(cmp![bi].score)}, + 2 standard errors ${fmtScore(cmp![bi].upper)}; the round before: ${fmtScore(t.candidates[best.c.index].scores[round - 1] ?? Number.NaN)}); a winner must be below equal weights' 0 in the last two rounds`
           : best.ok
             ? `kept equal weights: no candidate's held-out losses beat equal weights' beyond the noise (the best, ${t.candidates[best.c.index].label}: score ${fmtScore(cmp![bi].score)}, + 2 standard errors ${fmtScore(cmp![bi].upper)}, lower is better, equal weights 0)`
             : `kept equal weights: every candidate let a term's held-out loss rise more than ${fmtPct(limit)} against equal weights' (the best, ${t.candidates[best.c.index].label}: term "${this.live[0].trainer.terms?.[cmp![bi].worstTerm] ?? cmp![bi].worstTerm}" ${fmtPct(cmp![bi].worst)})`;
         (this.host.warn ?? ((m: string) => console.warn(m)))(
-          `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate whose held-out losses beat equal weights' (on average over the terms, beyond the noise, no term more than ${fmtPct(limit)} worse), and none did; ` +
+          `loss-balancer: auto kept equal weights at step ${step}: without your metric it switches only to a candidate whose held-out losses beat equal weights' (on average over the terms, beyond the noise, in its last two rounds, no term more than ${fmtPct(limit)} worse), and none did; ` +
             'pass score: () => number (BalancedTrainer) or monitor: \'val_…\' (fitBalanced) to let it judge by your metric (docs/guide-auto.md)',
         );
       }
