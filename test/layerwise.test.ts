@@ -84,11 +84,11 @@ function reference(m: ReturnType<typeof model>): number[][] {
 }
 
 /** Two steps of a trainer with `spy`, layer-wise on or off: the Gram matrices read and the variables after. */
-function train(layerwise: boolean, w: number[], headWeights: 'weighted' | 'unit' = 'weighted', shared?: 'first') {
+function train(layerwise: boolean, w: number[], headWeights: 'weighted' | 'unit' = 'weighted', shared?: 'first' | 'kernels') {
   setLayerwise(layerwise, 1);
   const m = model(w.length);
   const seen: StepInput[] = [];
-  const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: spy(w, seen, headWeights), variables: m.vars, ...(shared ? { shared: m.shared.slice(0, 2) } : {}) });
+  const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: spy(w, seen, headWeights), variables: m.vars, ...(shared ? { shared: shared === 'first' ? m.shared.slice(0, 2) : [m.shared[0], m.shared[2]] } : {}) });
   const want = reference(m);
   t.step();
   t.step();
@@ -107,7 +107,8 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
       expect(r.kind).toBe('layerwise');
       if (r.kind === 'layerwise') {
         expect(r.shared.map((v) => v.name)).toEqual(m.shared.map((v) => v.name));
-        expect(r.parts.map((p) => (p.kind === 'dense' && p.bias ? 'dense+bias' : p.kind))).toEqual(['dense+bias', 'dense+bias']);
+        // the second layer (in 12 > B) in the K form, the first (in 4 + 1 ≤ B) as per-term gradients
+        expect(r.parts.map((p) => (p.kind !== 'bias' && p.bias ? `${p.kind}+bias` : p.kind))).toEqual(['dense+bias', 'grads+bias']);
       }
     });
     m.dispose();
@@ -127,10 +128,14 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
 
   it('unit head weights, and a `shared` option naming part of the shared layers, agree with the per-term path', () => {
     const w = [0.3, 1.5, 0.7, 2];
-    const a = train(true, w, 'unit', 'first');
-    const b = train(false, w, 'unit', 'first');
-    a.grams.flat(2).forEach((x, k) => close(x, b.grams.flat(2)[k], 1e-4));
-    a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
+    // 'first': the first layer's kernel and bias (per-term-gradient form); 'kernels': both kernels
+    // without their biases (the first layer then in the other form, its bias left out of the Gram)
+    for (const shared of ['first', 'kernels'] as const) {
+      const a = train(true, w, 'unit', shared);
+      const b = train(false, w, 'unit', shared);
+      a.grams.flat(2).forEach((x, k) => close(x, b.grams.flat(2)[k], 1e-4));
+      a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
+    }
   });
 
   it('a Gram matrix that overflows float32 is read again in the scaled form, as on the per-term path', () => {

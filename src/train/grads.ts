@@ -576,7 +576,7 @@ export function termGradientsLayered(
   shared: readonly tf.Variable[] | null,
 ): LayeredReading {
   const trainable = vars.filter((v) => v.trainable);
-  type Meta = { parts: { kind: 'dense' | 'bias'; v: tf.Variable; bias: tf.Variable | null }[]; head: { v: tf.Variable; term: number; k: number }[]; shared: tf.Variable[] };
+  type Meta = { parts: { kind: LayerParts['kind']; v: tf.Variable; bias: tf.Variable | null; inputs: number }[]; head: { v: tf.Variable; term: number; k: number }[]; shared: tf.Variable[] };
   const found: Meta[] = [];
   const flat = withTape((tape) => {
     const t = withMatMulAttrs(() => terms());
@@ -589,13 +589,14 @@ export function termGradientsLayered(
     const covered = (v: tf.Variable) => plan!.sharedVars.some((s) => s.id === v.id);
     if (plan && (!shared || shared.every(covered))) {
       const run = runLayerwise(plan, ys, (y, xs) => tape.grads(y, xs), tape.unrecorded, shared ?? plan.sharedVars);
-      const done = new Set(run.parts.flatMap((p) => (p.kind === 'dense' && p.bias ? [p.v.id, p.bias.id] : [p.v.id])));
+      const done = new Set(run.parts.flatMap((p) => (p.kind !== 'bias' && p.bias ? [p.v.id, p.bias.id] : [p.v.id])));
       if (plan.sharedVars.every((v) => done.has(v.id))) {
         run.parts.forEach((p, k) => {
           if (p.kind === 'dense') {
             out[`a${k}`] = tf.clone(p.a); // a may be the caller's own input tensor: hand back a view
             out[`D${k}`] = p.cat;
-          } else out[`R${k}`] = p.R;
+          } else if (p.kind === 'grads') out[`C${k}`] = p.C;
+          else out[`R${k}`] = p.R;
         });
         out.gram = run.gram;
         const head: { v: tf.Variable; term: number; k: number }[] = [];
@@ -605,10 +606,10 @@ export function termGradientsLayered(
           out[`h${k}`] = g;
           head.push({ ...h, k });
         });
-        found.push({ parts: run.parts.map((p) => ({ kind: p.kind, v: p.v, bias: p.kind === 'dense' ? p.bias : null })), head, shared: plan.sharedVars });
+        found.push({ parts: run.parts.map((p) => ({ kind: p.kind, v: p.v, bias: p.kind === 'bias' ? null : p.bias, inputs: p.kind === 'grads' ? p.inputs : 0 })), head, shared: plan.sharedVars });
         return out;
       }
-      tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.cat : p.R))]);
+      tf.dispose([run.gram, ...run.parts.map((p): tf.Tensor => (p.kind === 'dense' ? p.cat : p.kind === 'grads' ? p.C : p.R))]);
     }
     // the per-term passes on the same recorded forward (termGradientsOnce)
     putTermGrads(out, tape.gradsEach(ys, trainable), names, trainable);
@@ -618,7 +619,9 @@ export function termGradientsLayered(
   const m = found[0];
   if (m) {
     const parts: LayerParts[] = m.parts.map((p, k) =>
-      p.kind === 'dense' ? { kind: 'dense', v: p.v, a: flat[`a${k}`] as tf.Tensor2D, cat: flat[`D${k}`] as tf.Tensor2D, bias: p.bias } : { kind: 'bias', v: p.v, R: flat[`R${k}`] as tf.Tensor2D },
+      p.kind === 'dense' ? { kind: 'dense', v: p.v, a: flat[`a${k}`] as tf.Tensor2D, cat: flat[`D${k}`] as tf.Tensor2D, bias: p.bias }
+      : p.kind === 'grads' ? { kind: 'grads', v: p.v, C: flat[`C${k}`] as tf.Tensor2D, inputs: p.inputs, bias: p.bias }
+      : { kind: 'bias', v: p.v, R: flat[`R${k}`] as tf.Tensor2D },
     );
     return { kind: 'layerwise', values, parts, head: m.head.map((h) => ({ v: h.v, term: h.term, g: flat[`h${h.k}`] })), shared: m.shared, gram: flat.gram as tf.Tensor2D };
   }

@@ -24,6 +24,22 @@ export function transposeRows(M: tf.Tensor2D): tf.Tensor2D {
   });
 }
 
+/**
+ * The stacked per-term gradients D (T × B × out) laid out term by term with B innermost:
+ * (T·out) × B. The out axis is split into blocks of 32 (when it divides) and permuted as a 4-D
+ * transpose, which on tfjs-backend-wasm 4.22 runs faster than the 3-D one (T = 64, B = 128, out = 256:
+ * about 5.5 ms against 9 ms, measured one after the other; issue 27).
+ */
+export function transposeInner(D: tf.Tensor, T: number, B: number, out: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const c = out % 32 === 0 && out > 32 ? 32 : 0;
+    const view = c ? D.reshape([T, B, out / c, c]) : D.reshape([T, B, out]);
+    const t = c ? tf.transpose(view, [0, 2, 3, 1]) : tf.transpose(view, [0, 2, 1]);
+    view.dispose();
+    return t.reshape([T * out, B]) as tf.Tensor2D;
+  });
+}
+
 /** A divisor of P in [64, 1024] (the largest power of two first, then any), or 0. */
 function blockOf(P: number): number {
   for (let c = 1024; c >= 64; c /= 2) if (P % c === 0) return c;

@@ -32,7 +32,7 @@
  * returns null and the caller reads per-term gradients as before.
  */
 import * as tf from '@tensorflow/tfjs';
-import { gramProduct, transposeRows } from './gram-product.js';
+import { gramProduct, transposeInner, transposeRows } from './gram-product.js';
 import { bitsOf, labelTape, type TapeNode } from './subtape.js';
 
 /** Kernels the shared part may contain (see the file comment). */
@@ -151,7 +151,25 @@ const trailing = (p: readonly number[], q: readonly number[]) => p.length > 0 &&
  */
 export type LayerParts =
   | { kind: 'dense'; v: tf.Variable; a: tf.Tensor2D; cat: tf.Tensor2D; bias: tf.Variable | null }
+  | {
+      /**
+       * A dense layer read in the per-term-gradient form (B ≥ in'): its per-term gradients as columns,
+       * C = (out·in') × T, row o·in' + i holding ∂L_t/∂W[i, o] for i < in and ∂L_t/∂b[o] for i = in
+       * (when the layer has a bias). No `cat`: the combination is C·w.
+       */
+      kind: 'grads';
+      v: tf.Variable;
+      C: tf.Tensor2D;
+      /** in' = the kernel's rows, plus one for the bias. */
+      inputs: number;
+      bias: tf.Variable | null;
+    }
   | { kind: 'bias'; v: tf.Variable; R: tf.Tensor2D };
+
+/** The tensors a part holds (what the caller keeps until the combination, then disposes). */
+export function partTensors(p: LayerParts): tf.Tensor[] {
+  return p.kind === 'dense' ? [p.a, p.cat] : p.kind === 'grads' ? [p.C] : [p.R];
+}
 
 /**
  * The input a layer's Gram matrix reads: a (for the kernel), a column of ones (for the bias, whose
@@ -253,14 +271,31 @@ export function runLayerwise(
           // the bias this layer's output feeds directly: its gradient is the kernel's with input 1
           const q = biases.find((c) => c.g === Dy && c.v.rank === 1 && c.v.size === out);
           if (q) biases.splice(biases.indexOf(q), 1);
-          const cat = tf.tidy(() => tf.reshape(transposeRows(tf.reshape(Dy, [T, B * out]) as tf.Tensor2D), [B, out * T]) as tf.Tensor2D);
-          const input = inputOf(A, gramIds.has(W.id), !!q && gramIds.has(q.v.id));
-          if (input) {
-            addGram(denseGram(input, Dy, cat, T));
-            if (input !== A) input.dispose();
+          const inputs = A.shape[1] + (q ? 1 : 0);
+          if (B >= inputs && gramIds.has(W.id) && (!q || gramIds.has(q.v.id))) {
+            // the per-term gradients S_t = a'ᵀ D_t from one product with a' as the small right operand
+            // (D laid out term by term as out × B rows): on wasm a new right operand is re-packed at
+            // about 5 ns an element, so a'ᵀ·cat (cat 2·10⁶ elements at T = 64) cost more than the
+            // transposition of D (docs/benchmarks.md, issue 27)
+            const { C, G } = tf.tidy(() => {
+              const full = inputOf(A, true, !!q)!;
+              const R = tf.reshape(tf.matMul(transposeInner(Dy, T, B, out), full), [T, out * inputs]) as tf.Tensor2D;
+              const C = transposeRows(R);
+              return { C, G: tf.matMul(R, C) as tf.Tensor2D };
+            });
+            addGram(G);
+            parts.push({ kind: 'grads', v: W, C, inputs, bias: q?.v ?? null });
+            kept.add(C);
+          } else {
+            const cat = tf.tidy(() => tf.reshape(transposeRows(tf.reshape(Dy, [T, B * out]) as tf.Tensor2D), [B, out * T]) as tf.Tensor2D);
+            const input = inputOf(A, gramIds.has(W.id), !!q && gramIds.has(q.v.id));
+            if (input) {
+              addGram(denseGram(input, Dy, cat, T));
+              if (input !== A) input.dispose();
+            }
+            parts.push({ kind: 'dense', v: W, a: A, cat, bias: q?.v ?? null });
+            kept.add(cat);
           }
-          parts.push({ kind: 'dense', v: W, a: A, cat, bias: q?.v ?? null });
-          kept.add(cat);
           if (q) kept.delete(q.g);
         }
         // the input's gradient after the Gram matrix: the Gram's temporaries are gone by then (peak memory)
@@ -366,6 +401,12 @@ export function layerMatrix(parts: readonly LayerParts[], vars: readonly tf.Vari
         if (ids.has(p.v.id)) rows.push(p.R);
         continue;
       }
+      // a layer read in the per-term-gradient form has its kernel and bias (if any) in the Gram
+      // matrix (runLayerwise takes that form only then): its rows are all of C's
+      if (p.kind === 'grads') {
+        rows.push(tf.transpose(p.C));
+        continue;
+      }
       const input = inputOf(p.a, ids.has(p.v.id), !!p.bias && ids.has(p.bias.id));
       if (input) rows.push(tf.transpose(denseColumns(input, p.cat, T)));
     }
@@ -384,6 +425,15 @@ export function layerCombine(parts: readonly LayerParts[], weights: readonly num
     // one tidy per variable: its temporaries are released before the next (the results are returned)
     const got = tf.tidy((): tf.NamedTensorMap => {
       if (p.kind === 'bias') return { [p.v.name]: tf.reshape(tf.matMul(tf.tensor2d(weights as number[], [1, T]), p.R), p.v.shape) };
+      if (p.kind === 'grads') {
+        // Σ_t w_t S_t = C·w, out × in': the kernel is its transpose (without the bias column)
+        const out = p.C.shape[0] / p.inputs;
+        const S = tf.reshape(tf.matMul(p.C, tf.tensor2d(weights as number[], [T, 1])), [out, p.inputs]) as tf.Tensor2D;
+        const k = p.bias ? p.inputs - 1 : p.inputs;
+        const r: tf.NamedTensorMap = { [p.v.name]: tf.reshape(tf.transpose(p.bias ? tf.slice(S, [0, 0], [out, k]) : S), p.v.shape) };
+        if (p.bias) r[p.bias.name] = tf.reshape(tf.slice(S, [0, k], [out, 1]), p.bias.shape);
+        return r;
+      }
       const [B, outT] = p.cat.shape;
       const o = outT / T;
       const Dw = tf.reshape(tf.matMul(tf.reshape(p.cat, [B * o, T]) as tf.Tensor2D, tf.tensor2d(weights as number[], [T, 1])), [B, o]) as tf.Tensor2D;

@@ -16,7 +16,7 @@ import {
   type GramReading, type Representation, type TermGrads,
 } from './grads.js';
 import { jacobianGrads } from './jacobian.js';
-import { layerCombine, layerMatrix } from './layerwise.js';
+import { layerCombine, layerMatrix, partTensors } from './layerwise.js';
 import { History, type PerTerm, type RunMeta, type Sink, type StepRecord } from '../core/history.js';
 import { checkSpec, create } from '../core/registry.js';
 import { remainingSelectionSteps, type Tournament } from '../core/tournament.js';
@@ -539,7 +539,7 @@ export class BalancedTrainer {
           for (const h of r.head) out[h.v.name] = headWeights === 'unit' ? h.g : tf.mul(h.g, w[h.term]);
           return out;
         };
-        const tensors = [...r.parts.flatMap((p): tf.Tensor[] => (p.kind === 'dense' ? [p.a, p.cat] : [p.R])), ...r.head.map((h) => h.g)];
+        const tensors = [...r.parts.flatMap(partTensors), ...r.head.map((h) => h.g)];
         this._readingPath = 'exact, layer-wise';
         return { flat, tensors, parse, combine };
       }
