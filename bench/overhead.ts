@@ -377,8 +377,9 @@ async function manyTermsSection(command: string): Promise<string> {
     'Model: MLP trunk 64→256→256 (ReLU), T separate linear heads [256, 1] with MSE, batch 128, Adam, wasm. Ratios of **wall time** to the ' +
       'library\'s `fixed` step (one backward pass of Σ w_i L_i) with the trainer\'s default options (harm checks on, history kept); CPU time ' +
       '(user + system of the process) in brackets. "exact" and "representation" are a probe strategy that reads the Gram matrix and ' +
-      'returns equal weights (the cost of reading, without any strategy\'s math). Median of interleaved rounds, a forced GC before each ' +
-      'block. Step peak: tensor MB of one profiled step above the bytes held when it began. The PyTorch columns are ratios to PyTorch\'s ' +
+      'returns equal weights (the cost of reading, without any strategy\'s math). Median of interleaved rounds of blocks of at least ' +
+      '5 consecutive steps (one forced GC before the rounds; before 2026-12-06 06:30 UTC one step per block right after a forced GC, which ' +
+      'slowed the `fixed` step most and made the exact ratio look better than users see it). Step peak: tensor MB of one profiled step above the bytes held when it began. The PyTorch columns are ratios to PyTorch\'s ' +
       'own plain step (bench/torch-anchor.py, one thread, wall time): "LibMTL-style" reads T per-term gradients by T backward passes; ' +
       '"torchjd autojac" is its method (one batched backward, `is_grads_batched=True`) in plain torch, torchjd itself is not installed; ' +
       '"torchjd autogram" was not run.',
