@@ -81,8 +81,11 @@ const PROBE = 'bench-equal-gram';
 const PROBE_REP = 'bench-equal-gram-rep';
 /** The Gram matrices each probe read (the first 40), by probe name. */
 const grams: Record<string, number[][][]> = { [PROBE]: [], [PROBE_REP]: [] };
-/** Equal weights, reading the Gram matrix: the cost of the reading alone. Keeps what it read. */
-function makeProbe(name: string): Strategy<Record<string, never>, Record<string, never>> {
+/**
+ * Equal weights, reading the Gram matrix: the cost of the reading alone. Keeps the first 40 Gram
+ * matrices it read in `grams[name]` when that list exists (this file's probes).
+ */
+export function makeProbe(name: string): Strategy<Record<string, never>, Record<string, never>> {
   return {
     name,
     summary: 'benchmark probe: reads the Gram matrix, returns equal weights',
@@ -90,7 +93,8 @@ function makeProbe(name: string): Strategy<Record<string, never>, Record<string,
     needs: () => ({ gradients: 'gram' }),
     init: () => ({}),
     update: (_o, state, { gram }) => {
-      if (grams[name].length < 40) grams[name].push(gram!.map((r) => [...r]));
+      const kept = grams[name];
+      if (kept && kept.length < 40) kept.push(gram!.map((r) => [...r]));
       return { weights: gram!.map(() => 1), state };
     },
   };

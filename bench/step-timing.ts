@@ -17,11 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import * as z from 'zod/mini';
 import { register } from '../src/core/registry.js';
-import type { Strategy } from '../src/core/types.js';
 import { BalancedTrainer } from '../src/train/trainer.js';
 import { problem } from './grad-read.js';
+import { makeProbe } from './many-terms.js';
 
 await tf.setBackend('wasm');
 await tf.ready();
@@ -30,14 +29,7 @@ const mode = process.argv[4] ?? 'no';
 const extra = Number(process.argv[5] ?? 0);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (mode !== 'no' && !gc) throw new Error('run with --expose-gc for the settle modes');
-const probe: Strategy<Record<string, never>, Record<string, never>> = {
-  name: 'bench-timing-probe',
-  summary: 'benchmark probe: reads the Gram matrix, returns equal weights',
-  options: z.strictObject({}),
-  needs: () => ({ gradients: 'gram' }),
-  init: () => ({}),
-  update: (_o, state, { gram }) => ({ weights: gram!.map(() => 1), state }),
-};
+const probe = makeProbe('bench-timing-probe');
 register(probe);
 const p = problem(T, 256, 128);
 const make = (balancer: string) => new BalancedTrainer({ optimizer: tf.train.adam(1e-4), balancer, variables: p.vars, terms: p.terms, warn: () => {} });
