@@ -194,14 +194,17 @@ function runT(backend: string, T: number): { rows: Row[]; plainMs: number; exact
     }
   }
   const started = performance.now();
+  // one collection before the rounds, none between blocks: a forced GC before each block (the method
+  // until 2026-12-06) slowed the next steps, the small-kernel ones most (T = 4, 10-step blocks: the
+  // `fixed` step 19.1 against 10.6 ms wall, `bench/step-timing.ts 4 10 settle 0` against `… no 0`),
+  // which understated every ratio to them
+  settle();
   for (let r = 0; r < ROUNDS; r++) {
     // rotate the order each round so that no configuration always runs after the same one
     const order = configs.map((_, i) => configs[(i + r) % configs.length]);
     for (const c of order) {
       if (c.error) continue;
       try {
-        // collect the previous configuration's garbage first, so that no block pays for another's
-        settle();
         c.times.push(block(c.run, c.n));
       } catch (e) {
         c.error = (e as Error).message.split('\n')[0].slice(0, 120);
@@ -478,7 +481,8 @@ async function main() {
     'Model: MLP trunk 64→256→256 (ReLU), T linear heads 256→1 with MSE, batch 128, Adam (lr 1e-4). Times are CPU time of the ' +
       'process (user + system), which on a shared machine measures the work of a step where wall time would measure the neighbours. ' +
       `Each cell: median over ${ROUNDS} interleaved rounds of the mean step time of a block of ${BLOCK} steps (${EVERY} for every=${EVERY}; ` +
-      'a forced garbage collection before each block, so that no block pays for the previous one\'s garbage), divided by the ' +
+      'one forced garbage collection before the rounds, none between blocks: until 2026-12-06 one before each block, which slowed ' +
+      'the next steps, the plain and `fixed` steps most, and understated the ratios), divided by the ' +
       'median plain step (`optimizer.minimize` of the summed loss, same model and batch, measured in the same rounds). ' +
       '"exact" reads per-term gradients over all trunk parameters from one recorded forward pass; "bound" is the arithmetic ' +
       'bound of that mode, (F + T·B + A) / plain, with F the forward time, A the Adam update and B = plain − F − A the backward pass.',
