@@ -191,6 +191,42 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     a.after.flat().forEach((x, k) => close(x, b.after.flat()[k], 1e-5));
   });
 
+  it('a first layer without a bias (per-term-gradient form, its input the right operand), as the independent reference; the input stays right as a right operand of another shape', () => {
+    let seed = 40;
+    const v = (shape: number[], name: string) => tf.variable(tf.randomNormal(shape, 0, 0.6, 'float32', seed++), true, `lwnb_${name}`);
+    const [W1, W2, b2] = [v([4, 12], 'W1'), v([12, 12], 'W2'), v([12], 'b2')];
+    const heads = Array.from({ length: 3 }, (_, i) => v([12, 1], `h${i}`));
+    const x = tf.randomNormal([8, 4], 0, 1, 'float32', 100);
+    const terms = () => {
+      const z = tf.relu(tf.add(tf.matMul(tf.tanh(tf.matMul(x, W1)), W2), b2));
+      return Object.fromEntries(heads.map((h, i) => [`t${i}`, tf.mean(tf.square(tf.sub(tf.matMul(z, h), i))) as tf.Scalar]));
+    };
+    const names = heads.map((_, i) => `t${i}`);
+    const shared = [W1, W2, b2];
+    const rows = names.map((n) => tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => terms()[n], shared);
+      return shared.flatMap((s) => Array.from(grads[s.name].dataSync()));
+    }));
+    const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+    tf.tidy(() => {
+      const r = termGradientsLayered(terms, names, [...shared, ...heads], () => {}, null);
+      expect(r.kind).toBe('layerwise');
+      if (r.kind !== 'layerwise') return;
+      expect(r.parts.map((p) => `${p.kind}${p.kind !== 'bias' && p.bias ? '+bias' : ''}`)).toEqual(['dense+bias', 'grads']);
+      const got = r.gram.arraySync();
+      want.forEach((row, i) => row.forEach((q, j) => close(got[i][j], q, 1e-4)));
+    });
+    // x as a right operand of another shape afterwards: right values. tfjs-wasm caches a right operand's
+    // packing by buffer, not shape (bench/wasm-matmul.ts); the reading packs the engine's saved copy of
+    // x (wasm's Identity copies), never x's own buffer
+    const other = tf.randomNormal([3, 32], 0, 1, 'float32', 7);
+    const xs = x.arraySync().flat();
+    const got = tf.matMul(other, tf.reshape(x, [32, 1])).arraySync().map((r) => r[0]);
+    const o = other.arraySync();
+    got.forEach((g, i) => close(g, o[i].reduce((acc, q, k) => acc + q * xs[k], 0), 1e-5));
+    tf.dispose([W1, W2, b2, ...heads, x, other]);
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];
