@@ -219,9 +219,9 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     // x as a right operand of another shape afterwards: right values. tfjs-wasm caches a right operand's
     // packing by buffer, not shape (bench/wasm-matmul.ts); the reading packs the engine's saved copy of
     // x (wasm's Identity copies), never x's own buffer
-    const other = tf.randomNormal([3, 32], 0, 1, 'float32', 7);
-    const xs = x.arraySync().flat();
-    const got = tf.matMul(other, tf.reshape(x, [32, 1])).arraySync().map((r) => r[0]);
+    const other = tf.randomNormal([3, 32], 0, 1, 'float32', 7) as tf.Tensor2D;
+    const xs = Array.from(x.dataSync());
+    const got = Array.from(tf.matMul(other, tf.reshape(x, [32, 1]) as tf.Tensor2D).dataSync());
     const o = other.arraySync();
     got.forEach((g, i) => close(g, o[i].reduce((acc, q, k) => acc + q * xs[k], 0), 1e-5));
     tf.dispose([W1, W2, b2, ...heads, x, other]);
