@@ -227,12 +227,104 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     tf.dispose([W1, W2, b2, ...heads, x, other]);
   });
 
+  it('a tail after the dense layers (one [h, T] head variable split by tf.unstack; per-sample terms): the Gram matrix and the step of the per-term path and of the reference', () => {
+    // terms that split only after other operations on a shared output: the per-term gradients at the
+    // tail's input come from T passes through the tail, the dense layers' from the batched pass
+    let seed = 60;
+    const v = (shape: number[], name: string) => tf.variable(tf.randomNormal(shape, 0, 0.5, 'float32', seed++), true, `lwtail_${name}_${seed}`);
+    const x = tf.randomNormal([8, 5], 0, 1, 'float32', 200);
+    const y = tf.randomNormal([8, 4], 0, 1, 'float32', 201);
+    const models = {
+      // z·H + hb (H [6, 4]: the heads as one variable), squared error per column, mean over the batch
+      'joint head': () => {
+        const [W1, b1, H, hb] = [v([5, 6], 'W1'), v([6], 'b1'), v([6, 4], 'H'), v([4], 'hb')];
+        const terms = () => {
+          const u = tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, W1), b1)), H), hb);
+          const per = tf.unstack(tf.mean(tf.square(tf.sub(u, y)), 0));
+          return Object.fromEntries(per.map((l, i) => [`c${i}`, l as tf.Scalar]));
+        };
+        return { vars: [W1, b1, H, hb], terms, names: ['c0', 'c1', 'c2', 'c3'] };
+      },
+      // instance-wise: each sample's loss a term (T = B = 8)
+      'per-sample terms': () => {
+        const [W1, b1, w2] = [v([5, 6], 'W1'), v([6], 'b1'), v([6, 1], 'w2')];
+        const terms = () => {
+          const u = tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), w2);
+          const per = tf.unstack(tf.reshape(tf.abs(tf.sub(u, y.slice([0, 0], [8, 1]))), [8]));
+          return Object.fromEntries(per.map((l, i) => [`s${i}`, l as tf.Scalar]));
+        };
+        return { vars: [W1, b1, w2], terms, names: Array.from({ length: 8 }, (_, i) => `s${i}`) };
+      },
+    };
+    for (const [what, make] of Object.entries(models)) {
+      const m = make();
+      const rows = m.names.map((n) => tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => m.terms()[n], m.vars);
+        return m.vars.flatMap((s) => Array.from(grads[s.name].dataSync()));
+      }));
+      const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+      tf.tidy(() => {
+        const r = termGradientsLayered(m.terms, m.names, m.vars, () => {}, null);
+        expect(r.kind, what).toBe('layerwise');
+        if (r.kind !== 'layerwise') return;
+        const got = r.gram.arraySync();
+        want.forEach((row, i) => row.forEach((q, j) => close(got[i][j], q, 1e-4)));
+      });
+      // the trainer's step, layer-wise against per-term, from the same start
+      const start = m.vars.map((s) => s.clone());
+      const step = (layerwise: boolean) => {
+        setLayerwise(layerwise, 1);
+        m.vars.forEach((s, k) => s.assign(start[k]));
+        const w = m.names.map((_, i) => 0.5 + (i % 3));
+        const seen: StepInput[] = [];
+        const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.05), balancer: spy(w, seen), variables: m.vars });
+        const before = tf.memory().numTensors;
+        t.step();
+        t.step();
+        expect(tf.memory().numTensors, what).toBe(before);
+        return { path: t.readingPath, after: m.vars.map((s) => Array.from(s.dataSync())), gram: seen[1].gram! };
+      };
+      const lw = step(true);
+      const pt = step(false);
+      expect(lw.path, what).toBe('exact, layer-wise');
+      expect(pt.path, what).toBe('exact, per-term');
+      lw.gram.flat().forEach((q, k) => close(q, pt.gram.flat()[k], 1e-4));
+      lw.after.flat().forEach((q, k) => close(q, pt.after.flat()[k], 1e-5));
+      tf.dispose([...m.vars, ...start]);
+    }
+    tf.dispose([x, y]);
+  });
+
+  it('falls back to per-term gradients when the tail has a variable, reads two tensors of the dense part, or its input is also read by a dense layer', () => {
+    let seed = 80;
+    const v = (shape: number[], name: string) => tf.variable(tf.randomNormal(shape, 0, 0.5, 'float32', seed++), true, `lwtailfb_${name}_${seed}`);
+    const x = tf.randomNormal([8, 5], 0, 1, 'float32', 300);
+    const [W1, W2, s] = [v([5, 6], 'W1'), v([6, 6], 'W2'), v([6], 's')];
+    const split = (u: tf.Tensor) => {
+      const per = tf.unstack(tf.mean(u, 0));
+      return { a: per[0] as tf.Scalar, b: per[1] as tf.Scalar, c: per[2] as tf.Scalar };
+    };
+    const cases: Record<string, [() => Record<string, tf.Scalar>, tf.Variable[]]> = {
+      'a variable in the tail': [() => split(tf.mul(tf.square(tf.matMul(x, W1)), s)), [W1, s]],
+      'two tensors of the dense part into the tail': [() => { const h = tf.matMul(x, W1); return split(tf.mul(tf.square(h), tf.matMul(tf.relu(h), W2))); }, [W1, W2]],
+      'the tail input read by a dense layer too': [() => { const h = tf.relu(tf.matMul(x, W1)); return split(tf.add(tf.square(h), tf.matMul(h, W2))); }, [W1, W2]],
+    };
+    for (const [what, [terms, vars]] of Object.entries(cases)) {
+      tf.tidy(() => {
+        const r = termGradientsLayered(terms, ['a', 'b', 'c'], vars, () => {}, null);
+        expect(r.kind, what).toBe('per-term');
+      });
+    }
+    tf.dispose([x, W1, W2, s]);
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];
     const cases: Record<string, () => Record<string, tf.Scalar>> = {
-      'an exp in the trunk': () => {
-        const z = tf.exp(tf.matMul(tf.randomNormal([8, 4], 0, 1, 'float32', 3), W));
+      // (an exp after the last dense layer is a tail: the test above)
+      'an exp between two dense layers': () => {
+        const z = tf.relu(tf.matMul(tf.exp(tf.matMul(tf.randomNormal([8, 4], 0, 1, 'float32', 3), W)), m.vars[2]));
         return { a: tf.mean(tf.matMul(z, m.vars[4])) as tf.Scalar, b: tf.mean(tf.matMul(z, m.vars[5])) as tf.Scalar };
       },
       'a variable read by two nodes': () => {
@@ -247,7 +339,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     };
     for (const [what, terms] of Object.entries(cases)) {
       tf.tidy(() => {
-        const r = termGradientsLayered(terms, ['a', 'b'], [W, m.vars[4], m.vars[5]], () => {}, null);
+        const r = termGradientsLayered(terms, ['a', 'b'], [W, m.vars[2], m.vars[4], m.vars[5]], () => {}, null);
         expect(r.kind, what).toBe('per-term');
       });
     }

@@ -588,7 +588,7 @@ export function termGradientsLayered(
     if (plan?.unreached.length) throw noPathError(names[plan.unreached[0]], `any of the trained variables (${trainable.length} variables)`);
     const covered = (v: tf.Variable) => plan!.sharedVars.some((s) => s.id === v.id);
     if (plan && (!shared || shared.every(covered))) {
-      const run = runLayerwise(plan, ys, (y, xs) => tape.grads(y, xs), tape.unrecorded, shared ?? plan.sharedVars);
+      const run = runLayerwise(plan, ys, (y, xs) => tape.grads(y, xs), (ys2, xs) => tape.gradsEach(ys2, xs), tape.unrecorded, shared ?? plan.sharedVars);
       const done = new Set(run.parts.flatMap((p) => (p.kind !== 'bias' && p.bias ? [p.v.id, p.bias.id] : [p.v.id])));
       if (plan.sharedVars.every((v) => done.has(v.id))) {
         run.parts.forEach((p, k) => {

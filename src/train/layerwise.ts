@@ -58,6 +58,14 @@ export interface LayerwisePlan {
   carries: Set<number>;
   /** Terms no trainable variable leads to (an error for the caller, as in the per-term path). */
   unreached: number[];
+  /**
+   * The tail's input: the one shared tensor, made by a supported node, that the tail reads (or null
+   * without a tail). The tail is the shared nodes after the supported ones (a loss computed from a
+   * shared output by other operations: squares, means, `tf.unstack` into the terms, …), without
+   * variables. The per-term gradients at its input come from T backward passes through it (and the
+   * head nodes after it), which are cheap: it holds no dense layer.
+   */
+  boundary: tf.Tensor | null;
 }
 
 const popcount = (l: Uint32Array | null | undefined) => bitsOf(l).length;
@@ -83,7 +91,10 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
   const producer = new Map<number, number>();
   const readers = new Map<number, number>(); // shared variable id → nodes reading it
   const shared: Node[] = [];
-  const frontier: LayerwisePlan['frontier'] = [];
+  let frontier: LayerwisePlan['frontier'] = [];
+  const tailOut = new Set<number>(); // outputs of tail nodes
+  const boundaries = new Map<number, tf.Tensor>(); // supported shared tensors the tail reads
+  const readBySupported = new Set<number>();
   for (let k = 0; k < nodes.length; k++) {
     const node = nodes[k];
     const entries = Object.entries(node.inputs).filter(([, t]) => !!t);
@@ -93,6 +104,13 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
     const terms = bitsOf(labels.nodes[k]);
     if (terms.length === 0) continue; // leads to no loss (tfjs also records a node per op's input, which leads nowhere)
     for (const [, t] of entries) if (sharedIds.has(t.id)) readers.set(t.id, (readers.get(t.id) ?? 0) + 1);
+    if (terms.length >= 2 && (onPath.some(([, t]) => tailOut.has(t.id)) || !supported(node, down, sharedIds))) {
+      // the tail (see LayerwisePlan.boundary): no variable in it
+      if (onPath.some(([, t]) => sharedIds.has(t.id))) return null;
+      for (const [, t] of onPath) if (!tailOut.has(t.id)) boundaries.set(t.id, t);
+      for (const o of node.outputs) if (o) tailOut.add(o.id);
+      continue;
+    }
     if (node.outputs.length !== 1) return null;
     if (terms.length === 1) {
       // a head node: it may read shared tensors made by shared nodes, not shared variables
@@ -105,15 +123,22 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
       continue;
     }
     producer.set(node.outputs[0].id, k);
-    if (!supported(node, down, sharedIds)) return null;
+    for (const [, t] of onPath) readBySupported.add(t.id);
     shared.push(node);
   }
   if (sharedVars.some((v) => readers.get(v.id) !== 1)) return null;
-  if (!frontier.length || frontier.some((f) => !f.node.gradient)) return null;
+  // one tail input, read by no supported node: the per-term gradients there (total derivatives, over
+  // every path from it) then add to no other path of the batched pass
+  if (boundaries.size > 1) return null;
+  const boundary = boundaries.size ? [...boundaries.values()][0] : null;
+  if (boundary && readBySupported.has(boundary.id)) return null;
+  // head nodes after the tail or reading its input: their paths are in the per-term passes
+  if (boundary) frontier = frontier.filter((f) => { const t = f.node.inputs[f.input]; return !tailOut.has(t.id) && t.id !== boundary.id; });
+  if ((!frontier.length && !boundary) || frontier.some((f) => !f.node.gradient)) return null;
   const carries = new Set<number>([...sharedIds, ...shared.map((n) => n.outputs[0].id)]);
   const reached = new Set([...reach.values()].flat());
   const unreached = ys.map((_, i) => i).filter((i) => !reached.has(i));
-  return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached };
+  return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached, boundary };
 }
 
 /** Whether the batched backward pass handles `node` (see the file comment). */
@@ -216,16 +241,20 @@ export function runLayerwise(
   plan: LayerwisePlan,
   ys: readonly tf.Scalar[],
   gradsOf: (y: tf.Tensor, xs: readonly tf.Tensor[]) => (tf.Tensor | null)[],
+  gradsEach: (ys: readonly tf.Tensor[], xs: readonly tf.Tensor[]) => (tf.Tensor | null)[][],
   unrecorded: <R>(f: () => R) => R,
   gramVars: readonly tf.Variable[],
 ): { parts: LayerParts[]; head: (tf.Tensor | null)[]; gram: tf.Tensor2D } {
   const T = ys.length;
   const us = [...new Set(plan.frontier.map((f) => f.node.outputs[0]))];
   // 2. one backward pass of Σ L_i: every head node output's gradient (its term's), every head variable's
-  const total = tf.addN([...ys]);
-  const got = gradsOf(total, [...us, ...plan.headVars.map((h) => h.v)]);
+  const xs = [...us, ...plan.headVars.map((h) => h.v)];
+  const got = xs.length ? gradsOf(tf.addN([...ys]), xs) : [];
   const E = new Map(us.map((u, n) => [u.id, got[n]]));
   const head = got.slice(us.length);
+  // 2'. the tail's input: each term's gradient there, by T backward passes through the tail only
+  const boundary = plan.boundary;
+  const atBoundary = boundary ? gradsEach(ys, [boundary]).map((g) => g[0]) : [];
   return unrecorded(() => {
     const D = new Map<number, tf.Tensor>();
     const kept = new Set<tf.Tensor>();
@@ -242,6 +271,11 @@ export function runLayerwise(
     };
     // 3. each head node's vector-Jacobian product over the shared tensor it reads, stacked per term
     for (const [t, g] of tf.tidy(() => frontierGradients(plan, E, T))) addTo(t, g);
+    if (boundary) {
+      // by shape: the forward's own tensor may be disposed by now
+      addTo(boundary, tf.tidy(() => tf.stack(atBoundary.map((g) => g ?? tf.zeros(boundary.shape, boundary.dtype)))));
+      tf.dispose(atBoundary.filter((g): g is tf.Tensor => !!g));
+    }
     // 4. one backward pass through the shared nodes with all T gradients stacked; each dense layer's
     // Gram matrix formed as soon as its output gradient is complete, so that only its `cat` stays
     // (for the combination), not the temporaries
