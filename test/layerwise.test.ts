@@ -318,6 +318,59 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     tf.dispose([x, W1, W2, s]);
   });
 
+  it('a tfjs-layers Dense trunk whose product is fused (tanh, sigmoid, linear, with and without bias): layer-wise, the reference Gram matrix, the per-term step, no leak', () => {
+    // A new user's trial (2026-12-06): a trunk of tf.layers.dense with tanh or sigmoid never took the
+    // layer-wise path although the docs said so: tfjs-layers then calls tf.fused.matMul (a
+    // custom-gradient node over [1, B, in] and [1, in, out] views, the bias fused when linear)
+    const x = tf.randomNormal([8, 5], 0, 1, 'float32', 400);
+    for (const [act, useBias] of [['tanh', true], ['sigmoid', false], ['linear', true], ['linear', false]] as const) {
+      const what = `${act}, bias ${useBias}`;
+      const d1 = tf.layers.dense({ units: 6, activation: act, inputShape: [5], useBias, kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }), biasInitializer: tf.initializers.randomNormal({ seed: 4 }) });
+      const d2 = tf.layers.dense({ units: 6, activation: act, useBias, kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }), biasInitializer: tf.initializers.randomNormal({ seed: 6 }) });
+      d2.apply(d1.apply(x));
+      const trunkVars = [...d1.trainableWeights, ...d2.trainableWeights].map((w) => (w as unknown as { val: tf.Variable }).val);
+      const heads = Array.from({ length: 3 }, (_, i) => tf.variable(tf.randomNormal([6, 1], 0, 0.5, 'float32', 410 + i), true, `lwfused_${act}${useBias}_${i}`));
+      const names = heads.map((_, i) => `t${i}`);
+      const terms = () => {
+        const z = d2.apply(d1.apply(x)) as tf.Tensor2D;
+        return Object.fromEntries(heads.map((h, i) => [names[i], tf.mean(tf.square(tf.sub(tf.matMul(z, h), i))) as tf.Scalar]));
+      };
+      const rows = names.map((n) => tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => terms()[n], trunkVars);
+        return trunkVars.flatMap((v) => Array.from(grads[v.name].dataSync()));
+      }));
+      const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+      tf.tidy(() => {
+        const r = termGradientsLayered(terms, names, [...trunkVars, ...heads], () => {}, null);
+        expect(r.kind, what).toBe('layerwise');
+        if (r.kind !== 'layerwise') return;
+        const got = r.gram.arraySync();
+        want.forEach((row, i) => row.forEach((q, j) => close(got[i][j], q, 1e-4)));
+      });
+      const vars = [...trunkVars, ...heads];
+      const start = vars.map((v) => v.clone());
+      const step = (layerwise: boolean) => {
+        setLayerwise(layerwise, 1);
+        vars.forEach((v, k) => v.assign(start[k]));
+        const seen: StepInput[] = [];
+        const t = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.05), balancer: spy([0.5, 2, 1], seen), variables: vars });
+        t.step();
+        const before = tf.memory().numTensors;
+        t.step();
+        expect(tf.memory().numTensors, what).toBe(before);
+        return { path: t.readingPath, after: vars.map((v) => Array.from(v.dataSync())) };
+      };
+      const lw = step(true);
+      const pt = step(false);
+      expect(lw.path, what).toBe('exact, layer-wise');
+      lw.after.flat().forEach((q, k) => close(q, pt.after.flat()[k], 1e-5));
+      tf.dispose([...heads, ...start]);
+      d1.dispose();
+      d2.dispose();
+    }
+    x.dispose();
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];

@@ -41,22 +41,38 @@ export interface HeadDense {
  */
 export function withMatMulAttrs<R>(f: () => R): R {
   type Add = (kernelName: string, inputs: unknown, outputs: unknown, grad: unknown, saved: unknown, attrs: Record<string, unknown>) => void;
-  const e = tf.engine() as unknown as { addTapeNode?: Add; state: { activeTape: TapeNode[] | null } };
+  type Run = (kernelName: string, inputs: Record<string, tf.Tensor | undefined>, attrs?: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
+  const e = tf.engine() as unknown as { addTapeNode?: Add; runKernel?: Run; state: { activeTape: TapeNode[] | null } };
   const original = e.addTapeNode;
-  if (typeof original !== 'function') return f();
+  const run = e.runKernel;
+  if (typeof original !== 'function' || typeof run !== 'function') return f();
   const own = Object.prototype.hasOwnProperty.call(e, 'addTapeNode');
+  const ownRun = Object.prototype.hasOwnProperty.call(e, 'runKernel');
+  // tf.fused.matMul's flags, by its kernel output's data (its tape node, a custom-gradient op's, has none)
+  const fused = new WeakMap<object, Record<string, unknown>>();
+  e.runKernel = function (kernelName, inputs, attrs) {
+    const out = run.call(e, kernelName, inputs, attrs);
+    if (kernelName === '_FusedMatMul' && !Array.isArray(out)) {
+      fused.set(out.dataId, { transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB, activation: attrs?.activation, bias: !!inputs.bias, prelu: !!inputs.preluActivationWeights });
+    }
+    return out;
+  };
   e.addTapeNode = function (kernelName, inputs, outputs, grad, saved, attrs) {
     original.call(e, kernelName, inputs, outputs, grad, saved, attrs);
     const tape = e.state.activeTape;
     if (kernelName === 'BatchMatMul' && tape?.length) {
       tape[tape.length - 1].attrs = { transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB };
     }
+    const y = Array.isArray(outputs) ? (outputs[0] as tf.Tensor | undefined) : undefined;
+    if (kernelName === 'fusedMatMul__op' && tape?.length && y && fused.has(y.dataId)) tape[tape.length - 1].attrs = fused.get(y.dataId);
   };
   try {
     return f();
   } finally {
     if (own) e.addTapeNode = original;
     else delete e.addTapeNode;
+    if (ownRun) e.runKernel = run;
+    else delete e.runKernel;
   }
 }
 

@@ -66,6 +66,12 @@ export interface LayerwisePlan {
    * head nodes after it), which are cheap: it holds no dense layer.
    */
   boundary: tf.Tensor | null;
+  /**
+   * Views of shared variables: the output of a `Reshape` of a shared kernel W to [1, …W.shape] (how
+   * `tf.fused.matMul`, used by a tfjs-layers `Dense` whose activation is fused or linear, reads W),
+   * by tensor id.
+   */
+  alias: Map<number, tf.Variable>;
 }
 
 const popcount = (l: Uint32Array | null | undefined) => bitsOf(l).length;
@@ -95,6 +101,7 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
   const tailOut = new Set<number>(); // outputs of tail nodes
   const boundaries = new Map<number, tf.Tensor>(); // supported shared tensors the tail reads
   const readBySupported = new Set<number>();
+  const alias = new Map<number, tf.Variable>();
   for (let k = 0; k < nodes.length; k++) {
     const node = nodes[k];
     const entries = Object.entries(node.inputs).filter(([, t]) => !!t);
@@ -104,7 +111,12 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
     const terms = bitsOf(labels.nodes[k]);
     if (terms.length === 0) continue; // leads to no loss (tfjs also records a node per op's input, which leads nowhere)
     for (const [, t] of entries) if (sharedIds.has(t.id)) readers.set(t.id, (readers.get(t.id) ?? 0) + 1);
-    if (terms.length >= 2 && (onPath.some(([, t]) => tailOut.has(t.id)) || !supported(node, down, sharedIds))) {
+    const x = node.inputs.x;
+    if (terms.length >= 2 && node.kernelName === 'Reshape' && x && sharedIds.has(x.id) && node.outputs.length === 1 && sameShape(node.outputs[0].shape, [1, ...x.shape])) {
+      alias.set(node.outputs[0].id, x as tf.Variable); // a kernel as tf.fused.matMul reads it
+      continue;
+    }
+    if (terms.length >= 2 && (onPath.some(([, t]) => tailOut.has(t.id)) || !supported(node, down, sharedIds, alias))) {
       // the tail (see LayerwisePlan.boundary): no variable in it
       if (onPath.some(([, t]) => sharedIds.has(t.id))) return null;
       for (const [, t] of onPath) if (!tailOut.has(t.id)) boundaries.set(t.id, t);
@@ -138,14 +150,37 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
   const carries = new Set<number>([...sharedIds, ...shared.map((n) => n.outputs[0].id)]);
   const reached = new Set([...reach.values()].flat());
   const unreached = ys.map((_, i) => i).filter((i) => !reached.has(i));
-  return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached, boundary };
+  // a view of a shared kernel read by anything but a fused dense product
+  for (const node of shared) for (const [name, t] of Object.entries(node.inputs)) if (t && alias.has(t.id) && !(node.kernelName === FUSED && name === '1')) return null;
+  if ([...alias.keys()].some((id) => boundary?.id === id || tailOut.has(id))) return null;
+  return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached, boundary, alias };
 }
 
+/**
+ * The tape node of `tf.fused.matMul` (a custom-gradient op: its node has the op's name, inputs '0'
+ * and '1' as [1, B, in] and [1, in, out] views, and saves them and its output). Its flags are noted
+ * by `withMatMulAttrs` (src/train/head-gram.ts) from the `_FusedMatMul` kernel it ran.
+ */
+const FUSED = 'fusedMatMul__op';
+
 /** Whether the batched backward pass handles `node` (see the file comment). */
-function supported(node: Node, down: Set<number>, sharedIds: Set<number>): boolean {
+function supported(node: Node, down: Set<number>, sharedIds: Set<number>, alias: Map<number, tf.Variable>): boolean {
   const out = node.outputs[0];
   const { a, b, x } = node.inputs;
   switch (node.kernelName) {
+    case FUSED: {
+      const [a3, b3, bias] = [node.inputs['0'], node.inputs['1'], node.inputs['2']];
+      const at = node.attrs;
+      if (!at || at.transposeA || at.transposeB || at.activation !== 'linear' || at.prelu || !!at.bias !== !!bias) return false;
+      // with a bias: a shared [out] variable (tfjs-layers passes the layer's own)
+      if (bias && (!sharedIds.has(bias.id) || bias.rank !== 1 || bias.shape[0] !== out.shape[1])) return false;
+      if (!a3 || !b3 || Object.keys(node.inputs).length !== (bias ? 3 : 2) || node.saved?.length !== (bias ? 4 : 3)) return false;
+      if (a3.rank !== 3 || a3.shape[0] !== 1 || !alias.has(b3.id) || out.rank !== 2) return false;
+      return !sharedIds.has(a3.id) && !alias.has(a3.id);
+    }
+    case 'Reshape':
+      // a reshape of a tensor on the path (its gradient: the stacked gradients reshaped back)
+      return !!x && down.has(x.id) && !sharedIds.has(x.id) && !alias.has(x.id);
     case 'BatchMatMul':
       if (!node.attrs || node.attrs.transposeA || node.attrs.transposeB || !a || !b || a.rank !== 2 || b.rank !== 2) return false;
       if (node.saved?.length !== 2) return false; // a and b as the engine kept them
@@ -296,15 +331,23 @@ export function runLayerwise(
       if (!Dy) continue;
       D.delete(y.id);
       const { a, b, x } = node.inputs;
-      if (node.kernelName === 'BatchMatMul') {
+      if (node.kernelName === 'Reshape') {
+        addTo(x, tf.reshape(Dy, [T, ...x.shape]));
+      } else if (node.kernelName === 'BatchMatMul' || node.kernelName === FUSED) {
+        const fused = node.kernelName === FUSED;
+        const ain = fused ? node.inputs['0'] : a;
         const [B, out] = y.shape as [number, number];
-        if (isShared(b)) {
-          const W = b as tf.Variable;
-          // the engine's kept copy of a: the forward's own may be disposed by now (a layer's tidy)
-          const A = node.saved![0] as tf.Tensor2D;
-          // the bias this layer's output feeds directly: its gradient is the kernel's with input 1
-          const q = biases.find((c) => c.g === Dy && c.v.rank === 1 && c.v.size === out);
-          if (q) biases.splice(biases.indexOf(q), 1);
+        // the engine's kept copies of a and W: the forward's own may be disposed by now (a layer's tidy)
+        const [a0, w0] = node.saved!;
+        const Wk = (fused ? tf.reshape(w0, [w0.shape[1], w0.shape[2]] as [number, number]) : w0) as tf.Tensor2D;
+        const W = fused ? plan.alias.get(node.inputs['1'].id)! : isShared(b) ? (b as tf.Variable) : null;
+        if (W) {
+          const A = (fused ? tf.reshape(a0, [B, a0.shape[2] as number]) : a0) as tf.Tensor2D;
+          // the bias this layer's output feeds directly (or the fused product adds): its gradient is
+          // the kernel's with input 1
+          const fusedBias = fused ? (node.inputs['2'] as tf.Variable | undefined) : undefined;
+          const q = fusedBias ? { v: fusedBias, g: Dy } : biases.find((c) => c.g === Dy && c.v.rank === 1 && c.v.size === out);
+          if (q && !fusedBias) biases.splice(biases.indexOf(q as (typeof biases)[number]), 1);
           const inputs = A.shape[1] + (q ? 1 : 0);
           if (B >= inputs && gramIds.has(W.id) && (!q || gramIds.has(q.v.id))) {
             // the per-term gradients S_t = a'ᵀ D_t from one product with a' as the small right operand
@@ -333,9 +376,10 @@ export function runLayerwise(
           if (q) kept.delete(q.g);
         }
         // the input's gradient after the Gram matrix: the Gram's temporaries are gone by then (peak memory)
-        if (a && plan.carries.has(a.id)) {
-          addTo(a, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(node.saved![1] as tf.Tensor2D)), [T, ...a.shape])));
+        if (ain && plan.carries.has(ain.id)) {
+          addTo(ain, tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(Dy, [T * B, out]) as tf.Tensor2D, tf.transpose(Wk)), [T, ...ain.shape])));
         }
+        if (fused) Wk.dispose();
       } else if (node.kernelName === 'Add' || node.kernelName === 'Sub') {
         for (const [name, t] of [['a', a], ['b', b]] as const) {
           if (!t || !plan.carries.has(t.id)) continue;

@@ -17,7 +17,7 @@ export interface TapeNode {
   kernelName?: string;
   inputs: Record<string, tf.Tensor>;
   outputs: tf.Tensor[];
-  attrs?: { transposeA?: boolean; transposeB?: boolean };
+  attrs?: { transposeA?: boolean; transposeB?: boolean; activation?: unknown; bias?: boolean; prelu?: boolean };
   /**
    * The tensors the node's gradient reads, kept by the engine until the tape ends (its own copies:
    * the forward's own tensors may already be disposed, e.g. by a layer's `tf.tidy`).
