@@ -250,6 +250,49 @@ describe('sinks and summary', () => {
   });
 });
 
+describe('BalancedTrainer: variables that terms() creates', () => {
+  // A new user's trial (2026-12-06) read `layer.trainableWeights` before the layers were built (empty),
+  // passed the heads only as `variables`, and the trunk was never trained, silently.
+  const setup = (withTrunkListed: boolean) => {
+    const dense = tf.layers.dense({ units: 4, activation: 'tanh', inputShape: [3] });
+    const listed = dense.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val); // [] before apply()
+    const heads = [tf.variable(tf.randomNormal([4, 1], 0, 1, 'float32', 1)), tf.variable(tf.randomNormal([4, 1], 0, 1, 'float32', 2))];
+    const x = tf.randomNormal([6, 3], 0, 1, 'float32', 3);
+    const terms = () => {
+      const z = dense.apply(x) as tf.Tensor2D;
+      return { a: tf.mean(tf.square(tf.matMul(z, heads[0]))) as tf.Scalar, b: tf.mean(tf.square(tf.sub(tf.matMul(z, heads[1]), 1))) as tf.Scalar };
+    };
+    if (withTrunkListed) dense.apply(x);
+    const variables = [...(withTrunkListed ? dense.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val) : listed), ...heads];
+    return { dense, heads, x, terms, variables, dispose: () => { tf.dispose([...heads, x]); dense.dispose(); } };
+  };
+
+  it('warns once, naming them, when option "variables" leaves out trainable variables created in the first step', () => {
+    const m = setup(false);
+    const warn = vi.fn();
+    const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: 'mgda', variables: m.variables, warn });
+    t.step();
+    t.step();
+    const msgs = warn.mock.calls.map((c) => String(c[0])).filter((w) => /created/.test(w));
+    expect(msgs).toHaveLength(1);
+    expect(msgs[0]).toMatch(/terms\(\) created 2 trainable variables during step 0 that option "variables" does not list \(".*kernel", ".*bias"\): the trainer does not update them/);
+    expect(msgs[0]).toMatch(/apply the model once before reading layer.trainableWeights, or leave "variables" out/);
+    m.dispose();
+  });
+
+  it('no warning when they are listed, or when "variables" is left out', () => {
+    for (const listed of [true, false]) {
+      const m = setup(listed);
+      const warn = vi.fn();
+      const t = new BalancedTrainer({ terms: m.terms, optimizer: tf.train.sgd(0.1), balancer: 'mgda', ...(listed ? { variables: m.variables } : {}), warn });
+      t.step();
+      t.step();
+      expect(warn.mock.calls.filter((c) => /created/.test(String(c[0])))).toEqual([]);
+      m.dispose();
+    }
+  });
+});
+
 describe('fitBalanced', () => {
   const build = () => {
     const input = tf.input({ shape: [4] });

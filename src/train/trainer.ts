@@ -293,6 +293,8 @@ export class BalancedTrainer {
 
   /** The step running now (`'stepAsync() (step 3)'`), or null: one step at a time. */
   private running: string | null = null;
+  /** Whether the first step's check for variables created by `terms()` has run (see `reportNewVariables`). */
+  private checkedNewVariables = false;
 
   /** Mark `what` as running, or throw naming both when a step is running already. */
   private enterStep(what: string): void {
@@ -312,11 +314,41 @@ export class BalancedTrainer {
    */
   step(micro?: MicroBatches): StepResult {
     this.enterStep('step()');
+    const before = this.watchNewVariables();
     try {
       return this.stepNow(micro);
     } finally {
       this.running = null;
+      this.reportNewVariables(before);
     }
+  }
+
+  /**
+   * Before the first step, when option `variables` is given: the names of the variables registered
+   * now, so that the ones `terms()` creates in that step (a tfjs-layers layer creates its weights on
+   * its first `apply()`) can be told apart afterwards. Null otherwise.
+   */
+  private watchNewVariables(): { names: Set<string>; step: number } | null {
+    if (this.checkedNewVariables || !this.opts.variables) return null;
+    return { names: new Set(Object.keys(tf.engine().registeredVariables)), step: this._step };
+  }
+
+  /**
+   * After the first step: warn once, through `warn`, about trainable variables created during it that
+   * option `variables` does not list. The trainer does not update them, which is rarely meant: the
+   * usual cause is a list read from `layer.trainableWeights` before the layer was built.
+   */
+  private reportNewVariables(before: { names: Set<string>; step: number } | null): void {
+    if (!before) return;
+    this.checkedNewVariables = true;
+    const listed = new Set(this.opts.variables!.map((v) => v.id));
+    const fresh = Object.entries(tf.engine().registeredVariables).filter(([name, v]) => v.trainable && !before.names.has(name) && !listed.has(v.id)).map(([name]) => name);
+    if (!fresh.length) return;
+    const shown = fresh.slice(0, 4).map((n) => JSON.stringify(n)).join(', ') + (fresh.length > 4 ? `, and ${fresh.length - 4} more` : '');
+    (this.opts.warn ?? ((m: string) => console.warn(m)))(
+      `loss-balancer: terms() created ${fresh.length} trainable variable${fresh.length === 1 ? '' : 's'} during step ${before.step} that option "variables" does not list (${shown}): the trainer does not update ${fresh.length === 1 ? 'it' : 'them'}. ` +
+        'A tfjs-layers layer creates its weights on its first apply(): apply the model once before reading layer.trainableWeights, or leave "variables" out to train every trainable variable.',
+    );
   }
 
   /** {@link step}'s work, once it is the only step running. */
@@ -403,10 +435,12 @@ export class BalancedTrainer {
    */
   async stepAsync(): Promise<StepResult> {
     this.enterStep('stepAsync()');
+    const before = this.watchNewVariables();
     try {
       return await this.stepAsyncNow();
     } finally {
       this.running = null;
+      this.reportNewVariables(before);
     }
   }
 
