@@ -17,7 +17,7 @@ describe('registry', () => {
   });
 
   it('an unknown name lists the known ones', () => {
-    expect(() => create('gradnrom')).toThrow(/unknown strategy "gradnrom"; known strategies: .*gradnorm/);
+    expect(() => create('gradnrom')).toThrow(/unknown strategy "gradnrom" \(did you mean "gradnorm"\?\); known strategies: .*gradnorm/);
   });
 
   it('a bad option names the strategy, the option, the value and the rule', () => {
@@ -85,6 +85,29 @@ describe('registry', () => {
     } finally {
       unregister('test-half');
     }
+  });
+
+  it('refuses an object that is not a strategy at register(), naming the strategy and the field', () => {
+    // A new user's trial (2026-12-06): `options: {}` was accepted, and the first step failed with
+    // "Cannot read properties of undefined (reading 'run')", naming nothing
+    const good = { name: 'test-shape', summary: 's', options: z.strictObject({}), needs: () => ({ gradients: 'none' as const }), init: () => ({}), update: (_o: unknown, st: unknown, { losses }: { losses: readonly number[] }) => ({ weights: losses.map(() => 1), state: st }) };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...good, options: {} }, /register: strategy "test-shape": "options" must be a zod schema of the options, e.g. z.strictObject\(\{\}\) for none/],
+      [{ ...good, options: undefined }, /"options" must be a zod schema .* got undefined/],
+      [{ ...good, name: '' }, /register: the strategy: "name" must be a non-empty string, got ""/],
+      [{ ...good, summary: undefined }, /strategy "test-shape": "summary" must be a string/],
+      [{ ...good, update: undefined }, /strategy "test-shape": "update" must be a function, got undefined/],
+      [{ ...good, kind: 'jacobian' }, /strategy "test-shape": "aggregate" must be a function/],
+    ];
+    for (const [bad, re] of cases) expect(() => register(bad as never)).toThrow(re);
+    expect(() => register(null as never)).toThrow(/register: the strategy: expected a strategy object, got null/);
+    expect(list().some((i) => i.name === 'test-shape')).toBe(false);
+  });
+
+  it('an unknown name suggests the close ones', () => {
+    expect(() => create('nashmtl')).toThrow(/unknown strategy "nashmtl" \(did you mean "nash-mtl"\?\); known strategies: /);
+    expect(() => create('gradnrm')).toThrow(/did you mean "gradnorm"\?/);
+    expect(() => create('zzzzzz')).toThrow(/unknown strategy "zzzzzz"; known strategies: /);
   });
 });
 

@@ -14,12 +14,52 @@ import { AUTO_INFO, AUTO_OPTION_NAMES } from './auto-config.js';
 
 const strategies = new Map<string, AnyStrategy>(builtinStrategies.map((s) => [s.name, s]));
 
-/** Add a strategy to the registry. A second strategy with the same name is an error. */
+/**
+ * Add a strategy to the registry (see {@link Strategy}, {@link JacobianStrategy}, and docs/guide.md,
+ * "Your own strategy").
+ *
+ * @throws BalancerError when a strategy with the same name is registered already, or when the object
+ * is not a strategy: a missing or non-string `name`/`summary`, `options` that is not a zod schema
+ * (`z.strictObject({...})` from `zod` or `zod/mini`), or a missing `needs`/`init`/`update` (or
+ * `aggregate` for `kind: 'jacobian'`) function. The message names the strategy and the field.
+ */
 export function register(strategy: AnyStrategy): void {
-  if (strategies.has(strategy.name)) {
-    throw new BalancerError(`a strategy named "${strategy.name}" is already registered`);
+  const s = strategy as unknown as Record<string, unknown> | null;
+  const name = s && typeof s.name === 'string' && s.name ? s.name : null;
+  const bad = (what: string) => new BalancerError(`register: ${name ? `strategy "${name}"` : 'the strategy'}: ${what}`);
+  if (!s || typeof s !== 'object') throw bad(`expected a strategy object, got ${s === null ? 'null' : typeof s}`);
+  if (!name) throw bad(`"name" must be a non-empty string, got ${JSON.stringify(s.name)}`);
+  if (typeof s.summary !== 'string') throw bad(`"summary" must be a string (one line for list()), got ${JSON.stringify(s.summary)}`);
+  const o = s.options as { _zod?: unknown; safeParse?: unknown } | undefined;
+  if (!o || typeof o !== 'object' || !o._zod || typeof o.safeParse !== 'function') {
+    throw bad(`"options" must be a zod schema of the options, e.g. z.strictObject({}) for none (zod 4, from 'zod' or 'zod/mini'), got ${o === undefined ? 'undefined' : JSON.stringify(o)?.slice(0, 60)}`);
   }
-  strategies.set(strategy.name, strategy);
+  const fns = ['needs', 'init', s.kind === 'jacobian' ? 'aggregate' : 'update'];
+  for (const f of fns) if (typeof s[f] !== 'function') throw bad(`"${f}" must be a function, got ${typeof s[f]}`);
+  if (strategies.has(name)) {
+    throw new BalancerError(`a strategy named "${name}" is already registered`);
+  }
+  strategies.set(name, strategy);
+}
+
+/**
+ * The registered names one edit from `name` (a letter added, dropped, changed, or two neighbours
+ * swapped), or equal to it without case and punctuation (`nashmtl` for `nash-mtl`).
+ */
+function closeNames(name: string): string[] {
+  const plain = (x: string) => x.toLowerCase().replace(/[^a-z0-9]/g, '');
+  // optimal string alignment distance (Damerau–Levenshtein without repeated edits of a substring)
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+    return d[a.length][b.length];
+  };
+  return [...strategies.keys()].filter((k) => plain(k) === plain(name) || dist(k.toLowerCase(), name.toLowerCase()) <= 1).sort();
 }
 
 /** Remove a strategy (for tests and plug-ins). */
@@ -36,8 +76,9 @@ export function getStrategy(name: string): AnyStrategy {
     );
   }
   if (!s) {
+    const close = closeNames(name);
     throw new BalancerError(
-      `unknown strategy "${name}"; known strategies: ${[...strategies.keys()].sort().join(', ')}`,
+      `unknown strategy "${name}"${close.length ? ` (did you mean ${close.map((c) => `"${c}"`).join(' or ')}?)` : ''}; known strategies: ${[...strategies.keys()].sort().join(', ')}`,
     );
   }
   return s;
