@@ -107,7 +107,10 @@ export interface StepResult {
   weights: PerTerm;
   /** ‖∂L_i/∂θ_shared‖ per term, when gradients were read this step. */
   gradNorms?: PerTerm;
-  /** Σ w_i L_i + Σ regulariser: the balanced objective. */
+  /**
+   * Σ w_i L_i + Σ regulariser: the balanced objective, not the raw loss. It moves with the weights
+   * (it can rise while every raw loss falls); follow `losses` to see training progress.
+   */
   total: number;
   /** Why the step was skipped (no optimizer update), if it was. */
   skipped?: string;
