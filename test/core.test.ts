@@ -107,6 +107,7 @@ describe('registry', () => {
   it('an unknown name suggests the close ones', () => {
     expect(() => create('nashmtl')).toThrow(/unknown strategy "nashmtl" \(did you mean "nash-mtl"\?\); known strategies: /);
     expect(() => create('gradnrm')).toThrow(/did you mean "gradnorm"\?/);
+    expect(() => create('Upgrad')).toThrow(/did you mean "upgrad"\?/);
     expect(() => create('zzzzzz')).toThrow(/unknown strategy "zzzzzz"; known strategies: /);
   });
 });

@@ -9,6 +9,7 @@ import type { AnyStrategy, BalancerSpec, JacobianStrategy, Strategy } from './ty
 import { builtinStrategies } from '../../strategies/index.js';
 import { caveatsOf } from './caveats.js';
 import { safeParse } from './schema.js';
+import { closest } from './closest.js';
 import { MAX_CONFIG_DEPTH, shortPath, valueDepthExceeded } from './json-depth.js';
 import { AUTO_INFO, AUTO_OPTION_NAMES } from './auto-config.js';
 
@@ -42,26 +43,6 @@ export function register(strategy: AnyStrategy): void {
   strategies.set(name, strategy);
 }
 
-/**
- * The registered names one edit from `name` (a letter added, dropped, changed, or two neighbours
- * swapped), or equal to it without case and punctuation (`nashmtl` for `nash-mtl`).
- */
-function closeNames(name: string): string[] {
-  const plain = (x: string) => x.toLowerCase().replace(/[^a-z0-9]/g, '');
-  // optimal string alignment distance (Damerau–Levenshtein without repeated edits of a substring)
-  const dist = (a: string, b: string) => {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-    for (let i = 1; i <= a.length; i++) {
-      for (let j = 1; j <= b.length; j++) {
-        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-    return d[a.length][b.length];
-  };
-  return [...strategies.keys()].filter((k) => plain(k) === plain(name) || dist(k.toLowerCase(), name.toLowerCase()) <= 1).sort();
-}
-
 /** Remove a strategy (for tests and plug-ins). */
 export function unregister(name: string): boolean {
   return strategies.delete(name);
@@ -76,10 +57,9 @@ export function getStrategy(name: string): AnyStrategy {
     );
   }
   if (!s) {
-    const close = closeNames(name);
-    throw new BalancerError(
-      `unknown strategy "${name}"${close.length ? ` (did you mean ${close.map((c) => `"${c}"`).join(' or ')}?)` : ''}; known strategies: ${[...strategies.keys()].sort().join(', ')}`,
-    );
+    const known = [...strategies.keys()].sort();
+    const near = closest(name, known);
+    throw new BalancerError(`unknown strategy "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known strategies: ${known.join(', ')}`);
   }
   return s;
 }

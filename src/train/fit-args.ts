@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { BalancerError } from '../core/errors.js';
+import { closest } from '../core/closest.js';
 
 /** Every field of tfjs 4.x `ModelFitArgs`, with how {@link fitBalanced} treats it. */
 export const MODEL_FIT_KEYS = {
@@ -32,29 +33,6 @@ function what(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
   if (v === null || typeof v !== 'object') return String(v);
   return `an object (${(v as object).constructor?.name ?? 'no prototype'})`;
-}
-
-/** Levenshtein distance (small strings only). */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The known name closest to `name`, when it is close enough to be a misspelling. */
-export function closest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const k of known) {
-    const dist = distance(name, k);
-    if (dist < bestD) [best, bestD] = [k, dist];
-  }
-  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { accumulatedStep, microFractions, type MicroBatches } from './accumulate.js';
-import { closest } from './fit-args.js';
+import { closest } from '../core/closest.js';
 import { AutoSelector, parseAuto, winnerSpecOf, type AutoState, type AutoStepOutput, type PreparedAuto } from './auto.js';
 import { Balancer, checkSameTerms, type BalancerState, type UpdateResult } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
