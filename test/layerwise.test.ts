@@ -371,6 +371,41 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     x.dispose();
   });
 
+  it('Adam keeps each variable\'s moments when layer-wise steps and `every: k` steps in between build their gradient maps in other orders', () => {
+    // tfjs's optimizers keep their slots by the position of a name in the gradient map. The layer-wise
+    // combination lists the layers from the output; `every`'s steps in between list the variables in
+    // order: Adam gave W2 W1's moments (bench/grad-read.ts crashed: shapes 256,256 and 64,256). Here W1
+    // and W2 have the same shape, so a swap would be silent: compared with the per-term path.
+    const run = (layerwise: boolean) => {
+      setLayerwise(layerwise, 1);
+      let seed = 500;
+      // names that are not integers: an object keeps integer-like keys in numeric order whatever the insertion order
+      const v = (shape: number[]) => tf.variable(tf.randomNormal(shape, 0, 0.5, 'float32', seed++), true, `lwadam${layerwise ? 'L' : 'P'}_${seed}`);
+      const [W1, b1, W2, b2] = [v([6, 6]), v([6]), v([6, 6]), v([6])];
+      const heads = Array.from({ length: 4 }, () => v([6, 1]));
+      const x = tf.randomNormal([8, 6], 0, 1, 'float32', 510);
+      const terms = () => {
+        const z = tf.relu(tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, W1), b1)), W2), b2));
+        return Object.fromEntries(heads.map((h, i) => [`t${i}`, tf.mean(tf.square(tf.sub(tf.matMul(z, h), i))) as tf.Scalar]));
+      };
+      const vars = [W1, b1, W2, b2, ...heads];
+      const optimizer = tf.train.adam(0.05);
+      const t = new BalancedTrainer({ terms, optimizer, balancer: 'upgrad', variables: vars, every: 2, warn: () => {} });
+      for (let i = 0; i < 5; i++) t.step();
+      const slots = (optimizer as unknown as { accumulatedFirstMoment: { originalName: string }[] }).accumulatedFirstMoment.map((m) => m.originalName);
+      expect(slots).toEqual(vars.map((w) => `${w.name}/m`));
+      const path = t.readingPath;
+      const after = vars.map((w) => Array.from(w.dataSync()));
+      optimizer.dispose();
+      tf.dispose([...vars, x]);
+      return { after, path };
+    };
+    const lw = run(true);
+    const pt = run(false);
+    expect(lw.path).toBe('exact, layer-wise');
+    lw.after.flat().forEach((q, k) => close(q, pt.after.flat()[k], 1e-4));
+  });
+
   it('falls back to per-term gradients when the shared part has another operation or a variable is read twice', () => {
     const m = model();
     const W = m.vars[0];

@@ -505,7 +505,7 @@ export class BalancedTrainer {
         const flags = tf.tidy(() => tf.stack(gradNames.map((n) => tf.all(tf.isFinite(grads[n])))));
         held.push(flags);
         result = this.guarded(gradNames, await flags.data(), result, snapshot, losses);
-        if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(grads));
+        if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(this.inVariableOrder(grads)));
       }
       return { ...this.record(names, losses, result, reading?.gram), refreshed: refresh };
     } finally {
@@ -729,8 +729,23 @@ export class BalancedTrainer {
   private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     if (result.skipped || !Object.keys(grads).length) return result;
     const guarded = this.guardGradients(grads, result, snapshot, losses);
-    if (!guarded.skipped) this.opts.optimizer.applyGradients(grads);
+    if (!guarded.skipped) this.opts.optimizer.applyGradients(this.inVariableOrder(grads));
     return guarded;
+  }
+
+  /**
+   * `grads` with its keys in the order of the trained variables ({@link variables}), then any
+   * other. tfjs's optimizers keep their slots (Adam's moments, momentum, …) by the position of a name
+   * in the map, not by the name: the readings build their maps in different orders (the layer-wise
+   * one layer by layer from the output, `every: k`'s steps in between in the variables' order), and a
+   * changed order gave a variable another one's moments (an error when the shapes differ, silently
+   * wrong when they agree).
+   */
+  private inVariableOrder(grads: tf.NamedTensorMap): tf.NamedTensorMap {
+    const out: tf.NamedTensorMap = {};
+    for (const v of this.variables) if (grads[v.name]) out[v.name] = grads[v.name];
+    for (const [name, g] of Object.entries(grads)) if (!(name in out)) out[name] = g;
+    return out;
   }
 
   /**
