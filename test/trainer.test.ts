@@ -280,6 +280,37 @@ describe('BalancedTrainer: variables that terms() creates', () => {
     m.dispose();
   });
 
+  it('without option "variables": layers not built yet are built before the first step and trained; the optimizer\'s own variables are not trained', () => {
+    // A new user's trial (2026-12-06): unbuilt tf.layers.dense layers and no `variables`: the first
+    // step failed, "term "a" has no gradient path to any of the trained variables (2 variables)", the
+    // 2 being Adam's β powers, which tfjs creates trainable
+    for (const balancer of ['upgrad', 'fixed'] as const) {
+      const dense = tf.layers.dense({ units: 4, activation: 'tanh', inputShape: [3], kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) });
+      const head = tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotNormal({ seed: 10 }) });
+      const x = tf.randomNormal([6, 3], 0, 1, 'float32', 11);
+      const terms = () => {
+        const out = head.apply(dense.apply(x)) as tf.Tensor2D;
+        const [a, b] = tf.split(out, 2, 1);
+        return { a: tf.mean(tf.square(a)) as tf.Scalar, b: tf.mean(tf.square(tf.sub(b, 1))) as tf.Scalar };
+      };
+      const optimizer = tf.train.adam(0.05);
+      const t = new BalancedTrainer({ terms, optimizer, balancer, warn: () => {} });
+      const first = t.step();
+      for (let i = 0; i < 20; i++) t.step();
+      const last = t.step();
+      const names = t.variables.map((v) => v.name);
+      expect(names.filter((n) => /dense/.test(n)), balancer).toHaveLength(4);
+      const own = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable };
+      expect(names, balancer).not.toContain(own.accBeta1.name);
+      expect(names, balancer).not.toContain(own.accBeta2.name);
+      expect(last.losses.a + last.losses.b, balancer).toBeLessThan(first.losses.a + first.losses.b);
+      optimizer.dispose();
+      dense.dispose();
+      head.dispose();
+      x.dispose();
+    }
+  });
+
   it('no warning when they are listed, or when "variables" is left out', () => {
     for (const listed of [true, false]) {
       const m = setup(listed);

@@ -149,6 +149,19 @@ function overflowReason(step: number, names: readonly string[], weights: readonl
   return `step ${step}: weight ${weights[i]} of term "${names[i]}" times its loss ${losses[i]} overflows float32 (|w·L| > 3.4e38), so its gradient is not finite; optimizer step skipped, balancer state kept (lower that weight, e.g. with bounds: { max })`;
 }
 
+/**
+ * The variables an optimizer keeps in its own fields (Adam's β powers `accBeta1`/`accBeta2`, which
+ * tfjs creates trainable, and any slot list of `{ variable }` entries), by id.
+ */
+function optimizerVariables(optimizer: tf.Optimizer): Set<number> {
+  const ids = new Set<number>();
+  for (const value of Object.values(optimizer as unknown as Record<string, unknown>)) {
+    if (value instanceof tf.Variable) ids.add(value.id);
+    else if (Array.isArray(value)) for (const e of value) if (e && (e as { variable?: unknown }).variable instanceof tf.Variable) ids.add((e as { variable: tf.Variable }).variable.id);
+  }
+  return ids;
+}
+
 /** Balances a multi-term loss in a custom training loop. */
 export class BalancedTrainer {
   /**
@@ -257,10 +270,17 @@ export class BalancedTrainer {
     return this.names;
   }
 
-  /** The variables updated: the trainable ones of the `variables` option, else every trainable variable now registered. */
+  /**
+   * The variables updated: the trainable ones of the `variables` option, else every trainable
+   * variable now registered except the optimizer's own (tfjs's Adam keeps its β powers in trainable
+   * variables). Without the option, `terms()` runs once before the first step so that layers built
+   * on their first `apply()` have their weights registered.
+   */
   get variables(): tf.Variable[] {
     // As `optimizer.minimize(f, returnCost, varList)`: a variable that is not trainable (now) is left alone.
-    return (this.opts.variables ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable);
+    if (this.opts.variables) return this.opts.variables.filter((v) => v.trainable);
+    const own = optimizerVariables(this.opts.optimizer);
+    return Object.values(tf.engine().registeredVariables).filter((v) => v.trainable && !own.has(v.id));
   }
 
   /** Mark the end of an epoch (used by strategies and records that count epochs). */
@@ -298,6 +318,8 @@ export class BalancedTrainer {
   private running: string | null = null;
   /** Whether the first step's check for variables created by `terms()` has run (see `reportNewVariables`). */
   private checkedNewVariables = false;
+  /** Whether {@link buildOnce} has run. */
+  private built = false;
 
   /** Mark `what` as running, or throw naming both when a step is running already. */
   private enterStep(what: string): void {
@@ -324,6 +346,18 @@ export class BalancedTrainer {
       this.running = null;
       this.reportNewVariables(before);
     }
+  }
+
+  /**
+   * Without option `variables`, before the first step: one call of `terms()` (its result disposed),
+   * so that tfjs-layers layers, which create their weights on their first `apply()`, have them
+   * registered before the trainer lists every trainable variable. Otherwise the first step would
+   * train none of them (a model of unbuilt layers: no variable at all).
+   */
+  private buildOnce(): void {
+    if (this.built || this.opts.variables) return;
+    this.built = true;
+    tf.tidy(() => void this.termsFn());
   }
 
   /**
@@ -356,6 +390,7 @@ export class BalancedTrainer {
 
   /** {@link step}'s work, once it is the only step running. */
   private stepNow(micro?: MicroBatches): StepResult {
+    this.buildOnce();
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     if (!this.names) this.bindNames();
@@ -449,6 +484,7 @@ export class BalancedTrainer {
 
   /** {@link stepAsync}'s work, once it is the only step running. */
   private async stepAsyncNow(): Promise<StepResult> {
+    this.buildOnce();
     const vars = this.variables;
     if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
     // Representation mode reads its values inside one tidy: step()'s path (the same records; its reads block).
