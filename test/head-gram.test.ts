@@ -127,6 +127,45 @@ describe('layer-wise Gram over z (heads read z through their own dense layers)',
     p.dispose();
   });
 
+  it('tfjs-layers Dense heads with a linear activation (a fused product over a [1, B, d] view of z), with and without bias: layer-wise, the per-term step', () => {
+    // A new user's trial (2026-12-06): Dense(1) heads gave 'representation, per-term'
+    const x = tf.randomNormal([16, 4], 0, 1, 'float32', 600);
+    for (const useBias of [true, false]) {
+      const trunk = tf.layers.dense({ units: 12, activation: 'tanh', inputShape: [4], kernelInitializer: tf.initializers.glorotNormal({ seed: 601 }) });
+      const heads = Array.from({ length: 3 }, (_, i) => tf.layers.dense({ units: i === 2 ? 2 : 1, useBias, kernelInitializer: tf.initializers.glorotNormal({ seed: 610 + i }), biasInitializer: tf.initializers.randomNormal({ seed: 620 + i }) }));
+      const z0 = trunk.apply(x) as tf.Tensor;
+      heads.forEach((h) => tf.dispose(h.apply(z0) as tf.Tensor));
+      z0.dispose();
+      const vars = [trunk, ...heads].flatMap((l) => l.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+      const start = vars.map((v) => v.clone());
+      const zf = () => trunk.apply(x) as tf.Tensor;
+      const hf = (z: tf.Tensor) => Object.fromEntries(heads.map((h, i) => [`t${i}`, tf.mean(tf.square(tf.sub(h.apply(z) as tf.Tensor, i))) as tf.Scalar]));
+      const step = (layerwise: boolean) => {
+        setLayerwise(layerwise);
+        try {
+          vars.forEach((v, k) => v.assign(start[k]));
+          const t = new BalancedTrainer({ optimizer: tf.train.sgd(0.05), balancer: 'mgda', variables: vars, represent: { trunk: zf, heads: hf }, warn: () => {} });
+          t.step();
+          const before = tf.memory().numTensors;
+          const r = t.step();
+          expect(tf.memory().numTensors).toBe(before);
+          return { path: t.readingPath, weights: Object.values(r.weights), after: vars.map((v) => Array.from(v.dataSync())) };
+        } finally {
+          setLayerwise(true);
+        }
+      };
+      const lw = step(true);
+      const pt = step(false);
+      expect(lw.path, `bias ${useBias}`).toBe('representation, layer-wise');
+      expect(pt.path).toBe('representation, per-term');
+      lw.weights.forEach((w, k) => close(w, pt.weights[k], 1e-4));
+      lw.after.flat().forEach((q, k) => close(q, pt.after.flat()[k], 1e-5));
+      tf.dispose(start);
+      [trunk, ...heads].forEach((l) => l.dispose());
+    }
+    x.dispose();
+  });
+
   it('stats (mean/max |∂L_i/∂z|) and unit head weights agree with the per-term path', () => {
     const p = problem();
     const lw = run(p, true, { stats: true, unit: true, w: [0.3, 2, 1, 0.7, 0.01] });

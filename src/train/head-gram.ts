@@ -87,12 +87,38 @@ export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Ten
   const nodes = tape as TapeNode[];
   const down = new Set<number>([z.id]);
   const out: HeadDense = { us: [], ws: [], termOf: [], K: 0 };
+  // z viewed as [1, B, d] for tf.fused.matMul (a tfjs-layers Dense head with a linear activation):
+  // view id → its term, until the fused product that reads it is found
+  const views = new Map<number, number>();
   for (let k = 0; k < nodes.length; k++) {
     const node = nodes[k];
     const inputs = Object.values(node.inputs).filter(Boolean);
     if (!inputs.some((t) => down.has(t.id))) continue;
     for (const o of node.outputs) if (o) down.add(o.id);
-    if (!inputs.some((t) => t.id === z.id) || !labels.nodes[k]) continue;
+    if (!labels.nodes[k]) continue;
+    if (inputs.some((t) => views.has(t.id))) {
+      // the fused product over the view: u = z W (its bias, if any, does not change ∂u/∂z)
+      const [a3, w3] = [node.inputs['0'], node.inputs['1']];
+      const at = node.attrs;
+      if (node.kernelName !== 'fusedMatMul__op' || !at || at.transposeA || at.transposeB || at.activation !== 'linear' || at.prelu) return null;
+      if (!a3 || !w3 || !views.has(a3.id) || inputs.filter((t) => views.has(t.id)).length !== 1 || down.has(w3.id) || w3.rank !== 3 || node.outputs.length !== 1) return null;
+      const terms = bitsOf(labels.nodes[k]);
+      if (terms.length !== 1 || terms[0] !== views.get(a3.id) || (node.saved?.length ?? 0) < 3) return null;
+      views.delete(a3.id);
+      out.us.push(node.outputs[0] as tf.Tensor2D);
+      const w = node.saved![1]; // the engine's kept [1, d, k] copy
+      out.ws.push(tf.reshape(w, [w.shape[1], w.shape[2]] as [number, number]));
+      out.termOf.push(terms[0]);
+      out.K += w.shape[2] ?? 0;
+      continue;
+    }
+    if (!inputs.some((t) => t.id === z.id)) continue;
+    if (node.kernelName === 'Reshape' && node.outputs.length === 1 && node.outputs[0].rank === 3 && node.outputs[0].shape[0] === 1 && node.outputs[0].shape[1] === z.shape[0] && node.outputs[0].shape[2] === z.shape[1]) {
+      const terms = bitsOf(labels.nodes[k]);
+      if (terms.length !== 1) return null;
+      views.set(node.outputs[0].id, terms[0]);
+      continue;
+    }
     // a node that reads z and leads to a term: it must be u = z W, W not computed from z
     const { a, b } = node.inputs;
     if (node.kernelName !== 'BatchMatMul' || !node.attrs || node.attrs.transposeA || node.attrs.transposeB) return null;
@@ -104,7 +130,7 @@ export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Ten
     out.termOf.push(terms[0]);
     out.K += b.shape[1] ?? 0;
   }
-  if (!out.us.length) return null;
+  if (!out.us.length || views.size) return null;
   const [B, d] = z.shape;
   const T = ys.length;
   return out.K * out.K * (B + d) < T * T * B * d ? out : null;
