@@ -3,7 +3,7 @@
  * core and the strategies know neither tfjs nor Node; the trainers know tfjs but not Node; nothing
  * below the entry points imports the Node I/O or the visualisation folders; and the browser entry,
  * bundled by esbuild for the browser with tfjs external, pulls in only core/, train/ and strategies/
- * and stays ≤ 97 KiB gzipped (issue 17's 80 KB target is missed: docs/benchmarks.md). Pure file reads and one in-memory bundle.
+ * and stays ≤ 98 KiB gzipped (issue 17's 80 KB target is missed: docs/benchmarks.md). Pure file reads and one in-memory bundle.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -57,7 +57,7 @@ describe('layers', () => {
     expect(bad).toEqual([]);
   });
 
-  it('the browser entry bundles for the browser (tfjs external): core, train and strategies only, ≤ 97 KiB gzipped', async () => {
+  it('the browser entry bundles for the browser (tfjs external): core, train and strategies only, ≤ 98 KiB gzipped', async () => {
     const res = await bundleForBrowser(join(ROOT, 'src/browser.ts'));
     const inputs = Object.keys(res.metafile.inputs).map((f) => relative(ROOT, resolve(f)));
     expect(inputs.filter((f) => /^src\/(node|viz)\//.test(f) || /node_modules\/(mathjs|vega|vega-lite|@resvg|commander|yaml|cli-progress)\//.test(f))).toEqual([]);
@@ -72,8 +72,10 @@ describe('layers', () => {
     // src/train/layerwise.ts 6.2 KB and head-gram.ts 2.3 KB minified) took it to 94.8 KB; issue 24's
     // probation, grouped harm warnings and trainer.readingPath to 97,419 bytes (95.1 KiB, 2026-12-06
     // 05:50 UTC); the layer-wise readings of a tail after the dense layers and of tf.fused.matMul
-    // (tfjs-layers' Dense with a fused or linear activation) to 98,610 bytes (96.3 KiB, 07:00 UTC).
-    // The bound keeps it from growing further unnoticed.
-    expect(gz).toBeLessThanOrEqual(97 * 1024);
+    // (tfjs-layers' Dense with a fused or linear activation) to 98,610 bytes (96.3 KiB, 07:00 UTC);
+    // register()'s shape checks, the trainer's first-step variable checks and fused Dense heads in
+    // representation mode to 99,478 bytes (97.1 KiB, 08:05 UTC). The bound keeps it from growing
+    // further unnoticed.
+    expect(gz).toBeLessThanOrEqual(98 * 1024);
   });
 });
