@@ -70,8 +70,12 @@ export interface BalancedTrainerOptions {
   balancer?: BalancerSpec | Balancer;
   /**
    * The variables this trainer updates, as `optimizer.minimize(f, returnCost, varList)` takes them.
-   * A discriminator trained by its own optimizer must not be in this list.
-   * @default every trainable variable
+   * A discriminator trained by its own optimizer must not be in this list. List a tfjs-layers
+   * model's weights after it is built (its first `apply()`): the trainer warns once after the first
+   * step about trainable variables `terms()` created that the list leaves out.
+   * @default every trainable variable registered at each step, except this optimizer's own (Adam's β
+   * powers); without it, `terms()` runs once before the first step so that unbuilt layers register
+   * their weights
    */
   variables?: tf.Variable[];
   /**
