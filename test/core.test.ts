@@ -94,6 +94,7 @@ describe('registry', () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ ...good, options: {} }, /register: strategy "test-shape": "options" must be a zod schema of the options, e.g. z.strictObject\(\{\}\) for none/],
       [{ ...good, options: undefined }, /"options" must be a zod schema .* got undefined/],
+      [{ ...good, options: { power: z.number() } }, /got an object of fields "power": wrap them, z.strictObject\(\{ power: … \}\)$/],
       [{ ...good, name: '' }, /register: the strategy: "name" must be a non-empty string, got ""/],
       [{ ...good, summary: undefined }, /strategy "test-shape": "summary" must be a string/],
       [{ ...good, update: undefined }, /strategy "test-shape": "update" must be a function, got undefined/],
@@ -108,7 +109,8 @@ describe('registry', () => {
     expect(() => create('nashmtl')).toThrow(/unknown strategy "nashmtl" \(did you mean "nash-mtl"\?\); known strategies: /);
     expect(() => create('gradnrm')).toThrow(/did you mean "gradnorm"\?/);
     expect(() => create('Upgrad')).toThrow(/did you mean "upgrad"\?/);
-    expect(() => create('zzzzzz')).toThrow(/unknown strategy "zzzzzz"; known strategies: /);
+    expect(() => create('zzzzzz')).toThrow(/unknown strategy "zzzzzz"; known strategies: .*, and the selector auto$/);
+    expect(() => create('atuo')).toThrow(/did you mean "auto"\?/);
   });
 });
 

@@ -311,6 +311,28 @@ describe('BalancedTrainer: variables that terms() creates', () => {
     }
   });
 
+  it('option "variables": a LayerVariable is named with the fix; an empty list (read before the layers were built) names the cause', () => {
+    const dense = tf.layers.dense({ units: 2, inputShape: [3] });
+    const x = tf.randomNormal([4, 3], 0, 1, 'float32', 20);
+    const terms = () => {
+      const out = dense.apply(x) as tf.Tensor2D;
+      return { a: tf.mean(tf.square(out)) as tf.Scalar, b: tf.mean(out) as tf.Scalar };
+    };
+    const early = dense.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val); // [] before apply()
+    const t = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.1), balancer: 'fixed', variables: early, warn: () => {} });
+    const before = tf.memory().numTensors; // after the optimizer's own constant
+    expect(() => t.step()).toThrow(/option "variables" lists no trainable variable \(0 given\)\. A tfjs-layers layer creates its weights on its first apply\(\): apply the model once before reading layer\.trainableWeights, or leave "variables" out/);
+    expect(tf.memory().numTensors).toBe(before);
+    dense.apply(x);
+    expect(() => new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.1), variables: dense.trainableWeights as never })).toThrow(
+      /option "variables": element 0 \(".*kernel"\) is not a tf\.Variable: it is a tfjs-layers LayerVariable \(layer\.trainableWeights\); pass its variable: layer\.trainableWeights\.map\(\(w\) => w\.read\(\)\)/,
+    );
+    const t2 = new BalancedTrainer({ terms, optimizer: tf.train.sgd(0.1), variables: dense.trainableWeights.map((w) => w.read() as tf.Variable), warn: () => {} });
+    t2.step();
+    dense.dispose();
+    x.dispose();
+  });
+
   it('no warning when they are listed, or when "variables" is left out', () => {
     for (const listed of [true, false]) {
       const m = setup(listed);

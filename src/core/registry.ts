@@ -33,7 +33,9 @@ export function register(strategy: AnyStrategy): void {
   if (typeof s.summary !== 'string') throw bad(`"summary" must be a string (one line for list()), got ${JSON.stringify(s.summary)}`);
   const o = s.options as { _zod?: unknown; safeParse?: unknown } | undefined;
   if (!o || typeof o !== 'object' || !o._zod || typeof o.safeParse !== 'function') {
-    throw bad(`"options" must be a zod schema of the options, e.g. z.strictObject({}) for none (zod 4, from 'zod' or 'zod/mini'), got ${o === undefined ? 'undefined' : JSON.stringify(o)?.slice(0, 60)}`);
+    const fields = o && typeof o === 'object' ? Object.keys(o) : [];
+    const got = o === undefined ? 'undefined' : fields.length ? `an object of fields ${fields.map((f) => JSON.stringify(f)).join(', ')}: wrap them, z.strictObject({ ${fields[0]}: … })` : JSON.stringify(o);
+    throw bad(`"options" must be a zod schema of the options, e.g. z.strictObject({}) for none (zod 4, from 'zod' or 'zod/mini'), got ${got}`);
   }
   const fns = ['needs', 'init', s.kind === 'jacobian' ? 'aggregate' : 'update'];
   for (const f of fns) if (typeof s[f] !== 'function') throw bad(`"${f}" must be a function, got ${typeof s[f]}`);
@@ -58,8 +60,8 @@ export function getStrategy(name: string): AnyStrategy {
   }
   if (!s) {
     const known = [...strategies.keys()].sort();
-    const near = closest(name, known);
-    throw new BalancerError(`unknown strategy "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known strategies: ${known.join(', ')}`);
+    const near = closest(name, [...known, AUTO_INFO.name]);
+    throw new BalancerError(`unknown strategy "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known strategies: ${known.join(', ')}, and the selector ${AUTO_INFO.name}`);
   }
   return s;
 }

@@ -153,6 +153,29 @@ function overflowReason(step: number, names: readonly string[], weights: readonl
   return `step ${step}: weight ${weights[i]} of term "${names[i]}" times its loss ${losses[i]} overflows float32 (|w·L| > 3.4e38), so its gradient is not finite; optimizer step skipped, balancer state kept (lower that weight, e.g. with bounds: { max })`;
 }
 
+/** Option `variables`: an array of tf.Variable (a tfjs-layers LayerVariable is named, with the fix). */
+function checkVariablesOption(variables: unknown): void {
+  if (variables === undefined) return;
+  if (!Array.isArray(variables)) throw new BalancerError(`BalancedTrainer: option "variables" must be an array of tf.Variable, got ${typeof variables}`);
+  variables.forEach((v, i) => {
+    if (v instanceof tf.Variable) return;
+    const layer = v && typeof (v as { read?: unknown }).read === 'function' && (v as { val?: unknown }).val instanceof tf.Variable;
+    throw new BalancerError(
+      `BalancedTrainer: option "variables": element ${i}${v && typeof (v as { name?: unknown }).name === 'string' ? ` ("${(v as { name: string }).name}")` : ''} is not a tf.Variable` +
+        (layer ? ': it is a tfjs-layers LayerVariable (layer.trainableWeights); pass its variable: layer.trainableWeights.map((w) => w.read())' : ''),
+    );
+  });
+}
+
+/** The error of a step with nothing to train, naming the likely cause. */
+function noVariablesError(listed: tf.Variable[] | undefined): BalancerError {
+  return new BalancerError(
+    listed
+      ? `BalancedTrainer: option "variables" lists no trainable variable (${listed.length} given). A tfjs-layers layer creates its weights on its first apply(): apply the model once before reading layer.trainableWeights, or leave "variables" out`
+      : 'BalancedTrainer: there are no trainable variables to update (terms() ran once and registered none)',
+  );
+}
+
 /**
  * The variables an optimizer keeps in its own fields (Adam's β powers `accBeta1`/`accBeta2`, which
  * tfjs creates trainable, and any slot list of `{ variable }` entries), by id.
@@ -190,6 +213,7 @@ export class BalancedTrainer {
 
   constructor(options: BalancedTrainerOptions) {
     checkTrainerOptions(options);
+    checkVariablesOption(options.variables);
     const rep = options?.represent;
     if (rep !== undefined && options.terms !== undefined) {
       throw new BalancerError('BalancedTrainer: give either option "terms" or option "represent", not both');
@@ -396,7 +420,7 @@ export class BalancedTrainer {
   private stepNow(micro?: MicroBatches): StepResult {
     this.buildOnce();
     const vars = this.variables;
-    if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
+    if (vars.length === 0) throw noVariablesError(this.opts.variables);
     if (!this.names) this.bindNames();
     const names = this.names!;
     if (this.selection?.pending) this.scorePendingRound();
@@ -490,7 +514,7 @@ export class BalancedTrainer {
   private async stepAsyncNow(): Promise<StepResult> {
     this.buildOnce();
     const vars = this.variables;
-    if (vars.length === 0) throw new BalancerError('BalancedTrainer: there are no trainable variables to update');
+    if (vars.length === 0) throw noVariablesError(this.opts.variables);
     // Representation mode reads its values inside one tidy: step()'s path (the same records; its reads block).
     if (this.opts.represent) return this.stepNow();
     if (!this.names) this.bindNames();
