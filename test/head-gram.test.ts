@@ -166,6 +166,57 @@ describe('layer-wise Gram over z (heads read z through their own dense layers)',
     x.dispose();
   });
 
+  it('one head layer for all terms (a [d, T] variable, or a tfjs-layers Dense with T units, the terms from its columns): layer-wise, the per-term Gram, weights and step, stats, no leak', () => {
+    const x = tf.randomNormal([16, 4], 0, 1, 'float32', 700);
+    const y = tf.randomNormal([16, 5], 0, 1, 'float32', 701);
+    for (const kind of ['variable', 'dense'] as const) {
+      const trunk = tf.layers.dense({ units: 12, activation: 'tanh', inputShape: [4], kernelInitializer: tf.initializers.glorotNormal({ seed: 702 }) });
+      const H = tf.variable(tf.randomNormal([12, 5], 0, 0.5, 'float32', 703), true, `hgjoint_H_${kind}`);
+      const hb = tf.variable(tf.randomNormal([5], 0, 0.5, 'float32', 704), true, `hgjoint_b_${kind}`);
+      const dense = tf.layers.dense({ units: 5, kernelInitializer: tf.initializers.glorotNormal({ seed: 705 }) });
+      const z0 = trunk.apply(x) as tf.Tensor;
+      tf.dispose(dense.apply(z0) as tf.Tensor);
+      z0.dispose();
+      const headVars = kind === 'variable' ? [H, hb] : dense.trainableWeights.map((w) => w.read() as tf.Variable);
+      const vars = [...trunk.trainableWeights.map((w) => w.read() as tf.Variable), ...headVars];
+      const start = vars.map((v) => v.clone());
+      const zf = () => trunk.apply(x) as tf.Tensor;
+      const hf = (z: tf.Tensor) => {
+        const u = kind === 'variable' ? tf.add(tf.matMul(z as tf.Tensor2D, H), hb) : (dense.apply(z) as tf.Tensor);
+        const per = tf.unstack(tf.mean(tf.square(tf.sub(u, y)), 0));
+        return Object.fromEntries(per.map((l, i) => [`c${i}`, l as tf.Scalar]));
+      };
+      for (const balancer of ['mgda', 'grad-magnitude'] as const) {
+        const step = (layerwise: boolean) => {
+          setLayerwise(layerwise);
+          try {
+            vars.forEach((v, k) => v.assign(start[k]));
+            const t = new BalancedTrainer({ optimizer: tf.train.sgd(0.05), balancer, variables: vars, represent: { trunk: zf, heads: hf }, warn: () => {} });
+            t.step();
+            const before = tf.memory().numTensors;
+            const r = t.step();
+            expect(tf.memory().numTensors).toBe(before);
+            return { path: t.readingPath, weights: Object.values(r.weights), norms: Object.values(r.gradNorms ?? {}), after: vars.map((v) => Array.from(v.dataSync())) };
+          } finally {
+            setLayerwise(true);
+          }
+        };
+        const lw = step(true);
+        const pt = step(false);
+        const what = `${kind}, ${balancer}`;
+        expect(lw.path, what).toBe('representation, layer-wise');
+        expect(pt.path, what).toBe('representation, per-term');
+        lw.weights.forEach((q, k) => close(q, pt.weights[k], 1e-4));
+        lw.norms.forEach((q, k) => close(q, pt.norms[k], 1e-4));
+        lw.after.flat().forEach((q, k) => close(q, pt.after.flat()[k], 1e-5));
+      }
+      tf.dispose([...start, H, hb]);
+      trunk.dispose();
+      dense.dispose();
+    }
+    tf.dispose([x, y]);
+  });
+
   it('stats (mean/max |∂L_i/∂z|) and unit head weights agree with the per-term path', () => {
     const p = problem();
     const lw = run(p, true, { stats: true, unit: true, w: [0.3, 2, 1, 0.7, 0.01] });

@@ -8,7 +8,7 @@ import { checkSameTerms } from '../core/balancer.js';
 import { BalancerError } from '../core/errors.js';
 import type { GradientStats } from '../core/types.js';
 import { gramProduct } from './gram-product.js';
-import { headDenseLayers, headGram, headRows, headUpstream, withMatMulAttrs, type HeadDense } from './head-gram.js';
+import { headDenseLayers, headGram, headRows, headUpstream, jointGram, jointHeadLayer, jointRows, jointUpstream, stackE, withMatMulAttrs, type HeadDense } from './head-gram.js';
 import { planLayerwise, runLayerwise, type LayerParts } from './layerwise.js';
 import { subTapes } from './subtape.js';
 
@@ -713,10 +713,16 @@ function representationCore(
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
     const head: HeadDense | null = tape && layerwise ? headDenseLayers(tape.recorded(), z, ys) : null;
-    usedHeads = head !== null;
+    // one head layer for all terms (z W, the terms from its columns): per-term E_t over u by passes after it
+    const joint = !head && tape && layerwise ? jointHeadLayer(tape.recorded(), z, ys) : null;
+    usedHeads = head !== null || joint !== null;
     // head layers: every E_n = ∂L_i/∂u_n from one backward pass of Σ L_i (each u_n leads to one term)
     const E = head && tape ? tape.grads(ys.length === 1 ? ys[0] : tf.addN([...ys]), head.us) : null;
-    const dz = head ? null : tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
+    const Es = joint && tape ? (() => {
+      const per = tape.gradsEach(ys, [joint.u]).map((g) => g[0]);
+      return tape.unrecorded(() => tf.tidy(() => stackE(joint, per)));
+    })() : null;
+    const dz = head || joint ? null : tape ? tape.gradsEach(ys, [z]).map((g) => g[0]) : headGradsByRecomputation(rep, names, z);
     // Losses, M and the strategy's reading are never differentiated: not recorded on the tape. M is
     // released as soon as `decide` has read it (the backward pass below does not need it).
     const w = (tape ? tape.unrecorded.bind(tape) : <R>(f: () => R) => f())(() => {
@@ -725,10 +731,12 @@ function representationCore(
       const matrix = () =>
         (M ??= head
           ? headRows(head, E!, z, T)
+          : joint
+          ? jointRows(joint, Es!)
           : tf.tidy(() => tf.concat(dz!.map((g) => (g ?? tf.zerosLike(z)).reshape([-1]))).reshape([T, -1]) as tf.Tensor2D));
       const read = (withStats: boolean): GramReading => {
-        if (!head || withStats) return readGram(matrix(), withStats);
-        const flat = tf.tidy(() => headGram(head, E!, T).reshape([-1]));
+        if ((!head && !joint) || withStats) return readGram(matrix(), withStats);
+        const flat = tf.tidy(() => (head ? headGram(head, E!, T) : jointGram(joint!, Es!)).reshape([-1]));
         let reading: GramReading;
         try {
           reading = parseGram(flat.dataSync(), T, false);
@@ -748,7 +756,7 @@ function representationCore(
     if (!w) return out;
     const total = () => tf.addN(ys.map((y, i) => tf.mul(y, w[i]))) as tf.Scalar;
     const upstream = () =>
-      head ? headUpstream(head, E!, w) : tf.tidy(() => tf.addN(dz!.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i]))));
+      head ? headUpstream(head, E!, w) : joint ? jointUpstream(joint, Es!, w) : tf.tidy(() => tf.addN(dz!.map((g, i) => (g ?? tf.zerosLike(z)).mul(w[i]))));
     const gs = tape && headWeights === 'unit'
       ? unitHeadGrads(tape, z, upstream, ys, trainable)
       : tape

@@ -136,6 +136,85 @@ export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Ten
   return out.K * out.K * (B + d) < T * T * B * d ? out : null;
 }
 
+/**
+ * One head layer for all terms (a `[d, K]` head variable, or a tfjs-layers Dense with K units, whose
+ * output columns the terms are computed from): u = z W is the only operation that reads z, and it
+ * leads to two or more terms. Then ∂L_i/∂z = E_i Wᵀ with E_i = ∂L_i/∂u (B×K), each from a backward
+ * pass through the operations after u only, and G_ij = Σ_b E_i[b] (WᵀW) E_j[b]ᵀ: T·B·K² + T²·B·K
+ * multiply-adds instead of T²·B·d. Null when z is read otherwise or that is not cheaper.
+ */
+export interface JointHead {
+  u: tf.Tensor2D;
+  /** W (d×K), the engine's kept copy (a 2-D view for a fused product). */
+  w: tf.Tensor2D;
+}
+
+export function jointHeadLayer(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[]): JointHead | null {
+  if (z.rank !== 2 || !Array.isArray(tape)) return null;
+  const labels = labelTape(tape, ys);
+  if (!labels) return null;
+  const nodes = tape as TapeNode[];
+  let view: number | null = null;
+  let found: JointHead | null = null;
+  for (let k = 0; k < nodes.length; k++) {
+    const node = nodes[k];
+    const inputs = Object.values(node.inputs).filter(Boolean);
+    const readsZ = inputs.some((t) => t.id === z.id);
+    const readsView = view !== null && inputs.some((t) => t.id === view);
+    if ((!readsZ && !readsView) || !bitsOf(labels.nodes[k]).length) continue;
+    if (found) return null; // a second reader of z
+    const at = node.attrs;
+    if (readsZ && node.kernelName === 'Reshape' && view === null && node.outputs[0]?.rank === 3 && node.outputs[0].shape[0] === 1) {
+      view = node.outputs[0].id;
+      continue;
+    }
+    let w: tf.Tensor2D | null = null;
+    if (readsZ && node.kernelName === 'BatchMatMul' && at && !at.transposeA && !at.transposeB && node.inputs.a?.id === z.id && node.inputs.b?.rank === 2 && node.saved?.length === 2) {
+      w = node.saved[1] as tf.Tensor2D;
+    } else if (readsView && node.kernelName === 'fusedMatMul__op' && at && !at.transposeA && !at.transposeB && at.activation === 'linear' && !at.prelu && node.inputs['0']?.id === view && (node.saved?.length ?? 0) >= 3) {
+      const w3 = node.saved![1];
+      w = tf.reshape(w3, [w3.shape[1], w3.shape[2]] as [number, number]);
+    } else return null;
+    if (bitsOf(labels.nodes[k]).length < 2 || node.outputs.length !== 1) return null;
+    found = { u: node.outputs[0] as tf.Tensor2D, w };
+  }
+  if (!found) return null;
+  const [B, d] = z.shape;
+  const K = found.w.shape[1];
+  const T = ys.length;
+  return B * K * (K + T) < T * B * d ? found : null;
+}
+
+/** `[E_1 … E_T]` stacked (T × B × K) from the per-term gradients over u (null: zeros). */
+export function stackE(j: JointHead, E: readonly (tf.Tensor | null)[]): tf.Tensor3D {
+  return tf.stack(E.map((e) => e ?? tf.zeros(j.u.shape, j.u.dtype))) as tf.Tensor3D;
+}
+
+/** `G_ij = Σ_b E_i[b] (WᵀW) E_j[b]ᵀ` (T×T); call inside a `tf.tidy`. */
+export function jointGram(j: JointHead, Es: tf.Tensor3D): tf.Tensor2D {
+  const [T, B, K] = Es.shape;
+  const F = tf.matMul(tf.reshape(Es, [T * B, K]) as tf.Tensor2D, tf.matMul(tf.transpose(j.w), j.w));
+  const rows = tf.reshape(Es, [T, B * K]) as tf.Tensor2D;
+  return tf.matMul(rows, tf.transpose(tf.reshape(F, [T, B * K]))) as tf.Tensor2D;
+}
+
+/** The T × (B·d) per-term gradients over z, rows E_t Wᵀ. */
+export function jointRows(j: JointHead, Es: tf.Tensor3D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [T, B, K] = Es.shape;
+    return tf.reshape(tf.matMul(tf.reshape(Es, [T * B, K]) as tf.Tensor2D, tf.transpose(j.w)), [T, -1]) as tf.Tensor2D;
+  });
+}
+
+/** `Σ_t w_t ∂L_t/∂z = (Σ_t w_t E_t) Wᵀ` (B×d). */
+export function jointUpstream(j: JointHead, Es: tf.Tensor3D, w: readonly number[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [T, B, K] = Es.shape;
+    const Ew = tf.reshape(tf.matMul(tf.tensor2d(w as number[], [1, T]), tf.reshape(Es, [T, B * K]) as tf.Tensor2D), [B, K]) as tf.Tensor2D;
+    return tf.matMul(Ew, tf.transpose(j.w)) as tf.Tensor2D;
+  });
+}
+
 /** The K×T indicator S (column k of E and W belongs to term S's column), or null when it is the identity. */
 function indicator(h: HeadDense, T: number): tf.Tensor2D | null {
   const cols = h.ws.flatMap((w, n) => new Array<number>(w.shape[1]).fill(h.termOf[n]));
