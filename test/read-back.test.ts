@@ -85,7 +85,7 @@ describe('one definition of "end"', () => {
     });
     expect(s.endSteps).toBe(12);
     const text = summarize(records);
-    expect(text).toMatch(/end = mean alpha over the last 12 steps \(20%, as diagnose\); ratios against \w+ \(the smallest end alpha\)/);
+    expect(text).toMatch(/end = mean alpha over the last 12 steps \(20%, as diagnose\); ratios against \w+ \(the smallest positive end alpha\)/);
     const other = s.terms.find((x) => x.term !== s.reference)!.term;
     const byOther = summarizeData(records, { reference: other });
     expect(byOther.reference).toBe(other);

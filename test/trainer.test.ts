@@ -247,6 +247,10 @@ describe('sinks and summary', () => {
     const fixed = summarize([rec(0, 62.4, 1), rec(1, 62.4, 1)]);
     expect(fixed).toMatch(/fixed: recon at 62.4× kl throughout/);
     expect(fixed).not.toMatch(/learned/);
+    // a term whose alpha ended at 0 (mgda can do that) is not the reference; the header counts it
+    const rec3 = (step: number, a: number, k: number, c: number) => ({ step, loss: { a: 1, k: 1, c: 1 }, weight: { a, k, c }, weighted: { a, k, c }, total: a + k + c });
+    const zero = summarize([rec3(0, 1, 1, 1), rec3(1, 2, 0.5, 0), rec3(2, 4, 0.25, 0)]);
+    expect(zero).toMatch(/ratios against k \(the smallest positive end alpha; 1 term\(s\) ended at alpha 0\)/);
   });
 });
 

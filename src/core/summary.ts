@@ -57,7 +57,7 @@ export function summarizeData(records: Iterable<StepRecord>, options: SummaryOpt
   terms: TermSummary[];
   /** The term every {@link TermSummary.ratio} is against: `options.reference`, else the smallest positive end alpha's. */
   reference: string;
-  /** Whether the reference was chosen by the caller (`options.reference`) rather than by the smallest end alpha. */
+  /** Whether the reference was chosen by the caller (`options.reference`) rather than by the smallest positive end alpha. */
   referenceGiven: boolean;
   /** Number of steps the end averages (the last 20% of the accepted steps). */
   endSteps: number;
@@ -145,7 +145,7 @@ function summarizeTable(records: readonly StepRecord[], meta: RunMeta | null | u
   const { terms, reference, referenceGiven, endSteps, skipped } = summarizeData(records, options);
   const head = meta ? `strategy ${meta.strategy} on backend ${meta.backend}, ` : '';
   const lines = [
-    `${head}${records.length} steps${skipped ? ` (${skipped} skipped)` : ''}; end = mean alpha over the last ${endSteps} step${endSteps === 1 ? '' : 's'} (20%, as diagnose); ratios against ${reference} (${referenceGiven ? 'the reference given' : 'the smallest end alpha'})`,
+    `${head}${records.length} steps${skipped ? ` (${skipped} skipped)` : ''}; end = mean alpha over the last ${endSteps} step${endSteps === 1 ? '' : 's'} (20%, as diagnose); ratios against ${reference} (${referenceGiven ? 'the reference given' : `the smallest positive end alpha${terms.some((t) => t.end === 0) ? `; ${terms.filter((t) => t.end === 0).length} term(s) ended at alpha 0` : ''}`})`,
   ];
   const w = terms.reduce((m, t) => Math.max(m, t.term.length), 4);
   lines.push(
