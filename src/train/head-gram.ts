@@ -33,6 +33,38 @@ export interface HeadDense {
   K: number;
 }
 
+/** `tf.fused.matMul`'s tape node: a custom-gradient op, named after the op, over [1, B, in] and [1, in, out] views. */
+export const FUSED_MATMUL = 'fusedMatMul__op';
+
+/**
+ * Whether `node` is a 2-D product y = a W, W its second input, without transpose flags: a
+ * `tf.matMul` (BatchMatMul) of 2-D a and W, or a `tf.fused.matMul` with a linear activation and no
+ * PReLU over [1, B, in] and [1, in, out] views. The flags are those {@link withMatMulAttrs} noted; a
+ * node without them is not one.
+ */
+export function plainProduct(node: TapeNode): boolean {
+  const at = node.attrs;
+  if (!at || at.transposeA || at.transposeB) return false;
+  if (node.kernelName === 'BatchMatMul') return node.inputs.a?.rank === 2 && node.inputs.b?.rank === 2;
+  const view = (t: tf.Tensor | undefined) => t?.rank === 3 && t.shape[0] === 1;
+  return node.kernelName === FUSED_MATMUL && at.activation === 'linear' && !at.prelu && view(node.inputs['0']) && view(node.inputs['1']);
+}
+
+/**
+ * The W (in × out) the engine kept for a product node's gradient: for a fused product a new 2-D view
+ * of its [1, in, out] copy (the caller disposes it), else the copy itself.
+ */
+export function keptKernel(node: TapeNode): tf.Tensor2D {
+  const w = node.saved![1];
+  return (node.kernelName === FUSED_MATMUL ? tf.reshape(w, [w.shape[1], w.shape[2]] as [number, number]) : w) as tf.Tensor2D;
+}
+
+/** Whether `node` reshapes `t` to [1, …t.shape]: how `tf.fused.matMul` reads a 2-D operand. */
+export function isBatchView(node: TapeNode, t: tf.Tensor): boolean {
+  const y = node.outputs[0];
+  return node.kernelName === 'Reshape' && node.inputs.x?.id === t.id && node.outputs.length === 1 && !!y && y.rank === t.rank + 1 && y.shape[0] === 1 && t.shape.every((n, i) => y.shape[i + 1] === n);
+}
+
 /**
  * Run `f` (a forward pass being recorded) with the tape's `BatchMatMul` nodes noting their transpose
  * flags (`node.attrs`), which tfjs keeps only inside the node's gradient closure. The engine's
@@ -64,7 +96,7 @@ export function withMatMulAttrs<R>(f: () => R): R {
       tape[tape.length - 1].attrs = { transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB };
     }
     const y = Array.isArray(outputs) ? (outputs[0] as tf.Tensor | undefined) : undefined;
-    if (kernelName === 'fusedMatMul__op' && tape?.length && y && fused.has(y.dataId)) tape[tape.length - 1].attrs = fused.get(y.dataId);
+    if (kernelName === FUSED_MATMUL && tape?.length && y && fused.has(y.dataId)) tape[tape.length - 1].attrs = fused.get(y.dataId);
   };
   try {
     return f();
@@ -80,15 +112,13 @@ export function withMatMulAttrs<R>(f: () => R): R {
  * The heads' first dense layers of `tape` (see the file comment), or null when the terms read z in
  * any other way, or when the layer-wise Gram would not be cheaper than M Mᵀ (K²(B + d) ≥ T²·B·d).
  */
-export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[]): HeadDense | null {
-  if (z.rank !== 2 || !Array.isArray(tape)) return null;
-  const labels = labelTape(tape, ys);
-  if (!labels) return null;
+export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[], labels = labelTape(tape, ys)): HeadDense | null {
+  if (z.rank !== 2 || !Array.isArray(tape) || !labels) return null;
   const nodes = tape as TapeNode[];
   const down = new Set<number>([z.id]);
   const out: HeadDense = { us: [], ws: [], termOf: [], K: 0 };
-  // z viewed as [1, B, d] for tf.fused.matMul (a tfjs-layers Dense head with a linear activation):
-  // view id → its term, until the fused product that reads it is found
+  // z viewed as [1, B, d] for tf.fused.matMul (a tfjs-layers Dense head): view id → its term, until
+  // the fused product that reads it is found
   const views = new Map<number, number>();
   for (let k = 0; k < nodes.length; k++) {
     const node = nodes[k];
@@ -96,39 +126,25 @@ export function headDenseLayers(tape: unknown, z: tf.Tensor, ys: readonly tf.Ten
     if (!inputs.some((t) => down.has(t.id))) continue;
     for (const o of node.outputs) if (o) down.add(o.id);
     if (!labels.nodes[k]) continue;
-    if (inputs.some((t) => views.has(t.id))) {
-      // the fused product over the view: u = z W (its bias, if any, does not change ∂u/∂z)
-      const [a3, w3] = [node.inputs['0'], node.inputs['1']];
-      const at = node.attrs;
-      if (node.kernelName !== 'fusedMatMul__op' || !at || at.transposeA || at.transposeB || at.activation !== 'linear' || at.prelu) return null;
-      if (!a3 || !w3 || !views.has(a3.id) || inputs.filter((t) => views.has(t.id)).length !== 1 || down.has(w3.id) || w3.rank !== 3 || node.outputs.length !== 1) return null;
-      const terms = bitsOf(labels.nodes[k]);
-      if (terms.length !== 1 || terms[0] !== views.get(a3.id) || (node.saved?.length ?? 0) < 3) return null;
-      views.delete(a3.id);
-      out.us.push(node.outputs[0] as tf.Tensor2D);
-      const w = node.saved![1]; // the engine's kept [1, d, k] copy
-      out.ws.push(tf.reshape(w, [w.shape[1], w.shape[2]] as [number, number]));
-      out.termOf.push(terms[0]);
-      out.K += w.shape[2] ?? 0;
-      continue;
-    }
-    if (!inputs.some((t) => t.id === z.id)) continue;
-    if (node.kernelName === 'Reshape' && node.outputs.length === 1 && node.outputs[0].rank === 3 && node.outputs[0].shape[0] === 1 && node.outputs[0].shape[1] === z.shape[0] && node.outputs[0].shape[2] === z.shape[1]) {
-      const terms = bitsOf(labels.nodes[k]);
-      if (terms.length !== 1) return null;
+    const viewRead = inputs.filter((t) => views.has(t.id));
+    if (!viewRead.length && !inputs.some((t) => t.id === z.id)) continue;
+    const terms = bitsOf(labels.nodes[k]);
+    if (terms.length !== 1) return null;
+    if (!viewRead.length && isBatchView(node, z)) {
       views.set(node.outputs[0].id, terms[0]);
       continue;
     }
-    // a node that reads z and leads to a term: it must be u = z W, W not computed from z
-    const { a, b } = node.inputs;
-    if (node.kernelName !== 'BatchMatMul' || !node.attrs || node.attrs.transposeA || node.attrs.transposeB) return null;
-    if (!a || !b || a.id !== z.id || down.has(b.id) || b.rank !== 2 || node.outputs.length !== 1 || node.saved?.length !== 2) return null;
-    const terms = bitsOf(labels.nodes[k]);
-    if (terms.length !== 1) return null;
+    // a node that reads z (or its view) and leads to a term: it must be u = z W, W not computed from
+    // z (a fused product's bias, if any, does not change ∂u/∂z)
+    const [a, b] = node.kernelName === FUSED_MATMUL ? [node.inputs['0'], node.inputs['1']] : [node.inputs.a, node.inputs.b];
+    const fromView = viewRead.length === 1 && a?.id === viewRead[0].id && views.get(a.id) === terms[0];
+    if (!plainProduct(node) || !a || !b || !(fromView || (!viewRead.length && a.id === z.id)) || down.has(b.id) || node.outputs.length !== 1 || (node.saved?.length ?? 0) < 2) return null;
+    if (fromView) views.delete(a.id);
+    const w = keptKernel(node); // the engine's kept copy: a head layer's own W may be disposed by now
     out.us.push(node.outputs[0] as tf.Tensor2D);
-    out.ws.push(node.saved[1] as tf.Tensor2D); // the engine's kept copy: a head layer's own W may be disposed by now
+    out.ws.push(w);
     out.termOf.push(terms[0]);
-    out.K += b.shape[1] ?? 0;
+    out.K += w.shape[1];
   }
   if (!out.us.length || views.size) return null;
   const [B, d] = z.shape;
@@ -149,10 +165,8 @@ export interface JointHead {
   w: tf.Tensor2D;
 }
 
-export function jointHeadLayer(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[]): JointHead | null {
-  if (z.rank !== 2 || !Array.isArray(tape)) return null;
-  const labels = labelTape(tape, ys);
-  if (!labels) return null;
+export function jointHeadLayer(tape: unknown, z: tf.Tensor, ys: readonly tf.Tensor[], labels = labelTape(tape, ys)): JointHead | null {
+  if (z.rank !== 2 || !Array.isArray(tape) || !labels) return null;
   const nodes = tape as TapeNode[];
   let view: number | null = null;
   let found: JointHead | null = null;
@@ -163,20 +177,14 @@ export function jointHeadLayer(tape: unknown, z: tf.Tensor, ys: readonly tf.Tens
     const readsView = view !== null && inputs.some((t) => t.id === view);
     if ((!readsZ && !readsView) || !bitsOf(labels.nodes[k]).length) continue;
     if (found) return null; // a second reader of z
-    const at = node.attrs;
-    if (readsZ && node.kernelName === 'Reshape' && view === null && node.outputs[0]?.rank === 3 && node.outputs[0].shape[0] === 1) {
+    if (readsZ && view === null && isBatchView(node, z)) {
       view = node.outputs[0].id;
       continue;
     }
-    let w: tf.Tensor2D | null = null;
-    if (readsZ && node.kernelName === 'BatchMatMul' && at && !at.transposeA && !at.transposeB && node.inputs.a?.id === z.id && node.inputs.b?.rank === 2 && node.saved?.length === 2) {
-      w = node.saved[1] as tf.Tensor2D;
-    } else if (readsView && node.kernelName === 'fusedMatMul__op' && at && !at.transposeA && !at.transposeB && at.activation === 'linear' && !at.prelu && node.inputs['0']?.id === view && (node.saved?.length ?? 0) >= 3) {
-      const w3 = node.saved![1];
-      w = tf.reshape(w3, [w3.shape[1], w3.shape[2]] as [number, number]);
-    } else return null;
+    const a = node.kernelName === FUSED_MATMUL ? node.inputs['0'] : node.inputs.a;
+    if (!plainProduct(node) || a?.id !== (readsView ? view : z.id) || (node.saved?.length ?? 0) < 2) return null;
     if (bitsOf(labels.nodes[k]).length < 2 || node.outputs.length !== 1) return null;
-    found = { u: node.outputs[0] as tf.Tensor2D, w };
+    found = { u: node.outputs[0] as tf.Tensor2D, w: keptKernel(node) };
   }
   if (!found) return null;
   const [B, d] = z.shape;

@@ -33,6 +33,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { gramProduct, transposeInner, transposeRows } from './gram-product.js';
+import { FUSED_MATMUL, isBatchView, keptKernel, plainProduct } from './head-gram.js';
 import { bitsOf, labelTape, type TapeNode } from './subtape.js';
 
 /** Kernels the shared part may contain (see the file comment). */
@@ -112,13 +113,13 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
     if (terms.length === 0) continue; // leads to no loss (tfjs also records a node per op's input, which leads nowhere)
     for (const [, t] of entries) if (sharedIds.has(t.id)) readers.set(t.id, (readers.get(t.id) ?? 0) + 1);
     const x = node.inputs.x;
-    if (terms.length >= 2 && node.kernelName === 'Reshape' && x && sharedIds.has(x.id) && node.outputs.length === 1 && sameShape(node.outputs[0].shape, [1, ...x.shape])) {
+    if (terms.length >= 2 && x && sharedIds.has(x.id) && isBatchView(node, x)) {
       alias.set(node.outputs[0].id, x as tf.Variable); // a kernel as tf.fused.matMul reads it
       continue;
     }
     if (terms.length >= 2 && (onPath.some(([, t]) => tailOut.has(t.id)) || !supported(node, down, sharedIds, alias))) {
-      // the tail (see LayerwisePlan.boundary): no variable in it
-      if (onPath.some(([, t]) => sharedIds.has(t.id))) return null;
+      // the tail (see LayerwisePlan.boundary): no variable in it, nor a view of one
+      if (onPath.some(([, t]) => sharedIds.has(t.id) || alias.has(t.id))) return null;
       for (const [, t] of onPath) if (!tailOut.has(t.id)) boundaries.set(t.id, t);
       for (const o of node.outputs) if (o) tailOut.add(o.id);
       continue;
@@ -151,38 +152,30 @@ export function planLayerwise(tape: unknown, ys: readonly tf.Tensor[], vars: rea
   const reached = new Set([...reach.values()].flat());
   const unreached = ys.map((_, i) => i).filter((i) => !reached.has(i));
   // a view of a shared kernel read by anything but a fused dense product
-  for (const node of shared) for (const [name, t] of Object.entries(node.inputs)) if (t && alias.has(t.id) && !(node.kernelName === FUSED && name === '1')) return null;
-  if ([...alias.keys()].some((id) => boundary?.id === id || tailOut.has(id))) return null;
+  for (const node of shared) for (const [name, t] of Object.entries(node.inputs)) if (t && alias.has(t.id) && !(node.kernelName === FUSED_MATMUL && name === '1')) return null;
   return { shared: shared.reverse(), frontier, headVars, sharedVars, carries, unreached, boundary, alias };
 }
 
-/**
- * The tape node of `tf.fused.matMul` (a custom-gradient op: its node has the op's name, inputs '0'
- * and '1' as [1, B, in] and [1, in, out] views, and saves them and its output). Its flags are noted
- * by `withMatMulAttrs` (src/train/head-gram.ts) from the `_FusedMatMul` kernel it ran.
- */
-const FUSED = 'fusedMatMul__op';
 
 /** Whether the batched backward pass handles `node` (see the file comment). */
 function supported(node: Node, down: Set<number>, sharedIds: Set<number>, alias: Map<number, tf.Variable>): boolean {
   const out = node.outputs[0];
   const { a, b, x } = node.inputs;
   switch (node.kernelName) {
-    case FUSED: {
+    case FUSED_MATMUL: {
       const [a3, b3, bias] = [node.inputs['0'], node.inputs['1'], node.inputs['2']];
-      const at = node.attrs;
-      if (!at || at.transposeA || at.transposeB || at.activation !== 'linear' || at.prelu || !!at.bias !== !!bias) return false;
+      if (!plainProduct(node) || !!node.attrs!.bias !== !!bias) return false;
       // with a bias: a shared [out] variable (tfjs-layers passes the layer's own)
       if (bias && (!sharedIds.has(bias.id) || bias.rank !== 1 || bias.shape[0] !== out.shape[1])) return false;
-      if (!a3 || !b3 || Object.keys(node.inputs).length !== (bias ? 3 : 2) || node.saved?.length !== (bias ? 4 : 3)) return false;
-      if (a3.rank !== 3 || a3.shape[0] !== 1 || !alias.has(b3.id) || out.rank !== 2) return false;
+      if (Object.keys(node.inputs).length !== (bias ? 3 : 2) || node.saved?.length !== (bias ? 4 : 3)) return false;
+      if (!alias.has(b3.id) || out.rank !== 2) return false;
       return !sharedIds.has(a3.id) && !alias.has(a3.id);
     }
     case 'Reshape':
       // a reshape of a tensor on the path (its gradient: the stacked gradients reshaped back)
       return !!x && down.has(x.id) && !sharedIds.has(x.id) && !alias.has(x.id);
     case 'BatchMatMul':
-      if (!node.attrs || node.attrs.transposeA || node.attrs.transposeB || !a || !b || a.rank !== 2 || b.rank !== 2) return false;
+      if (!plainProduct(node)) return false;
       if (node.saved?.length !== 2) return false; // a and b as the engine kept them
       if (down.has(b.id) && !sharedIds.has(b.id)) return false; // W computed from a shared variable
       return !sharedIds.has(a.id);
@@ -333,13 +326,13 @@ export function runLayerwise(
       const { a, b, x } = node.inputs;
       if (node.kernelName === 'Reshape') {
         addTo(x, tf.reshape(Dy, [T, ...x.shape]));
-      } else if (node.kernelName === 'BatchMatMul' || node.kernelName === FUSED) {
-        const fused = node.kernelName === FUSED;
+      } else if (node.kernelName === 'BatchMatMul' || node.kernelName === FUSED_MATMUL) {
+        const fused = node.kernelName === FUSED_MATMUL;
         const ain = fused ? node.inputs['0'] : a;
         const [B, out] = y.shape as [number, number];
         // the engine's kept copies of a and W: the forward's own may be disposed by now (a layer's tidy)
-        const [a0, w0] = node.saved!;
-        const Wk = (fused ? tf.reshape(w0, [w0.shape[1], w0.shape[2]] as [number, number]) : w0) as tf.Tensor2D;
+        const a0 = node.saved![0];
+        const Wk = keptKernel(node);
         const W = fused ? plan.alias.get(node.inputs['1'].id)! : isShared(b) ? (b as tf.Variable) : null;
         if (W) {
           const A = (fused ? tf.reshape(a0, [B, a0.shape[2] as number]) : a0) as tf.Tensor2D;
