@@ -10,7 +10,7 @@ import type { GradientStats } from '../core/types.js';
 import { gramProduct } from './gram-product.js';
 import { headDenseLayers, headGram, headRows, headUpstream, jointGram, jointHeadLayer, jointRows, jointUpstream, stackE, withMatMulAttrs, type HeadDense } from './head-gram.js';
 import { planLayerwise, runLayerwise, type LayerParts } from './layerwise.js';
-import { subTapes } from './subtape.js';
+import { labelTape, subTapes } from './subtape.js';
 
 /** A term's gradients, by variable name (variables the term does not reach are absent). */
 export type TermGrads = Map<string, tf.Tensor>;
@@ -668,7 +668,7 @@ export function representationGradients(
   decide: Decide,
   headWeights: 'weighted' | 'unit' = 'weighted',
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap } {
-  return representationCore(rep, names, vars, check, (losses, zg) => decide(losses, zg.matrix()), headWeights, false);
+  return representationReading(rep, names, vars, check, (losses, zg) => decide(losses, zg.matrix()), headWeights, false);
 }
 
 /**
@@ -688,18 +688,6 @@ export function representationReading(
   headWeights: 'weighted' | 'unit' = 'weighted',
   layerwise = layerwiseOn,
 ): { values: tf.Scalar[]; grads: tf.NamedTensorMap; layerwise: boolean } {
-  return representationCore(rep, names, vars, check, decide, headWeights, layerwise);
-}
-
-function representationCore(
-  rep: Representation,
-  names: readonly string[],
-  vars: readonly tf.Variable[],
-  check: (got: Record<string, tf.Scalar>) => void,
-  decide: DecideRead,
-  headWeights: 'weighted' | 'unit',
-  layerwise: boolean,
-): { values: tf.Scalar[]; grads: tf.NamedTensorMap; layerwise: boolean } {
   const trainable = vars.filter((v) => v.trainable);
   const T = names.length;
   let usedHeads = false;
@@ -712,9 +700,10 @@ function representationCore(
     if (!t || typeof t !== 'object') throw new BalancerError('represent.heads(z) must return an object of named scalar losses');
     check(t);
     const ys = names.map((n) => scalarOf(t, n));
-    const head: HeadDense | null = tape && layerwise ? headDenseLayers(tape.recorded(), z, ys) : null;
+    const labels = tape && layerwise ? labelTape(tape.recorded(), ys) : null;
+    const head: HeadDense | null = labels ? headDenseLayers(tape!.recorded(), z, ys, labels) : null;
     // one head layer for all terms (z W, the terms from its columns): per-term E_t over u by passes after it
-    const joint = !head && tape && layerwise ? jointHeadLayer(tape.recorded(), z, ys) : null;
+    const joint = !head && labels ? jointHeadLayer(tape!.recorded(), z, ys, labels) : null;
     usedHeads = head !== null || joint !== null;
     // head layers: every E_n = ∂L_i/∂u_n from one backward pass of Σ L_i (each u_n leads to one term)
     const E = head && tape ? tape.grads(ys.length === 1 ? ys[0] : tf.addN([...ys]), head.us) : null;
