@@ -23,10 +23,10 @@ import { remainingSelectionSteps, type Tournament } from '../core/tournament.js'
 import { HarmMonitor, type HarmMonitorOptions } from '../core/harm.js';
 import type { BalancerSpec, NonFinitePolicy } from '../core/types.js';
 
-/** Options of {@link BalancedTrainer}. */
 /** How a step read the per-term gradients (see {@link BalancedTrainer.readingPath}). */
 export type ReadingPath = 'exact, layer-wise' | 'exact, per-term' | 'representation, layer-wise' | 'representation, per-term';
 
+/** Options of {@link BalancedTrainer}. */
 export interface BalancedTrainerOptions {
   /**
    * Computes the named scalar loss terms from the model. Called inside the trainer's gradient
@@ -474,7 +474,7 @@ export class BalancedTrainer {
         result = res!;
         grads = result.skipped ? {} : out.grads;
       }
-      result = this.apply(grads, result, snapshot, losses);
+      result = this.apply(grads, vars, result, snapshot, losses);
       outcome = { losses, result, gram: reading?.gram };
     });
 
@@ -569,7 +569,7 @@ export class BalancedTrainer {
         const flags = tf.tidy(() => tf.stack(gradNames.map((n) => tf.all(tf.isFinite(grads[n])))));
         held.push(flags);
         result = this.guarded(gradNames, await flags.data(), result, snapshot, losses);
-        if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(this.inVariableOrder(grads)));
+        if (!result.skipped) tf.tidy(() => this.opts.optimizer.applyGradients(this.inVariableOrder(grads, vars)));
       }
       return { ...this.record(names, losses, result, reading?.gram), refreshed: refresh };
     } finally {
@@ -750,7 +750,7 @@ export class BalancedTrainer {
         micro,
       );
       if (perTerm) this.sharedVars ??= out.shared;
-      outcome = { losses: out.losses, result: this.apply(out.grads, out.result, snapshot, out.losses), gram: out.gram };
+      outcome = { losses: out.losses, result: this.apply(out.grads, vars, out.result, snapshot, out.losses), gram: out.gram };
     });
     return { ...this.record(names, outcome.losses, outcome.result, outcome.gram), refreshed: refresh };
   }
@@ -779,7 +779,7 @@ export class BalancedTrainer {
         const gram = names.map((_, i) => names.map((_, j) => (i === j ? flat[T + i] : 0)));
         let result = this.balancer.update({ losses, jacobian: M, tf, epoch: this._epoch });
         const grads = result.skipped ? {} : jacobianGrads(termGrads, result, this.sharedVars, vars, this.balancer.headWeights);
-        result = this.apply(grads, result, snapshot, losses);
+        result = this.apply(grads, vars, result, snapshot, losses);
         const { direction: _d, ...kept } = result;
         outcome = { losses, result: kept, gram };
       });
@@ -790,24 +790,24 @@ export class BalancedTrainer {
   }
 
   /** Guard the combined gradients, then apply them with the user's optimizer (unless skipped). */
-  private apply(grads: tf.NamedTensorMap, result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
+  private apply(grads: tf.NamedTensorMap, vars: readonly tf.Variable[], result: UpdateResult, snapshot: BalancerState, losses: readonly number[]): UpdateResult {
     if (result.skipped || !Object.keys(grads).length) return result;
     const guarded = this.guardGradients(grads, result, snapshot, losses);
-    if (!guarded.skipped) this.opts.optimizer.applyGradients(this.inVariableOrder(grads));
+    if (!guarded.skipped) this.opts.optimizer.applyGradients(this.inVariableOrder(grads, vars));
     return guarded;
   }
 
   /**
-   * `grads` with its keys in the order of the trained variables ({@link variables}), then any
+   * `grads` with its keys in the order of the trained variables `vars` (the step's {@link variables}), then any
    * other. tfjs's optimizers keep their slots (Adam's moments, momentum, …) by the position of a name
    * in the map, not by the name: the readings build their maps in different orders (the layer-wise
    * one layer by layer from the output, `every: k`'s steps in between in the variables' order), and a
    * changed order gave a variable another one's moments (an error when the shapes differ, silently
    * wrong when they agree).
    */
-  private inVariableOrder(grads: tf.NamedTensorMap): tf.NamedTensorMap {
+  private inVariableOrder(grads: tf.NamedTensorMap, vars: readonly tf.Variable[]): tf.NamedTensorMap {
     const out: tf.NamedTensorMap = {};
-    for (const v of this.variables) if (grads[v.name]) out[v.name] = grads[v.name];
+    for (const v of vars) if (grads[v.name]) out[v.name] = grads[v.name];
     for (const [name, g] of Object.entries(grads)) if (!(name in out)) out[name] = g;
     return out;
   }
