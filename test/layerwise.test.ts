@@ -72,16 +72,17 @@ function model(T = 4, B = 8) {
   return { vars, shared: [W1, b1, W2, b2], names, terms, dispose: () => tf.dispose([...vars, x, y]) };
 }
 
-/** The independent reference: per-term gradients by one tf.variableGrads each, G over the shared variables in float64. */
-function reference(m: ReturnType<typeof model>): number[][] {
-  const rows = m.names.map((n) =>
+/** The independent reference: per-term gradients by one tf.variableGrads each, G over `over` in float64. */
+function gramReference(terms: () => Record<string, tf.Scalar>, names: readonly string[], over: tf.Variable[]): number[][] {
+  const rows = names.map((n) =>
     tf.tidy(() => {
-      const { grads } = tf.variableGrads(() => m.terms()[n], m.shared);
-      return m.shared.flatMap((v) => Array.from(grads[v.name].dataSync()));
+      const { grads } = tf.variableGrads(() => terms()[n], over);
+      return over.flatMap((v) => Array.from(grads[v.name].dataSync()));
     }),
   );
   return rows.map((a) => rows.map((b) => a.reduce((s, x, k) => s + x * b[k], 0)));
 }
+const reference = (m: ReturnType<typeof model>) => gramReference(m.terms, m.names, m.shared);
 
 /** Two steps of a trainer with `spy`, layer-wise on or off: the Gram matrices read and the variables after. */
 function train(layerwise: boolean, w: number[], headWeights: 'weighted' | 'unit' = 'weighted', shared?: 'first' | 'kernels') {
@@ -203,11 +204,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     };
     const names = heads.map((_, i) => `t${i}`);
     const shared = [W1, W2, b2];
-    const rows = names.map((n) => tf.tidy(() => {
-      const { grads } = tf.variableGrads(() => terms()[n], shared);
-      return shared.flatMap((s) => Array.from(grads[s.name].dataSync()));
-    }));
-    const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+    const want = gramReference(terms, names, shared);
     tf.tidy(() => {
       const r = termGradientsLayered(terms, names, [...shared, ...heads], () => {}, null);
       expect(r.kind).toBe('layerwise');
@@ -258,11 +255,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
     };
     for (const [what, make] of Object.entries(models)) {
       const m = make();
-      const rows = m.names.map((n) => tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => m.terms()[n], m.vars);
-        return m.vars.flatMap((s) => Array.from(grads[s.name].dataSync()));
-      }));
-      const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+      const want = gramReference(m.terms, m.names, m.vars);
       tf.tidy(() => {
         const r = termGradientsLayered(m.terms, m.names, m.vars, () => {}, null);
         expect(r.kind, what).toBe('layerwise');
@@ -335,11 +328,7 @@ describe('exact mode, layer-wise Gram for dense layers', () => {
         const z = d2.apply(d1.apply(x)) as tf.Tensor2D;
         return Object.fromEntries(heads.map((h, i) => [names[i], tf.mean(tf.square(tf.sub(tf.matMul(z, h), i))) as tf.Scalar]));
       };
-      const rows = names.map((n) => tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => terms()[n], trunkVars);
-        return trunkVars.flatMap((v) => Array.from(grads[v.name].dataSync()));
-      }));
-      const want = rows.map((a) => rows.map((b) => a.reduce((acc, q, k) => acc + q * b[k], 0)));
+      const want = gramReference(terms, names, trunkVars);
       tf.tidy(() => {
         const r = termGradientsLayered(terms, names, [...trunkVars, ...heads], () => {}, null);
         expect(r.kind, what).toBe('layerwise');
