@@ -675,9 +675,10 @@ export function representationGradients(
  * {@link representationGradients} for a decision that reads the Gram matrix (the trainer's). With
  * `layerwise` (and a tape), when every term reads z only through its own dense layer u = z W
  * (src/train/head-gram.ts) and that is cheaper, the Gram matrix comes from the layers' inputs and
- * output gradients, all from ONE backward pass of Σ L_i through the heads, and M is made only if
- * the decision asks for it (stats, or a Gram matrix that overflowed float32). Same weights, same
- * combined gradients as the per-term passes (up to float32 rounding).
+ * output gradients, all from ONE backward pass of Σ L_i through the heads; when all terms read z
+ * through one dense layer, from its per-term output gradients (passes through the operations after
+ * it only). M is made only if the decision asks for it (stats, or a Gram matrix that overflowed
+ * float32). Same weights, same combined gradients as the per-term passes (up to float32 rounding).
  */
 export function representationReading(
   rep: Representation,
